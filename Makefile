@@ -1,0 +1,42 @@
+# inferno: make help lists the targets.
+PY      ?= python3
+VENV    := .venv
+BIN     := $(VENV)/bin
+STAMP   := $(VENV)/.installed
+PROTOS  := $(wildcard proto/*.proto)
+STUBS   := $(PROTOS:.proto=_pb2.py)
+
+.PHONY: help install proto test lint bench demo clean
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -c constraints.txt '.[dev]'
+	$(BIN)/pip check
+	touch $@
+
+install: $(STAMP)  ## create .venv and install the pinned dependencies
+
+proto/%_pb2.py: proto/%.proto $(STAMP)
+	cd proto && ../$(BIN)/python -m grpc_tools.protoc -I. --python_out=. --pyi_out=. --grpc_python_out=. $(notdir $<)
+	sed -i -E 's/^import (\w+_pb2)/from . import \1/' proto/$*_pb2.py proto/$*_pb2_grpc.py
+
+proto: $(STUBS)  ## generate the gRPC stubs into proto/
+
+test: install proto  ## run the test suite (installs what it needs)
+	$(BIN)/python -m pytest -q
+
+lint: install  ## ruff check
+	$(BIN)/ruff check .
+
+bench: install proto  ## benchmarks: optimizer solve times, model fidelity, emulator capacity
+	$(BIN)/python -m bench
+
+demo: install proto  ## the whole control loop on the embedded local cluster
+	$(BIN)/python -m demo
+
+clean:  ## remove generated stubs and the venv
+	rm -rf $(VENV) proto/*_pb2*.py proto/*_pb2*.pyi

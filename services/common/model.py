@@ -1,0 +1,286 @@
+"""The data model shared by all services: frozen, slotted dataclasses with units in field names.
+
+Mirrors Inferno's data files (see docs in QUEUEING.md section 1): accelerators, capacity, model
+performance data, service classes and their targets, servers with their load and allocations,
+optimizer settings, and solutions. Rates in this model are requests per minute (``_rpm``), times are
+milliseconds (``_ms``) and costs are cost units per hour (``_per_hour``), exactly as in the data files.
+
+This module is pure: it imports nothing outside the standard library.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+
+DEFAULT_CLASS = "Free"
+"""Service class of a server that names none (Inferno's convention)."""
+
+LOWEST_PRIORITY = 100
+"""Priorities run 1 (most important) .. 100; out-of-range values become this."""
+
+
+@dataclass(frozen=True, slots=True)
+class PowerProfile:
+    """Accelerator power draw, piecewise linear in utilization: idle -> (mid_util, mid_power) -> full, watts."""
+
+    idle_w: float = 0.0
+    full_w: float = 0.0
+    mid_power_w: float = 0.0
+    mid_util: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class Accelerator:
+    """One accelerator kind as allocated to a replica (e.g. ``2xAIU2`` = two ``AIU2`` cards).
+
+    ``name`` keys model data; ``type`` is the card type counted against capacity; ``multiplicity`` is the
+    number of ``type`` cards in one accelerator; ``cost_per_hour`` is for one accelerator of this name.
+    """
+
+    name: str
+    type: str
+    multiplicity: int = 1
+    mem_size_gb: float = 0.0
+    mem_bw_gbps: float = 0.0
+    power: PowerProfile = field(default_factory=PowerProfile)
+    cost_per_hour: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class Capacity:
+    """Cards available per accelerator type; a type that is absent has 0."""
+
+    counts: Mapping[str, int] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "counts", MappingProxyType(dict(self.counts)))
+
+    def count(self, accelerator_type: str) -> int:
+        """Cards of ``accelerator_type`` available (0 when not listed)."""
+        return self.counts.get(accelerator_type, 0)
+
+
+@dataclass(frozen=True, slots=True)
+class PerfParms:
+    """Iteration time = alpha + beta x (tokens computed) + gamma x (tokens read from the KV cache), all ms."""
+
+    alpha_ms: float
+    beta_ms: float
+    gamma_ms: float
+
+
+@dataclass(frozen=True, slots=True)
+class ModelPerf:
+    """Performance of one model on one accelerator name.
+
+    ``acc_count`` accelerators serve one replica (<= 0 in files means 1); ``max_batch_size`` requests were
+    measured at ``at_tokens`` tokens per request.
+    """
+
+    model: str
+    accelerator: str
+    acc_count: int
+    max_batch_size: int
+    at_tokens: int
+    perf: PerfParms
+
+
+@dataclass(frozen=True, slots=True)
+class ModelTarget:
+    """SLOs of one model in a service class; 0 means no target. ITL and TTFT are means in ms."""
+
+    model: str
+    slo_itl_ms: float = 0.0
+    slo_ttft_ms: float = 0.0
+    slo_tps: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceClass:
+    """A service class: ``priority`` 1..100 (smaller is more important) and per-model targets."""
+
+    name: str
+    priority: int = LOWEST_PRIORITY
+    targets: tuple[ModelTarget, ...] = ()
+
+    def target_for(self, model: str) -> ModelTarget | None:
+        """The class's target for ``model``, or None when the class sets none."""
+        for target in self.targets:
+            if target.model == model:
+                return target
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class Load:
+    """Offered load of a server: arrival rate in requests per minute and mean tokens per request."""
+
+    arrival_rate_rpm: float = 0.0
+    avg_in_tokens: float = 0.0
+    avg_out_tokens: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class Allocation:
+    """An allocation of a server: accelerator name, replicas, batch size, cost and predicted latency.
+
+    ``accelerator == ""`` means no allocation. ``saturated`` marks a best-effort allocation that serves
+    less than the load; ``unserved_rate_rpm`` is the rate it cannot serve. ``max_queue`` is the queue size
+    per replica the model assumed (0 when unknown).
+    """
+
+    accelerator: str = ""
+    num_replicas: int = 0
+    max_batch: int = 0
+    cost_per_hour: float = 0.0
+    itl_ms: float = 0.0
+    ttft_ms: float = 0.0
+    load: Load = field(default_factory=Load)
+    max_queue: int = 0
+    saturated: bool = False
+    unserved_rate_rpm: float = 0.0
+
+    @property
+    def is_empty(self) -> bool:
+        """True when no accelerator is allocated."""
+        return self.accelerator == ""
+
+
+@dataclass(frozen=True, slots=True)
+class ObservedMetrics:
+    """What the collector measured for a server over its window; None where no figure was available.
+
+    Latencies are means in ms; ``kv_cache_usage`` is a fraction 0..1; ``source`` names where the load
+    came from (see LoadSource).
+    """
+
+    itl_ms: float | None = None
+    ttft_ms: float | None = None
+    e2e_ms: float | None = None
+    requests_running: float | None = None
+    requests_waiting: float | None = None
+    kv_cache_usage: float | None = None
+    ready_replicas: int | None = None
+    source: str = ""
+
+
+class LoadSource(enum.StrEnum):
+    """Where a server's load figures came from."""
+
+    PROMETHEUS = "prometheus"
+    DIRECT_SCRAPE = "direct_scrape"
+    LABELS = "labels"
+    DATA_FILE = "data_file"
+
+
+@dataclass(frozen=True, slots=True)
+class Server:
+    """A (model, service class) inference server.
+
+    ``max_batch_size`` > 0 overrides the computed batch size; ``current`` holds the current allocation and
+    the load (``current.load``); ``desired`` is the optimizer's output, when known.
+    """
+
+    name: str
+    service_class: str = DEFAULT_CLASS
+    model: str = ""
+    keep_accelerator: bool = False
+    min_replicas: int = 0
+    max_batch_size: int = 0
+    max_queue_size: int = 0
+    current: Allocation = field(default_factory=Allocation)
+    desired: Allocation | None = None
+    observed: ObservedMetrics | None = None
+
+    @property
+    def load(self) -> Load:
+        """The server's offered load (from its current allocation record)."""
+        return self.current.load
+
+
+class SaturationPolicy(enum.StrEnum):
+    """What the limited-capacity solver does with servers it could not fully allocate (QUEUEING.md s6)."""
+
+    NONE = "None"
+    PRIORITY_EXHAUSTIVE = "PriorityExhaustive"
+    PRIORITY_ROUND_ROBIN = "PriorityRoundRobin"
+    ROUND_ROBIN = "RoundRobin"
+
+
+class ServiceModel(enum.StrEnum):
+    """Which service-time model sizes replicas (QUEUEING.md s3)."""
+
+    V03 = "v0.3"
+    V07 = "v0.7"
+
+
+@dataclass(frozen=True, slots=True)
+class OptimizerSettings:
+    """Optimizer settings from optimizer-data.json, plus our extensions (last three fields)."""
+
+    unlimited: bool = False
+    heterogeneous: bool = False
+    milp_solver: bool = False
+    use_cplex: bool = False
+    delayed_best_effort: bool = False
+    saturation_policy: SaturationPolicy = SaturationPolicy.NONE
+    service_model: ServiceModel = ServiceModel.V03
+    blocking_bound: float = 0.0
+    """Largest loss probability p(C) allowed at the sized point; 0 disables the check (Inferno's way)."""
+    time_limit_s: float = 10.0
+
+
+@dataclass(frozen=True, slots=True)
+class SystemData:
+    """Everything the optimizer needs: the six Inferno data files as one value."""
+
+    accelerators: tuple[Accelerator, ...] = ()
+    models: tuple[ModelPerf, ...] = ()
+    service_classes: tuple[ServiceClass, ...] = ()
+    servers: tuple[Server, ...] = ()
+    optimizer: OptimizerSettings = field(default_factory=OptimizerSettings)
+    capacity: Capacity = field(default_factory=Capacity)
+
+    def accelerator(self, name: str) -> Accelerator | None:
+        """The accelerator called ``name``, or None."""
+        return next((a for a in self.accelerators if a.name == name), None)
+
+    def service_class(self, name: str) -> ServiceClass | None:
+        """The service class called ``name``, or None."""
+        return next((c for c in self.service_classes if c.name == name), None)
+
+    def perf(self, model: str, accelerator: str) -> ModelPerf | None:
+        """Performance data of ``model`` on ``accelerator``, or None."""
+        return next((m for m in self.models if m.model == model and m.accelerator == accelerator), None)
+
+
+@dataclass(frozen=True, slots=True)
+class Solution:
+    """The optimizer's answer: an allocation per server name, and servers it could not allocate.
+
+    ``unallocated`` maps a server name to the reason it got nothing.
+    """
+
+    allocations: Mapping[str, Allocation] = field(default_factory=dict)
+    unallocated: Mapping[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "allocations", MappingProxyType(dict(sorted(self.allocations.items()))))
+        object.__setattr__(self, "unallocated", MappingProxyType(dict(sorted(self.unallocated.items()))))
+
+    @property
+    def total_cost_per_hour(self) -> float:
+        """Sum of the allocations' costs."""
+        return sum(a.cost_per_hour for a in self.allocations.values())
+
+
+@dataclass(frozen=True, slots=True)
+class KubeRef:
+    """Where a managed server lives in Kubernetes: its Deployment."""
+
+    namespace: str
+    name: str
+    uid: str = ""
