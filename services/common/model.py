@@ -24,7 +24,7 @@ LOWEST_PRIORITY = 100
 
 @dataclass(frozen=True, slots=True)
 class PowerProfile:
-    """Accelerator power draw, piecewise linear in utilization: idle -> (mid_util, mid_power) -> full, watts."""
+    """Accelerator power draw in watts, piecewise linear in utilization: idle -> mid point -> full."""
 
     idle_w: float = 0.0
     full_w: float = 0.0

@@ -1,0 +1,165 @@
+"""Environment -> one frozen Config, read once at start; a bad value fails at once naming the variable.
+
+Every variable any service reads is declared in VARIABLES below (the manifests test checks that the
+Deployment sets exactly these). Defaults follow Inferno's ports (3300-3303) and the architecture notes.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+
+from services.common.errors import InvalidInputError
+
+_PROM_DURATION = re.compile(r"^(\d+(ms|s|m|h|d|w|y))+$")
+
+
+class ConfigError(InvalidInputError):
+    """An environment variable has a bad value; the message names the variable and the value."""
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    """All settings of the four services; units in names. Build it with load_config(os.environ)."""
+
+    data_path: str = "/etc/data"
+    control_period_s: float = 60.0
+    watch_namespaces: tuple[str, ...] = ()
+    bind_address: str = "0.0.0.0"
+    controller_port: int = 3300
+    collector_port: int = 3301
+    optimizer_port: int = 3302
+    actuator_port: int = 3303
+    actuator_metrics_port: int = 3304
+    collector_address: str = "localhost:3301"
+    optimizer_address: str = "localhost:3302"
+    actuator_address: str = "localhost:3303"
+    grpc_deadline_s: float = 30.0
+    shutdown_grace_s: float = 5.0
+    prometheus_url: str = ""
+    prometheus_token_path: str = ""
+    prometheus_ca_path: str = ""
+    prometheus_window: str = "1m"
+    prometheus_timeout_s: float = 5.0
+    capacity_from_nodes: bool = False
+    dry_run: bool = False
+    max_replica_change: int = 0
+    accelerator_node_labels: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    set_max_num_seqs: bool = False
+    cycle_log_path: str = "/var/run/inferno/cycles.jsonl"
+    log_level: str = "info"
+
+
+def _text(value: str) -> str:
+    return value.strip()
+
+
+def _number(value: str) -> float:
+    number = float(value)
+    if number < 0 or number != number:
+        raise ValueError("must be a non-negative number")
+    return number
+
+
+def _port(value: str) -> int:
+    port = int(value)
+    if not 0 <= port <= 65535:
+        raise ValueError("must be a port number 0..65535")
+    return port
+
+
+def _count(value: str) -> int:
+    count = int(value)
+    if count < 0:
+        raise ValueError("must be a non-negative integer")
+    return count
+
+
+def _flag(value: str) -> bool:
+    lowered = value.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off", ""):
+        return False
+    raise ValueError("must be true or false")
+
+
+def _namespaces(value: str) -> tuple[str, ...]:
+    return tuple(sorted({part.strip() for part in value.split(",") if part.strip()}))
+
+
+def _duration(value: str) -> str:
+    if not _PROM_DURATION.match(value.strip()):
+        raise ValueError("must be a Prometheus duration such as 30s, 1m or 1h30m")
+    return value.strip()
+
+
+def _level(value: str) -> str:
+    lowered = value.strip().lower()
+    if lowered not in ("debug", "info", "warning", "error"):
+        raise ValueError("must be one of debug, info, warning, error")
+    return lowered
+
+
+def _node_labels(value: str) -> Mapping[str, Mapping[str, str]]:
+    if not value.strip():
+        return MappingProxyType({})
+    parsed = json.loads(value)
+    if not isinstance(parsed, dict) or not all(
+        isinstance(labels, dict) and all(isinstance(v, str) for v in labels.values())
+        for labels in parsed.values()
+    ):
+        raise ValueError('must be a JSON object {"accelerator": {"node-label": "value"}}')
+    return MappingProxyType({acc: MappingProxyType(dict(labels)) for acc, labels in parsed.items()})
+
+
+VARIABLES: Mapping[str, tuple[str, Callable[[str], Any]]] = MappingProxyType({
+    "INFERNO_DATA_PATH": ("data_path", _text),
+    "INFERNO_CONTROL_PERIOD": ("control_period_s", _number),
+    "WATCH_NAMESPACE": ("watch_namespaces", _namespaces),
+    "INFERNO_BIND_ADDRESS": ("bind_address", _text),
+    "INFERNO_CONTROLLER_PORT": ("controller_port", _port),
+    "INFERNO_COLLECTOR_PORT": ("collector_port", _port),
+    "INFERNO_OPTIMIZER_PORT": ("optimizer_port", _port),
+    "INFERNO_ACTUATOR_PORT": ("actuator_port", _port),
+    "INFERNO_ACTUATOR_METRICS_PORT": ("actuator_metrics_port", _port),
+    "INFERNO_COLLECTOR_ADDRESS": ("collector_address", _text),
+    "INFERNO_OPTIMIZER_ADDRESS": ("optimizer_address", _text),
+    "INFERNO_ACTUATOR_ADDRESS": ("actuator_address", _text),
+    "INFERNO_GRPC_DEADLINE": ("grpc_deadline_s", _number),
+    "INFERNO_SHUTDOWN_GRACE": ("shutdown_grace_s", _number),
+    "INFERNO_PROMETHEUS_URL": ("prometheus_url", _text),
+    "INFERNO_PROMETHEUS_TOKEN_PATH": ("prometheus_token_path", _text),
+    "INFERNO_PROMETHEUS_CA_PATH": ("prometheus_ca_path", _text),
+    "INFERNO_PROMETHEUS_WINDOW": ("prometheus_window", _duration),
+    "INFERNO_PROMETHEUS_TIMEOUT": ("prometheus_timeout_s", _number),
+    "INFERNO_CAPACITY_FROM_NODES": ("capacity_from_nodes", _flag),
+    "INFERNO_DRY_RUN": ("dry_run", _flag),
+    "INFERNO_MAX_REPLICA_CHANGE": ("max_replica_change", _count),
+    "INFERNO_ACCELERATOR_NODE_LABELS": ("accelerator_node_labels", _node_labels),
+    "INFERNO_SET_MAX_NUM_SEQS": ("set_max_num_seqs", _flag),
+    "INFERNO_CYCLE_LOG": ("cycle_log_path", _text),
+    "INFERNO_LOG_LEVEL": ("log_level", _level),
+})
+"""Environment variable -> (Config field, parser). The only variables the services read."""
+
+
+def load_config(environ: Mapping[str, str]) -> Config:
+    """Build the Config from ``environ`` (pass ``os.environ``); unset variables keep their defaults.
+
+    Raises ConfigError naming the variable and its value when a value does not parse.
+    """
+    values: dict[str, Any] = {}
+    for variable, (field_name, parse) in VARIABLES.items():
+        raw = environ.get(variable)
+        if raw is None:
+            continue
+        try:
+            values[field_name] = parse(raw)
+        except (ValueError, TypeError) as err:
+            raise ConfigError(f"environment variable {variable}={raw!r} is invalid: {err}") from None
+    return Config(**values)

@@ -1,0 +1,119 @@
+"""gRPC server plumbing shared by the services: standard health checking, reflection, domain-error mapping
+and a SIGTERM/SIGINT drain.
+
+Domain errors map to status codes in exactly one place, ``status_for``; servicers wrap their methods with
+``@grpc_method`` and clients branch on ``err.code()``.
+"""
+
+from __future__ import annotations
+
+import functools
+import signal
+import threading
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from services.common.errors import (
+    DataFileError,
+    InfeasibleError,
+    InvalidInputError,
+    NoDataError,
+    UnavailableError,
+)
+from services.common.logs import get_logger
+
+_log = get_logger("grpcserve")
+F = TypeVar("F", bound=Callable[..., Any])
+
+_STATUS_BY_ERROR: tuple[tuple[type[Exception], grpc.StatusCode], ...] = (
+    (DataFileError, grpc.StatusCode.INVALID_ARGUMENT),
+    (InvalidInputError, grpc.StatusCode.INVALID_ARGUMENT),
+    (InfeasibleError, grpc.StatusCode.FAILED_PRECONDITION),
+    (NoDataError, grpc.StatusCode.FAILED_PRECONDITION),
+    (UnavailableError, grpc.StatusCode.UNAVAILABLE),
+)
+
+
+def status_for(err: Exception) -> grpc.StatusCode:
+    """The gRPC status code for a domain error (INTERNAL for anything else)."""
+    for error_type, code in _STATUS_BY_ERROR:
+        if isinstance(err, error_type):
+            return code
+    return grpc.StatusCode.INTERNAL
+
+
+def grpc_method(method: F) -> F:
+    """Wrap a servicer method ``(self, request, context)`` so domain errors abort with their status code."""
+
+    @functools.wraps(method)
+    def wrapper(self: Any, request: Any, context: grpc.ServicerContext) -> Any:
+        try:
+            return method(self, request, context)
+        except Exception as err:  # noqa: BLE001 - every error becomes a status, none escapes as a crash
+            code = status_for(err)
+            _log.warning("rpc_failed", method=method.__name__, code=code.name, error=str(err))
+            context.abort(code, str(err) or type(err).__name__)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def build_server(
+    register: Callable[[grpc.Server], None],
+    service_names: Iterable[str],
+    address: str,
+    *,
+    max_workers: int = 8,
+) -> tuple[grpc.Server, int, health.HealthServicer]:
+    """Create and start a server bound to ``address`` ("host:port", port 0 = any free port).
+
+    ``register`` adds the servicers; ``service_names`` are their full names (e.g.
+    ``optimizer_pb2.DESCRIPTOR.services_by_name["OptimizerService"].full_name``), marked SERVING in the
+    standard health service together with the overall "" service. Returns (server, bound port, health).
+    Raises RuntimeError when the address cannot be bound.
+    """
+    server = grpc.server(ThreadPoolExecutor(max_workers=max_workers))
+    register(server)
+    health_servicer = health.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    names = list(service_names)
+    reflection.enable_server_reflection(
+        [*names, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME], server
+    )
+    port = server.add_insecure_port(address)
+    if port == 0:
+        raise RuntimeError(f"cannot bind gRPC server to {address}")
+    server.start()
+    for name in ["", *names]:
+        health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    return server, port, health_servicer
+
+
+def drain(server: grpc.Server, health_servicer: health.HealthServicer, grace_s: float) -> None:
+    """Mark every service NOT_SERVING, then stop accepting and let in-flight calls finish within grace_s."""
+    health_servicer.enter_graceful_shutdown()
+    server.stop(grace_s).wait()
+
+
+def serve(
+    register: Callable[[grpc.Server], None],
+    service_names: Iterable[str],
+    address: str,
+    *,
+    grace_s: float = 5.0,
+    component: str = "grpc",
+) -> None:
+    """Run a server on ``address`` until SIGTERM or SIGINT, then drain it (blocking; main thread only)."""
+    server, port, health_servicer = build_server(register, service_names, address)
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    _log.info("server_started", component=component, address=address, port=port)
+    stop.wait()
+    _log.info("server_draining", component=component, grace_s=grace_s)
+    drain(server, health_servicer, grace_s)
+    _log.info("server_stopped", component=component)
