@@ -1,0 +1,271 @@
+"""The only mapping between protos (package inferno.v1) and the data model (services.common.model).
+
+Every ``*_from_proto`` validates what the wire cannot: enum strings and negative counts raise
+InvalidInputError naming the field and value, so servicers answer INVALID_ARGUMENT.
+"""
+
+from __future__ import annotations
+
+from proto import optimizer_pb2, types_pb2
+from services.common import model as m
+from services.common.errors import InvalidInputError
+
+
+def _non_negative(value: float, field: str) -> float:
+    if value < 0 or value != value:
+        raise InvalidInputError(f"{field} must be a non-negative number, got {value!r}")
+    return value
+
+
+def load_to_proto(load: m.Load) -> types_pb2.Load:
+    """Load -> proto."""
+    return types_pb2.Load(arrival_rate_rpm=load.arrival_rate_rpm, avg_in_tokens=load.avg_in_tokens,
+                          avg_out_tokens=load.avg_out_tokens)
+
+
+def load_from_proto(msg: types_pb2.Load, field: str = "load") -> m.Load:
+    """Proto -> Load; negative figures raise InvalidInputError naming ``field``."""
+    return m.Load(
+        arrival_rate_rpm=_non_negative(msg.arrival_rate_rpm, f"{field}.arrival_rate_rpm"),
+        avg_in_tokens=_non_negative(msg.avg_in_tokens, f"{field}.avg_in_tokens"),
+        avg_out_tokens=_non_negative(msg.avg_out_tokens, f"{field}.avg_out_tokens"),
+    )
+
+
+def allocation_to_proto(alloc: m.Allocation) -> types_pb2.Allocation:
+    """Allocation -> proto."""
+    return types_pb2.Allocation(
+        accelerator=alloc.accelerator, num_replicas=alloc.num_replicas, max_batch=alloc.max_batch,
+        cost_per_hour=alloc.cost_per_hour, itl_ms=alloc.itl_ms, ttft_ms=alloc.ttft_ms,
+        load=load_to_proto(alloc.load), max_queue=alloc.max_queue, saturated=alloc.saturated,
+        unserved_rate_rpm=alloc.unserved_rate_rpm,
+    )
+
+
+def allocation_from_proto(msg: types_pb2.Allocation, field: str = "allocation") -> m.Allocation:
+    """Proto -> Allocation; negative replicas, batch or cost raise InvalidInputError naming ``field``."""
+    return m.Allocation(
+        accelerator=msg.accelerator,
+        num_replicas=int(_non_negative(msg.num_replicas, f"{field}.num_replicas")),
+        max_batch=int(_non_negative(msg.max_batch, f"{field}.max_batch")),
+        cost_per_hour=_non_negative(msg.cost_per_hour, f"{field}.cost_per_hour"),
+        itl_ms=msg.itl_ms, ttft_ms=msg.ttft_ms, load=load_from_proto(msg.load, f"{field}.load"),
+        max_queue=int(_non_negative(msg.max_queue, f"{field}.max_queue")), saturated=msg.saturated,
+        unserved_rate_rpm=msg.unserved_rate_rpm,
+    )
+
+
+_OBSERVED_FIELDS = ("itl_ms", "ttft_ms", "e2e_ms", "requests_running", "requests_waiting", "kv_cache_usage",
+                    "ready_replicas")
+
+
+def observed_to_proto(observed: m.ObservedMetrics) -> types_pb2.ObservedMetrics:
+    """ObservedMetrics -> proto (None figures stay unset)."""
+    values = {name: getattr(observed, name) for name in _OBSERVED_FIELDS if getattr(observed, name) is not None}
+    return types_pb2.ObservedMetrics(source=observed.source, **values)
+
+
+def observed_from_proto(msg: types_pb2.ObservedMetrics) -> m.ObservedMetrics:
+    """Proto -> ObservedMetrics (unset figures become None)."""
+    values = {name: getattr(msg, name) if msg.HasField(name) else None for name in _OBSERVED_FIELDS}
+    return m.ObservedMetrics(source=msg.source, **values)
+
+
+def server_to_proto(server: m.Server) -> types_pb2.Server:
+    """Server -> proto."""
+    msg = types_pb2.Server(
+        name=server.name, model=server.model, keep_accelerator=server.keep_accelerator,
+        min_num_replicas=server.min_replicas, max_batch_size=server.max_batch_size,
+        max_queue_size=server.max_queue_size, current_alloc=allocation_to_proto(server.current),
+    )
+    setattr(msg, "class", server.service_class)
+    if server.desired is not None:
+        msg.desired_alloc.CopyFrom(allocation_to_proto(server.desired))
+    if server.observed is not None:
+        msg.observed.CopyFrom(observed_to_proto(server.observed))
+    return msg
+
+
+def server_from_proto(msg: types_pb2.Server, field: str = "server") -> m.Server:
+    """Proto -> Server; an empty name or negative count raises InvalidInputError naming ``field``."""
+    if not msg.name:
+        raise InvalidInputError(f"{field}.name must not be empty")
+    field = f"{field}[{msg.name}]"
+    return m.Server(
+        name=msg.name, service_class=getattr(msg, "class") or m.DEFAULT_CLASS, model=msg.model,
+        keep_accelerator=msg.keep_accelerator,
+        min_replicas=int(_non_negative(msg.min_num_replicas, f"{field}.min_num_replicas")),
+        max_batch_size=int(_non_negative(msg.max_batch_size, f"{field}.max_batch_size")),
+        max_queue_size=int(_non_negative(msg.max_queue_size, f"{field}.max_queue_size")),
+        current=allocation_from_proto(msg.current_alloc, f"{field}.current_alloc"),
+        desired=allocation_from_proto(msg.desired_alloc, f"{field}.desired_alloc")
+        if msg.HasField("desired_alloc") else None,
+        observed=observed_from_proto(msg.observed) if msg.HasField("observed") else None,
+    )
+
+
+def accelerator_to_proto(acc: m.Accelerator) -> types_pb2.Accelerator:
+    """Accelerator -> proto."""
+    power = types_pb2.PowerProfile(idle_w=acc.power.idle_w, full_w=acc.power.full_w,
+                                   mid_power_w=acc.power.mid_power_w, mid_util=acc.power.mid_util)
+    return types_pb2.Accelerator(name=acc.name, type=acc.type, multiplicity=acc.multiplicity,
+                                 mem_size_gb=acc.mem_size_gb, mem_bw_gbps=acc.mem_bw_gbps, power=power,
+                                 cost_per_hour=acc.cost_per_hour)
+
+
+def accelerator_from_proto(msg: types_pb2.Accelerator, field: str = "accelerator") -> m.Accelerator:
+    """Proto -> Accelerator; negative cost or multiplicity raises InvalidInputError naming ``field``."""
+    field = f"{field}[{msg.name}]"
+    return m.Accelerator(
+        name=msg.name, type=msg.type or msg.name,
+        multiplicity=int(_non_negative(msg.multiplicity, f"{field}.multiplicity")) or 1,
+        mem_size_gb=msg.mem_size_gb, mem_bw_gbps=msg.mem_bw_gbps,
+        power=m.PowerProfile(msg.power.idle_w, msg.power.full_w, msg.power.mid_power_w, msg.power.mid_util),
+        cost_per_hour=_non_negative(msg.cost_per_hour, f"{field}.cost_per_hour"),
+    )
+
+
+def model_perf_to_proto(perf: m.ModelPerf) -> types_pb2.ModelPerf:
+    """ModelPerf -> proto."""
+    parms = types_pb2.PerfParms(alpha_ms=perf.perf.alpha_ms, beta_ms=perf.perf.beta_ms,
+                                gamma_ms=perf.perf.gamma_ms)
+    return types_pb2.ModelPerf(name=perf.model, acc=perf.accelerator, acc_count=perf.acc_count,
+                               max_batch_size=perf.max_batch_size, at_tokens=perf.at_tokens, perf_parms=parms)
+
+
+def model_perf_from_proto(msg: types_pb2.ModelPerf, field: str = "model") -> m.ModelPerf:
+    """Proto -> ModelPerf; negative figures raise InvalidInputError naming ``field``."""
+    field = f"{field}[{msg.name}/{msg.acc}]"
+    parms = msg.perf_parms
+    return m.ModelPerf(
+        model=msg.name, accelerator=msg.acc, acc_count=msg.acc_count,
+        max_batch_size=int(_non_negative(msg.max_batch_size, f"{field}.max_batch_size")),
+        at_tokens=int(_non_negative(msg.at_tokens, f"{field}.at_tokens")),
+        perf=m.PerfParms(_non_negative(parms.alpha_ms, f"{field}.perf_parms.alpha_ms"),
+                         _non_negative(parms.beta_ms, f"{field}.perf_parms.beta_ms"),
+                         _non_negative(parms.gamma_ms, f"{field}.perf_parms.gamma_ms")),
+    )
+
+
+def service_class_to_proto(sc: m.ServiceClass) -> types_pb2.ServiceClass:
+    """ServiceClass -> proto."""
+    targets = [types_pb2.ModelTarget(model=t.model, slo_itl_ms=t.slo_itl_ms, slo_ttft_ms=t.slo_ttft_ms,
+                                     slo_tps=t.slo_tps) for t in sc.targets]
+    return types_pb2.ServiceClass(name=sc.name, priority=sc.priority, model_targets=targets)
+
+
+def service_class_from_proto(msg: types_pb2.ServiceClass, field: str = "service_class") -> m.ServiceClass:
+    """Proto -> ServiceClass; negative SLOs raise InvalidInputError naming ``field``."""
+    field = f"{field}[{msg.name}]"
+    targets = tuple(
+        m.ModelTarget(model=t.model, slo_itl_ms=_non_negative(t.slo_itl_ms, f"{field}.{t.model}.slo_itl_ms"),
+                      slo_ttft_ms=_non_negative(t.slo_ttft_ms, f"{field}.{t.model}.slo_ttft_ms"),
+                      slo_tps=_non_negative(t.slo_tps, f"{field}.{t.model}.slo_tps"))
+        for t in msg.model_targets
+    )
+    return m.ServiceClass(name=msg.name, priority=msg.priority, targets=targets)
+
+
+def capacity_to_proto(capacity: m.Capacity) -> types_pb2.Capacity:
+    """Capacity -> proto (entries sorted by type)."""
+    return types_pb2.Capacity(count=[types_pb2.CapacityEntry(type=t, count=c)
+                                     for t, c in sorted(capacity.counts.items())])
+
+
+def capacity_from_proto(msg: types_pb2.Capacity, field: str = "capacity") -> m.Capacity:
+    """Proto -> Capacity; a negative count raises InvalidInputError naming the type."""
+    return m.Capacity({e.type: int(_non_negative(e.count, f"{field}.count[{e.type}]")) for e in msg.count})
+
+
+def _enum(enum_type: type, value: str, default: object, field: str) -> object:
+    if not value:
+        return default
+    try:
+        return enum_type(value)
+    except ValueError:
+        allowed = ", ".join(v.value for v in enum_type)
+        raise InvalidInputError(f"{field} must be one of {allowed}, got {value!r}") from None
+
+
+def settings_to_proto(s: m.OptimizerSettings) -> types_pb2.OptimizerSettings:
+    """OptimizerSettings -> proto."""
+    return types_pb2.OptimizerSettings(
+        unlimited=s.unlimited, heterogeneous=s.heterogeneous, milp_solver=s.milp_solver, use_cplex=s.use_cplex,
+        delayed_best_effort=s.delayed_best_effort, saturation_policy=s.saturation_policy.value,
+        service_model=s.service_model.value, blocking_bound=s.blocking_bound, time_limit_s=s.time_limit_s)
+
+
+def settings_from_proto(msg: types_pb2.OptimizerSettings, field: str = "optimizer") -> m.OptimizerSettings:
+    """Proto -> OptimizerSettings; unknown policy or model names raise InvalidInputError."""
+    defaults = m.OptimizerSettings()
+    return m.OptimizerSettings(
+        unlimited=msg.unlimited, heterogeneous=msg.heterogeneous, milp_solver=msg.milp_solver,
+        use_cplex=msg.use_cplex, delayed_best_effort=msg.delayed_best_effort,
+        saturation_policy=_enum(m.SaturationPolicy, msg.saturation_policy, defaults.saturation_policy,
+                                f"{field}.saturation_policy"),
+        service_model=_enum(m.ServiceModel, msg.service_model, defaults.service_model,
+                            f"{field}.service_model"),
+        blocking_bound=_non_negative(msg.blocking_bound, f"{field}.blocking_bound"),
+        time_limit_s=_non_negative(msg.time_limit_s, f"{field}.time_limit_s") or defaults.time_limit_s,
+    )
+
+
+def system_to_proto(system: m.SystemData) -> types_pb2.SystemData:
+    """SystemData -> proto."""
+    return types_pb2.SystemData(
+        accelerators=[accelerator_to_proto(a) for a in system.accelerators],
+        models=[model_perf_to_proto(p) for p in system.models],
+        service_classes=[service_class_to_proto(c) for c in system.service_classes],
+        servers=[server_to_proto(s) for s in system.servers],
+        optimizer=settings_to_proto(system.optimizer), capacity=capacity_to_proto(system.capacity))
+
+
+def system_from_proto(msg: types_pb2.SystemData, field: str = "system") -> m.SystemData:
+    """Proto -> SystemData; bad values raise InvalidInputError naming the field."""
+    return m.SystemData(
+        accelerators=tuple(accelerator_from_proto(a, f"{field}.accelerators") for a in msg.accelerators),
+        models=tuple(model_perf_from_proto(p, f"{field}.models") for p in msg.models),
+        service_classes=tuple(service_class_from_proto(c, f"{field}.service_classes")
+                              for c in msg.service_classes),
+        servers=tuple(server_from_proto(s, f"{field}.servers") for s in msg.servers),
+        optimizer=settings_from_proto(msg.optimizer, f"{field}.optimizer"),
+        capacity=capacity_from_proto(msg.capacity, f"{field}.capacity"))
+
+
+def solution_to_proto(solution: m.Solution,
+                      stats: optimizer_pb2.OptimizeStats | None = None) -> optimizer_pb2.OptimizeResponse:
+    """Solution (and optional stats) -> OptimizeResponse; rows sorted by server name."""
+    return optimizer_pb2.OptimizeResponse(
+        allocations=[optimizer_pb2.ServerAllocation(server_name=name, allocation=allocation_to_proto(a))
+                     for name, a in solution.allocations.items()],
+        unallocated=[optimizer_pb2.Unallocated(server_name=name, reason=reason)
+                     for name, reason in solution.unallocated.items()],
+        stats=stats)
+
+
+def allocations_from_proto(rows: list[optimizer_pb2.ServerAllocation]) -> dict[str, m.Allocation]:
+    """ServerAllocation rows -> {server name: Allocation}; duplicate names raise InvalidInputError."""
+    allocations: dict[str, m.Allocation] = {}
+    for row in rows:
+        if not row.server_name or row.server_name in allocations:
+            raise InvalidInputError(f"allocations: server_name {row.server_name!r} is empty or repeated")
+        allocations[row.server_name] = allocation_from_proto(row.allocation, f"allocations[{row.server_name}]")
+    return allocations
+
+
+def solution_from_proto(msg: optimizer_pb2.OptimizeResponse) -> m.Solution:
+    """OptimizeResponse -> Solution."""
+    return m.Solution(allocations=allocations_from_proto(list(msg.allocations)),
+                      unallocated={u.server_name: u.reason for u in msg.unallocated})
+
+
+def kube_ref_to_proto(ref: m.KubeRef) -> types_pb2.KubeRef:
+    """KubeRef -> proto."""
+    return types_pb2.KubeRef(namespace=ref.namespace, name=ref.name, uid=ref.uid)
+
+
+def kube_ref_from_proto(msg: types_pb2.KubeRef, field: str = "ref") -> m.KubeRef:
+    """Proto -> KubeRef; an empty namespace or name raises InvalidInputError naming ``field``."""
+    if not msg.namespace or not msg.name:
+        raise InvalidInputError(f"{field} needs a namespace and a name, got {msg.namespace!r}/{msg.name!r}")
+    return m.KubeRef(namespace=msg.namespace, name=msg.name, uid=msg.uid)
