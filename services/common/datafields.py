@@ -1,0 +1,158 @@
+"""Typed, case-insensitive access to one JSON object of an Inferno data file, with exact error locations.
+
+A Reader wraps a JSON object at a JSON path (``$.servers[3].currentAlloc``) of a named file. Its getters
+check type and sign and raise DataFileError naming file, path and value; keys are matched
+case-insensitively (Inferno's Go decoder does the same). Every key read is remembered, so that
+``Report.finish`` can name the keys nobody read: warnings, or errors in strict mode.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+from collections.abc import Iterator
+from typing import Any
+
+from services.common.errors import DataFileError
+
+_MISSING: Any = object()
+
+
+class Report:
+    """Collects the readers of one load and turns their unread keys into warnings (or an error if strict)."""
+
+    def __init__(self, strict: bool) -> None:
+        self.strict = strict
+        self._readers: list[Reader] = []
+
+    def register(self, reader: Reader) -> None:
+        """Remember ``reader`` so its unread keys are checked at finish."""
+        self._readers.append(reader)
+
+    def finish(self) -> tuple[str, ...]:
+        """Warnings ``"file: path.key: unknown key ignored"``, sorted; raises DataFileError if strict."""
+        warnings = []
+        for reader in self._readers:
+            for key in reader.unread():
+                if self.strict:
+                    raise DataFileError(reader.file, f"{reader.path}.{key}", "unknown key (strict mode)")
+                warnings.append(f"{reader.file}: {reader.path}.{key}: unknown key ignored")
+        return tuple(sorted(set(warnings)))
+
+
+class Reader:
+    """One JSON object of a data file; see the module docstring."""
+
+    def __init__(self, value: Any, file: str, path: str, report: Report) -> None:
+        if not isinstance(value, dict):
+            raise DataFileError(file, path, f"expected an object, got {_describe(value)}")
+        self.file, self.path, self._value, self._report = file, path, value, report
+        self._keys = {key.lower(): key for key in value}
+        self._read: set[str] = set()
+        report.register(self)
+
+    @classmethod
+    def root(cls, value: Any, file: str, report: Report) -> Reader:
+        """The top-level object of ``file``."""
+        return cls(value, file, "$", report)
+
+    def unread(self) -> list[str]:
+        """Keys of this object that no getter asked for."""
+        return [key for key in self._value if key not in self._read]
+
+    def _raw(self, key: str, default: Any) -> tuple[Any, str]:
+        actual = self._keys.get(key.lower())
+        if actual is None:
+            if default is _MISSING:
+                raise DataFileError(self.file, f"{self.path}.{key}", "required key is missing")
+            return default, key
+        self._read.add(actual)
+        return self._value[actual], actual
+
+    def _fail(self, key: str, value: Any, expected: str) -> DataFileError:
+        return DataFileError(self.file, f"{self.path}.{key}", f"expected {expected}, got {_describe(value)}")
+
+    def text(self, key: str, default: Any = _MISSING) -> str:
+        """A string value; a non-string raises DataFileError."""
+        value, key = self._raw(key, default)
+        if not isinstance(value, str):
+            raise self._fail(key, value, "a string")
+        return value
+
+    def number(self, key: str, default: Any = _MISSING) -> float:
+        """A finite, non-negative number (negative costs, rates or SLOs are errors)."""
+        value, key = self._raw(key, default)
+        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+            raise self._fail(key, value, "a number")
+        if value < 0:
+            raise self._fail(key, value, "a non-negative number")
+        return float(value)
+
+    def integer(self, key: str, default: Any = _MISSING) -> int:
+        """A whole number, any sign (a float with a fraction is an error)."""
+        value, key = self._raw(key, default)
+        if isinstance(value, bool) or not isinstance(value, int | float) or value != int(value):
+            raise self._fail(key, value, "a whole number")
+        return int(value)
+
+    def count(self, key: str, default: Any = _MISSING) -> int:
+        """A non-negative whole number (replicas, batch sizes, card counts)."""
+        value = self.integer(key, default)
+        if value < 0:
+            raise self._fail(self._keys.get(key.lower(), key), value, "a non-negative whole number")
+        return value
+
+    def flag(self, key: str, default: Any = _MISSING) -> bool:
+        """A JSON boolean."""
+        value, key = self._raw(key, default)
+        if not isinstance(value, bool):
+            raise self._fail(key, value, "true or false")
+        return value
+
+    def choice(self, key: str, choices: type[enum.Enum], default: Any = _MISSING) -> Any:
+        """A member of the string enum ``choices``, matched case-insensitively ("" means the default)."""
+        value, key = self._raw(key, default)
+        if isinstance(value, choices):
+            return value
+        by_name = {member.value.lower(): member for member in choices}
+        if isinstance(value, str) and value == "" and default is not _MISSING:
+            return default
+        if not isinstance(value, str) or value.lower() not in by_name:
+            raise self._fail(key, value, "one of " + ", ".join(member.value for member in choices))
+        return by_name[value.lower()]
+
+    def obj(self, key: str, optional: bool = False) -> Reader | None:
+        """The nested object at ``key`` (None when optional and absent or null)."""
+        value, key = self._raw(key, None if optional else _MISSING)
+        if value is None and optional:
+            return None
+        return Reader(value, self.file, f"{self.path}.{key}", self._report)
+
+    def items(self, key: str, optional: bool = False) -> list[Reader]:
+        """The list of objects at ``key`` (empty when optional and absent or null)."""
+        value, key = self._raw(key, None if optional else _MISSING)
+        if value is None and optional:
+            return []
+        if not isinstance(value, list):
+            raise self._fail(key, value, "a list")
+        return [Reader(item, self.file, f"{self.path}.{key}[{i}]", self._report) for i, item in enumerate(value)]
+
+    def entries(self) -> Iterator[tuple[str, Reader]]:
+        """(key, object) pairs of a map-shaped object, such as a solution's allocations."""
+        for key, value in self._value.items():
+            self._read.add(key)
+            yield key, Reader(value, self.file, f"{self.path}.{key}", self._report)
+
+
+def _describe(value: Any) -> str:
+    text = json_type = type(value).__name__
+    if value is None:
+        json_type = "null"
+    elif isinstance(value, bool):
+        json_type = "boolean"
+    elif isinstance(value, dict):
+        json_type = "an object"
+    elif isinstance(value, list):
+        json_type = "a list"
+    text = repr(value) if not isinstance(value, dict | list) else json_type
+    return text if len(text) <= 60 else text[:57] + "..."

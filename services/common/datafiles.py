@@ -1,0 +1,269 @@
+"""Read and write Inferno's JSON data files (QUEUEING.md section 1) as services.common.model values.
+
+Six files in a directory (accelerator-, capacity-, model-, serviceclass-, server-, optimizer-data.json), or
+one system-data.json holding ``{"system": {...}}``; solution-data.json for answers. Keys match
+case-insensitively, as Inferno's Go decoder does. Unknown keys are reported as warnings naming file and
+JSON path (strict mode raises). Every other problem raises DataFileError naming file, JSON path and value.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from services.common import inferno_json
+from services.common import model as m
+from services.common.datafields import Reader, Report
+from services.common.errors import DataFileError
+
+FILES = {
+    "accelerators": "accelerator-data.json",
+    "capacity": "capacity-data.json",
+    "models": "model-data.json",
+    "service_classes": "serviceclass-data.json",
+    "servers": "server-data.json",
+    "optimizer": "optimizer-data.json",
+}
+SYSTEM_FILE = "system-data.json"
+SOLUTION_FILE = "solution-data.json"
+_SYSTEM_KEYS = {"accelerators": "acceleratorData", "capacity": "capacityData", "models": "modelData",
+                "service_classes": "serviceClassData", "servers": "serverData", "optimizer": "optimizerData"}
+
+
+@dataclass(frozen=True, slots=True)
+class LoadedSystem:
+    """A system read from data files, with the warnings (unknown keys) met on the way."""
+
+    system: m.SystemData
+    warnings: tuple[str, ...] = ()
+
+
+def _read_json(path: str) -> Any:
+    name = os.path.basename(path)
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return json.load(handle)
+    except FileNotFoundError:
+        raise DataFileError(name, "$", f"file not found at {path}") from None
+    except json.JSONDecodeError as err:
+        raise DataFileError(name, "$", f"invalid JSON at line {err.lineno} column {err.colno}: {err.msg}") from None
+    except OSError as err:
+        raise DataFileError(name, "$", f"cannot read {path}: {err.strerror}") from None
+
+
+def _accelerator(r: Reader) -> m.Accelerator:
+    power = r.obj("power", optional=True)
+    return m.Accelerator(
+        name=r.text("name"), type=r.text("type", default="") or r.text("name"),
+        multiplicity=r.count("multiplicity", default=1) or 1,
+        mem_size_gb=r.number("memSize", default=0.0), mem_bw_gbps=r.number("memBW", default=0.0),
+        power=m.PowerProfile() if power is None else m.PowerProfile(
+            power.number("idle", default=0.0), power.number("full", default=0.0),
+            power.number("midPower", default=0.0), power.number("midUtil", default=0.0)),
+        cost_per_hour=r.number("cost", default=0.0),
+    )
+
+
+def _model_perf(r: Reader) -> m.ModelPerf:
+    parms = r.obj("perfParms")
+    acc_count = r.integer("accCount", default=1)
+    return m.ModelPerf(
+        model=r.text("name"), accelerator=r.text("acc"), acc_count=acc_count if acc_count > 0 else 1,
+        max_batch_size=r.count("maxBatchSize", default=0), at_tokens=r.count("atTokens", default=0),
+        perf=m.PerfParms(parms.number("alpha"), parms.number("beta"), parms.number("gamma")),
+    )
+
+
+def _service_class(r: Reader) -> m.ServiceClass:
+    priority = r.integer("priority", default=m.LOWEST_PRIORITY)
+    targets = tuple(
+        m.ModelTarget(model=t.text("model"), slo_itl_ms=t.number("slo-itl", default=0.0),
+                      slo_ttft_ms=t.number("slo-ttft", default=0.0), slo_tps=t.number("slo-tps", default=0.0))
+        for t in r.items("modelTargets", optional=True)
+    )
+    _unique((t.model for t in targets), r, "modelTargets", "model")
+    return m.ServiceClass(name=r.text("name"), priority=priority if 1 <= priority <= 100 else m.LOWEST_PRIORITY,
+                          targets=targets)
+
+
+def _load(r: Reader | None) -> m.Load:
+    if r is None:
+        return m.Load()
+    return m.Load(r.number("arrivalRate", default=0.0), r.number("avgInTokens", default=0.0),
+                  r.number("avgOutTokens", default=0.0))
+
+
+def _allocation(r: Reader | None) -> m.Allocation:
+    if r is None:
+        return m.Allocation()
+    return m.Allocation(
+        accelerator=r.text("accelerator", default=""), num_replicas=r.count("numReplicas", default=0),
+        max_batch=r.count("maxBatch", default=0), cost_per_hour=r.number("cost", default=0.0),
+        itl_ms=r.number("itlAverage", default=0.0), ttft_ms=r.number("ttftAverage", default=0.0),
+        load=_load(r.obj("load", optional=True)), max_queue=r.count("maxQueue", default=0),
+        saturated=r.flag("saturated", default=False), unserved_rate_rpm=r.number("unservedRate", default=0.0),
+    )
+
+
+def _server(r: Reader) -> m.Server:
+    desired = r.obj("desiredAlloc", optional=True)
+    return m.Server(
+        name=r.text("name"), service_class=r.text("class", default="") or m.DEFAULT_CLASS,
+        model=r.text("model"), keep_accelerator=r.flag("keepAccelerator", default=False),
+        min_replicas=r.count("minNumReplicas", default=0), max_batch_size=r.count("maxBatchSize", default=0),
+        max_queue_size=r.count("maxQueueSize", default=0), current=_allocation(r.obj("currentAlloc", optional=True)),
+        desired=None if desired is None else _allocation(desired),
+    )
+
+
+def _settings(r: Reader | None) -> m.OptimizerSettings:
+    if r is None:
+        return m.OptimizerSettings()
+    d = m.OptimizerSettings()
+    return m.OptimizerSettings(
+        unlimited=r.flag("unlimited", default=d.unlimited), heterogeneous=r.flag("heterogeneous", default=False),
+        milp_solver=r.flag("milpSolver", default=False), use_cplex=r.flag("useCplex", default=False),
+        delayed_best_effort=r.flag("delayedBestEffort", default=False),
+        saturation_policy=r.choice("saturationPolicy", m.SaturationPolicy, d.saturation_policy),
+        service_model=r.choice("serviceModel", m.ServiceModel, d.service_model),
+        blocking_bound=r.number("blockingBound", default=d.blocking_bound),
+        time_limit_s=r.number("timeLimitSeconds", default=d.time_limit_s),
+    )
+
+
+def _capacity(r: Reader | None) -> m.Capacity:
+    if r is None:
+        return m.Capacity()
+    entries = [(e.text("type"), e.count("count")) for e in r.items("count", optional=True)]
+    _unique((t for t, _ in entries), r, "count", "type")
+    return m.Capacity(dict(entries))
+
+
+def _unique(names: Iterable[str], r: Reader, list_key: str, name_key: str) -> None:
+    seen: set[str] = set()
+    for index, name in enumerate(names):
+        if name in seen:
+            raise DataFileError(r.file, f"{r.path}.{list_key}[{index}].{name_key}", f"duplicate name {name!r}")
+        seen.add(name)
+
+
+def _section(reader: Reader, key: str, parse: Callable[[Reader], Any]) -> tuple[Any, ...]:
+    return tuple(parse(item) for item in reader.items(key, optional=True))
+
+
+def _check_references(system: m.SystemData, files: dict[str, str]) -> None:
+    _unique_by(system.accelerators, lambda a: a.name, files["accelerators"], "accelerators", "name")
+    _unique_by(system.service_classes, lambda c: c.name, files["service_classes"], "serviceClasses", "name")
+    _unique_by(system.servers, lambda s: s.name, files["servers"], "servers", "name")
+    _unique_by(system.models, lambda p: (p.model, p.accelerator), files["models"], "models", "name/acc")
+    accelerators = {a.name for a in system.accelerators}
+    for i, perf in enumerate(system.models):
+        if perf.accelerator not in accelerators:
+            raise DataFileError(files["models"], f"$.models[{i}].acc", f"unknown accelerator {perf.accelerator!r}")
+    classes = {c.name for c in system.service_classes}
+    models = {p.model for p in system.models}
+    for i, server in enumerate(system.servers):
+        if server.service_class not in classes:
+            raise DataFileError(files["servers"], f"$.servers[{i}].class",
+                                f"unknown service class {server.service_class!r}")
+        if server.model not in models:
+            raise DataFileError(files["servers"], f"$.servers[{i}].model", f"unknown model {server.model!r}")
+
+
+def _unique_by(items: Iterable[Any], key: Callable[[Any], Any], file: str, list_key: str, name_key: str) -> None:
+    seen: set[Any] = set()
+    for index, item in enumerate(items):
+        if key(item) in seen:
+            raise DataFileError(file, f"$.{list_key}[{index}].{name_key}", f"duplicate name {key(item)!r}")
+        seen.add(key(item))
+
+
+def _build(readers: dict[str, Reader | None], files: dict[str, str], report: Report) -> LoadedSystem:
+    def top(section: str) -> Reader:
+        reader = readers[section]
+        if reader is None:
+            raise DataFileError(files[section], "$", "missing")
+        return reader
+
+    system = m.SystemData(
+        accelerators=_section(top("accelerators"), "accelerators", _accelerator),
+        models=_section(top("models"), "models", _model_perf),
+        service_classes=_section(top("service_classes"), "serviceClasses", _service_class),
+        servers=_section(top("servers"), "servers", _server),
+        optimizer=_settings(readers["optimizer"] and readers["optimizer"].obj("optimizer", optional=True)),
+        capacity=_capacity(readers["capacity"]),
+    )
+    _check_references(system, files)
+    return LoadedSystem(system=system, warnings=report.finish())
+
+
+def load_system_dir(path: str, strict: bool = False) -> LoadedSystem:
+    """Read the six Inferno data files in directory ``path``.
+
+    capacity-data.json and optimizer-data.json may be absent (no capacity, default settings); the other
+    four are required. Raises DataFileError naming file, JSON path and value; in ``strict`` mode an unknown
+    key raises too, otherwise it is returned as a warning.
+    """
+    report = Report(strict)
+    readers: dict[str, Reader | None] = {}
+    for section, name in FILES.items():
+        file_path = os.path.join(path, name)
+        optional = section in ("capacity", "optimizer")
+        if optional and not os.path.exists(file_path):
+            readers[section] = None
+            continue
+        readers[section] = Reader.root(_read_json(file_path), name, report)
+    return _build(readers, dict(FILES), report)
+
+
+def load_system_file(path: str, strict: bool = False) -> LoadedSystem:
+    """Read one system-data.json (``{"system": {acceleratorData: {...}, ...}}``); errors as load_system_dir."""
+    name = os.path.basename(path)
+    report = Report(strict)
+    system = Reader.root(_read_json(path), name, report).obj("system")
+    readers = {section: system.obj(key, optional=section in ("capacity", "optimizer"))
+               for section, key in _SYSTEM_KEYS.items()}
+    return _build(readers, {section: name for section in FILES}, report)
+
+
+def load_capacity(path: str) -> m.Capacity:
+    """Read capacity-data.json alone (re-read every control cycle). Raises DataFileError."""
+    report = Report(strict=False)
+    return _capacity(Reader.root(_read_json(path), os.path.basename(path), report))
+
+
+def read_solution(path: str) -> m.Solution:
+    """Read solution-data.json (``{"allocations": {server: allocation}}``). Raises DataFileError."""
+    root = Reader.root(_read_json(path), os.path.basename(path), Report(strict=False))
+    allocations = root.obj("allocations")
+    return m.Solution(allocations={name: _allocation(alloc) for name, alloc in allocations.entries()})
+
+
+def _write_json(path: str, data: Any) -> None:
+    """Write ``data`` as indented JSON atomically (temp file + rename), so readers never see half a file."""
+    tmp = f"{path}.tmp"
+    with open(tmp, "w", encoding="utf-8") as handle:
+        json.dump(data, handle, indent=4)
+        handle.write("\n")
+    os.replace(tmp, path)
+
+
+def write_system_dir(path: str, system: m.SystemData) -> None:
+    """Write the six Inferno data files into directory ``path`` (created if needed)."""
+    os.makedirs(path, exist_ok=True)
+    for section, content in inferno_json.system_sections(system).items():
+        _write_json(os.path.join(path, FILES[section]), content)
+
+
+def write_system_file(path: str, system: m.SystemData) -> None:
+    """Write one system-data.json holding all six sections under ``{"system": {...}}``."""
+    sections = inferno_json.system_sections(system)
+    _write_json(path, {"system": {_SYSTEM_KEYS[section]: content for section, content in sections.items()}})
+
+
+def write_solution(path: str, solution: m.Solution) -> None:
+    """Write solution-data.json in Inferno's format."""
+    _write_json(path, inferno_json.solution_json(solution))
