@@ -1,0 +1,70 @@
+"""The proto mapping: model -> proto -> model is the identity on both sample sets; bad wire values are named."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from proto import optimizer_pb2, types_pb2
+from services.common import convert, datafiles
+from services.common import model as m
+from services.common.errors import InvalidInputError
+
+SAMPLES = Path(__file__).resolve().parents[2] / "samples" / "inferno"
+
+
+@pytest.mark.parametrize("name", ["small", "large"])
+def test_system_survives_proto_round_trip(name: str) -> None:
+    system = datafiles.load_system_dir(str(SAMPLES / name)).system
+    wire = convert.system_to_proto(system).SerializeToString()
+    assert convert.system_from_proto(types_pb2.SystemData.FromString(wire)) == system
+
+
+def test_published_solution_survives_proto_round_trip() -> None:
+    solution = datafiles.read_solution(str(SAMPLES / "small" / "solution-data.json"))
+    response = convert.solution_to_proto(solution)
+    assert [row.server_name for row in response.allocations] == sorted(solution.allocations)
+    assert convert.solution_from_proto(response) == solution
+
+
+def test_server_with_desired_allocation_and_observations_round_trips() -> None:
+    server = m.Server(
+        name="Premium-llama_13b", service_class="Premium", model="llama_13b", keep_accelerator=True,
+        min_replicas=1, current=m.Allocation("G2", 2, 38, 46.0, 30.0, 400.0, m.Load(60, 128, 1024)),
+        desired=m.Allocation("A100", 3, 32, 120.0, saturated=True, unserved_rate_rpm=5.0),
+        observed=m.ObservedMetrics(itl_ms=31.5, ttft_ms=None, requests_waiting=0.0, source="prometheus"))
+    assert convert.server_from_proto(convert.server_to_proto(server)) == server
+
+
+def test_unset_observation_stays_unknown_not_zero() -> None:
+    observed = convert.observed_from_proto(types_pb2.ObservedMetrics(itl_ms=0.0, source="labels"))
+    assert observed.itl_ms == 0.0 and observed.ttft_ms is None
+
+
+BAD = [
+    pytest.param(types_pb2.SystemData(optimizer=types_pb2.OptimizerSettings(saturation_policy="Greedy")),
+                 r"system.optimizer.saturation_policy must be one of .* got 'Greedy'", id="policy"),
+    pytest.param(types_pb2.SystemData(servers=[types_pb2.Server(name="s", min_num_replicas=-1)]),
+                 r"system.servers\[s\].min_num_replicas must be a non-negative number, got -1", id="min-replicas"),
+    pytest.param(types_pb2.SystemData(servers=[types_pb2.Server(name="")]), r"system.servers.name must not be empty",
+                 id="server-name"),
+    pytest.param(types_pb2.SystemData(capacity=types_pb2.Capacity(
+        count=[types_pb2.CapacityEntry(type="G2", count=-2)])),
+                 r"system.capacity.count\[G2\] must be a non-negative number, got -2", id="capacity"),
+    pytest.param(types_pb2.SystemData(servers=[types_pb2.Server(
+        name="s", current_alloc=types_pb2.Allocation(load=types_pb2.Load(arrival_rate_rpm=float("nan"))))]),
+        r"system.servers\[s\].current_alloc.load.arrival_rate_rpm must be a non-negative number, got nan", id="nan"),
+]
+
+
+@pytest.mark.parametrize(("msg", "message"), BAD)
+def test_bad_wire_value_is_named(msg: types_pb2.SystemData, message: str) -> None:
+    with pytest.raises(InvalidInputError, match=message):
+        convert.system_from_proto(msg)
+
+
+def test_repeated_server_in_allocations_is_rejected() -> None:
+    row = optimizer_pb2.ServerAllocation(server_name="a", allocation=types_pb2.Allocation(accelerator="G2"))
+    with pytest.raises(InvalidInputError, match="'a' is empty or repeated"):
+        convert.allocations_from_proto([row, row])

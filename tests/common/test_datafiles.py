@@ -1,0 +1,164 @@
+"""Inferno's data files: both sample sets load, write back and reload unchanged; bad input names the culprit."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from services.common import datafiles
+from services.common.errors import DataFileError
+from services.common.model import SaturationPolicy
+
+SAMPLES = Path(__file__).resolve().parents[2] / "samples" / "inferno"
+SETS = [pytest.param("small", id="small"), pytest.param("large", id="large")]
+
+
+@pytest.fixture
+def small_copy(tmp_path: Path) -> Path:
+    target = tmp_path / "small"
+    shutil.copytree(SAMPLES / "small", target)
+    for path in target.iterdir():
+        path.chmod(0o644)
+    return target
+
+
+def edit(path: Path, change) -> None:
+    data = json.loads(path.read_text())
+    change(data)
+    path.write_text(json.dumps(data))
+
+
+@pytest.mark.parametrize("name", SETS)
+def test_sample_set_loads_without_warnings(name: str) -> None:
+    loaded = datafiles.load_system_dir(str(SAMPLES / name), strict=True)
+    assert loaded.warnings == ()
+    assert loaded.system.servers and loaded.system.models and loaded.system.accelerators
+
+
+def test_small_set_reads_keys_whatever_their_case() -> None:
+    system = datafiles.load_system_dir(str(SAMPLES / "small")).system
+    server = next(s for s in system.servers if s.name == "Premium-llama_13b")
+    # server-data.json spells them AvgInTokens / AvgOutTokens
+    assert (server.load.arrival_rate_rpm, server.load.avg_in_tokens, server.load.avg_out_tokens) == (60, 128, 1024)
+    assert system.optimizer.saturation_policy is SaturationPolicy.ROUND_ROBIN
+    assert system.capacity.count("G2") == 512 and system.capacity.count("H100") == 0
+
+
+def test_multi_card_accelerator_keeps_type_and_multiplicity() -> None:
+    system = datafiles.load_system_dir(str(SAMPLES / "small")).system
+    acc = system.accelerator("2xAIU2")
+    assert acc is not None and (acc.type, acc.multiplicity) == ("AIU2", 2)
+
+
+@pytest.mark.parametrize("name", SETS)
+def test_written_directory_loads_to_the_same_model(name: str, tmp_path: Path) -> None:
+    system = datafiles.load_system_dir(str(SAMPLES / name)).system
+    datafiles.write_system_dir(str(tmp_path), system)
+    assert datafiles.load_system_dir(str(tmp_path), strict=True).system == system
+
+
+@pytest.mark.parametrize("name", SETS)
+def test_written_system_file_loads_to_the_same_model(name: str, tmp_path: Path) -> None:
+    system = datafiles.load_system_dir(str(SAMPLES / name)).system
+    path = tmp_path / "system-data.json"
+    datafiles.write_system_file(str(path), system)
+    assert set(json.loads(path.read_text())["system"]) == {
+        "acceleratorData", "capacityData", "modelData", "serviceClassData", "serverData", "optimizerData"}
+    assert datafiles.load_system_file(str(path), strict=True).system == system
+
+
+def test_published_solution_round_trips(tmp_path: Path) -> None:
+    solution = datafiles.read_solution(str(SAMPLES / "small" / "solution-data.json"))
+    assert len(solution.allocations) == 15
+    row = solution.allocations["Bronze-granite_13b"]
+    assert (row.accelerator, row.num_replicas, row.max_batch, row.cost_per_hour) == ("G2", 3, 38, 69)
+    datafiles.write_solution(str(tmp_path / "out.json"), solution)
+    assert datafiles.read_solution(str(tmp_path / "out.json")) == solution
+
+
+def test_unknown_key_is_a_warning_naming_file_and_key(small_copy: Path) -> None:
+    edit(small_copy / "serviceclass-data.json",
+         lambda d: d["serviceClasses"][0]["modelTargets"][0].update({"slo-ttw": 500}))
+    loaded = datafiles.load_system_dir(str(small_copy))
+    assert loaded.warnings == (
+        "serviceclass-data.json: $.serviceClasses[0].modelTargets[0].slo-ttw: unknown key ignored",)
+
+
+def test_unknown_key_fails_in_strict_mode(small_copy: Path) -> None:
+    edit(small_copy / "optimizer-data.json", lambda d: d["optimizer"].update({"turbo": True}))
+    with pytest.raises(DataFileError, match=r"optimizer-data.json: \$.optimizer.turbo: unknown key"):
+        datafiles.load_system_dir(str(small_copy), strict=True)
+
+
+def _set(section: str, index: int, key: str, value):
+    return lambda d: d[section][index].update({key: value})
+
+
+BAD_INPUT = [
+    pytest.param("server-data.json", lambda d: d["servers"][0]["currentAlloc"]["load"].update({"arrivalRate": "fast"}),
+                 r"server-data.json: \$.servers\[0\].currentAlloc.load.arrivalRate: expected a number, got 'fast'",
+                 id="wrong-type"),
+    pytest.param("capacity-data.json", lambda d: d["count"][0].update({"count": -4}),
+                 r"capacity-data.json: \$.count\[0\].count: expected a non-negative whole number, got -4",
+                 id="negative-count"),
+    pytest.param("accelerator-data.json", _set("accelerators", 1, "cost", -40.0),
+                 r"accelerator-data.json: \$.accelerators\[1\].cost: expected a non-negative number, got -40.0",
+                 id="negative-cost"),
+    pytest.param("model-data.json", _set("models", 2, "acc", "TPU9"),
+                 r"model-data.json: \$.models\[2\].acc: unknown accelerator 'TPU9'", id="unknown-accelerator"),
+    pytest.param("server-data.json", _set("servers", 4, "class", "Platinum"),
+                 r"server-data.json: \$.servers\[4\].class: unknown service class 'Platinum'", id="unknown-class"),
+    pytest.param("server-data.json", _set("servers", 3, "model", "gpt_9"),
+                 r"server-data.json: \$.servers\[3\].model: unknown model 'gpt_9'", id="unknown-model"),
+    pytest.param("server-data.json", lambda d: d["servers"][1].update({"name": d["servers"][0]["name"]}),
+                 r"server-data.json: \$.servers\[1\].name: duplicate name 'Premium-llama_13b'", id="duplicate-server"),
+    pytest.param("accelerator-data.json", lambda d: d["accelerators"].append(dict(d["accelerators"][0])),
+                 r"accelerator-data.json: \$.accelerators\[6\].name: duplicate name 'L4'", id="duplicate-accelerator"),
+    pytest.param("serviceclass-data.json", lambda d: d["serviceClasses"][0].pop("name"),
+                 r"serviceclass-data.json: \$.serviceClasses\[0\].name: required key is missing", id="missing-key"),
+    pytest.param("model-data.json", lambda d: d["models"][0].update({"perfParms": [1, 2]}),
+                 r"model-data.json: \$.models\[0\].perfParms: expected an object, got a list", id="list-for-object"),
+    pytest.param("optimizer-data.json", lambda d: d["optimizer"].update({"saturationPolicy": "Greedy"}),
+                 r"optimizer-data.json: \$.optimizer.saturationPolicy: expected one of None, .*got 'Greedy'",
+                 id="unknown-policy"),
+]
+
+
+@pytest.mark.parametrize(("file", "change", "message"), BAD_INPUT)
+def test_bad_input_error_names_file_path_and_value(small_copy: Path, file: str, change, message: str) -> None:
+    edit(small_copy / file, change)
+    with pytest.raises(DataFileError, match=message):
+        datafiles.load_system_dir(str(small_copy))
+
+
+def test_missing_required_file_is_named(small_copy: Path) -> None:
+    (small_copy / "model-data.json").unlink()
+    with pytest.raises(DataFileError, match=r"model-data.json: \$: file not found at .*model-data.json"):
+        datafiles.load_system_dir(str(small_copy))
+
+
+def test_missing_capacity_and_optimizer_files_mean_none_and_defaults(small_copy: Path) -> None:
+    (small_copy / "capacity-data.json").unlink()
+    (small_copy / "optimizer-data.json").unlink()
+    system = datafiles.load_system_dir(str(small_copy)).system
+    assert dict(system.capacity.counts) == {} and system.optimizer.saturation_policy is SaturationPolicy.NONE
+
+
+def test_invalid_json_names_line_and_column(small_copy: Path) -> None:
+    (small_copy / "server-data.json").write_text('{"servers": [\n  {"name": "a",,}\n]}')
+    with pytest.raises(DataFileError, match=r"server-data.json: \$: invalid JSON at line 2 column"):
+        datafiles.load_system_dir(str(small_copy))
+
+
+def test_capacity_file_reads_alone(small_copy: Path) -> None:
+    capacity = datafiles.load_capacity(str(small_copy / "capacity-data.json"))
+    assert dict(capacity.counts) == {"L4": 1024, "A100": 768, "AIU2": 1024, "G2": 512}
+
+
+def test_priority_out_of_range_becomes_lowest(small_copy: Path) -> None:
+    edit(small_copy / "serviceclass-data.json", _set("serviceClasses", 0, "priority", 500))
+    system = datafiles.load_system_dir(str(small_copy)).system
+    assert system.service_classes[0].priority == 100

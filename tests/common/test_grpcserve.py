@@ -1,0 +1,78 @@
+"""The shared gRPC server: standard health checks, reflection, domain errors mapped to status codes, drain."""
+
+from __future__ import annotations
+
+import grpc
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+
+from proto import optimizer_pb2, optimizer_pb2_grpc
+from services.common.errors import DataFileError, InfeasibleError, InvalidInputError, UnavailableError
+from services.common.grpcserve import build_server, drain, grpc_method
+
+NAME = optimizer_pb2.DESCRIPTOR.services_by_name["OptimizerService"].full_name
+
+
+class Raising(optimizer_pb2_grpc.OptimizerServiceServicer):
+    """Answers or raises whatever error the test puts in ``error``."""
+
+    error: Exception | None = None
+
+    @grpc_method
+    def Optimize(self, request, context):  # noqa: N802 - gRPC method name
+        if self.error is not None:
+            raise self.error
+        return optimizer_pb2.OptimizeResponse()
+
+
+@pytest.fixture
+def running():
+    servicer = Raising()
+    server, port, health = build_server(
+        lambda s: optimizer_pb2_grpc.add_OptimizerServiceServicer_to_server(servicer, s), [NAME], "127.0.0.1:0")
+    channel = grpc.insecure_channel(f"127.0.0.1:{port}")
+    yield servicer, channel, server, health
+    channel.close()
+    server.stop(0).wait()
+
+
+def test_health_reports_serving_for_the_service_and_overall(running) -> None:
+    _, channel, _, _ = running
+    stub = health_pb2_grpc.HealthStub(channel)
+    for service in ("", NAME):
+        reply = stub.Check(health_pb2.HealthCheckRequest(service=service), timeout=5)
+        assert reply.status == health_pb2.HealthCheckResponse.SERVING
+
+
+def test_reflection_lists_the_service(running) -> None:
+    _, channel, _, _ = running
+    stub = reflection_pb2_grpc.ServerReflectionStub(channel)
+    replies = stub.ServerReflectionInfo(iter([reflection_pb2.ServerReflectionRequest(list_services="")]), timeout=5)
+    names = {s.name for reply in replies for s in reply.list_services_response.service}
+    assert {NAME, "grpc.health.v1.Health"} <= names
+
+
+@pytest.mark.parametrize(("error", "code"), [
+    pytest.param(InvalidInputError("system.servers[a].model is empty"), grpc.StatusCode.INVALID_ARGUMENT, id="invalid"),
+    pytest.param(DataFileError("model-data.json", "$.models[0].acc", "unknown"), grpc.StatusCode.INVALID_ARGUMENT,
+                 id="datafile"),
+    pytest.param(InfeasibleError("no capacity"), grpc.StatusCode.FAILED_PRECONDITION, id="infeasible"),
+    pytest.param(UnavailableError("prometheus down"), grpc.StatusCode.UNAVAILABLE, id="unavailable"),
+    pytest.param(ZeroDivisionError("bug"), grpc.StatusCode.INTERNAL, id="bug"),
+])
+def test_domain_error_becomes_its_status_code_with_the_message(running, error: Exception, code) -> None:
+    servicer, channel, _, _ = running
+    servicer.error = error
+    with pytest.raises(grpc.RpcError) as caught:
+        optimizer_pb2_grpc.OptimizerServiceStub(channel).Optimize(optimizer_pb2.OptimizeRequest(), timeout=5)
+    assert caught.value.code() == code
+    assert str(error) in caught.value.details()
+
+
+def test_drain_marks_not_serving_and_stops(running) -> None:
+    _, channel, server, health = running
+    drain(server, health, grace_s=0.5)
+    with pytest.raises(grpc.RpcError) as caught:
+        health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(service=NAME), timeout=2)
+    assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
