@@ -150,10 +150,6 @@ def _unique(names: Iterable[str], r: Reader, list_key: str, name_key: str) -> No
         seen.add(name)
 
 
-def _section(reader: Reader, key: str, parse: Callable[[Reader], Any]) -> tuple[Any, ...]:
-    return tuple(parse(item) for item in reader.items(key, optional=True))
-
-
 def _check_references(system: m.SystemData, files: dict[str, str]) -> None:
     _unique_by(system.accelerators, lambda a: a.name, files["accelerators"], "accelerators", "name")
     _unique_by(system.service_classes, lambda c: c.name, files["service_classes"], "serviceClasses", "name")
@@ -182,17 +178,15 @@ def _unique_by(items: Iterable[Any], key: Callable[[Any], Any], file: str, list_
 
 
 def _build(readers: dict[str, Reader | None], files: dict[str, str], report: Report) -> LoadedSystem:
-    def top(section: str) -> Reader:
-        reader = readers[section]
-        if reader is None:
-            raise DataFileError(files[section], "$", "missing")
-        return reader
+    def section(name: str, key: str, parse: Callable[[Reader], Any]) -> tuple[Any, ...]:
+        reader = readers[name]
+        return () if reader is None else tuple(parse(item) for item in reader.items(key, optional=True))
 
     system = m.SystemData(
-        accelerators=_section(top("accelerators"), "accelerators", _accelerator),
-        models=_section(top("models"), "models", _model_perf),
-        service_classes=_section(top("service_classes"), "serviceClasses", _service_class),
-        servers=_section(top("servers"), "servers", _server),
+        accelerators=section("accelerators", "accelerators", _accelerator),
+        models=section("models", "models", _model_perf),
+        service_classes=section("service_classes", "serviceClasses", _service_class),
+        servers=section("servers", "servers", _server),
         optimizer=_settings(readers["optimizer"] and readers["optimizer"].obj("optimizer", optional=True)),
         capacity=_capacity(readers["capacity"]),
     )
@@ -200,18 +194,19 @@ def _build(readers: dict[str, Reader | None], files: dict[str, str], report: Rep
     return LoadedSystem(system=system, warnings=report.finish())
 
 
-def load_system_dir(path: str, strict: bool = False) -> LoadedSystem:
+def load_system_dir(path: str, strict: bool = False, require_servers: bool = True) -> LoadedSystem:
     """Read the six Inferno data files in directory ``path``.
 
-    capacity-data.json and optimizer-data.json may be absent (no capacity, default settings); the other
-    four are required. Raises DataFileError naming file, JSON path and value; in ``strict`` mode an unknown
-    key raises too, otherwise it is returned as a warning.
+    capacity-data.json and optimizer-data.json may be absent (no capacity, default settings), and so may
+    server-data.json when ``require_servers`` is False (the controller's static data: servers come from the
+    cluster); the others are required. Raises DataFileError naming file, JSON path and value; in ``strict``
+    mode an unknown key raises too, otherwise it is returned as a warning.
     """
     report = Report(strict)
     readers: dict[str, Reader | None] = {}
     for section, name in FILES.items():
         file_path = os.path.join(path, name)
-        optional = section in ("capacity", "optimizer")
+        optional = section in ("capacity", "optimizer") or (section == "servers" and not require_servers)
         if optional and not os.path.exists(file_path):
             readers[section] = None
             continue

@@ -162,3 +162,11 @@ def test_priority_out_of_range_becomes_lowest(small_copy: Path) -> None:
     edit(small_copy / "serviceclass-data.json", _set("serviceClasses", 0, "priority", 500))
     system = datafiles.load_system_dir(str(small_copy)).system
     assert system.service_classes[0].priority == 100
+
+
+def test_static_data_loads_without_server_file_when_servers_come_from_the_cluster(small_copy: Path) -> None:
+    (small_copy / "server-data.json").unlink()
+    system = datafiles.load_system_dir(str(small_copy), require_servers=False).system
+    assert system.servers == () and len(system.models) == 30
+    with pytest.raises(DataFileError, match="server-data.json"):
+        datafiles.load_system_dir(str(small_copy))
