@@ -1,0 +1,1 @@
+"""The controller: runs the control cycle (collect -> optimize -> actuate) on a timer and on GET /invoke."""

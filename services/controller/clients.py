@@ -1,0 +1,91 @@
+"""gRPC clients of the collector, optimizer and actuator, as the cycle's CycleClients; every call has a deadline.
+
+Failures surface as grpc.RpcError (the cycle names the service and the status code). Protos stop here:
+services.common.convert maps them to the model.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import grpc
+from google.protobuf.json_format import MessageToDict
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from proto import (
+    actuator_pb2,
+    actuator_pb2_grpc,
+    collector_pb2,
+    collector_pb2_grpc,
+    optimizer_pb2,
+    optimizer_pb2_grpc,
+)
+from services.common import convert
+from services.common import model as m
+from services.controller.cycle import ActionResult, Collection, ManagedRef
+
+SERVICES = {
+    "collector": collector_pb2.DESCRIPTOR.services_by_name["CollectorService"].full_name,
+    "optimizer": optimizer_pb2.DESCRIPTOR.services_by_name["OptimizerService"].full_name,
+    "actuator": actuator_pb2.DESCRIPTOR.services_by_name["ActuatorService"].full_name,
+}
+
+
+class ServiceClients:
+    """Channels to the three services, with one deadline (seconds) for every call."""
+
+    def __init__(self, addresses: Mapping[str, str], deadline_s: float, namespaces: tuple[str, ...] = ()) -> None:
+        self._channels = {name: grpc.insecure_channel(addresses[name]) for name in SERVICES}
+        self._deadline_s = deadline_s
+        self._namespaces = namespaces
+        self._collector = collector_pb2_grpc.CollectorServiceStub(self._channels["collector"])
+        self._optimizer = optimizer_pb2_grpc.OptimizerServiceStub(self._channels["optimizer"])
+        self._actuator = actuator_pb2_grpc.ActuatorServiceStub(self._channels["actuator"])
+
+    def collect(self) -> Collection:
+        """Collector.Collect -> Collection. Raises grpc.RpcError."""
+        reply = self._collector.Collect(collector_pb2.CollectRequest(namespaces=self._namespaces),
+                                        timeout=self._deadline_s)
+        refs = tuple(ManagedRef(r.server_name, convert.kube_ref_from_proto(r.ref, f"refs[{r.server_name}]"),
+                                r.spec_replicas, r.ready_replicas) for r in reply.refs)
+        return Collection(servers=tuple(convert.server_from_proto(s, "servers") for s in reply.servers),
+                          refs=refs, warnings=tuple(reply.warnings),
+                          capacity=convert.capacity_from_proto(reply.capacity))
+
+    def optimize(self, system: m.SystemData) -> tuple[m.Solution, dict[str, Any]]:
+        """Optimizer.Optimize -> (Solution, stats as a dict). Raises grpc.RpcError."""
+        reply = self._optimizer.Optimize(optimizer_pb2.OptimizeRequest(system=convert.system_to_proto(system)),
+                                         timeout=self._deadline_s)
+        stats = MessageToDict(reply.stats, preserving_proto_field_name=True)
+        return convert.solution_from_proto(reply), stats
+
+    def actuate(self, solution: m.Solution, collection: Collection, dry_run: bool) -> list[ActionResult]:
+        """Actuator.Actuate for the solution's allocations over the collected Deployments. Raises grpc.RpcError."""
+        request = actuator_pb2.ActuateRequest(
+            allocations=convert.solution_to_proto(solution).allocations,
+            refs=[collector_pb2.ServerRef(server_name=r.server_name, ref=convert.kube_ref_to_proto(r.ref),
+                                          spec_replicas=r.spec_replicas, ready_replicas=r.ready_replicas)
+                  for r in collection.refs],
+            servers=[convert.server_to_proto(s) for s in collection.servers], dry_run=dry_run)
+        reply = self._actuator.Actuate(request, timeout=self._deadline_s)
+        outcome = actuator_pb2.ActuationResult.Outcome.Name
+        return [ActionResult(r.server_name, r.ref.namespace, r.ref.name, outcome(r.outcome).lower(), r.reason,
+                             r.replicas_from, r.replicas_to) for r in reply.results]
+
+    def health(self, timeout_s: float = 2.0) -> dict[str, str]:
+        """Each service's standard health status name (SERVING, NOT_SERVING, or the gRPC error code)."""
+        statuses = {}
+        for name, service in SERVICES.items():
+            stub = health_pb2_grpc.HealthStub(self._channels[name])
+            try:
+                reply = stub.Check(health_pb2.HealthCheckRequest(service=service), timeout=timeout_s)
+                statuses[name] = health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
+            except grpc.RpcError as err:
+                statuses[name] = err.code().name
+        return statuses
+
+    def close(self) -> None:
+        """Close the channels."""
+        for channel in self._channels.values():
+            channel.close()

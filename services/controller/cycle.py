@@ -1,0 +1,202 @@
+"""One control cycle as pure orchestration over injected clients: collect, optimize, actuate, report.
+
+A cycle is skipped, never half-applied: when static data cannot be read, collection fails or is empty, the
+optimizer fails or allocates nothing, or the actuator cannot be reached, nothing is written and the record
+says why. Servers the optimizer could not allocate are left as they are (the actuator keeps replicas of
+servers absent from the solution). No I/O, clock or env here: the caller injects them (ARCHITECTURE s9).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any, Protocol
+
+from services.common import model as m
+
+
+@dataclass(frozen=True, slots=True)
+class ManagedRef:
+    """A managed server's Deployment and its replica counts, as the collector saw them."""
+
+    server_name: str
+    ref: m.KubeRef
+    spec_replicas: int = 0
+    ready_replicas: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Collection:
+    """What the collector answered: servers (with load and observations), their Deployments, warnings and
+    the capacity it knows (empty = use the capacity data file)."""
+
+    servers: tuple[m.Server, ...] = ()
+    refs: tuple[ManagedRef, ...] = ()
+    warnings: tuple[str, ...] = ()
+    capacity: m.Capacity = field(default_factory=m.Capacity)
+
+
+@dataclass(frozen=True, slots=True)
+class ActionResult:
+    """What the actuator did to one Deployment: outcome is changed | unchanged | skipped | failed."""
+
+    server_name: str
+    namespace: str
+    deployment: str
+    outcome: str
+    reason: str = ""
+    replicas_from: int = 0
+    replicas_to: int = 0
+
+
+class CycleClients(Protocol):
+    """The three services as the cycle sees them; each method raises on failure (any exception)."""
+
+    def collect(self) -> Collection: ...
+
+    def optimize(self, system: m.SystemData) -> tuple[m.Solution, Mapping[str, Any]]: ...
+
+    def actuate(self, solution: m.Solution, collection: Collection, dry_run: bool) -> list[ActionResult]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class CycleRecord:
+    """The outcome of one cycle, as answered by /invoke and appended to the cycle log.
+
+    ``outcome`` is "applied" or "skipped" (with ``skip_reason``); ``timings_ms`` has one entry per phase
+    run (read_data, collect, optimize, actuate) and "total"; ``rows`` is the allocation table.
+    """
+
+    cycle_id: int
+    started_at: str
+    outcome: str
+    skip_reason: str = ""
+    timings_ms: Mapping[str, float] = field(default_factory=dict)
+    rows: tuple[Mapping[str, Any], ...] = ()
+    warnings: tuple[str, ...] = ()
+    total_cost_per_hour: float = 0.0
+    solver_stats: Mapping[str, Any] = field(default_factory=dict)
+
+    def as_json(self) -> dict[str, Any]:
+        """The record as a JSON-ready dict."""
+        return {"cycle_id": self.cycle_id, "started_at": self.started_at, "outcome": self.outcome,
+                "skip_reason": self.skip_reason, "timings_ms": dict(self.timings_ms),
+                "rows": [dict(r) for r in self.rows],
+                "warnings": list(self.warnings), "total_cost_per_hour": self.total_cost_per_hour,
+                "solver_stats": dict(self.solver_stats)}
+
+
+class _Skip(Exception):
+    """Ends a cycle early with a reason."""
+
+
+@dataclass
+class _Timer:
+    now_s: Callable[[], float]
+    timings_ms: dict[str, float] = field(default_factory=dict)
+
+    def run(self, phase: str, what: str, action: Callable[[], Any]) -> Any:
+        start = self.now_s()
+        try:
+            return action()
+        except _Skip:
+            raise
+        except Exception as err:  # noqa: BLE001 - any failure of a phase skips the cycle, with its reason
+            raise _Skip(f"{what} failed: {_describe(err)}") from err
+        finally:
+            self.timings_ms[phase] = round((self.now_s() - start) * 1000.0, 3)
+
+
+def _describe(err: Exception) -> str:
+    code = getattr(err, "code", None)
+    details = getattr(err, "details", None)
+    if callable(code) and callable(details):  # a gRPC error: its status code and message
+        return f"{code().name}: {details()}"
+    return str(err) or type(err).__name__
+
+
+def build_system(static: m.SystemData, capacity_file: m.Capacity, collection: Collection) -> m.SystemData:
+    """The optimizer's input: static data, the collected servers, and the collector's capacity when it has
+    one (from Nodes), else the capacity file's."""
+    capacity = collection.capacity if collection.capacity.counts else capacity_file
+    return replace(static, servers=collection.servers, capacity=capacity)
+
+
+def run_cycle(
+    cycle_id: int,
+    started_at: str,
+    load_static: Callable[[], tuple[m.SystemData, m.Capacity]],
+    clients: CycleClients,
+    now_s: Callable[[], float],
+    dry_run: bool = False,
+) -> CycleRecord:
+    """Run one cycle and return its record; never raises for a failing phase (the cycle is skipped).
+
+    ``load_static`` returns (static system data without servers, capacity from the file); ``now_s`` is a
+    monotonic clock in seconds used only for phase timings.
+    """
+    timer = _Timer(now_s)
+    start = now_s()
+    collection = Collection()
+    try:
+        static, capacity = timer.run("read_data", "reading the data files", load_static)
+        collection = timer.run("collect", "collector", clients.collect)
+        if not collection.servers:
+            raise _Skip("collector found no managed servers")
+        system = build_system(static, capacity, collection)
+        solution, stats = timer.run("optimize", "optimizer", lambda: clients.optimize(system))
+        if not solution.allocations:
+            raise _Skip("optimizer found no feasible allocation: " + "; ".join(
+                f"{name}: {reason}" for name, reason in solution.unallocated.items()))
+        actions = timer.run("actuate", "actuator", lambda: clients.actuate(solution, collection, dry_run))
+    except _Skip as skip:
+        timer.timings_ms["total"] = round((now_s() - start) * 1000.0, 3)
+        return CycleRecord(cycle_id, started_at, "skipped", str(skip), timer.timings_ms,
+                           rows=_rows(collection, None, [], None), warnings=collection.warnings)
+    timer.timings_ms["total"] = round((now_s() - start) * 1000.0, 3)
+    return CycleRecord(cycle_id, started_at, "applied", "", timer.timings_ms,
+                       rows=_rows(collection, solution, actions, system), warnings=collection.warnings,
+                       total_cost_per_hour=round(solution.total_cost_per_hour, 6), solver_stats=dict(stats))
+
+
+def _targets(system: m.SystemData | None, server: m.Server) -> m.ModelTarget | None:
+    service_class = system.service_class(server.service_class) if system else None
+    return service_class.target_for(server.model) if service_class else None
+
+
+def _rows(collection: Collection, solution: m.Solution | None, actions: list[ActionResult],
+          system: m.SystemData | None) -> tuple[dict[str, Any], ...]:
+    refs = {r.server_name: r for r in collection.refs}
+    by_server = {a.server_name: a for a in actions}
+    rows = []
+    for server in sorted(collection.servers, key=lambda s: s.name):
+        rows.append(_row(server, refs.get(server.name), solution, by_server.get(server.name),
+                         _targets(system, server)))
+    return tuple(rows)
+
+
+def _row(server: m.Server, ref: ManagedRef | None, solution: m.Solution | None, action: ActionResult | None,
+         target: m.ModelTarget | None) -> dict[str, Any]:
+    observed = server.observed or m.ObservedMetrics()
+    desired = solution.allocations.get(server.name) if solution else None
+    row: dict[str, Any] = {
+        "server": server.name, "class": server.service_class, "model": server.model,
+        "namespace": ref.ref.namespace if ref else "", "deployment": ref.ref.name if ref else "",
+        "arrival_rate_rpm": server.load.arrival_rate_rpm, "avg_in_tokens": server.load.avg_in_tokens,
+        "avg_out_tokens": server.load.avg_out_tokens, "load_source": observed.source,
+        "observed_itl_ms": observed.itl_ms, "observed_ttft_ms": observed.ttft_ms,
+        "slo_itl_ms": target.slo_itl_ms if target else None, "slo_ttft_ms": target.slo_ttft_ms if target else None,
+        "current_accelerator": server.current.accelerator, "current_replicas": ref.spec_replicas if ref else None,
+        "ready_replicas": ref.ready_replicas if ref else None,
+    }
+    if desired is not None:
+        row.update(accelerator=desired.accelerator, replicas=desired.num_replicas, max_batch=desired.max_batch,
+                   cost_per_hour=desired.cost_per_hour, predicted_itl_ms=desired.itl_ms,
+                   predicted_ttft_ms=desired.ttft_ms, saturated=desired.saturated,
+                   unserved_rate_rpm=desired.unserved_rate_rpm)
+    elif solution is not None:
+        row["unallocated_reason"] = solution.unallocated.get(server.name, "not in the solution")
+    if action is not None:
+        row.update(action=action.outcome, action_reason=action.reason, replicas_from=action.replicas_from,
+                   replicas_to=action.replicas_to)
+    return row

@@ -1,0 +1,96 @@
+"""The control loop: one cycle at a time under one lock, on a ticker and on demand; records logged and exported.
+
+A caller of ``invoke`` while a cycle runs waits for it, then runs its own cycle. Each record is appended as
+one JSON line to the cycle log and summarised in one structlog event (``cycle_applied``/``cycle_skipped``).
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import threading
+import time
+from collections.abc import Callable
+
+from services.common import datafiles
+from services.common import model as m
+from services.common.logs import get_logger
+from services.controller.cycle import CycleClients, CycleRecord, run_cycle
+from services.controller.metrics import ControllerMetrics
+
+_log = get_logger("controller")
+
+
+def static_loader(data_path: str) -> Callable[[], tuple[m.SystemData, m.Capacity]]:
+    """A loader of the static data in ``data_path`` (re-read every cycle, so ConfigMap updates apply)."""
+
+    def load() -> tuple[m.SystemData, m.Capacity]:
+        loaded = datafiles.load_system_dir(data_path, require_servers=False)
+        return loaded.system, loaded.system.capacity
+
+    return load
+
+
+class ControlLoop:
+    """Runs cycles one at a time; see the module docstring."""
+
+    def __init__(self, clients: CycleClients, load_static: Callable[[], tuple[m.SystemData, m.Capacity]],
+                 metrics: ControllerMetrics, cycle_log_path: str = "", dry_run: bool = False) -> None:
+        self._clients, self._load_static, self._metrics = clients, load_static, metrics
+        self._cycle_log_path, self._dry_run = cycle_log_path, dry_run
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._ticker: threading.Thread | None = None
+        self._cycle_id = 0
+        self.last: CycleRecord | None = None
+
+    def invoke(self) -> CycleRecord:
+        """Run one cycle (waiting for a running one to finish first) and return its record."""
+        with self._lock:
+            self._cycle_id += 1
+            started_at = datetime.datetime.now(datetime.UTC).isoformat(timespec="milliseconds")
+            record = run_cycle(self._cycle_id, started_at, self._load_static, self._clients, time.monotonic,
+                               dry_run=self._dry_run)
+            self.last = record
+            self._metrics.observe(record)
+            self._append(record)
+        _log.info(f"cycle_{record.outcome}", cycle_id=record.cycle_id, skip_reason=record.skip_reason or None,
+                  total_ms=record.timings_ms.get("total"), servers=len(record.rows),
+                  total_cost_per_hour=record.total_cost_per_hour)
+        return record
+
+    def _append(self, record: CycleRecord) -> None:
+        if not self._cycle_log_path:
+            return
+        try:
+            os.makedirs(os.path.dirname(self._cycle_log_path) or ".", exist_ok=True)
+            with open(self._cycle_log_path, "a", encoding="utf-8") as handle:
+                handle.write(json.dumps(record.as_json(), sort_keys=True) + "\n")
+        except OSError as err:
+            _log.warning("cycle_log_failed", path=self._cycle_log_path, error=str(err))
+
+    def start_ticker(self, period_s: float) -> None:
+        """Run a cycle every ``period_s`` seconds in a background thread (0 = only on demand)."""
+        if period_s <= 0:
+            return
+        self._ticker = threading.Thread(target=self._tick, args=(period_s,), name="control-ticker", daemon=True)
+        self._ticker.start()
+
+    def _tick(self, period_s: float) -> None:
+        while not self._stop.wait(period_s):
+            try:
+                self.invoke()
+            except Exception as err:  # noqa: BLE001 - the ticker must survive any single cycle
+                _log.error("cycle_crashed", error=str(err))
+
+    @property
+    def ticking(self) -> bool:
+        """True while the ticker thread runs (or when there is none: on-demand mode)."""
+        return self._ticker is None or self._ticker.is_alive()
+
+    def stop(self, timeout_s: float = 10.0) -> None:
+        """Stop the ticker, waiting up to ``timeout_s`` for a running cycle to end."""
+        self._stop.set()
+        if self._ticker is not None:
+            self._ticker.join(timeout_s)

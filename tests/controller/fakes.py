@@ -1,0 +1,63 @@
+"""Fake service clients for controller tests: scripted answers, recorded calls, optional failures."""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+
+from services.common import model as m
+from services.controller.cycle import ActionResult, Collection, ManagedRef
+
+SERVER = m.Server(name="Premium-llama_13b", service_class="Premium", model="llama_13b",
+                  current=m.Allocation(accelerator="G2", num_replicas=1, load=m.Load(60, 128, 1024)),
+                  observed=m.ObservedMetrics(itl_ms=30.0, ttft_ms=400.0, source="prometheus"))
+REF = ManagedRef("Premium-llama_13b", m.KubeRef("llm", "llama-13b"), spec_replicas=1, ready_replicas=1)
+STATIC = m.SystemData(
+    accelerators=(m.Accelerator("G2", "G2", cost_per_hour=23.0),),
+    models=(m.ModelPerf("llama_13b", "G2", 1, 38, 1024, m.PerfParms(17.0, 0.03, 0.001)),),
+    service_classes=(m.ServiceClass("Premium", 1, (m.ModelTarget("llama_13b", 80.0, 1000.0),)),))
+CAPACITY = m.Capacity({"G2": 8})
+
+
+@dataclass
+class FakeClients:
+    """Answers like the three services; ``fail`` maps a method name to the exception it raises."""
+
+    collection: Collection = field(default_factory=lambda: Collection(servers=(SERVER,), refs=(REF,)))
+    solution: m.Solution = field(default_factory=lambda: m.Solution(
+        {"Premium-llama_13b": m.Allocation("G2", 3, 38, 69.0, 36.4, 425.2, m.Load(60, 128, 1024))}))
+    fail: dict[str, Exception] = field(default_factory=dict)
+    actuate_s: float = 0.0
+    calls: list[str] = field(default_factory=list)
+    systems: list[m.SystemData] = field(default_factory=list)
+    active: int = 0
+    overlaps: int = 0
+    _guard: threading.Lock = field(default_factory=threading.Lock)
+
+    def _enter(self, name: str) -> None:
+        self.calls.append(name)
+        if name in self.fail:
+            raise self.fail[name]
+
+    def collect(self) -> Collection:
+        self._enter("collect")
+        return self.collection
+
+    def optimize(self, system: m.SystemData):
+        self._enter("optimize")
+        self.systems.append(system)
+        return self.solution, {"solver": "greedy"}
+
+    def actuate(self, solution: m.Solution, collection: Collection, dry_run: bool) -> list[ActionResult]:
+        with self._guard:
+            self.active += 1
+            self.overlaps += self.active > 1
+        try:
+            self._enter("actuate")
+            time.sleep(self.actuate_s)
+            return [ActionResult(name, "llm", "llama-13b", "changed", "", 1, a.num_replicas)
+                    for name, a in solution.allocations.items()]
+        finally:
+            with self._guard:
+                self.active -= 1

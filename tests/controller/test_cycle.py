@@ -1,0 +1,112 @@
+"""One control cycle over fake clients: applied when every phase works, skipped (nothing written) otherwise."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+
+from services.common import model as m
+from services.common.errors import DataFileError
+from services.controller.cycle import Collection, run_cycle
+from tests.controller.fakes import CAPACITY, REF, SERVER, STATIC, FakeClients
+
+
+def clock():
+    ticks = itertools.count()
+    return lambda: next(ticks) * 0.002
+
+
+def static():
+    return STATIC, CAPACITY
+
+
+def test_working_cycle_collects_optimizes_actuates_and_reports_the_table() -> None:
+    clients = FakeClients()
+    record = run_cycle(7, "2026-11-22T00:00:00Z", static, clients, clock())
+    assert record.outcome == "applied" and record.skip_reason == ""
+    assert clients.calls == ["collect", "optimize", "actuate"]
+    assert set(record.timings_ms) == {"read_data", "collect", "optimize", "actuate", "total"}
+    (row,) = record.rows
+    assert row["server"] == "Premium-llama_13b" and row["deployment"] == "llama-13b"
+    assert (row["replicas"], row["predicted_itl_ms"]) == (3, 36.4)
+    assert (row["slo_itl_ms"], row["observed_itl_ms"]) == (80.0, 30.0)
+    assert (row["action"], row["replicas_from"], row["replicas_to"]) == ("changed", 1, 3)
+    assert record.total_cost_per_hour == 69.0
+
+
+def test_optimizer_sees_static_data_collected_servers_and_file_capacity() -> None:
+    clients = FakeClients()
+    run_cycle(1, "t", static, clients, clock())
+    (system,) = clients.systems
+    assert system.servers == (SERVER,) and system.models == STATIC.models and system.capacity == CAPACITY
+
+
+def test_capacity_from_the_collector_wins_over_the_file() -> None:
+    clients = FakeClients(collection=Collection((SERVER,), (REF,), capacity=m.Capacity({"G2": 2})))
+    run_cycle(1, "t", static, clients, clock())
+    assert dict(clients.systems[0].capacity.counts) == {"G2": 2}
+
+
+class Unavailable(Exception):
+    """Looks like a grpc.RpcError: code() and details()."""
+
+    class _Code:
+        name = "UNAVAILABLE"
+
+    def code(self):
+        return self._Code()
+
+    def details(self):
+        return "failed to connect to all addresses"
+
+
+SKIPS = [
+    pytest.param({"collect": Unavailable()}, ["collect"],
+                 "collector failed: UNAVAILABLE: failed to connect to all addresses", id="collector-down"),
+    pytest.param({"optimize": Unavailable()}, ["collect", "optimize"],
+                 "optimizer failed: UNAVAILABLE: failed to connect to all addresses", id="optimizer-down"),
+    pytest.param({"actuate": Unavailable()}, ["collect", "optimize", "actuate"],
+                 "actuator failed: UNAVAILABLE", id="actuator-down"),
+]
+
+
+@pytest.mark.parametrize(("fail", "calls", "reason"), SKIPS)
+def test_failing_service_skips_the_cycle_naming_it(fail, calls, reason) -> None:
+    clients = FakeClients(fail=fail)
+    record = run_cycle(1, "t", static, clients, clock())
+    assert record.outcome == "skipped" and record.skip_reason.startswith(reason)
+    assert clients.calls == calls
+
+
+def test_empty_collection_skips_without_optimizing() -> None:
+    clients = FakeClients(collection=Collection())
+    record = run_cycle(1, "t", static, clients, clock())
+    assert (record.outcome, record.skip_reason) == ("skipped", "collector found no managed servers")
+    assert clients.calls == ["collect"]
+
+
+def test_solution_without_allocations_skips_without_actuating() -> None:
+    clients = FakeClients(solution=m.Solution(unallocated={"Premium-llama_13b": "no candidate meets the SLOs"}))
+    record = run_cycle(1, "t", static, clients, clock())
+    assert record.outcome == "skipped"
+    assert record.skip_reason == (
+        "optimizer found no feasible allocation: Premium-llama_13b: no candidate meets the SLOs")
+    assert "actuate" not in clients.calls
+
+
+def test_unreadable_data_files_skip_before_collecting() -> None:
+    def broken():
+        raise DataFileError("model-data.json", "$.models[0].acc", "unknown accelerator 'X'")
+
+    clients = FakeClients()
+    record = run_cycle(1, "t", broken, clients, clock())
+    assert record.skip_reason == (
+        "reading the data files failed: model-data.json: $.models[0].acc: unknown accelerator 'X'")
+    assert clients.calls == []
+
+
+def test_skipped_cycle_still_reports_what_was_collected() -> None:
+    record = run_cycle(1, "t", static, FakeClients(fail={"optimize": Unavailable()}), clock())
+    (row,) = record.rows
+    assert row["observed_ttft_ms"] == 400.0 and "replicas" not in row and "action" not in row
