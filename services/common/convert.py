@@ -6,7 +6,7 @@ InvalidInputError naming the field and value, so servicers answer INVALID_ARGUME
 
 from __future__ import annotations
 
-from proto import optimizer_pb2, types_pb2
+from proto import actuator_pb2, collector_pb2, optimizer_pb2, types_pb2
 from services.common import model as m
 from services.common.errors import InvalidInputError
 
@@ -269,3 +269,33 @@ def kube_ref_from_proto(msg: types_pb2.KubeRef, field: str = "ref") -> m.KubeRef
     if not msg.namespace or not msg.name:
         raise InvalidInputError(f"{field} needs a namespace and a name, got {msg.namespace!r}/{msg.name!r}")
     return m.KubeRef(namespace=msg.namespace, name=msg.name, uid=msg.uid)
+
+
+def server_refs_from_proto(rows: list[collector_pb2.ServerRef], field: str = "refs") -> list[tuple[str, m.KubeRef]]:
+    """ServerRef rows -> [(server name, KubeRef)]; an empty server name or ref raises InvalidInputError."""
+    refs = []
+    for i, row in enumerate(rows):
+        if not row.server_name:
+            raise InvalidInputError(f"{field}[{i}].server_name must not be empty")
+        refs.append((row.server_name, kube_ref_from_proto(row.ref, f"{field}[{i}].ref")))
+    return refs
+
+
+def actuation_result_to_proto(result: m.ActuationResult) -> actuator_pb2.ActuationResult:
+    """ActuationResult -> proto."""
+    return actuator_pb2.ActuationResult(
+        server_name=result.server_name, ref=kube_ref_to_proto(result.ref),
+        outcome=actuator_pb2.ActuationResult.Outcome.Value(result.outcome.name), reason=result.reason,
+        replicas_from=result.replicas_from, replicas_to=result.replicas_to, accelerator=result.accelerator,
+        dry_run=result.dry_run)
+
+
+def actuation_result_from_proto(msg: actuator_pb2.ActuationResult, field: str = "results") -> m.ActuationResult:
+    """Proto -> ActuationResult; an unspecified outcome raises InvalidInputError naming ``field``."""
+    if msg.outcome == actuator_pb2.ActuationResult.Outcome.OUTCOME_UNSPECIFIED:
+        raise InvalidInputError(f"{field}[{msg.server_name}].outcome must be set")
+    outcome = m.ActuationOutcome[actuator_pb2.ActuationResult.Outcome.Name(msg.outcome)]
+    return m.ActuationResult(
+        server_name=msg.server_name, ref=m.KubeRef(msg.ref.namespace, msg.ref.name, msg.ref.uid), outcome=outcome,
+        reason=msg.reason, replicas_from=msg.replicas_from, replicas_to=msg.replicas_to,
+        accelerator=msg.accelerator, dry_run=msg.dry_run)

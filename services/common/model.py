@@ -284,3 +284,27 @@ class KubeRef:
     namespace: str
     name: str
     uid: str = ""
+
+
+class ActuationOutcome(enum.StrEnum):
+    """What the actuator did to one Deployment."""
+
+    CHANGED = "changed"
+    UNCHANGED = "unchanged"
+    SKIPPED = "skipped"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True, slots=True)
+class ActuationResult:
+    """The actuator's report for one Deployment of a server: outcome, why, and spec replicas before -> after
+    (``replicas_to`` is what was, or in a dry run would have been, written)."""
+
+    server_name: str
+    ref: KubeRef
+    outcome: ActuationOutcome
+    reason: str = ""
+    replicas_from: int = 0
+    replicas_to: int = 0
+    accelerator: str = ""
+    dry_run: bool = False
