@@ -1,0 +1,1 @@
+"""The actuator: applies allocations to Deployments and exports them as metrics."""

@@ -1,0 +1,253 @@
+"""What the actuator should do to each Deployment: allocations + current Deployment state -> changes.
+
+Pure: every safety rule is decided here, the kube module only reads and writes. The rules:
+- a server absent from the solution (or with an empty allocation) keeps its replicas;
+- zero replicas only when the allocation says zero and the server's min replicas (known) allow it;
+- never below the min replicas; at most ``max_replica_change`` replicas per cycle (0 = unlimited);
+- a Deployment whose replicas an autoscaler (HPA, KEDA ScaledObject) owns is skipped;
+- a vanished Deployment is skipped and reported.
+Changes come out sorted by (namespace, Deployment, server), so the order is stable.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from types import MappingProxyType
+
+from services.common.model import ActuationOutcome, ActuationResult, Allocation, KubeRef, Server
+
+LABEL_ACCELERATOR = "inferno.server.allocation.accelerator"
+LABEL_MAX_BATCH = "inferno.server.allocation.maxbatchsize"
+LABEL_MAX_QUEUE = "inferno.server.allocation.maxqueuesize"
+LABEL_MIN_REPLICAS = "inferno.server.minreplicas"
+MAX_NUM_SEQS = "--max-num-seqs"
+
+
+def _frozen(mapping: Mapping) -> Mapping:
+    return MappingProxyType(dict(mapping))
+
+
+@dataclass(frozen=True, slots=True)
+class Autoscaler:
+    """Another autoscaler found in a namespace: ``kind`` (HorizontalPodAutoscaler | ScaledObject), its name
+    and the kind and name of the object its scaleTargetRef names."""
+
+    kind: str
+    name: str
+    target_kind: str
+    target_name: str
+
+
+@dataclass(frozen=True, slots=True)
+class Container:
+    """One container of the pod template: its name and args."""
+
+    name: str
+    args: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class DeploymentState:
+    """What was read of one Deployment: spec replicas, resourceVersion, labels, pod-template nodeSelector and
+    containers, and ``owner`` = the autoscaler owning its replicas ("Kind namespace/name"; "" = none)."""
+
+    replicas: int
+    resource_version: str = ""
+    labels: Mapping[str, str] = field(default_factory=dict)
+    node_selector: Mapping[str, str] = field(default_factory=dict)
+    containers: tuple[Container, ...] = ()
+    owner: str = ""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "labels", _frozen(self.labels))
+        object.__setattr__(self, "node_selector", _frozen(self.node_selector))
+
+
+@dataclass(frozen=True, slots=True)
+class PlanSettings:
+    """Actuation settings: replicas changed per cycle at most (0 = unlimited); accelerator name -> node labels
+    for the pod template's nodeSelector (empty = never touch it); whether to set vLLM's --max-num-seqs."""
+
+    max_replica_change: int = 0
+    accelerator_node_labels: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    set_max_num_seqs: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """The plan for one Deployment and, after actuation, its outcome.
+
+    ``desired_replicas`` is the target before the per-cycle limit (None without an allocation); ``labels``
+    are labels to set; ``node_selector`` maps keys to set (None = remove); ``container`` carries the new args
+    of the container to rewrite (None = leave the template's containers alone).
+    """
+
+    server_name: str
+    ref: KubeRef
+    outcome: ActuationOutcome
+    reason: str = ""
+    replicas_from: int = 0
+    replicas_to: int = 0
+    desired_replicas: int | None = None
+    accelerator: str = ""
+    labels: Mapping[str, str] = field(default_factory=dict)
+    node_selector: Mapping[str, str | None] = field(default_factory=dict)
+    container: Container | None = None
+    resource_version: str = ""
+
+    @property
+    def scales(self) -> bool:
+        """True when spec.replicas must change."""
+        return self.replicas_to != self.replicas_from
+
+    @property
+    def patches(self) -> bool:
+        """True when the Deployment's labels or pod template must change."""
+        return bool(self.labels or self.node_selector or self.container)
+
+    @property
+    def restarts_pods(self) -> bool:
+        """True when the change touches the pod template (which rolls the pods)."""
+        return bool(self.node_selector or self.container)
+
+    def result(self, dry_run: bool = False) -> ActuationResult:
+        """The reportable result of this change."""
+        return ActuationResult(self.server_name, self.ref, self.outcome, self.reason, self.replicas_from,
+                               self.replicas_to, self.accelerator, dry_run)
+
+    def failed(self, reason: str) -> Change:
+        """This change marked failed with ``reason`` (replicas_to falls back to replicas_from)."""
+        return replace(self, outcome=ActuationOutcome.FAILED, reason=reason, replicas_to=self.replicas_from)
+
+
+def sort_key(server_name: str, ref: KubeRef) -> tuple[str, str, str]:
+    """The order of changes: namespace, Deployment name, server name."""
+    return (ref.namespace, ref.name, server_name)
+
+
+def owner_of(deployment: str, autoscalers: Iterable[Autoscaler]) -> str:
+    """The first autoscaler (by kind, name) whose target is Deployment ``deployment``, as "Kind name"; "" if none."""
+    for scaler in sorted(autoscalers, key=lambda a: (a.kind, a.name)):
+        if scaler.target_kind in ("Deployment", "") and scaler.target_name == deployment:
+            return f"{scaler.kind} {scaler.name}"
+    return ""
+
+
+def min_replicas(server: Server | None, state: DeploymentState) -> int | None:
+    """The server's min replicas: from the server record, else the Deployment's label; None when unknown."""
+    if server is not None:
+        return server.min_replicas
+    raw = state.labels.get(LABEL_MIN_REPLICAS, "")
+    return int(raw) if raw.isdigit() else None
+
+
+def target_replicas(allocated: int, minimum: int | None, current: int, max_change: int) -> tuple[int, int, list[str]]:
+    """(desired, target this cycle, notes): desired is ``allocated`` raised to ``minimum`` (unknown = 1, so
+    zero needs a known minimum of 0); the target moves from ``current`` by at most ``max_change`` (0 = no limit)."""
+    notes = []
+    floor = 1 if minimum is None else minimum
+    desired = max(allocated, floor)
+    if desired != allocated:
+        why = "min replicas unknown" if minimum is None else f"min replicas {minimum}"
+        notes.append(f"allocation of {allocated} raised to {desired} ({why})")
+    target = desired
+    if max_change > 0 and abs(desired - current) > max_change:
+        target = current + max_change if desired > current else current - max_change
+        notes.append(f"change limited to {max_change} per cycle (desired {desired})")
+    return desired, target, notes
+
+
+def _label_patch(allocation: Allocation, labels: Mapping[str, str]) -> dict[str, str]:
+    wanted = {LABEL_ACCELERATOR: allocation.accelerator}
+    if allocation.max_batch > 0:
+        wanted[LABEL_MAX_BATCH] = str(allocation.max_batch)
+    if allocation.max_queue > 0:
+        wanted[LABEL_MAX_QUEUE] = str(allocation.max_queue)
+    return {key: value for key, value in sorted(wanted.items()) if labels.get(key) != value}
+
+
+def node_selector_patch(accelerator: str, current: Mapping[str, str],
+                        node_labels: Mapping[str, Mapping[str, str]]) -> dict[str, str | None]:
+    """Keys to set (value) or remove (None) so the nodeSelector selects ``accelerator``'s nodes: its labels are
+    set and other mapped accelerators' label keys are removed. Empty when the accelerator is not mapped."""
+    wanted = node_labels.get(accelerator)
+    if wanted is None:
+        return {}
+    patch: dict[str, str | None] = {key: value for key, value in wanted.items() if current.get(key) != value}
+    for other, labels in node_labels.items():
+        if other != accelerator:
+            patch.update({key: None for key in labels if key in current and key not in wanted})
+    return dict(sorted(patch.items()))
+
+
+def max_num_seqs_args(args: tuple[str, ...], batch: int) -> tuple[str, ...]:
+    """``args`` with --max-num-seqs set to ``batch`` (both ``--max-num-seqs=N`` and ``--max-num-seqs N``
+    spellings are rewritten in place; appended as ``--max-num-seqs=N`` when absent)."""
+    out = list(args)
+    for i, arg in enumerate(out):
+        if arg.startswith(MAX_NUM_SEQS + "="):
+            out[i] = f"{MAX_NUM_SEQS}={batch}"
+            return tuple(out)
+        if arg == MAX_NUM_SEQS and i + 1 < len(out):
+            out[i + 1] = str(batch)
+            return tuple(out)
+    return (*out, f"{MAX_NUM_SEQS}={batch}")
+
+
+def _container_patch(containers: tuple[Container, ...], batch: int) -> Container | None:
+    if batch <= 0 or not containers:
+        return None
+    chosen = next((c for c in containers if any(a.startswith(MAX_NUM_SEQS) for a in c.args)), containers[0])
+    args = max_num_seqs_args(chosen.args, batch)
+    return None if args == chosen.args else Container(chosen.name, args)
+
+
+def _skip(server_name: str, ref: KubeRef, state: DeploymentState, reason: str,
+          allocation: Allocation | None = None, desired: int | None = None) -> Change:
+    return Change(server_name, ref, ActuationOutcome.SKIPPED, reason, state.replicas, state.replicas,
+                  desired_replicas=desired, accelerator=allocation.accelerator if allocation else "",
+                  resource_version=state.resource_version)
+
+
+def plan_deployment(server_name: str, ref: KubeRef, state: DeploymentState | None, allocation: Allocation | None,
+                    server: Server | None, settings: PlanSettings) -> Change:
+    """The change for one Deployment of server ``server_name``; ``state`` None means the Deployment is gone.
+
+    Outcome: SKIPPED (vanished, no allocation, owned by another autoscaler), UNCHANGED (already as allocated)
+    or CHANGED (replicas, labels or pod template to write); the reason says why, in words.
+    """
+    if state is None:
+        return Change(server_name, ref, ActuationOutcome.SKIPPED, "deployment not found (deleted?)")
+    if allocation is None or allocation.is_empty:
+        return _skip(server_name, ref, state, "server absent from the solution: replicas kept")
+    desired, target, notes = target_replicas(allocation.num_replicas, min_replicas(server, state), state.replicas,
+                                             settings.max_replica_change)
+    if state.owner:
+        return _skip(server_name, ref, state, f"replicas owned by {state.owner}", allocation, desired)
+    labels = _label_patch(allocation, state.labels)
+    selector = node_selector_patch(allocation.accelerator, state.node_selector, settings.accelerator_node_labels)
+    container = _container_patch(state.containers, allocation.max_batch) if settings.set_max_num_seqs else None
+    change = Change(server_name, ref, ActuationOutcome.UNCHANGED, "", state.replicas, target, desired,
+                    allocation.accelerator, labels, selector, container, state.resource_version)
+    if change.scales:
+        notes.insert(0, f"replicas {state.replicas} -> {target}")
+    if labels:
+        notes.append("labels " + ", ".join(key.rsplit(".", 1)[-1] for key in labels))
+    if selector:
+        notes.append("nodeSelector")
+    if container:
+        notes.append(f"{MAX_NUM_SEQS} {allocation.max_batch} in container {container.name}")
+    outcome = ActuationOutcome.CHANGED if change.scales or change.patches else ActuationOutcome.UNCHANGED
+    return replace(change, outcome=outcome, reason="; ".join(notes))
+
+
+def plan(targets: Iterable[tuple[str, KubeRef]], states: Mapping[KubeRef, DeploymentState | None],
+         allocations: Mapping[str, Allocation], servers: Mapping[str, Server], settings: PlanSettings) -> list[Change]:
+    """Changes for every (server name, Deployment) target, sorted by (namespace, Deployment, server).
+
+    ``states`` maps each target's ref to what was read (None or absent = Deployment gone); ``allocations`` and
+    ``servers`` are keyed by server name.
+    """
+    return [plan_deployment(name, ref, states.get(ref), allocations.get(name), servers.get(name), settings)
+            for name, ref in sorted(targets, key=lambda t: sort_key(*t))]

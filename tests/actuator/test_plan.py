@@ -1,0 +1,146 @@
+"""The actuation plan: each safety rule as a table, decided without any cluster."""
+
+from __future__ import annotations
+
+import pytest
+
+from services.actuator import plan as p
+from services.common.model import ActuationOutcome, Allocation, KubeRef, Server
+
+REF = KubeRef("llm", "granite")
+OK = ActuationOutcome
+
+
+def alloc(replicas: int, accelerator: str = "A100", batch: int = 16) -> Allocation:
+    return Allocation(accelerator=accelerator, num_replicas=replicas, max_batch=batch)
+
+
+def state(replicas: int, **kw) -> p.DeploymentState:
+    labels = {p.LABEL_ACCELERATOR: "A100", p.LABEL_MAX_BATCH: "16", **kw.pop("labels", {})}
+    return p.DeploymentState(replicas=replicas, resource_version="7", labels=labels, **kw)
+
+
+def decide(current: p.DeploymentState | None, allocation: Allocation | None, server: Server | None = None,
+           **settings) -> p.Change:
+    return p.plan_deployment("granite", REF, current, allocation, server, p.PlanSettings(**settings))
+
+
+@pytest.mark.parametrize(("current", "allocation", "server", "settings", "outcome", "replicas_to"), [
+    pytest.param(3, alloc(5), Server("granite"), {}, OK.CHANGED, 5, id="scales_up_to_the_allocation"),
+    pytest.param(5, alloc(2), Server("granite"), {}, OK.CHANGED, 2, id="scales_down_to_the_allocation"),
+    pytest.param(4, alloc(4), Server("granite"), {}, OK.UNCHANGED, 4, id="already_allocated_is_unchanged"),
+    pytest.param(3, None, Server("granite"), {}, OK.SKIPPED, 3, id="absent_from_solution_keeps_replicas"),
+    pytest.param(3, Allocation(), Server("granite"), {}, OK.SKIPPED, 3, id="empty_allocation_keeps_replicas"),
+    pytest.param(3, alloc(0), Server("granite", min_replicas=0), {}, OK.CHANGED, 0, id="zero_when_min_allows"),
+    pytest.param(3, alloc(0), Server("granite", min_replicas=2), {}, OK.CHANGED, 2, id="zero_raised_to_min"),
+    pytest.param(3, alloc(0), None, {}, OK.CHANGED, 1, id="zero_refused_when_min_unknown"),
+    pytest.param(1, alloc(1), Server("granite", min_replicas=3), {}, OK.CHANGED, 3, id="never_below_min"),
+    pytest.param(2, alloc(9), Server("granite"), {"max_replica_change": 2}, OK.CHANGED, 4, id="limited_up"),
+    pytest.param(9, alloc(0), Server("granite"), {"max_replica_change": 3}, OK.CHANGED, 6, id="limited_down"),
+    pytest.param(2, alloc(3), Server("granite"), {"max_replica_change": 2}, OK.CHANGED, 3, id="within_limit"),
+])
+def test_replicas_follow_the_safety_rules(current, allocation, server, settings, outcome, replicas_to) -> None:
+    change = decide(state(current), allocation, server, **settings)
+    assert (change.outcome, change.replicas_from, change.replicas_to) == (outcome, current, replicas_to)
+
+
+def test_server_missing_from_solution_keeps_its_replicas() -> None:
+    change = decide(state(3), None, Server("granite"))
+    assert change.outcome is OK.SKIPPED and not change.scales and not change.patches
+    assert "absent from the solution" in change.reason
+
+
+def test_min_replicas_label_allows_zero_when_the_server_record_is_missing() -> None:
+    current = state(2, labels={p.LABEL_MIN_REPLICAS: "0"})
+    assert decide(current, alloc(0), None).replicas_to == 0
+
+
+def test_deployment_owned_by_another_autoscaler_is_skipped_but_desired_is_known() -> None:
+    change = decide(state(2, owner="HorizontalPodAutoscaler granite"), alloc(5), Server("granite"))
+    assert change.outcome is OK.SKIPPED and change.replicas_to == 2 and change.desired_replicas == 5
+    assert change.reason == "replicas owned by HorizontalPodAutoscaler granite"
+
+
+def test_vanished_deployment_is_skipped_with_reason() -> None:
+    change = decide(None, alloc(2), Server("granite"))
+    assert change.outcome is OK.SKIPPED and "not found" in change.reason
+
+
+def test_limited_change_reports_the_desired_target() -> None:
+    change = decide(state(1), alloc(8), Server("granite"), max_replica_change=2)
+    assert change.desired_replicas == 8 and "limited to 2" in change.reason
+
+
+@pytest.mark.parametrize(("labels", "allocation", "patch"), [
+    pytest.param({}, alloc(2), {}, id="labels_already_match"),
+    pytest.param({p.LABEL_ACCELERATOR: "L40"}, alloc(2), {p.LABEL_ACCELERATOR: "A100"}, id="new_accelerator"),
+    pytest.param({p.LABEL_MAX_BATCH: "8"}, alloc(2), {p.LABEL_MAX_BATCH: "16"}, id="new_batch"),
+    pytest.param({}, Allocation("A100", 2, 16, max_queue=32), {p.LABEL_MAX_QUEUE: "32"}, id="queue_when_known"),
+    pytest.param({}, alloc(2, batch=0), {}, id="batch_zero_leaves_label"),
+])
+def test_allocation_labels_are_patched_only_where_they_differ(labels, allocation, patch) -> None:
+    change = decide(state(2, labels=labels), allocation, Server("granite"))
+    assert dict(change.labels) == patch
+    assert change.outcome is (OK.CHANGED if patch else OK.UNCHANGED)
+
+
+NODE_LABELS = {"A100": {"gpu": "a100"}, "H100": {"gpu": "h100", "h100.only": "yes"}}
+
+
+@pytest.mark.parametrize(("accelerator", "current", "patch"), [
+    pytest.param("A100", {}, {"gpu": "a100"}, id="sets_the_accelerators_labels"),
+    pytest.param("A100", {"gpu": "a100", "zone": "x"}, {}, id="already_selecting"),
+    pytest.param("A100", {"gpu": "h100", "h100.only": "yes"}, {"gpu": "a100", "h100.only": None},
+                 id="removes_other_accelerators_keys"),
+    pytest.param("MI300", {"gpu": "h100"}, {}, id="unmapped_accelerator_leaves_selector"),
+])
+def test_node_selector_follows_the_accelerator(accelerator, current, patch) -> None:
+    assert p.node_selector_patch(accelerator, current, NODE_LABELS) == patch
+
+
+def test_node_selector_is_left_alone_by_default() -> None:
+    change = decide(state(2, node_selector={"gpu": "h100"}), alloc(2), Server("granite"))
+    assert change.node_selector == {} and not change.restarts_pods
+
+
+@pytest.mark.parametrize(("args", "expected"), [
+    pytest.param(("--model", "m"), ("--model", "m", "--max-num-seqs=16"), id="appended_when_absent"),
+    pytest.param(("--max-num-seqs=8",), ("--max-num-seqs=16",), id="equals_form_rewritten"),
+    pytest.param(("--max-num-seqs", "8", "--x"), ("--max-num-seqs", "16", "--x"), id="spaced_form_rewritten"),
+])
+def test_max_num_seqs_argument_follows_the_batch_size(args, expected) -> None:
+    assert p.max_num_seqs_args(args, 16) == expected
+
+
+def test_max_num_seqs_is_set_on_the_container_that_has_it_when_enabled() -> None:
+    containers = (p.Container("sidecar", ("--x",)), p.Container("vllm", ("--max-num-seqs=4",)))
+    change = decide(state(2, containers=containers), alloc(2), Server("granite"), set_max_num_seqs=True)
+    assert change.container == p.Container("vllm", ("--max-num-seqs=16",)) and change.restarts_pods
+    assert decide(state(2, containers=containers), alloc(2), Server("granite")).container is None
+
+
+@pytest.mark.parametrize(("scalers", "owner"), [
+    pytest.param([p.Autoscaler("HorizontalPodAutoscaler", "h", "Deployment", "granite")],
+                 "HorizontalPodAutoscaler h", id="hpa_targeting_it"),
+    pytest.param([p.Autoscaler("ScaledObject", "k", "", "granite")], "ScaledObject k", id="keda_default_kind"),
+    pytest.param([p.Autoscaler("HorizontalPodAutoscaler", "h", "StatefulSet", "granite")], "", id="other_kind"),
+    pytest.param([p.Autoscaler("HorizontalPodAutoscaler", "h", "Deployment", "other")], "", id="other_name"),
+    pytest.param([], "", id="none"),
+])
+def test_owner_is_the_autoscaler_whose_target_is_the_deployment(scalers, owner) -> None:
+    assert p.owner_of("granite", scalers) == owner
+
+
+def test_plan_is_sorted_by_namespace_deployment_and_server() -> None:
+    targets = [("b", KubeRef("ns2", "a")), ("z", KubeRef("ns1", "b")), ("a", KubeRef("ns1", "b")),
+               ("c", KubeRef("ns1", "a"))]
+    states = {ref: state(1) for _, ref in targets}
+    changes = p.plan(targets, states, {"a": alloc(2)}, {}, p.PlanSettings())
+    assert [(c.ref.namespace, c.ref.name, c.server_name) for c in changes] == [
+        ("ns1", "a", "c"), ("ns1", "b", "a"), ("ns1", "b", "z"), ("ns2", "a", "b")]
+    assert changes == p.plan(list(reversed(targets)), states, {"a": alloc(2)}, {}, p.PlanSettings())
+
+
+def test_failed_change_keeps_the_replicas_it_found() -> None:
+    change = decide(state(2), alloc(5), Server("granite")).failed("boom")
+    assert (change.outcome, change.replicas_to, change.reason) == (OK.FAILED, 2, "boom")
