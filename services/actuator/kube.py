@@ -1,0 +1,161 @@
+"""The actuator's Kubernetes I/O: read each Deployment, let the plan decide, write what it decided.
+
+Per Deployment: read it (and, once per namespace and call, the HPAs and KEDA ScaledObjects there), plan, then
+write the labels / pod template (strategic-merge patch) and last the replicas (scale subresource), each write
+carrying the resourceVersion read, so a concurrent writer makes it fail with 409. A 409 is retried on a fresh
+read and a fresh plan (at most ``attempts`` tries); the scale is the last write, so a retry never moves the
+replicas twice. A vanished Deployment (404) is reported as skipped; any other error fails that Deployment
+only. The API calls used are listed in services/actuator/rbac.py.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from kubernetes import client
+from kubernetes.client.exceptions import ApiException
+
+from services.actuator.plan import (
+    Autoscaler,
+    Change,
+    Container,
+    DeploymentState,
+    PlanSettings,
+    owner_of,
+    plan_deployment,
+    sort_key,
+)
+from services.common.logs import get_logger
+from services.common.model import ActuationOutcome, Allocation, KubeRef, Server
+
+STRATEGIC_MERGE = "application/strategic-merge-patch+json"
+MERGE = "application/merge-patch+json"
+KEDA = ("keda.sh", "v1alpha1", "scaledobjects")
+
+_log = get_logger("actuator")
+
+
+def _body(response: Any) -> dict[str, Any]:
+    return json.loads(response.data or b"{}")
+
+
+def state_from_deployment(obj: Mapping[str, Any], owner: str) -> DeploymentState:
+    """A Deployment as JSON (camelCase, as the API serves it) -> DeploymentState; absent replicas count as 1."""
+    meta, spec = obj.get("metadata") or {}, obj.get("spec") or {}
+    pod = ((spec.get("template") or {}).get("spec")) or {}
+    containers = tuple(Container(c.get("name", ""), tuple(c.get("args") or ())) for c in pod.get("containers") or ())
+    return DeploymentState(replicas=int(spec.get("replicas", 1)), resource_version=meta.get("resourceVersion", ""),
+                           labels=meta.get("labels") or {}, node_selector=pod.get("nodeSelector") or {},
+                           containers=containers, owner=owner)
+
+
+def patch_body(change: Change, resource_version: str) -> dict[str, Any]:
+    """The strategic-merge patch for a change's labels and pod template, preconditioned on resource_version."""
+    body: dict[str, Any] = {"metadata": {"resourceVersion": resource_version}}
+    if change.labels:
+        body["metadata"]["labels"] = dict(change.labels)
+    pod: dict[str, Any] = {}
+    if change.node_selector:
+        pod["nodeSelector"] = dict(change.node_selector)
+    if change.container is not None:
+        pod["containers"] = [{"name": change.container.name, "args": list(change.container.args)}]
+    if pod:
+        body["spec"] = {"template": {"spec": pod}}
+    return body
+
+
+class KubeActuator:
+    """Applies allocations to Deployments through the official client; one instance serves many calls."""
+
+    def __init__(self, api_client: client.ApiClient, settings: PlanSettings, *, attempts: int = 3,
+                 timeout_s: float = 10.0) -> None:
+        self._apps = client.AppsV1Api(api_client)
+        self._hpas = client.AutoscalingV2Api(api_client)
+        self._custom = client.CustomObjectsApi(api_client)
+        self._settings = settings
+        self._attempts = max(1, attempts)
+        self._timeout_s = timeout_s
+
+    def actuate(self, targets: Iterable[tuple[str, KubeRef]], allocations: Mapping[str, Allocation],
+                servers: Mapping[str, Server], dry_run: bool) -> list[Change]:
+        """Make each (server name, Deployment) target match its server's allocation; never raises.
+
+        Returns one Change per target, sorted by (namespace, Deployment, server), whose outcome says what was
+        done (in a dry run: what would have been done; nothing is written).
+        """
+        scalers: dict[str, list[Autoscaler]] = {}
+        return [self._actuate_one(name, ref, allocations.get(name), servers.get(name), dry_run, scalers)
+                for name, ref in sorted(targets, key=lambda t: sort_key(*t))]
+
+    def _actuate_one(self, name: str, ref: KubeRef, allocation: Allocation | None, server: Server | None,
+                     dry_run: bool, scalers: dict[str, list[Autoscaler]]) -> Change:
+        change = Change(name, ref, ActuationOutcome.FAILED)
+        for attempt in range(1, self._attempts + 1):
+            try:
+                state = self._read(ref, scalers)
+                change = plan_deployment(name, ref, state, allocation, server, self._settings)
+                if not dry_run and change.outcome is ActuationOutcome.CHANGED:
+                    self._write(ref, change)
+                return change
+            except ApiException as err:
+                if err.status == 404:
+                    return plan_deployment(name, ref, None, allocation, server, self._settings)
+                if err.status == 409 and attempt < self._attempts:
+                    _log.info("deployment_conflicted", namespace=ref.namespace, deployment=ref.name, attempt=attempt)
+                    continue
+                reason = f"Kubernetes API answered {err.status} {err.reason or ''}".strip()
+                if err.status == 409:
+                    reason = f"conflict persisted after {attempt} attempts"
+            except Exception as err:  # noqa: BLE001 - one failing Deployment never stops the others
+                reason = f"{type(err).__name__}: {err}"
+            _log.warning("deployment_failed", namespace=ref.namespace, deployment=ref.name, reason=reason)
+            return change.failed(reason)
+        return change.failed("no attempt made")
+
+    def _read(self, ref: KubeRef, scalers: dict[str, list[Autoscaler]]) -> DeploymentState:
+        response = self._apps.read_namespaced_deployment(ref.name, ref.namespace, _preload_content=False,
+                                                         _request_timeout=self._timeout_s)
+        if ref.namespace not in scalers:
+            scalers[ref.namespace] = self.autoscalers(ref.namespace)
+        return state_from_deployment(_body(response), owner_of(ref.name, scalers[ref.namespace]))
+
+    def autoscalers(self, namespace: str) -> list[Autoscaler]:
+        """The HPAs (autoscaling/v2) and KEDA ScaledObjects of ``namespace`` (none when KEDA's CRD is absent).
+
+        Raises ApiException when the HPAs cannot be listed.
+        """
+        hpas = _body(self._hpas.list_namespaced_horizontal_pod_autoscaler(
+            namespace, _preload_content=False, _request_timeout=self._timeout_s))
+        found = [_autoscaler("HorizontalPodAutoscaler", item) for item in hpas.get("items") or ()]
+        try:
+            keda = self._custom.list_namespaced_custom_object(*KEDA[:2], namespace, KEDA[2],
+                                                              _request_timeout=self._timeout_s)
+        except ApiException as err:
+            if err.status != 404:
+                raise
+            keda = {}
+        return found + [_autoscaler("ScaledObject", item) for item in keda.get("items") or ()]
+
+    def _write(self, ref: KubeRef, change: Change) -> None:
+        version = change.resource_version
+        if change.patches:
+            response = self._apps.patch_namespaced_deployment(
+                ref.name, ref.namespace, patch_body(change, version), _content_type=STRATEGIC_MERGE,
+                _preload_content=False, _request_timeout=self._timeout_s)
+            version = _body(response).get("metadata", {}).get("resourceVersion", version)
+            _log.info("deployment_patched", namespace=ref.namespace, deployment=ref.name, labels=dict(change.labels),
+                      restarts_pods=change.restarts_pods)
+        if change.scales:
+            body = {"metadata": {"resourceVersion": version}, "spec": {"replicas": change.replicas_to}}
+            self._apps.patch_namespaced_deployment_scale(ref.name, ref.namespace, body, _content_type=MERGE,
+                                                         _preload_content=False, _request_timeout=self._timeout_s)
+            _log.info("deployment_scaled", namespace=ref.namespace, deployment=ref.name,
+                      replicas_from=change.replicas_from, replicas_to=change.replicas_to)
+
+
+def _autoscaler(kind: str, item: Mapping[str, Any]) -> Autoscaler:
+    target = (item.get("spec") or {}).get("scaleTargetRef") or {}
+    return Autoscaler(kind, (item.get("metadata") or {}).get("name", ""), target.get("kind", ""),
+                      target.get("name", ""))
