@@ -1,0 +1,248 @@
+"""Candidate allocations per server, with their sizing, metrics and transition-penalty value (QUEUEING.md s6).
+
+build_candidates() validates the system, sizes every (server, accelerator) pair in one vectorised pass and
+returns each server's candidates sorted by (value, cost, accelerator name), plus the servers that have
+none and why. Pure: numpy only.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from services.common.errors import InvalidInputError
+from services.common.model import LOWEST_PRIORITY, ModelPerf, Server, SystemData
+from services.optimizer.queueing import QUEUE_TO_BATCH_RATIO, ChainBatch, ReplicaModel, chain_metrics, latency_ms
+from services.optimizer.sizing import Targets, batch_size, size_replicas
+
+MS_PER_MINUTE = 60_000.0
+ACCELERATOR_PENALTY = 0.1
+"""Transition penalty factor when the accelerator changes (QUEUEING.md s6)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """One way to serve a server: ``num_replicas`` replicas of ``accelerator`` with batch ``max_batch``.
+
+    ``units_per_replica`` cards of ``accelerator_type`` per replica; ``cost_per_replica`` per hour;
+    ``value`` = cost plus the transition penalty; ``row`` indexes the CandidateSet's chains (-1 = zero load).
+    """
+
+    server: str
+    accelerator: str
+    accelerator_type: str
+    units_per_replica: int
+    cost_per_replica: float
+    num_replicas: int
+    max_batch: int
+    max_queue: int
+    rate_per_ms: float
+    value: float
+    itl_ms: float
+    ttft_ms: float
+    row: int
+
+    @property
+    def cost_per_hour(self) -> float:
+        """Cost of the full allocation per hour."""
+        return self.cost_per_replica * self.num_replicas
+
+    @property
+    def units(self) -> int:
+        """Cards of ``accelerator_type`` the full allocation takes."""
+        return self.units_per_replica * self.num_replicas
+
+    @property
+    def sort_key(self) -> tuple[float, float, str]:
+        """Deterministic order: value, then cost, then accelerator name (QUEUEING.md s8)."""
+        return (self.value, self.cost_per_hour, self.accelerator)
+
+
+@dataclass(frozen=True, slots=True)
+class CandidateSet:
+    """Sorted candidates per server name, priorities, reasons for servers without any, and the chains."""
+
+    options: Mapping[str, tuple[Candidate, ...]]
+    priorities: Mapping[str, int]
+    unallocated: Mapping[str, str]
+    chains: ChainBatch | None = None
+    servers: Mapping[str, Server] = field(default_factory=dict)
+
+    @property
+    def count(self) -> int:
+        """Number of candidates over all servers."""
+        return sum(len(c) for c in self.options.values())
+
+
+def validate_system(system: SystemData) -> None:
+    """Raise InvalidInputError naming the field and value for a system the solver cannot trust."""
+    _unique([a.name for a in system.accelerators], "accelerators.name")
+    _unique([s.name for s in system.servers], "servers.name")
+    _unique([f"{p.model}/{p.accelerator}" for p in system.models], "models.name/acc")
+    names = {a.name for a in system.accelerators}
+    for perf in system.models:
+        where = f"models[{perf.model}/{perf.accelerator}]"
+        if perf.accelerator not in names:
+            raise InvalidInputError(f"{where}.acc: unknown accelerator {perf.accelerator!r}")
+        for key, value in (("alpha", perf.perf.alpha_ms), ("beta", perf.perf.beta_ms), ("gamma", perf.perf.gamma_ms)):
+            if not math.isfinite(value) or value < 0:
+                raise InvalidInputError(f"{where}.perfParms.{key} must be a finite number >= 0, got {value!r}")
+    for server in system.servers:
+        load = server.load
+        for key, value in (("arrivalRate", load.arrival_rate_rpm), ("avgInTokens", load.avg_in_tokens),
+                           ("avgOutTokens", load.avg_out_tokens)):
+            if not math.isfinite(value) or value < 0:
+                raise InvalidInputError(f"servers[{server.name}].currentAlloc.load.{key} must be a finite "
+                                        f"number >= 0, got {value!r}")
+    if not 0 <= system.optimizer.blocking_bound < 1:
+        raise InvalidInputError(f"optimizer.blocking_bound must be in [0, 1), got {system.optimizer.blocking_bound!r}")
+
+
+def _unique(names: list[str], what: str) -> None:
+    seen: set[str] = set()
+    for name in names:
+        if name in seen:
+            raise InvalidInputError(f"{what}: duplicate {name!r}")
+        seen.add(name)
+
+
+def transition_value(current_accelerator: str, current_replicas: int, current_cost: float,
+                     accelerator: str, replicas: int, cost: float) -> float:
+    """Cost plus the penalty of moving from the current allocation (QUEUEING.md s6): 0 if unchanged; cost
+    change if only the replicas change; 0.1 (a + b) + (b - a) if the accelerator changes (also from none)."""
+    if accelerator == current_accelerator:
+        return 0.0 if replicas == current_replicas else cost - current_cost
+    return ACCELERATOR_PENALTY * (current_cost + cost) + (cost - current_cost)
+
+
+@dataclass(slots=True)
+class _Pending:
+    server: Server
+    perf: ModelPerf
+    model: ReplicaModel
+    targets: Targets
+    rate_per_ms: float
+    row: int = -1
+
+
+def _accelerator_names(system: SystemData, server: Server) -> list[str]:
+    names = sorted(p.accelerator for p in system.models if p.model == server.model)
+    if server.keep_accelerator and server.current.accelerator:
+        names = [n for n in names if n == server.current.accelerator]
+    return names
+
+
+def _server_problem(system: SystemData, server: Server) -> str:
+    """Why ``server`` can have no candidate at all, or "" when it can."""
+    svc = system.service_class(server.service_class)
+    if svc is None:
+        return f"unknown service class {server.service_class!r}"
+    if svc.target_for(server.model) is None:
+        return f"service class {svc.name!r} has no target for model {server.model!r}"
+    if not _accelerator_names(system, server):
+        keep = " (keepAccelerator)" if server.keep_accelerator and server.current.accelerator else ""
+        return f"no performance data for model {server.model!r}{keep}"
+    return ""
+
+
+def _candidate(system: SystemData, server: Server, perf: ModelPerf, replicas: int, batch: int, queue: int,
+               rate_per_ms: float, row: int, itl_ms: float = 0.0, ttft_ms: float = 0.0) -> Candidate:
+    acc = system.accelerator(perf.accelerator)
+    assert acc is not None  # validate_system guarantees it
+    count = max(perf.acc_count, 1)
+    per_replica = acc.cost_per_hour * count
+    cur = server.current
+    value = transition_value(cur.accelerator, cur.num_replicas, cur.cost_per_hour, acc.name, replicas,
+                             per_replica * replicas)
+    return Candidate(server.name, acc.name, acc.type, count * max(acc.multiplicity, 1), per_replica, replicas,
+                     batch, queue, rate_per_ms, value, itl_ms, ttft_ms, row)
+
+
+def _collect(system: SystemData) -> tuple[dict[str, list[Candidate]], list[_Pending], dict[str, str]]:
+    """Zero-load candidates directly, loaded (server, accelerator) pairs as pending sizing work."""
+    done: dict[str, list[Candidate]] = {}
+    pending: list[_Pending] = []
+    problems: dict[str, str] = {}
+    settings = system.optimizer
+    for server in sorted(system.servers, key=lambda s: s.name):
+        problem = _server_problem(system, server)
+        if problem:
+            problems[server.name] = problem
+            continue
+        done[server.name] = []
+        svc = system.service_class(server.service_class)
+        target = svc.target_for(server.model)  # type: ignore[union-attr]
+        load = server.load
+        for name in _accelerator_names(system, server):
+            perf = system.perf(server.model, name)
+            assert perf is not None
+            p = perf.perf
+            if p.alpha_ms == 0 and p.beta_ms == 0 and p.gamma_ms == 0:
+                continue
+            if load.arrival_rate_rpm == 0 or load.avg_out_tokens == 0:
+                batch = server.max_batch_size if server.max_batch_size > 0 else max(perf.max_batch_size, 1)
+                done[server.name].append(_candidate(system, server, perf, server.min_replicas, batch, 0, 0.0, -1))
+                continue
+            out = load.avg_out_tokens
+            batch = batch_size(server.max_batch_size, perf, out)
+            queue = server.max_queue_size if server.max_queue_size > 0 else QUEUE_TO_BATCH_RATIO * batch
+            rate = target.slo_tps / (1000.0 * out) if target.slo_tps > 0 else load.arrival_rate_rpm / MS_PER_MINUTE
+            model = ReplicaModel(p, load.avg_in_tokens, out, batch, queue, settings.service_model)
+            pending.append(_Pending(server, perf, model, Targets.of(target, settings.blocking_bound), rate))
+    return done, pending, problems
+
+
+def _size(system: SystemData, done: dict[str, list[Candidate]], pending: list[_Pending]) -> ChainBatch | None:
+    """Size the pending pairs (identical problems once), append the feasible ones as candidates."""
+    if not pending:
+        return None
+    unique: dict[tuple[ReplicaModel, Targets], int] = {}
+    for item in pending:
+        item.row = unique.setdefault((item.model, item.targets), len(unique))
+    chains = ChainBatch.build([model for model, _ in unique])
+    sizing = size_replicas(chains, [targets for _, targets in unique])
+    feasible = [item for item in pending if sizing.feasible[item.row]]
+    replicas = [max(math.ceil(item.rate_per_ms / sizing.capacity_per_ms[item.row]), item.server.min_replicas, 1)
+                for item in feasible]
+    if feasible:
+        rows = np.array([item.row for item in feasible])
+        per_replica = np.array([item.rate_per_ms / n for item, n in zip(feasible, replicas, strict=True)])
+        itl, ttft = latency_ms(chains, chain_metrics(chains, per_replica, rows), rows)
+        for k, item in enumerate(feasible):
+            done[item.server.name].append(_candidate(
+                system, item.server, item.perf, replicas[k], item.model.max_batch, item.model.max_queue,
+                item.rate_per_ms, item.row, float(itl[k]), float(ttft[k])))
+    return chains
+
+
+def _infeasible_reason(system: SystemData, server: Server) -> str:
+    target = system.service_class(server.service_class).target_for(server.model)  # type: ignore[union-attr]
+    return (f"no accelerator meets the SLOs (ITL {target.slo_itl_ms:g} ms, TTFT {target.slo_ttft_ms:g} ms, "
+            f"tps {target.slo_tps:g}) for model {server.model!r}")
+
+
+def build_candidates(system: SystemData) -> CandidateSet:
+    """Validate ``system`` and build every server's candidates (QUEUEING.md s6).
+
+    Raises InvalidInputError for duplicate names, unknown accelerators in model data or negative figures.
+    Servers without any candidate appear in ``unallocated`` with the reason.
+    """
+    validate_system(system)
+    done, pending, problems = _collect(system)
+    chains = _size(system, done, pending)
+    options: dict[str, tuple[Candidate, ...]] = {}
+    servers = {s.name: s for s in system.servers}
+    for name, candidates in done.items():
+        if candidates:
+            options[name] = tuple(sorted(candidates, key=lambda c: c.sort_key))
+        else:
+            problems[name] = _infeasible_reason(system, servers[name])
+    priorities = {}
+    for name in options:
+        svc = system.service_class(servers[name].service_class)
+        priority = svc.priority if svc is not None else LOWEST_PRIORITY
+        priorities[name] = priority if 1 <= priority <= LOWEST_PRIORITY else LOWEST_PRIORITY
+    return CandidateSet(options, priorities, problems, chains, servers)

@@ -1,0 +1,130 @@
+"""Sizing a replica: the batch-size rule and the largest arrival rate that meets the SLOs (QUEUEING.md s4-s5).
+
+size_replicas() runs every candidate's bisections together, vectorised over rows of a ChainBatch. Rates are
+requests per ms, times ms. Pure: numpy only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from services.common.model import ModelPerf, ModelTarget
+from services.optimizer.queueing import ChainBatch, ChainMetrics, chain_metrics, latency_ms
+
+LOW_FRACTION = 0.001
+"""lambda_min = 0.001 mu(1) (QUEUEING.md s5)."""
+HIGH_FRACTION = 0.999
+"""lambda_max = 0.999 mu(N) (QUEUEING.md s5)."""
+TPS_FRACTION = 0.9
+"""lambda_tps = 0.9 lambda_max when a throughput target is set (QUEUEING.md s5)."""
+REL_TOLERANCE = 1e-6
+MAX_STEPS = 100
+
+_ITL, _TTFT, _BLOCK = 0, 1, 2
+
+
+def batch_size(server_max_batch: int, perf: ModelPerf, out_tokens: float) -> int:
+    """N: the server's max batch if > 0, else max(floor(maxBatchSize x atTokens / K), 1) (QUEUEING.md s4).
+
+    ``out_tokens`` (K) must be > 0. Example: 76 x 512 // 1024 = 38.
+    """
+    if server_max_batch > 0:
+        return server_max_batch
+    return max(int(perf.max_batch_size * perf.at_tokens // int(out_tokens)), 1)
+
+
+@dataclass(frozen=True, slots=True)
+class Targets:
+    """SLO targets of one sizing row: mean ITL and TTFT in ms, throughput in tokens/s, loss probability.
+
+    0 disables a target.
+    """
+
+    itl_ms: float = 0.0
+    ttft_ms: float = 0.0
+    tps: float = 0.0
+    blocking: float = 0.0
+
+    @classmethod
+    def of(cls, target: ModelTarget, blocking_bound: float = 0.0) -> Targets:
+        """Targets of a class's model target plus the optional blocking bound."""
+        return cls(target.slo_itl_ms, target.slo_ttft_ms, target.slo_tps, blocking_bound)
+
+
+def _metric(chains: ChainBatch, rows: np.ndarray, rate: np.ndarray, kind: np.ndarray) -> np.ndarray:
+    """ITL, TTFT or blocking per row (by ``kind``) at ``rate``."""
+    metrics = chain_metrics(chains, rate, rows)
+    itl, ttft = latency_ms(chains, metrics, rows)
+    return np.choose(kind, [itl, ttft, metrics.blocking])
+
+
+def _close(value: np.ndarray, target: np.ndarray) -> np.ndarray:
+    return np.abs(value - target) <= REL_TOLERANCE * target
+
+
+def bisect_rates(chains: ChainBatch, rows: np.ndarray, kind: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """Largest rate per row whose metric ``kind`` (0 ITL, 1 TTFT, 2 blocking) meets ``target`` (QUEUEING.md s5).
+
+    Returns requests/ms per row; NaN when even lambda_min misses the target (infeasible). Ends within 1e-6
+    relative win first; a target above f(lambda_max) gives lambda_max; else at most 100 bisection steps,
+    stopping at |f - target| <= 1e-6 target, returning the last midpoint.
+    """
+    lo = LOW_FRACTION * chains.mu_one_per_ms[rows]
+    hi = HIGH_FRACTION * chains.mu_full_per_ms[rows]
+    f_lo, f_hi = _metric(chains, rows, lo, kind), _metric(chains, rows, hi, kind)
+    result = np.full(len(rows), np.nan)
+    at_hi = _close(f_hi, target) | (target > f_hi)
+    result[at_hi] = hi[at_hi]
+    at_lo = _close(f_lo, target)
+    result[at_lo] = lo[at_lo]
+    active = np.flatnonzero(~at_lo & ~at_hi & (target >= f_lo))
+    for _ in range(MAX_STEPS):
+        if active.size == 0:
+            break
+        mid = 0.5 * (lo[active] + hi[active])
+        value = _metric(chains, rows[active], mid, kind[active])
+        result[active] = mid
+        below = value < target[active]
+        lo[active[below]] = mid[below]
+        hi[active[~below]] = mid[~below]
+        active = active[~_close(value, target[active])]
+    return result
+
+
+@dataclass(frozen=True, slots=True)
+class Sizing:
+    """Per row: the sized rate lambda* and the per-replica capacity Theta(lambda*), requests/ms (NaN =
+    infeasible), and the metrics at lambda*."""
+
+    rate_per_ms: np.ndarray
+    capacity_per_ms: np.ndarray
+    metrics: ChainMetrics
+
+    @property
+    def feasible(self) -> np.ndarray:
+        """Boolean per row: some positive rate meets every target."""
+        return ~np.isnan(self.rate_per_ms)
+
+
+def size_replicas(chains: ChainBatch, targets: Sequence[Targets]) -> Sizing:
+    """lambda* = min(lambda_ITL, lambda_TTFT, lambda_tps[, lambda_block]) and Theta(lambda*) per chain row.
+
+    ``targets[r]`` applies to row r. Shapes (rows,); requests/ms; NaN marks infeasible rows (QUEUEING.md s5).
+    """
+    count = len(chains)
+    limits = HIGH_FRACTION * chains.mu_full_per_ms
+    tps = np.array([t.tps for t in targets], dtype=float)
+    best = np.where(tps > 0, TPS_FRACTION * limits, limits)
+    wanted = np.array([[t.itl_ms, t.ttft_ms, t.blocking] for t in targets], dtype=float).reshape(count, 3)
+    rows, kinds = np.nonzero(wanted > 0)
+    if rows.size:
+        rates = bisect_rates(chains, rows, kinds, wanted[rows, kinds])
+        np.minimum.at(best, rows, np.where(np.isnan(rates), -np.inf, rates))
+        best[np.isneginf(best)] = np.nan
+    safe = np.where(np.isnan(best), limits, best)
+    metrics = chain_metrics(chains, safe)
+    capacity = np.where(np.isnan(best), np.nan, metrics.throughput_per_ms)
+    return Sizing(best, capacity, metrics)

@@ -1,0 +1,198 @@
+"""The allocation solver: unlimited mode, the limited-capacity greedy with priority groups and regret ordering,
+and the saturation policies for servers that did not fit (QUEUEING.md s6, s8).
+
+solve(system) -> SolveResult. Best-effort allocations are re-evaluated at their real per-replica load and
+flagged saturated with their unserved rate. Pure: no I/O, no clock.
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from services.common.model import Allocation, SaturationPolicy, Solution, SystemData
+from services.optimizer.candidates import MS_PER_MINUTE, Candidate, CandidateSet, build_candidates
+from services.optimizer.queueing import chain_metrics, latency_ms
+
+
+@dataclass(frozen=True, slots=True)
+class SolveResult:
+    """The solution, how many candidates were weighed, and which solver ran (unlimited | greedy)."""
+
+    solution: Solution
+    candidates: int
+    solver: str
+
+
+@dataclass(slots=True)
+class _Entry:
+    """A server in the greedy queue: its sorted candidates and the one it currently asks for."""
+
+    server: str
+    priority: int
+    options: tuple[Candidate, ...]
+    index: int = 0
+
+    def key(self) -> tuple[int, float, float, str]:
+        """Priority ascending, regret descending, value descending, then name (deterministic)."""
+        current = self.options[self.index]
+        has_next = self.index + 1 < len(self.options)
+        regret = self.options[self.index + 1].value - current.value if has_next else math.inf
+        return (self.priority, -regret, -current.value, self.server)
+
+
+@dataclass(slots=True)
+class _State:
+    """Cards left per type, full allocations and best-effort (candidate, replicas) per server."""
+
+    available: dict[str, int]
+    full: dict[str, Candidate] = field(default_factory=dict)
+    partial: dict[str, tuple[Candidate, int]] = field(default_factory=dict)
+
+    def room(self, candidate: Candidate) -> int:
+        """Replicas of ``candidate`` that still fit."""
+        if candidate.units_per_replica <= 0:
+            return candidate.num_replicas
+        return self.available.get(candidate.accelerator_type, 0) // candidate.units_per_replica
+
+    def take(self, candidate: Candidate, replicas: int) -> None:
+        """Remove ``replicas`` replicas' cards of ``candidate`` from what is available."""
+        kind = candidate.accelerator_type
+        self.available[kind] = self.available.get(kind, 0) - replicas * candidate.units_per_replica
+
+
+def _greedy(entries: Iterable[_Entry], state: _State) -> list[_Entry]:
+    """Allocate in queue order, moving an entry to its next candidate when it does not fit (QUEUEING.md s6).
+
+    Returns the entries that ran out of candidates, in the order they did.
+    """
+    queue = sorted(entries, key=_Entry.key)
+    failed: list[_Entry] = []
+    while queue:
+        top = queue.pop(0)
+        candidate = top.options[top.index]
+        if state.room(candidate) >= candidate.num_replicas:
+            state.take(candidate, candidate.num_replicas)
+            state.full[top.server] = candidate
+            continue
+        top.index += 1
+        if top.index == len(top.options):
+            failed.append(top)
+        else:
+            bisect.insort(queue, top, key=_Entry.key)
+    return failed
+
+
+def _exhaustive(entries: list[_Entry], state: _State) -> None:
+    """PriorityExhaustive: in order, the most replicas that fit of the first candidate with room."""
+    for entry in entries:
+        for candidate in entry.options:
+            replicas = min(state.room(candidate), candidate.num_replicas)
+            if replicas > 0:
+                state.take(candidate, replicas)
+                state.partial[entry.server] = (candidate, replicas)
+                break
+
+
+def _round_robin(entries: list[_Entry], state: _State) -> None:
+    """RoundRobin over ``entries``: each fixes its first candidate with room for one replica, then rounds
+    give one replica per visit while its type has room (never more than it needs)."""
+    chosen: dict[str, Candidate] = {}
+    given: dict[str, int] = {}
+    active = list(entries)
+    while active:
+        still: list[_Entry] = []
+        for entry in active:
+            if entry.server not in chosen:
+                pick = next((c for c in entry.options if c.units_per_replica > 0 and state.room(c) >= 1), None)
+                if pick is None:
+                    continue
+                chosen[entry.server] = pick
+            candidate = chosen[entry.server]
+            if state.room(candidate) >= 1 and given.get(entry.server, 0) < candidate.num_replicas:
+                state.take(candidate, 1)
+                given[entry.server] = given.get(entry.server, 0) + 1
+                still.append(entry)
+        active = still
+    for name, replicas in given.items():
+        state.partial[name] = (chosen[name], replicas)
+
+
+def _saturate(policy: SaturationPolicy, failed: list[_Entry], state: _State) -> None:
+    """Apply the saturation policy to the entries the greedy could not allocate (QUEUEING.md s6)."""
+    if policy == SaturationPolicy.PRIORITY_EXHAUSTIVE:
+        _exhaustive(failed, state)
+    elif policy == SaturationPolicy.ROUND_ROBIN:
+        _round_robin(failed, state)
+    elif policy == SaturationPolicy.PRIORITY_ROUND_ROBIN:
+        for priority in sorted({e.priority for e in failed}):
+            _round_robin([e for e in failed if e.priority == priority], state)
+
+
+def _limited(cs: CandidateSet, system: SystemData) -> _State:
+    """Greedy per priority group (or once over all if delayedBestEffort), then the saturation policy."""
+    state = _State(dict(system.capacity.counts))
+    entries = [_Entry(name, cs.priorities[name], options) for name, options in cs.options.items()]
+    policy = system.optimizer.saturation_policy
+    if system.optimizer.delayed_best_effort:
+        _saturate(policy, _greedy(entries, state), state)
+        return state
+    for priority in sorted({e.priority for e in entries}):
+        _saturate(policy, _greedy([e for e in entries if e.priority == priority], state), state)
+    return state
+
+
+def _allocation(cs: CandidateSet, candidate: Candidate) -> Allocation:
+    return Allocation(candidate.accelerator, candidate.num_replicas, candidate.max_batch, candidate.cost_per_hour,
+                      candidate.itl_ms, candidate.ttft_ms, cs.servers[candidate.server].load, candidate.max_queue)
+
+
+def _best_effort(cs: CandidateSet, partial: dict[str, tuple[Candidate, int]]) -> dict[str, Allocation]:
+    """Allocations of ``r`` < needed replicas, re-evaluated at Lambda / r, saturated, with the unserved rate."""
+    if not partial or cs.chains is None:
+        return {}
+    names = sorted(partial)
+    rows = np.array([partial[n][0].row for n in names])
+    rates = np.array([partial[n][0].rate_per_ms / partial[n][1] for n in names])
+    metrics = chain_metrics(cs.chains, rates, rows)
+    itl, ttft = latency_ms(cs.chains, metrics, rows)
+    result = {}
+    for k, name in enumerate(names):
+        candidate, replicas = partial[name]
+        unserved = max(candidate.rate_per_ms - replicas * float(metrics.throughput_per_ms[k]), 0.0)
+        result[name] = Allocation(candidate.accelerator, replicas, candidate.max_batch,
+                                  candidate.cost_per_replica * replicas, float(itl[k]), float(ttft[k]),
+                                  cs.servers[name].load, candidate.max_queue, saturated=True,
+                                  unserved_rate_rpm=unserved * MS_PER_MINUTE)
+    return result
+
+
+def _shortfall(candidate: Candidate, available: dict[str, int]) -> str:
+    return (f"insufficient capacity: cheapest fit needs {candidate.units} x {candidate.accelerator_type} "
+            f"({candidate.num_replicas} x {candidate.accelerator}), "
+            f"{max(available.get(candidate.accelerator_type, 0), 0)} left")
+
+
+def solve(system: SystemData) -> SolveResult:
+    """Allocate every server of ``system`` (QUEUEING.md s6, s8).
+
+    Unlimited mode gives each server its least-value candidate; otherwise the greedy allocates against the
+    capacity and the saturation policy hands out what is left. Servers that get nothing are listed in
+    ``Solution.unallocated`` with the reason. Raises InvalidInputError for an inconsistent system.
+    """
+    cs = build_candidates(system)
+    unallocated = dict(cs.unallocated)
+    if system.optimizer.unlimited:
+        allocations = {name: _allocation(cs, options[0]) for name, options in cs.options.items()}
+        return SolveResult(Solution(allocations, unallocated), cs.count, "unlimited")
+    state = _limited(cs, system)
+    allocations = {name: _allocation(cs, c) for name, c in state.full.items()}
+    allocations.update(_best_effort(cs, state.partial))
+    for name, options in cs.options.items():
+        if name not in allocations:
+            unallocated[name] = _shortfall(options[0], state.available)
+    return SolveResult(Solution(allocations, unallocated), cs.count, "greedy")
