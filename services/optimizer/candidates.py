@@ -15,7 +15,8 @@ import numpy as np
 
 from services.common.errors import InvalidInputError
 from services.common.model import LOWEST_PRIORITY, ModelPerf, Server, SystemData
-from services.optimizer.queueing import QUEUE_TO_BATCH_RATIO, ChainBatch, ReplicaModel, chain_metrics, latency_ms
+from services.optimizer.queueing import ChainBatch, chain_metrics, latency_ms
+from services.optimizer.servicetime import QUEUE_TO_BATCH_RATIO, ReplicaModel
 from services.optimizer.sizing import Targets, batch_size, size_replicas
 
 MS_PER_MINUTE = 60_000.0
