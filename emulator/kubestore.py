@@ -19,8 +19,15 @@ from datetime import UTC, datetime
 from typing import Any
 
 from emulator import kubepatch
-from emulator.kubeerrors import (AlreadyExistsError, BadRequestError, ConflictError, GoneError, InvalidError,
-                                 NotFoundError, StoreError)
+from emulator.kubeerrors import (
+    AlreadyExistsError,
+    BadRequestError,
+    ConflictError,
+    GoneError,
+    InvalidError,
+    NotFoundError,
+    StoreError,
+)
 from emulator.kuberesources import Resource, find_resource
 from emulator.kubeselect import SelectorError, labels_of, parse_label_selector
 from emulator.kubevalidate import apply_defaults, assign_name, validate
