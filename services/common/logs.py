@@ -35,5 +35,6 @@ def configure_logging(level: str = "info") -> None:
 
 
 def get_logger(component: str) -> structlog.typing.FilteringBoundLogger:
-    """A logger whose events carry ``component``."""
-    return structlog.get_logger().bind(component=component)
+    """A logger whose events carry ``component``; lazy, so a module-level logger made before
+    configure_logging still renders JSON."""
+    return structlog.get_logger(component=component)
