@@ -196,3 +196,16 @@ def solve(system: SystemData) -> SolveResult:
         if name not in allocations:
             unallocated[name] = _shortfall(options[0], state.available)
     return SolveResult(Solution(allocations, unallocated), cs.count, "greedy")
+
+
+def units_used(system: SystemData, solution: Solution) -> dict[str, int]:
+    """Cards taken per accelerator type by ``solution``: replicas x accCount x multiplicity, summed."""
+    models = {s.name: s.model for s in system.servers}
+    used: dict[str, int] = {}
+    for name, alloc in solution.allocations.items():
+        acc = system.accelerator(alloc.accelerator)
+        perf = system.perf(models.get(name, ""), alloc.accelerator)
+        if acc is None or perf is None:
+            continue
+        used[acc.type] = used.get(acc.type, 0) + alloc.num_replicas * max(perf.acc_count, 1) * max(acc.multiplicity, 1)
+    return used

@@ -1,0 +1,148 @@
+"""Command line of the optimizer: `solve` (print / write a solution), `analyze` (what-if for one model,
+accelerator and load) and `serve` (the gRPC service; the default with no subcommand)."""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import sys
+from collections.abc import Sequence
+from dataclasses import replace
+
+from services.common.datafiles import LoadedSystem, load_system_dir, load_system_file, write_solution
+from services.common.errors import InfernoError, InvalidInputError
+from services.common.model import ServiceModel, SystemData
+from services.optimizer.queueing import ChainBatch, analyze_point
+from services.optimizer.servicetime import QUEUE_TO_BATCH_RATIO, ReplicaModel
+from services.optimizer.sizing import Targets, batch_size, size_replicas
+from services.optimizer.solver import solve
+from services.optimizer.table import analysis_text, solution_table
+
+
+def _source(parser: argparse.ArgumentParser, required: bool) -> None:
+    group = parser.add_mutually_exclusive_group(required=required)
+    group.add_argument("--data-dir", help="directory holding Inferno's six data files")
+    group.add_argument("--system-data", help="one system-data.json file")
+    parser.add_argument("--strict", action="store_true", help="fail on unknown keys instead of warning")
+    parser.add_argument("--service-model", choices=[m.value for m in ServiceModel],
+                        help="override the service-time model of optimizer-data.json")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m services.optimizer", description=__doc__)
+    sub = parser.add_subparsers(dest="command")
+    solve_cmd = sub.add_parser("solve", help="solve a system and print the allocation table")
+    _source(solve_cmd, required=True)
+    solve_cmd.add_argument("--output", help="write solution-data.json (Inferno's format) here")
+    solve_cmd.add_argument("--unlimited", action="store_true", help="ignore capacity")
+    analyze = sub.add_parser("analyze", help="evaluate one model / accelerator / load point")
+    _source(analyze, required=True)
+    analyze.add_argument("--model", required=True)
+    analyze.add_argument("--accelerator", required=True)
+    analyze.add_argument("--rpm", type=float, required=True, help="total arrival rate, requests per minute")
+    analyze.add_argument("--in-tokens", type=float, required=True)
+    analyze.add_argument("--out-tokens", type=float, required=True)
+    analyze.add_argument("--replicas", type=int, default=1, help="replicas sharing the load (default 1)")
+    analyze.add_argument("--batch", type=int, default=0, help="max batch size (default: the scaling rule)")
+    analyze.add_argument("--service-class", dest="service_class", help="take SLO targets from this class")
+    analyze.add_argument("--itl", type=float, help="ITL target, ms")
+    analyze.add_argument("--ttft", type=float, help="TTFT target, ms")
+    analyze.add_argument("--tps", type=float, help="throughput target, tokens/s")
+    sub.add_parser("serve", help="run the gRPC OptimizerService (the default)")
+    return parser
+
+
+def _load(args: argparse.Namespace) -> SystemData:
+    loaded: LoadedSystem = (load_system_dir(args.data_dir, strict=args.strict) if args.data_dir
+                            else load_system_file(args.system_data, strict=args.strict))
+    for warning in loaded.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    system = loaded.system
+    if args.service_model:
+        system = replace(system, optimizer=replace(system.optimizer, service_model=ServiceModel(args.service_model)))
+    return system
+
+
+def _solve(args: argparse.Namespace) -> int:
+    system = _load(args)
+    if args.unlimited:
+        system = replace(system, optimizer=replace(system.optimizer, unlimited=True))
+    result = solve(system)
+    print(solution_table(system, result.solution, result.solver), end="")
+    if args.output:
+        write_solution(args.output, result.solution)
+        print(f"solution written to {args.output}")
+    return 0
+
+
+def _targets(args: argparse.Namespace, system: SystemData) -> Targets:
+    base = Targets()
+    if args.service_class:
+        svc = system.service_class(args.service_class)
+        target = svc.target_for(args.model) if svc else None
+        if target is None:
+            raise InvalidInputError(f"--service-class {args.service_class!r} has no target for model {args.model!r}")
+        base = Targets.of(target, system.optimizer.blocking_bound)
+    return Targets(args.itl if args.itl is not None else base.itl_ms,
+                   args.ttft if args.ttft is not None else base.ttft_ms,
+                   args.tps if args.tps is not None else base.tps, base.blocking)
+
+
+def _check_point(args: argparse.Namespace) -> None:
+    for name in ("rpm", "in_tokens"):
+        if not math.isfinite(getattr(args, name)) or getattr(args, name) < 0:
+            raise InvalidInputError(f"--{name.replace('_', '-')} must be >= 0, got {getattr(args, name)!r}")
+    if not math.isfinite(args.out_tokens) or args.out_tokens <= 0:
+        raise InvalidInputError(f"--out-tokens must be > 0, got {args.out_tokens!r}")
+    if args.replicas < 1 or args.batch < 0:
+        raise InvalidInputError(f"--replicas must be >= 1 and --batch >= 0, got {args.replicas}, {args.batch}")
+
+
+def _analyze(args: argparse.Namespace) -> int:
+    _check_point(args)
+    system = _load(args)
+    perf = system.perf(args.model, args.accelerator)
+    if perf is None:
+        raise InvalidInputError(f"no performance data for model {args.model!r} on accelerator {args.accelerator!r}")
+    batch = batch_size(args.batch, perf, args.out_tokens)
+    rm = ReplicaModel(perf.perf, args.in_tokens, args.out_tokens, batch, QUEUE_TO_BATCH_RATIO * batch,
+                      system.optimizer.service_model)
+    targets = _targets(args, system)
+    total_per_ms = targets.tps / (1000 * args.out_tokens) if targets.tps > 0 else args.rpm / 60_000
+    point = analyze_point(rm, total_per_ms / args.replicas)
+    sizing = size_replicas(ChainBatch.build([rm]), [targets])
+    capacity = float(sizing.capacity_per_ms[0])
+    needed = math.ceil(total_per_ms / capacity) if math.isfinite(capacity) and total_per_ms > 0 else None
+    print(f"{args.model} on {args.accelerator}: batch {batch}, queue {rm.max_queue}, "
+          f"model {rm.service_model.value}, targets ITL {targets.itl_ms:g} ms, TTFT {targets.ttft_ms:g} ms, "
+          f"tps {targets.tps:g}")
+    print(analysis_text(point, float(sizing.rate_per_ms[0]), args.replicas, needed), end="")
+    return 0
+
+
+def _serve() -> int:
+    from services.common.config import load_config
+    from services.common.grpcserve import serve
+    from services.common.logs import configure_logging
+    from services.optimizer.servicer import SERVICE_NAME, OptimizerServicer, register
+
+    config = load_config(os.environ)
+    configure_logging(config.log_level)
+    serve(register(OptimizerServicer()), [SERVICE_NAME], f"{config.bind_address}:{config.optimizer_port}",
+          grace_s=config.shutdown_grace_s, component="optimizer")
+    return 0
+
+
+def main(argv: Sequence[str]) -> int:
+    """Run the command in ``argv``; returns the exit status (errors: message on stderr, status 1)."""
+    args = _parser().parse_args(list(argv))
+    try:
+        if args.command == "solve":
+            return _solve(args)
+        if args.command == "analyze":
+            return _analyze(args)
+        return _serve()
+    except (InfernoError, OSError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1

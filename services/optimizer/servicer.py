@@ -1,0 +1,46 @@
+"""OptimizerService over gRPC: proto -> model (services.common.convert), solve, model -> proto. No arithmetic here."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import grpc
+
+from proto import optimizer_pb2, optimizer_pb2_grpc
+from services.common import convert
+from services.common.grpcserve import grpc_method
+from services.common.logs import get_logger
+from services.optimizer.solver import solve
+
+SERVICE_NAME = optimizer_pb2.DESCRIPTOR.services_by_name["OptimizerService"].full_name
+_log = get_logger("optimizer")
+
+
+class OptimizerServicer(optimizer_pb2_grpc.OptimizerServiceServicer):
+    """Optimize: size every server and allocate; ``now`` (seconds, monotonic) times the solve for the stats."""
+
+    def __init__(self, now: Callable[[], float] = time.perf_counter) -> None:
+        self._now = now
+
+    @grpc_method
+    def Optimize(self, request: optimizer_pb2.OptimizeRequest,  # noqa: N802 - gRPC method name
+                 context: grpc.ServicerContext) -> optimizer_pb2.OptimizeResponse:
+        """Allocations sorted by server, the unallocated with reasons, and stats. Bad input -> INVALID_ARGUMENT."""
+        started = self._now()
+        system = convert.system_from_proto(request.system)
+        result = solve(system)
+        solution = result.solution
+        stats = optimizer_pb2.OptimizeStats(solve_time_ms=(self._now() - started) * 1000.0,
+                                            candidates=result.candidates,
+                                            total_cost_per_hour=solution.total_cost_per_hour, solver=result.solver)
+        _log.info("optimization_completed", servers=len(system.servers), allocated=len(solution.allocations),
+                  unallocated=len(solution.unallocated), candidates=result.candidates, solver=result.solver,
+                  total_cost_per_hour=round(solution.total_cost_per_hour, 3),
+                  duration_ms=round(stats.solve_time_ms, 1))
+        return convert.solution_to_proto(solution, stats)
+
+
+def register(servicer: OptimizerServicer) -> Callable[[grpc.Server], None]:
+    """A ``register`` callback for services.common.grpcserve that adds ``servicer`` to a server."""
+    return lambda server: optimizer_pb2_grpc.add_OptimizerServiceServicer_to_server(servicer, server)

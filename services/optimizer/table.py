@@ -1,0 +1,76 @@
+"""Readable text for the CLI: the solution table with SLOs and capacity use, and a one-point analysis. Pure."""
+
+from __future__ import annotations
+
+from services.common.model import Solution, SystemData
+from services.optimizer.queueing import PointAnalysis
+from services.optimizer.solver import units_used
+
+_HEADER = ("server", "class", "model", "accelerator", "replicas", "batch", "cost/h", "ITL ms (SLO)", "TTFT ms (SLO)",
+           "note")
+
+
+def _slo(value: float, target: float) -> str:
+    if target <= 0:
+        return f"{value:.2f}"
+    mark = "" if value <= target * (1 + 1e-6) else " !"
+    return f"{value:.2f} ({target:g}){mark}"
+
+
+def _rows(system: SystemData, solution: Solution) -> list[tuple[str, ...]]:
+    rows = []
+    for srv in sorted(system.servers, key=lambda s: s.name):
+        svc = system.service_class(srv.service_class)
+        target = svc.target_for(srv.model) if svc else None
+        itl_slo, ttft_slo = (target.slo_itl_ms, target.slo_ttft_ms) if target else (0.0, 0.0)
+        alloc = solution.allocations.get(srv.name)
+        if alloc is None:
+            reason = solution.unallocated.get(srv.name, "not in the solution")
+            rows.append((srv.name, srv.service_class, srv.model, *("-",) * 6, f"UNALLOCATED: {reason}"))
+            continue
+        note = f"saturated, unserved {alloc.unserved_rate_rpm:.1f} req/min" if alloc.saturated else ""
+        rows.append((srv.name, srv.service_class, srv.model, alloc.accelerator or "-", str(alloc.num_replicas),
+                     str(alloc.max_batch), f"{alloc.cost_per_hour:.2f}", _slo(alloc.itl_ms, itl_slo),
+                     _slo(alloc.ttft_ms, ttft_slo), note))
+    return rows
+
+
+def solution_table(system: SystemData, solution: Solution, solver: str = "") -> str:
+    """The allocation per server against its SLOs ("!" marks a miss), total cost, and cards used per type."""
+    rows = [_HEADER, *_rows(system, solution)]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(_HEADER))]
+    lines = ["  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip() for row in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    lines.append("")
+    lines.append(f"total cost per hour: {solution.total_cost_per_hour:.2f}"
+                 f"   allocated {len(solution.allocations)}, unallocated {len(solution.unallocated)}"
+                 + (f"   solver {solver}" if solver else ""))
+    used = units_used(system, solution)
+    kinds = sorted(set(used) | set(system.capacity.counts))
+    if kinds:
+        limited = "" if not system.optimizer.unlimited else " (unlimited mode: capacity not enforced)"
+        lines.append("capacity used" + limited + ": "
+                     + ", ".join(f"{k} {used.get(k, 0)}/{system.capacity.count(k)}" for k in kinds))
+    return "\n".join(lines) + "\n"
+
+
+def analysis_text(point: PointAnalysis, max_rate_per_ms: float, replicas: int, needed: int | None) -> str:
+    """What-if figures of one replica at its share of the load, and the largest rate meeting the targets."""
+    per_min = 60_000.0
+    lines = [
+        f"arrival rate per replica:  {point.rate_per_ms * per_min:.3f} req/min  ({replicas} replica(s))",
+        f"throughput per replica:    {point.throughput_per_ms * per_min:.3f} req/min  (loss {point.blocking:.3g})",
+        f"utilization:               {point.utilization:.4f}",
+        f"mean wait:                 {point.wait_ms:.3f} ms",
+        f"mean service time:         {point.service_ms:.3f} ms",
+        f"ITL:                       {point.itl_ms:.4f} ms",
+        f"TTFT:                      {point.ttft_ms:.4f} ms",
+        f"stable limit 0.999 mu(N):  {point.max_rate_per_ms * per_min:.3f} req/min per replica",
+    ]
+    if max_rate_per_ms != max_rate_per_ms:  # NaN
+        lines.append("max rate meeting targets:  none (targets unreachable even at the lightest load)")
+    else:
+        lines.append(f"max rate meeting targets:  {max_rate_per_ms * per_min:.3f} req/min per replica")
+    if needed is not None:
+        lines.append(f"replicas needed:           {needed}")
+    return "\n".join(lines) + "\n"
