@@ -161,7 +161,7 @@ class KubeApiServer:
         if self._httpd is not None:
             return
         self._httpd = _Server(self._address, self._store, self._token)
-        self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.2},
+        self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05},
                                         name="kubeapi", daemon=True)
         self._thread.start()
 

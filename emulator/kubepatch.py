@@ -13,6 +13,7 @@ Every function returns a new document and raises PatchError when the patch canno
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from typing import Any
 
 # Merge keys of the list fields that Kubernetes declares with patchStrategy "merge", by field name.
@@ -30,6 +31,14 @@ _RETAIN = "$retainKeys"
 
 class PatchError(ValueError):
     """A patch that is malformed or does not apply to the document."""
+
+
+def patcher(patch: Any, patch_type: str) -> Callable[[Any], Any]:
+    """A function applying ``patch`` of ``patch_type`` ("strategic", "merge" or "json") to a document."""
+    apply = {"strategic": strategic_merge_patch, "merge": merge_patch, "json": json_patch}.get(patch_type)
+    if apply is None:
+        raise PatchError(f"unknown patch type {patch_type!r}")
+    return lambda doc: apply(doc, patch)
 
 
 def merge_patch(doc: Any, patch: Any) -> Any:

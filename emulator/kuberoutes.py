@@ -150,15 +150,7 @@ def _patch_type(resource: Resource, content_type: str) -> str:
 
 
 def _patcher(resource: Resource, content_type: str, patch: Any) -> Callable[[dict], dict]:
-    apply = {"strategic": kubepatch.strategic_merge_patch, "merge": kubepatch.merge_patch,
-             "json": kubepatch.json_patch}[_patch_type(resource, content_type)]
-
-    def change(current: dict) -> dict:
-        try:
-            return apply(current, patch)
-        except kubepatch.PatchError as err:
-            raise InvalidError.of("", "", [("FieldValueInvalid", "patch", str(err))]) from err
-    return change
+    return kubepatch.patcher(patch, _patch_type(resource, content_type))
 
 
 def scale_of(obj: dict) -> dict:

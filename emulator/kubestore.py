@@ -30,7 +30,7 @@ from emulator.kubeerrors import (
 )
 from emulator.kuberesources import Resource, find_resource
 from emulator.kubeselect import SelectorError, labels_of, parse_label_selector
-from emulator.kubevalidate import apply_defaults, assign_name, validate
+from emulator.kubevalidate import admit_write, apply_defaults, assign_name, validate
 
 __all__ = ["AlreadyExistsError", "BadRequestError", "ConflictError", "GoneError", "InvalidError", "KubeStore",
            "NotFoundError", "StoreError"]
@@ -38,8 +38,6 @@ __all__ = ["AlreadyExistsError", "BadRequestError", "ConflictError", "GoneError"
 _log = logging.getLogger(__name__)
 Callback = Callable[[str, str, str, dict], None]
 Event = tuple[int, str, str, str, dict]
-_PATCHERS = {"strategic": kubepatch.strategic_merge_patch, "merge": kubepatch.merge_patch,
-             "json": kubepatch.json_patch}
 
 
 def _now() -> str:
@@ -129,8 +127,11 @@ class KubeStore:
     def patch(self, api_version: str, plural: str, namespace: str | None, name: str, patch: Any,
               patch_type: str) -> dict:
         """Apply a "strategic", "merge" or "json" patch; InvalidError when it does not apply."""
-        return self._write(_resource(api_version, plural), namespace, name, _patcher(patch, patch_type),
-                           status_only=False)
+        try:
+            change = kubepatch.patcher(patch, patch_type)
+        except kubepatch.PatchError as err:
+            raise BadRequestError.of(str(err)) from err
+        return self._write(_resource(api_version, plural), namespace, name, change, status_only=False)
 
     def update_status(self, api_version: str, plural: str, namespace: str | None, name: str, status: dict) -> dict:
         """Replace only the status of an object; the generation does not change."""
@@ -190,7 +191,10 @@ class KubeStore:
                status_only: bool) -> dict:
         with self._lock:
             current = self._current(resource, namespace, name)
-            wanted = copy.deepcopy(change(copy.deepcopy(current)))
+            try:
+                wanted = copy.deepcopy(change(copy.deepcopy(current)))
+            except kubepatch.PatchError as err:
+                raise InvalidError.of("", "", [("FieldValueInvalid", "patch", str(err))]) from err
             if not isinstance(wanted, dict):
                 raise BadRequestError.of("the object must be a JSON object")
             sent = (wanted.get("metadata") or {}).get("resourceVersion")
@@ -200,7 +204,7 @@ class KubeStore:
             if wanted_name and wanted_name != name:
                 raise BadRequestError.of(f"the name of the object ({wanted_name}) does not match the name on "
                                          f"the URL ({name})")
-            new = _merged(resource, current, wanted, status_only)
+            new = admit_write(resource, current, wanted, status_only)
             if new == current:
                 return copy.deepcopy(current)
             result = self._commit("MODIFIED", resource, new)
@@ -287,42 +291,3 @@ def _scope(resource: Resource, namespace: str | None, in_body: str | None) -> st
         raise BadRequestError.of("the namespace of the provided object does not match the namespace sent on the "
                                  "request")
     return namespace or in_body or "default"
-
-
-def _patcher(patch: Any, patch_type: str) -> Callable[[dict], dict]:
-    if patch_type not in _PATCHERS:
-        raise BadRequestError.of(f"unknown patch type {patch_type!r}")
-
-    def apply(current: dict) -> dict:
-        try:
-            return _PATCHERS[patch_type](current, patch)
-        except kubepatch.PatchError as err:
-            raise InvalidError.of("", "", [("FieldValueInvalid", "patch", str(err))]) from err
-    return apply
-
-
-def _merged(resource: Resource, current: dict, wanted: dict, status_only: bool) -> dict:
-    if status_only:
-        new = copy.deepcopy(current)
-        new["status"] = copy.deepcopy(wanted.get("status") or {})
-        return new
-    new = copy.deepcopy(wanted)
-    meta = new.setdefault("metadata", {})
-    for field in ("name", "namespace", "uid", "creationTimestamp", "generation", "resourceVersion"):
-        meta.pop(field, None)
-        if field in current["metadata"]:
-            meta[field] = current["metadata"][field]
-    if "status" in resource.subresources:
-        new.pop("status", None)
-        if "status" in current:
-            new["status"] = copy.deepcopy(current["status"])
-    apply_defaults(resource, new)
-    validate(resource, new)
-    new["apiVersion"], new["kind"] = current["apiVersion"], current["kind"]
-    if resource.has_generation and _spec_of(new) != _spec_of(current):
-        meta["generation"] = current["metadata"].get("generation", 1) + 1
-    return new
-
-
-def _spec_of(obj: dict) -> dict:
-    return {k: v for k, v in obj.items() if k not in ("metadata", "status", "apiVersion", "kind")}

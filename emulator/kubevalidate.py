@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import re
 import secrets
 from typing import Any
@@ -77,3 +78,36 @@ def replicas_causes(replicas: Any) -> list[tuple[str, str, str]]:
         return [("FieldValueInvalid", "spec.replicas",
                  f"Invalid value: {replicas}: must be greater than or equal to 0")]
     return []
+
+
+def admit_write(resource: Resource, current: dict, wanted: dict, status_only: bool) -> dict:
+    """The object stored when ``wanted`` is written over ``current``.
+
+    Identity fields and (with a status subresource) the status are kept from ``current``; a status write keeps
+    everything but the status. Defaults are applied, the result validated, the generation bumped when the
+    spec changed.
+    """
+    if status_only:
+        new = copy.deepcopy(current)
+        new["status"] = copy.deepcopy(wanted.get("status") or {})
+        return new
+    new = copy.deepcopy(wanted)
+    meta = new.setdefault("metadata", {})
+    for field in ("name", "namespace", "uid", "creationTimestamp", "generation", "resourceVersion"):
+        meta.pop(field, None)
+        if field in current["metadata"]:
+            meta[field] = current["metadata"][field]
+    if "status" in resource.subresources:
+        new.pop("status", None)
+        if "status" in current:
+            new["status"] = copy.deepcopy(current["status"])
+    apply_defaults(resource, new)
+    validate(resource, new)
+    new["apiVersion"], new["kind"] = current["apiVersion"], current["kind"]
+    if resource.has_generation and _spec_of(new) != _spec_of(current):
+        meta["generation"] = current["metadata"].get("generation", 1) + 1
+    return new
+
+
+def _spec_of(obj: dict) -> dict:
+    return {k: v for k, v in obj.items() if k not in ("metadata", "status", "apiVersion", "kind")}
