@@ -10,9 +10,15 @@ from emulator.kubestore import KubeStore
 
 
 @pytest.fixture
-def kube_server():
-    """A started Kubernetes API emulator over a fresh store, stopped afterwards."""
-    server = KubeApiServer(KubeStore())
+def kube_store():
+    """A fresh, empty emulated cluster state (only the default namespace)."""
+    return KubeStore()
+
+
+@pytest.fixture
+def kube_server(kube_store):
+    """A started Kubernetes API emulator over ``kube_store``, stopped afterwards."""
+    server = KubeApiServer(kube_store)
     server.start()
     yield server
     server.stop()

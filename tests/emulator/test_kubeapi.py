@@ -400,3 +400,24 @@ def test_stopping_the_server_ends_its_watches_and_threads(tmp_path) -> None:
     api.close()
     assert not watcher.is_alive()
     assert set(threading.enumerate()) <= before
+
+
+def test_strategic_merge_patch_of_a_custom_object_answers_415(kube_client) -> None:
+    custom, keda = client.CustomObjectsApi(kube_client), ("keda.sh", "v1alpha1")
+    custom.create_namespaced_custom_object(*keda, NS, "scaledobjects", {"metadata": {"name": "granite"}, "spec": {}})
+    status, body = error_of(custom.patch_namespaced_custom_object, *keda, NS, "scaledobjects", "granite", {},
+                            _content_type="application/strategic-merge-patch+json")
+    assert (status, body["reason"]) == (415, "UnsupportedMediaType")
+
+
+def test_status_and_owned_objects_written_through_the_store_are_what_the_client_reads(kube_client, kube_store) -> None:
+    created = apps(kube_client).create_namespaced_deployment(NS, deployment("granite", replicas=2))
+    kube_store.update_status("apps/v1", "deployments", NS, "granite",
+                             {"replicas": 2, "readyReplicas": 2, "availableReplicas": 2, "observedGeneration": 1})
+    kube_store.create("v1", "pods", NS, {"metadata": {"name": "granite-0", "labels": {"app": "granite"},
+                                                      "ownerReferences": owner(created)}})
+    after = apps(kube_client).read_namespaced_deployment("granite", NS)
+    assert (after.status.ready_replicas, after.metadata.generation) == (2, 1)
+    assert int(after.metadata.resource_version) > int(created.metadata.resource_version)
+    pods = client.CoreV1Api(kube_client).list_namespaced_pod(NS, label_selector="app=granite").items
+    assert [(p.metadata.name, p.status.phase) for p in pods] == [("granite-0", "Pending")]
