@@ -37,7 +37,7 @@ __all__ = ["AlreadyExistsError", "BadRequestError", "ConflictError", "GoneError"
 
 _log = logging.getLogger(__name__)
 Callback = Callable[[str, str, str, dict], None]
-Event = tuple[int, str, str, str, dict]
+Event = tuple[int, str, str, str, dict, dict | None]  # version, type, api_version, plural, object, previous
 
 
 def _now() -> str:
@@ -60,7 +60,7 @@ class KubeStore:
         self._dispatched = 0
         self._history: collections.deque[Event] = collections.deque(maxlen=history)
         self._pending: collections.deque[Event] = collections.deque()
-        self._subscribers: list[Callback] = []
+        self._subscribers: list[tuple[Callable[..., None], bool]] = []
         self._local = threading.local()
         self.create("v1", "namespaces", None, {"metadata": {"name": "default"}})
 
@@ -157,23 +157,26 @@ class KubeStore:
         self._dispatch()
         return result
 
-    def subscribe(self, callback: Callback, since: str | None = None) -> Callable[[], None]:
+    def subscribe(self, callback: Callback, since: str | None = None, *, previous: bool = False
+                  ) -> Callable[[], None]:
         """Call ``callback(event_type, api_version, plural, obj)`` on every later write; returns unsubscribe.
 
         With ``since`` (a resourceVersion) the kept events after it are replayed first, exactly once and in
-        order; GoneError when they are no longer kept.
+        order; GoneError when they are no longer kept. With ``previous`` the callback gets a fifth argument:
+        the object before a MODIFIED write (None for other events).
         """
+        entry = (callback, previous)
         with self._dispatch_lock:
             with self._lock:
                 replay = self._replay(since) if since is not None else []
-                self._subscribers.append(callback)
-            for _, event_type, api_version, plural, obj in replay:
-                callback(event_type, api_version, plural, copy.deepcopy(obj))
+                self._subscribers.append(entry)
+            for event in replay:
+                _deliver(entry, event)
 
         def unsubscribe() -> None:
             with self._lock:
-                if callback in self._subscribers:
-                    self._subscribers.remove(callback)
+                if entry in self._subscribers:
+                    self._subscribers.remove(entry)
         return unsubscribe
 
     def _replay(self, since: str) -> list[Event]:
@@ -231,11 +234,12 @@ class KubeStore:
         obj["metadata"]["resourceVersion"] = str(self._version)
         key = (obj["metadata"].get("namespace", ""), obj["metadata"]["name"])
         bucket = self._objects[(resource.api_version, resource.plural)]
+        previous = bucket.get(key) if event_type == "MODIFIED" else None
         if event_type == "DELETED":
             bucket.pop(key, None)
         else:
             bucket[key] = obj
-        event = (self._version, event_type, resource.api_version, resource.plural, copy.deepcopy(obj))
+        event = (self._version, event_type, resource.api_version, resource.plural, copy.deepcopy(obj), previous)
         self._history.append(event)
         self._pending.append(event)
         return copy.deepcopy(obj)
@@ -265,16 +269,25 @@ class KubeStore:
                     with self._lock:
                         if not self._pending:
                             return
-                        version, event_type, api_version, plural, obj = self._pending.popleft()
-                        self._dispatched = version
+                        event = self._pending.popleft()
+                        self._dispatched = event[0]
                         subscribers = list(self._subscribers)
-                    for callback in subscribers:
+                    for entry in subscribers:
                         try:
-                            callback(event_type, api_version, plural, copy.deepcopy(obj))
+                            _deliver(entry, event)
                         except Exception:  # noqa: BLE001 - one failing subscriber never stops the others
                             _log.exception("store_subscriber_failed")
             finally:
                 self._local.dispatching = False
+
+
+def _deliver(entry: tuple[Callable[..., None], bool], event: Event) -> None:
+    callback, with_previous = entry
+    _, event_type, api_version, plural, obj, previous = event
+    if with_previous:
+        callback(event_type, api_version, plural, copy.deepcopy(obj), copy.deepcopy(previous))
+    else:
+        callback(event_type, api_version, plural, copy.deepcopy(obj))
 
 
 def _resource(api_version: str, plural: str) -> Resource:

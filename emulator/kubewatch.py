@@ -2,8 +2,9 @@
 
 Without a resourceVersion (or with "0") a watch starts with an ADDED event for every existing object, then
 follows the store's changes; with one it replays the kept changes after that version first (an ERROR event
-with a 410 Expired Status when they are no longer kept). It ends after timeoutSeconds, when the client goes
-away or when the server stops.
+with a 410 Expired Status when they are no longer kept). As with the real server's watch cache, an object
+modified into a selection arrives as ADDED and one modified out of it as DELETED.
+It ends after timeoutSeconds, when the client goes away or when the server stops.
 """
 
 from __future__ import annotations
@@ -57,17 +58,26 @@ def stream_watch(store: KubeStore, where: Route, query: Mapping[str, str], begin
     events: queue.Queue[Event] = queue.Queue()
     r = where.resource
 
-    def on_event(event_type: str, api_version: str, plural: str, obj: dict) -> None:
-        if (api_version, plural) == (r.api_version, r.plural) and selects(obj):
-            events.put((event_type, obj))
+    def on_event(event_type: str, api_version: str, plural: str, obj: dict, previous: dict | None) -> None:
+        if (api_version, plural) != (r.api_version, r.plural):
+            return
+        selected, was_selected = selects(obj), previous is not None and selects(previous)
+        if event_type == "MODIFIED" and selected != was_selected:
+            event_type = "ADDED" if selected else "DELETED"  # moved into or out of the selection
+            if not selected:  # the previous object, at the version of the change
+                obj = {**previous, "metadata": {**previous["metadata"], "resourceVersion": obj["metadata"][
+                    "resourceVersion"]}}
+        elif not selected:
+            return
+        events.put((event_type, obj))
 
     since = query.get("resourceVersion") or "0"
     if since == "0":
         items, since = store.snapshot(r.api_version, r.plural, where.namespace, query.get("labelSelector"))
         for item in items:
-            on_event("ADDED", r.api_version, r.plural, item)
+            on_event("ADDED", r.api_version, r.plural, item, None)
     try:
-        unsubscribe = store.subscribe(on_event, since=since)
+        unsubscribe = store.subscribe(on_event, since=since, previous=True)
     except StoreError as err:
         send(_line("ERROR", err.status))
         return

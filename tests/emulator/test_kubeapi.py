@@ -421,3 +421,19 @@ def test_status_and_owned_objects_written_through_the_store_are_what_the_client_
     assert int(after.metadata.resource_version) > int(created.metadata.resource_version)
     pods = client.CoreV1Api(kube_client).list_namespaced_pod(NS, label_selector="app=granite").items
     assert [(p.metadata.name, p.status.phase) for p in pods] == [("granite-0", "Pending")]
+
+
+def test_a_selective_watch_sees_an_object_leave_and_join_its_selection(kube_client) -> None:
+    api, events, stopper = apps(kube_client), [], watch.Watch()
+    api.create_namespaced_deployment(NS, deployment("granite", labels={"w": "1"}))
+    since = api.list_namespaced_deployment(NS).metadata.resource_version
+    api.patch_namespaced_deployment("granite", NS, {"metadata": {"labels": {"w": "0"}}})
+    api.patch_namespaced_deployment("granite", NS, {"spec": {"replicas": 2}})
+    api.patch_namespaced_deployment("granite", NS, {"metadata": {"labels": {"w": "1"}}})
+    api.delete_namespaced_deployment("granite", NS)
+    for event in stopper.stream(api.list_namespaced_deployment, NS, resource_version=since, label_selector="w=1",
+                                timeout_seconds=10):
+        events.append((event["type"], event["object"].metadata.labels["w"], event["object"].spec.replicas))
+        if len(events) == 3:
+            stopper.stop()
+    assert events == [("DELETED", "1", 1), ("ADDED", "1", 2), ("DELETED", "1", 2)]
