@@ -119,11 +119,13 @@ def size_replicas(chains: ChainBatch, targets: Sequence[Targets]) -> Sizing:
     tps = np.array([t.tps for t in targets], dtype=float)
     best = np.where(tps > 0, TPS_FRACTION * limits, limits)
     wanted = np.array([[t.itl_ms, t.ttft_ms, t.blocking] for t in targets], dtype=float).reshape(count, 3)
-    rows, kinds = np.nonzero(wanted > 0)
-    if rows.size:
+    all_rows, all_kinds = np.nonzero(wanted > 0)
+    widths = np.ceil(np.log2(chains.batch[all_rows] + 1))
+    for width in np.unique(widths):  # similar widths together: little padding
+        rows, kinds = all_rows[widths == width], all_kinds[widths == width]
         rates = bisect_rates(chains, rows, kinds, wanted[rows, kinds])
         np.minimum.at(best, rows, np.where(np.isnan(rates), -np.inf, rates))
-        best[np.isneginf(best)] = np.nan
+    best[np.isneginf(best)] = np.nan
     safe = np.where(np.isnan(best), limits, best)
     metrics = chain_metrics(chains, safe)
     capacity = np.where(np.isnan(best), np.nan, metrics.throughput_per_ms)
