@@ -1,0 +1,257 @@
+"""Pure aggregation: managed Deployment facts + per-pod metric rates -> servers with load and observations.
+
+Inputs are what the sources read (DeploymentFacts, PodRates); the output is a Collection of
+services.common.model Servers with their Deployments and the warnings met on the way. Label parsing
+follows ARCHITECTURE.md section 4. Fallback rule: a load figure the metrics do not give comes from the
+Deployment's load labels, and the answer says so (ObservedMetrics.source, warnings); a server whose
+arrival rate or output tokens are known from neither is skipped, never reported as zero load.
+
+This module is pure: no I/O, clock, environment, gRPC, Kubernetes or Prometheus imports.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, fields
+from types import MappingProxyType
+
+from services.collector.labels import LabelLoad, ServerLabels, parse_labels
+from services.common import model as m
+
+
+@dataclass(frozen=True, slots=True)
+class PodFacts:
+    """One pod of a managed Deployment: where its /metrics is served (``ip`` "" when not yet assigned)."""
+
+    name: str
+    ip: str = ""
+    ready: bool = False
+    metrics_port: int = 0
+    metrics_path: str = "/metrics"
+
+
+@dataclass(frozen=True, slots=True)
+class DeploymentFacts:
+    """A managed Deployment as read from the Kubernetes API: labels, replica counts and its pods."""
+
+    ref: m.KubeRef
+    labels: Mapping[str, str] = field(default_factory=dict)
+    spec_replicas: int = 0
+    ready_replicas: int = 0
+    pods: tuple[PodFacts, ...] = ()
+
+    @property
+    def where(self) -> str:
+        """``Deployment namespace/name``, the prefix of every warning about it."""
+        return f"Deployment {self.ref.namespace}/{self.ref.name}"
+
+
+@dataclass(frozen=True, slots=True)
+class PodRates:
+    """One pod's figures over the window: counters as per-second rates, gauges as current values.
+
+    None means the pod did not report the figure (a missing or non-finite series).
+    """
+
+    requests_per_s: float | None = None
+    prompt_tokens_per_s: float | None = None
+    generation_tokens_per_s: float | None = None
+    itl_sum_per_s: float | None = None
+    itl_count_per_s: float | None = None
+    ttft_sum_per_s: float | None = None
+    ttft_count_per_s: float | None = None
+    e2e_sum_per_s: float | None = None
+    e2e_count_per_s: float | None = None
+    requests_running: float | None = None
+    requests_waiting: float | None = None
+    kv_cache_usage: float | None = None
+
+
+PodRatesByDeployment = Mapping[tuple[str, str], Mapping[str, PodRates]]
+"""(namespace, Deployment name) -> {pod name: PodRates}; a Deployment absent had no data at all."""
+
+
+@dataclass(frozen=True, slots=True)
+class Measurement:
+    """A Deployment's figures summed over its pods; None where unknown. Rates rpm, latencies ms."""
+
+    arrival_rate_rpm: float | None = None
+    avg_in_tokens: float | None = None
+    avg_out_tokens: float | None = None
+    itl_ms: float | None = None
+    ttft_ms: float | None = None
+    e2e_ms: float | None = None
+    requests_running: float | None = None
+    requests_waiting: float | None = None
+    kv_cache_usage: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ServerRef:
+    """A collected server's Deployment with its spec and ready replica counts."""
+
+    server_name: str
+    ref: m.KubeRef
+    spec_replicas: int = 0
+    ready_replicas: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Collection:
+    """The collector's answer before the wire: servers sorted by name, their Deployments, warnings."""
+
+    servers: tuple[m.Server, ...] = ()
+    refs: tuple[ServerRef, ...] = ()
+    warnings: tuple[str, ...] = ()
+    sources: Mapping[str, int] = field(default_factory=dict)
+    """Servers per load source (prometheus, direct_scrape, labels), for the summary log line."""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "sources", MappingProxyType(dict(self.sources)))
+
+
+def _finite(value: float | None) -> float | None:
+    return value if value is not None and math.isfinite(value) and value >= 0 else None
+
+
+def _total(pods: Sequence[PodRates], name: str) -> float | None:
+    values = [v for v in (_finite(getattr(p, name)) for p in pods) if v is not None]
+    return sum(values) if values else None
+
+
+def _ratio(numerator: float | None, denominator: float | None, scale: float = 1.0) -> float | None:
+    if numerator is None or not denominator:
+        return None
+    return numerator / denominator * scale
+
+
+def measure(pods: Sequence[PodRates]) -> Measurement:
+    """Sum per-pod rates into one Deployment's Measurement.
+
+    Arrival rate = completed requests per s x 60 (None when no request completed: an idle window is no
+    data); token averages = token rate / request rate; latencies = histogram sum rate / count rate in ms;
+    running and waiting are summed over pods, KV-cache use is the pods' mean (0..1).
+    """
+    requests = _total(pods, "requests_per_s")
+    kv_values = [v for v in (_finite(p.kv_cache_usage) for p in pods) if v is not None]
+    return Measurement(
+        arrival_rate_rpm=requests * 60.0 if requests else None,
+        avg_in_tokens=_ratio(_total(pods, "prompt_tokens_per_s"), requests),
+        avg_out_tokens=_ratio(_total(pods, "generation_tokens_per_s"), requests),
+        itl_ms=_ratio(_total(pods, "itl_sum_per_s"), _total(pods, "itl_count_per_s"), 1000.0),
+        ttft_ms=_ratio(_total(pods, "ttft_sum_per_s"), _total(pods, "ttft_count_per_s"), 1000.0),
+        e2e_ms=_ratio(_total(pods, "e2e_sum_per_s"), _total(pods, "e2e_count_per_s"), 1000.0),
+        requests_running=_total(pods, "requests_running"),
+        requests_waiting=_total(pods, "requests_waiting"),
+        kv_cache_usage=sum(kv_values) / len(kv_values) if kv_values else None,
+    )
+
+
+def _pick(measured: float | None, labelled: float | None, what: str, used: list[str]) -> float | None:
+    if measured is not None:
+        return measured
+    if labelled is not None:
+        used.append(what)
+    return labelled
+
+
+def choose_load(measured: Measurement, labelled: LabelLoad, source: m.LoadSource,
+                where: str) -> tuple[m.Load | None, m.LoadSource, list[str]]:
+    """Each load figure from the metrics if known, else from the labels; returns (load, source, warnings).
+
+    ``source`` is where the arrival rate came from. Load is None (the server cannot be sized) when the
+    arrival rate or output tokens are known from neither; missing input tokens count as 0 with a warning.
+    """
+    used: list[str] = []
+    rate = _pick(measured.arrival_rate_rpm, labelled.rpm, "arrival rate", used)
+    out_tokens = _pick(measured.avg_out_tokens, labelled.out_tokens, "output tokens", used)
+    in_tokens = _pick(measured.avg_in_tokens, labelled.in_tokens, "input tokens", used)
+    if rate is None or out_tokens is None:
+        missing = "arrival rate" if rate is None else "output tokens"
+        return None, source, [f"{where}: skipped: {missing} unknown: no {source.value} data and no load label"]
+    warnings = []
+    if used:
+        warnings.append(f"{where}: {', '.join(used)} from load labels: no {source.value} data in the window")
+    if in_tokens is None:
+        in_tokens = 0.0
+        warnings.append(f"{where}: input tokens unknown (no metrics, no label); counted as 0")
+    arrival_source = source if measured.arrival_rate_rpm is not None else m.LoadSource.LABELS
+    return m.Load(rate, in_tokens, out_tokens), arrival_source, warnings
+
+
+def _current_cost(static: m.SystemData | None, model: str, accelerator: str, replicas: int) -> float:
+    if static is None or not accelerator:
+        return 0.0
+    acc, perf = static.accelerator(accelerator), static.perf(model, accelerator)
+    if acc is None or perf is None:
+        return 0.0
+    return acc.cost_per_hour * max(perf.acc_count, 1) * replicas
+
+
+def build_server(facts: DeploymentFacts, labels: ServerLabels, load: m.Load, observed: m.ObservedMetrics,
+                 static: m.SystemData | None) -> m.Server:
+    """The Server of one Deployment: identity and options from labels, current allocation = spec replicas
+    on the labelled accelerator with its cost from the data (0 when unknown) and the observed latency."""
+    current = m.Allocation(
+        accelerator=labels.accelerator, num_replicas=facts.spec_replicas, max_batch=labels.max_batch,
+        cost_per_hour=_current_cost(static, labels.model, labels.accelerator, facts.spec_replicas),
+        itl_ms=observed.itl_ms or 0.0, ttft_ms=observed.ttft_ms or 0.0, load=load,
+    )
+    return m.Server(name=labels.name, service_class=labels.service_class, model=labels.model,
+                    keep_accelerator=labels.keep_accelerator, min_replicas=labels.min_replicas,
+                    max_queue_size=labels.max_queue, current=current, observed=observed)
+
+
+def _observed(measured: Measurement, facts: DeploymentFacts, source: m.LoadSource) -> m.ObservedMetrics:
+    values = {f.name: getattr(measured, f.name) for f in fields(m.ObservedMetrics) if hasattr(measured, f.name)}
+    return m.ObservedMetrics(ready_replicas=facts.ready_replicas, source=source.value, **values)
+
+
+def collect_one(facts: DeploymentFacts, pods: Mapping[str, PodRates] | None, source: m.LoadSource,
+                static: m.SystemData | None) -> tuple[m.Server | None, list[str]]:
+    """One Deployment -> (Server, warnings), or (None, warnings) when it cannot be sized.
+
+    ``pods`` are the rates read for its pods (None: the metrics source had nothing for it); only pods
+    that belong to the Deployment now are counted.
+    """
+    labels, warnings = parse_labels(facts.labels, facts.where, static)
+    if labels is None:
+        return None, warnings
+    own = {p.name for p in facts.pods}
+    rates = [r for name, r in (pods or {}).items() if name in own]
+    measured = measure(rates)
+    load, load_source, load_warnings = choose_load(measured, labels.load, source, facts.where)
+    warnings.extend(load_warnings)
+    if load is None:
+        return None, warnings
+    return build_server(facts, labels, load, _observed(measured, facts, load_source), static), warnings
+
+
+def collect(deployments: Sequence[DeploymentFacts], rates: PodRatesByDeployment, source: m.LoadSource,
+            static: m.SystemData | None, warnings: Sequence[str] = ()) -> Collection:
+    """All managed Deployments -> Collection (servers sorted by name).
+
+    Deployments are taken in (namespace, name) order; a second Deployment carrying a server name already
+    seen is skipped with a warning. ``warnings`` (e.g. from the sources) lead the answer's warnings.
+    """
+    servers: dict[str, m.Server] = {}
+    refs: list[ServerRef] = []
+    notes = list(warnings)
+    for facts in sorted(deployments, key=lambda d: (d.ref.namespace, d.ref.name)):
+        server, found = collect_one(facts, rates.get((facts.ref.namespace, facts.ref.name)), source, static)
+        notes.extend(found)
+        if server is None:
+            continue
+        if server.name in servers:
+            notes.append(f"{facts.where}: skipped: server name {server.name!r} is already used by "
+                         f"another Deployment")
+            continue
+        servers[server.name] = server
+        refs.append(ServerRef(server.name, facts.ref, facts.spec_replicas, facts.ready_replicas))
+    ordered = tuple(servers[name] for name in sorted(servers))
+    counts: dict[str, int] = {}
+    for server in ordered:
+        key = server.observed.source if server.observed else ""
+        counts[key] = counts.get(key, 0) + 1
+    return Collection(ordered, tuple(sorted(refs, key=lambda r: r.server_name)), tuple(notes), counts)

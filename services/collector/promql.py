@@ -1,0 +1,112 @@
+"""vLLM metric names and the PromQL that reads them (ARCHITECTURE.md section 5); pure.
+
+Every figure is read per (namespace, pod) so that pods can be summed per Deployment afterwards. Both the
+``vllm:`` and ``vllm_`` spellings match (a ``__name__`` regex), and where vLLM renamed a metric the new
+name is preferred per pod with PromQL ``or`` (``inter_token_latency`` over ``time_per_output_token``,
+``kv_cache_usage_perc`` over ``gpu_cache_usage_perc``). Label values are escaped.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from types import MappingProxyType
+
+NAMESPACE_LABEL = "namespace"
+POD_LABEL = "pod"
+
+COUNTERS: Mapping[str, tuple[str, ...]] = MappingProxyType({
+    "requests_per_s": ("request_success_total",),
+    "prompt_tokens_per_s": ("prompt_tokens_total",),
+    "generation_tokens_per_s": ("generation_tokens_total",),
+    "itl_sum_per_s": ("inter_token_latency_seconds_sum", "time_per_output_token_seconds_sum"),
+    "itl_count_per_s": ("inter_token_latency_seconds_count", "time_per_output_token_seconds_count"),
+    "ttft_sum_per_s": ("time_to_first_token_seconds_sum",),
+    "ttft_count_per_s": ("time_to_first_token_seconds_count",),
+    "e2e_sum_per_s": ("e2e_request_latency_seconds_sum",),
+    "e2e_count_per_s": ("e2e_request_latency_seconds_count",),
+})
+"""PodRates field -> vLLM counter names without the ``vllm:`` prefix, preferred name first."""
+
+GAUGES: Mapping[str, tuple[str, ...]] = MappingProxyType({
+    "requests_running": ("num_requests_running",),
+    "requests_waiting": ("num_requests_waiting",),
+    "kv_cache_usage": ("kv_cache_usage_perc", "gpu_cache_usage_perc"),
+})
+"""PodRates field -> vLLM gauge names without the prefix, preferred name first."""
+
+_DURATION_PART = re.compile(r"(\d+)(ms|s|m|h|d|w|y)")
+_UNIT_S = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, "y": 31536000}
+
+
+def window_seconds(window: str) -> float:
+    """A Prometheus duration ("20s", "1m", "1h30m") in seconds. Raises ValueError when it does not parse."""
+    parts = _DURATION_PART.findall(window)
+    if not parts or "".join(n + u for n, u in parts) != window:
+        raise ValueError(f"not a Prometheus duration: {window!r}")
+    return sum(int(n) * _UNIT_S[u] for n, u in parts)
+
+
+def quote(value: str) -> str:
+    """A PromQL double-quoted string literal holding ``value`` (backslash, quote and newline escaped)."""
+    escaped = value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+    return f'"{escaped}"'
+
+
+def regex_alternatives(values: Iterable[str]) -> str:
+    """An RE2 regex matching exactly one of ``values`` (each escaped), as a quoted PromQL literal."""
+    return quote("|".join(re.escape(v) for v in sorted(set(values))))
+
+
+def _selector(name: str, namespaces: Sequence[str]) -> str:
+    matchers = [f"__name__=~{quote('vllm[:_]' + re.escape(name))}"]
+    if namespaces:
+        matchers.append(f"{NAMESPACE_LABEL}=~{regex_alternatives(namespaces)}")
+    return "{" + ", ".join(matchers) + "}"
+
+
+def _by_pod(expression: str) -> str:
+    return f"sum by ({NAMESPACE_LABEL}, {POD_LABEL}) ({expression})"
+
+
+def counter_query(names: Sequence[str], namespaces: Sequence[str], window: str) -> str:
+    """Per-pod rate (per second) of the first of ``names`` each pod has, over ``window``.
+
+    ``namespaces`` limits the series (empty = all). Example for one name:
+    ``sum by (namespace, pod) (rate({__name__=~"vllm[:_]request_success_total", namespace=~"a"}[1m]))``.
+    """
+    return " or ".join(_by_pod(f"rate({_selector(n, namespaces)}[{window}])") for n in names)
+
+
+def gauge_query(names: Sequence[str], namespaces: Sequence[str], window: str) -> str:
+    """Per-pod mean over ``window`` of the first of gauge ``names`` each pod has."""
+    return " or ".join(_by_pod(f"avg_over_time({_selector(n, namespaces)}[{window}])") for n in names)
+
+
+def queries(namespaces: Sequence[str], window: str) -> dict[str, str]:
+    """PodRates field -> the PromQL that reads it for pods in ``namespaces`` over ``window``."""
+    built = {f: counter_query(names, namespaces, window) for f, names in COUNTERS.items()}
+    built.update({f: gauge_query(names, namespaces, window) for f, names in GAUGES.items()})
+    return built
+
+
+def parse_vector(result: object) -> dict[tuple[str, str], float]:
+    """An instant-vector result (``[{"metric": {...}, "value": [t, "v"]}]``) -> {(namespace, pod): value}.
+
+    Entries without namespace and pod labels, or whose value is not a finite number (NaN, +Inf, garbage),
+    are dropped. Raises ValueError when ``result`` is not a list of such entries.
+    """
+    if not isinstance(result, list):
+        raise ValueError(f"expected a vector result, got {type(result).__name__}")
+    values: dict[tuple[str, str], float] = {}
+    for entry in result:
+        try:
+            labels, (_, raw) = entry["metric"], entry["value"]
+            value = float(raw)
+        except (KeyError, TypeError, ValueError) as err:
+            raise ValueError(f"malformed vector entry {entry!r}") from err
+        key = (labels.get(NAMESPACE_LABEL, ""), labels.get(POD_LABEL, ""))
+        if all(key) and math.isfinite(value):
+            values[key] = value
+    return values
