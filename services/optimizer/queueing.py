@@ -14,7 +14,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from services.common.model import ServiceModel
-from services.optimizer.servicetime import ReplicaModel, prefill_v03_ms, prefill_v07_ms, service_rates_per_ms
+from services.optimizer.servicetime import (
+    ReplicaModel,
+    prefill_v03_ms,
+    prefill_v07_ms,
+    service_time_grid_v03_ms,
+    service_time_ms,
+)
 
 _TINY_RATE_PER_MS = 1e-200
 """Floor on the arrival rate so that log(rate) stays finite; metrics then take their zero-load limits."""
@@ -43,18 +49,27 @@ class ChainBatch:
 
     @classmethod
     def build(cls, models: Sequence[ReplicaModel]) -> ChainBatch:
-        """Precompute the chains of ``models`` (each needs N >= 1, K > 0)."""
-        log_weights = np.full((len(models), max(rm.max_batch for rm in models) + 1), -np.inf)
-        mu_one, mu_full = np.empty(len(models)), np.empty(len(models))
+        """Precompute the chains of ``models`` (each needs N >= 1, K > 0); v0.3 rows in one array pass."""
+        batch = np.array([rm.max_batch for rm in models], dtype=float)
+        width = int(batch.max())
+        states = np.arange(1, width + 1, dtype=float)
+        log_times = np.full((len(models), width), np.inf)
+        buckets = np.ceil(np.log2(batch + 1))
+        for bucket in np.unique(buckets):  # similar widths together: little padding
+            rows = np.flatnonzero(buckets == bucket)
+            cols = int(batch[rows].max())
+            log_times[rows, :cols] = np.log(service_time_grid_v03_ms([models[r] for r in rows], cols))
         for r, rm in enumerate(models):
-            mu = service_rates_per_ms(rm)
-            log_weights[r, 0] = 0.0
-            log_weights[r, 1:rm.max_batch + 1] = -np.cumsum(np.log(mu))
-            mu_one[r], mu_full[r] = mu[0], mu[-1]
+            if rm.service_model == ServiceModel.V07:
+                log_times[r, :rm.max_batch] = np.log(service_time_ms(rm))
+        log_rates = np.log(states) - log_times
+        log_weights = np.concatenate([np.zeros((len(models), 1)), -np.cumsum(log_rates, axis=1)], axis=1)
+        log_weights[:, 1:][states > batch[:, None]] = -np.inf
+        rows = np.arange(len(models))
+        mu_one, mu_full = np.exp(log_rates[:, 0]), np.exp(log_rates[rows, batch.astype(int) - 1])
         base = np.array([float(prefill_v03_ms(rm, 0.0)) for rm in models])
         slope = np.array([float(prefill_v03_ms(rm, 1.0)) for rm in models]) - base
-        return cls(tuple(models), log_weights,
-                   np.array([rm.max_batch for rm in models], dtype=float),
+        return cls(tuple(models), log_weights, batch,
                    np.array([rm.max_queue for rm in models], dtype=float), mu_one, mu_full,
                    np.array([rm.out_tokens for rm in models], dtype=float), base, slope,
                    np.array([rm.service_model == ServiceModel.V07 for rm in models]))
@@ -119,11 +134,9 @@ def chain_metrics(chains: ChainBatch, rate_per_ms: np.ndarray, rows: np.ndarray 
     log_tail = at_batch + tail_log_sum
     top = np.maximum(log_p.max(axis=1), log_tail)
     p = np.exp(log_p - top[:, None])
-    tail = np.exp(log_tail - top)
-    total = p.sum(axis=1) + tail
-    p /= total[:, None]
-    tail /= total
-    head = p @ states
+    total = p.sum(axis=1) + np.exp(log_tail - top)
+    tail = np.exp(log_tail - top) / total
+    head = (p @ states) / total
     in_system = head + tail * (batch + tail_mean)
     in_service = head + tail * batch
     blocking = np.exp(at_batch + queue * step - top) / total

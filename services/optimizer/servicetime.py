@@ -7,6 +7,7 @@ Times ms, rates requests per ms. Pure: numpy only.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -111,3 +112,16 @@ def prefill_ms(rm: ReplicaModel, batch: np.ndarray | float) -> np.ndarray:
 def service_rates_per_ms(rm: ReplicaModel) -> np.ndarray:
     """mu(n) = n / S(n) for n = 1..N, shape (N,), requests per ms."""
     return np.arange(1, rm.max_batch + 1) / service_time_ms(rm)
+
+
+def service_time_grid_v03_ms(models: Sequence[ReplicaModel], width: int) -> np.ndarray:
+    """v0.3 S(n) for n = 1..width of every model at once, shape (len(models), width), ms (QUEUEING.md s3).
+
+    Columns beyond a model's N are computed too; callers mask them.
+    """
+    params = np.array([(rm.perf.alpha_ms, rm.out_tokens, rm.in_tokens > 0, *_v03_terms(rm.perf, rm.in_tokens,
+                                                                                         rm.out_tokens))
+                       for rm in models], dtype=float).reshape(len(models), 6)
+    alpha, out_tokens, has_prompt, delta, prefill_extra, decode_extra = (params[:, k:k + 1] for k in range(6))
+    iteration = alpha + np.arange(1, width + 1, dtype=float) * delta
+    return has_prompt * (iteration + prefill_extra) + out_tokens * (iteration + decode_extra)
