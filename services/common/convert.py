@@ -299,3 +299,10 @@ def actuation_result_from_proto(msg: actuator_pb2.ActuationResult, field: str = 
         server_name=msg.server_name, ref=m.KubeRef(msg.ref.namespace, msg.ref.name, msg.ref.uid), outcome=outcome,
         reason=msg.reason, replicas_from=msg.replicas_from, replicas_to=msg.replicas_to,
         accelerator=msg.accelerator, dry_run=msg.dry_run)
+
+
+def server_ref_to_proto(server_name: str, ref: m.KubeRef, spec_replicas: int,
+                        ready_replicas: int) -> collector_pb2.ServerRef:
+    """A managed server's Deployment with its spec and ready replica counts -> ServerRef."""
+    return collector_pb2.ServerRef(server_name=server_name, ref=kube_ref_to_proto(ref),
+                                   spec_replicas=spec_replicas, ready_replicas=ready_replicas)

@@ -1,0 +1,110 @@
+"""One collection: static data, managed Deployments, their metrics and capacity -> aggregate.Collection.
+
+The sources are injected (KubeSource, a metrics source, optionally a node capacity source), so tests can
+pass fakes. Each call builds a new snapshot; nothing is carried between calls.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from services.collector import aggregate, capacity
+from services.collector.aggregate import DeploymentFacts, PodRatesByDeployment
+from services.common import datafiles
+from services.common import model as m
+from services.common.errors import DataFileError
+
+
+class DeploymentSource(Protocol):
+    """Lists managed Deployments (raises UnavailableError when it cannot)."""
+
+    def deployments(self, namespaces: Iterable[str] = ()) -> list[DeploymentFacts]: ...
+
+
+class MetricsSource(Protocol):
+    """Reads per-pod rates for Deployments; never raises (failures become warnings)."""
+
+    source: m.LoadSource
+
+    def read(self, deployments: Sequence[DeploymentFacts]) -> tuple[PodRatesByDeployment, list[str]]: ...
+
+
+class CapacitySource(Protocol):
+    """Counts free accelerator cards per type; never raises (failures become warnings)."""
+
+    def capacity(self, static: m.SystemData | None,
+                 managed_pods: set[tuple[str, str]]) -> tuple[m.Capacity, list[str]]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """A collection and the capacity known with it (empty when unknown)."""
+
+    collection: aggregate.Collection
+    capacity: m.Capacity = field(default_factory=m.Capacity)
+
+
+def read_static(data_path: str) -> tuple[m.SystemData | None, list[str]]:
+    """Static data in ``data_path`` without servers -> (SystemData or None, warnings); None (with a warning)
+    when it cannot be read, so that labels are then not checked against it."""
+    try:
+        loaded = datafiles.load_system_dir(data_path, strict=False, require_servers=False)
+    except DataFileError as err:
+        return None, [f"static data not read, labels not checked against it: {err}"]
+    return loaded.system, list(loaded.warnings)
+
+
+def choose_namespaces(requested: Sequence[str], watched: Sequence[str]) -> tuple[list[str], list[str]]:
+    """The namespaces to list -> (namespaces, warnings): the request's, limited to the watched ones when
+    WATCH_NAMESPACE is set; empty means all namespaces."""
+    asked = sorted({n for n in requested if n})
+    if not watched:
+        return asked, []
+    if not asked:
+        return sorted(set(watched)), []
+    outside = [n for n in asked if n not in watched]
+    warnings = [f"namespace {n} is not watched (WATCH_NAMESPACE); ignored" for n in outside]
+    kept = [n for n in asked if n in watched]
+    return kept, warnings
+
+
+class Collector:
+    """Collects managed servers: Deployments from ``kube``, load from ``metrics``, capacity from the data
+    file in ``data_path`` or from ``nodes`` when given."""
+
+    def __init__(self, kube: DeploymentSource, metrics: MetricsSource, data_path: str, *,
+                 watch_namespaces: Sequence[str] = (), nodes: CapacitySource | None = None) -> None:
+        self._kube = kube
+        self._metrics = metrics
+        self._data_path = data_path
+        self._watch = tuple(watch_namespaces)
+        self._nodes = nodes
+
+    def collect(self, namespaces: Sequence[str] = ()) -> Snapshot:
+        """One snapshot of the managed servers in ``namespaces`` (empty = the watched ones, or all).
+
+        Raises UnavailableError when the Kubernetes API cannot list Deployments; metrics and capacity
+        failures are warnings in the answer.
+        """
+        chosen, warnings = choose_namespaces(namespaces, self._watch)
+        if self._watch and namespaces and not chosen:
+            return Snapshot(aggregate.Collection(warnings=tuple(warnings)))
+        static, static_warnings = read_static(self._data_path)
+        deployments = self._kube.deployments(chosen)
+        rates, metric_warnings = self._metrics.read(deployments)
+        cards, capacity_warnings = self._capacity(static, deployments)
+        notes = [*warnings, *static_warnings, *metric_warnings, *capacity_warnings]
+        return Snapshot(aggregate.collect(deployments, rates, self._metrics.source, static, notes), cards)
+
+    def _capacity(self, static: m.SystemData | None,
+                  deployments: Sequence[DeploymentFacts]) -> tuple[m.Capacity, list[str]]:
+        if self._nodes is not None:
+            managed = {(d.ref.namespace, p.name) for d in deployments for p in d.pods}
+            cards, warnings = self._nodes.capacity(static, managed)
+            if cards.counts:
+                return cards, warnings
+            from_file, file_warnings = capacity.capacity_from_file(self._data_path)
+            return from_file, [*warnings, "no GPUs found on Nodes; capacity from the data file", *file_warnings]
+        return capacity.capacity_from_file(self._data_path)

@@ -1,0 +1,97 @@
+"""Metrics from Prometheus through prometheus-api-client (PrometheusConnect.custom_query with a timeout).
+
+One query per figure for all managed pods (see promql.py), so a cycle costs a fixed number of queries
+whatever the number of servers. The bearer token file is re-read at every collection (projected service
+account tokens rotate); the CA bundle verifies HTTPS. Any failure (unreachable, timeout, HTTP error,
+malformed answer) makes the whole read empty with one warning: the servers then fall back to their labels.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import requests
+from prometheus_api_client import PrometheusApiClientException, PrometheusConnect
+from urllib3.util.retry import Retry
+
+from services.collector import promql
+from services.collector.aggregate import DeploymentFacts, PodRates, PodRatesByDeployment
+from services.common.logs import get_logger
+from services.common.model import LoadSource
+
+_log = get_logger("collector")
+_QUERY_ERRORS = (requests.RequestException, PrometheusApiClientException, ValueError, KeyError, TypeError)
+
+
+def connect(url: str, token_path: str = "", ca_path: str = "") -> PrometheusConnect:
+    """A PrometheusConnect for ``url`` without retries (a cycle must not wait on back-offs), with the
+    bearer token read from ``token_path`` and ``ca_path`` as CA bundle when given. Raises OSError when the
+    token file cannot be read."""
+    headers = None
+    if token_path:
+        with open(token_path, encoding="utf-8") as handle:
+            headers = {"Authorization": f"Bearer {handle.read().strip()}"}
+    session = requests.Session()
+    session.verify = ca_path or True
+    return PrometheusConnect(url=url, headers=headers, retry=Retry(total=0, raise_on_status=False),
+                             session=session)
+
+
+class PrometheusSource:
+    """Reads per-pod rates of the managed Deployments from Prometheus over ``window`` (e.g. "1m")."""
+
+    source = LoadSource.PROMETHEUS
+
+    def __init__(self, url: str, window: str, timeout_s: float, *, token_path: str = "", ca_path: str = "",
+                 connector: Callable[[str, str, str], Any] = connect) -> None:
+        self._url = url
+        self._window = window
+        self._timeout_s = timeout_s
+        self._token_path = token_path
+        self._ca_path = ca_path
+        self._connector = connector
+
+    def read(self, deployments: Sequence[DeploymentFacts]) -> tuple[PodRatesByDeployment, list[str]]:
+        """Per-pod rates of ``deployments`` -> ({(namespace, Deployment): {pod: PodRates}}, warnings).
+
+        Never raises: when Prometheus cannot answer, returns ({}, [one warning saying why]).
+        """
+        namespaces = sorted({d.ref.namespace for d in deployments})
+        if not namespaces:
+            return {}, []
+        try:
+            client = self._connector(self._url, self._token_path, self._ca_path)
+            try:
+                figures = {name: promql.parse_vector(client.custom_query(query, timeout=self._timeout_s))
+                           for name, query in promql.queries(namespaces, self._window).items()}
+            finally:
+                client.close()
+        except (*_QUERY_ERRORS, OSError) as err:
+            _log.warning("prometheus_query_failed", url=self._url, error=str(err)[:300])
+            return {}, [f"Prometheus at {self._url} gave no usable answer ({_short(err)}); "
+                        f"load from labels"]
+        return group_by_deployment(deployments, figures), []
+
+
+def _short(err: Exception) -> str:
+    text = str(err).splitlines()[0] if str(err) else type(err).__name__
+    return f"{type(err).__name__}: {text[:160]}"
+
+
+def group_by_deployment(deployments: Sequence[DeploymentFacts],
+                        figures: dict[str, dict[tuple[str, str], float]]) -> PodRatesByDeployment:
+    """{field: {(namespace, pod): value}} -> {(namespace, Deployment): {pod: PodRates}} for the Deployments'
+    own pods; a pod with no figure at all is left out."""
+    grouped: dict[tuple[str, str], dict[str, PodRates]] = {}
+    for facts in deployments:
+        pods: dict[str, PodRates] = {}
+        for pod in facts.pods:
+            key = (facts.ref.namespace, pod.name)
+            values = {name: by_pod[key] for name, by_pod in figures.items() if key in by_pod}
+            if values:
+                pods[pod.name] = dataclasses.replace(PodRates(), **values)
+        if pods:
+            grouped[(facts.ref.namespace, facts.ref.name)] = pods
+    return grouped
