@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 import grpc
 import pytest
 
@@ -14,22 +12,7 @@ from services.collector.servicer import SERVICE_NAME, CollectorServicer, registe
 from services.common import convert
 from services.common.errors import UnavailableError
 from services.common.grpcserve import build_server
-from tests.collector.fakes import FixedKube, FixedMetrics, deployment
-
-
-def write_data(path, capacity=True):
-    files = {
-        "accelerator-data.json": {"accelerators": [{"name": "A100", "type": "A100", "cost": 40}]},
-        "model-data.json": {"models": [{"name": "llama", "acc": "A100", "accCount": 1, "maxBatchSize": 64,
-                                        "atTokens": 512, "perfParms": {"alpha": 10, "beta": 0.1, "gamma": 0.01}}]},
-        "serviceclass-data.json": {"serviceClasses": [{"name": "Premium", "priority": 1, "modelTargets": [
-            {"model": "llama", "slo-itl": 40, "slo-ttft": 500}]}]},
-    }
-    if capacity:
-        files["capacity-data.json"] = {"count": [{"type": "A100", "count": 6}]}
-    for name, body in files.items():
-        (path / name).write_text(json.dumps(body))
-    return str(path)
+from tests.collector.fakes import FixedKube, FixedMetrics, deployment, write_data
 
 
 @pytest.fixture
