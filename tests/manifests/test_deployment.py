@@ -1,0 +1,140 @@
+"""The inferno Deployment and Service: entry points, ports, probes, environment, security, volumes."""
+
+from __future__ import annotations
+
+import pytest
+
+from services.common.config import VARIABLES, load_config
+from tests.manifests.conftest import REPO, find
+
+SERVICES = ("controller", "collector", "optimizer", "actuator")
+GRPC_PORTS = {"collector": 3301, "optimizer": 3302, "actuator": 3303}
+
+
+def _env(container: dict) -> dict[str, str]:
+    return {e["name"]: e["value"] for e in container["env"]}
+
+
+def _ports(container: dict) -> dict[str, int]:
+    return {p["name"]: p["containerPort"] for p in container.get("ports", [])}
+
+
+def test_the_pod_runs_the_four_services_each_from_its_entry_point(containers):
+    assert set(containers) == set(SERVICES)
+    for name, container in containers.items():
+        assert container["command"] == ["python", "-m", f"services.{name}"]
+        assert (REPO / "services" / name / "__main__.py").is_file()
+
+
+@pytest.mark.parametrize("name", SERVICES)
+def test_each_container_sets_exactly_the_variables_config_reads(containers, name):
+    names = [e["name"] for e in containers[name]["env"]]
+    assert len(names) == len(set(names)), "a variable is set twice"
+    assert set(names) == set(VARIABLES)
+
+
+@pytest.mark.parametrize("name", SERVICES)
+def test_each_container_environment_is_a_valid_config(containers, name):
+    for entry in containers[name]["env"]:
+        assert set(entry) == {"name", "value"}, f"{entry['name']}: set it explicitly with value"
+    load_config(_env(containers[name]))
+
+
+def test_every_container_gets_the_same_settings(containers):
+    environments = [_env(c) for c in containers.values()]
+    assert all(env == environments[0] for env in environments)
+
+
+def test_the_ports_and_addresses_in_the_environment_match_the_container_ports(containers):
+    config = load_config(_env(containers["controller"]))
+    assert _ports(containers["controller"]) == {"http": config.controller_port}
+    assert list(_ports(containers["collector"]).values()) == [config.collector_port]
+    assert list(_ports(containers["optimizer"]).values()) == [config.optimizer_port]
+    assert sorted(_ports(containers["actuator"]).values()) == [config.actuator_port, config.actuator_metrics_port]
+    assert _ports(containers["actuator"])["metrics"] == config.actuator_metrics_port
+    addresses = {"collector": config.collector_address, "optimizer": config.optimizer_address,
+                 "actuator": config.actuator_address}
+    for name, address in addresses.items():
+        assert address == f"localhost:{GRPC_PORTS[name]}"
+        assert GRPC_PORTS[name] in _ports(containers[name]).values()
+    assert config.bind_address == "0.0.0.0", "the kubelet probes the pod IP"
+
+
+@pytest.mark.parametrize("name", list(GRPC_PORTS))
+def test_grpc_services_have_grpc_readiness_and_liveness_probes_on_their_port(containers, name):
+    for probe in ("readinessProbe", "livenessProbe"):
+        assert containers[name][probe]["grpc"]["port"] == GRPC_PORTS[name]
+
+
+def test_the_controller_probes_healthz_for_liveness_and_readyz_for_readiness(containers):
+    controller = containers["controller"]
+    assert controller["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
+    assert controller["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
+
+
+@pytest.mark.parametrize("name", SERVICES)
+def test_each_container_has_cpu_and_memory_requests_and_limits(containers, name):
+    resources = containers[name]["resources"]
+    for kind in ("requests", "limits"):
+        assert set(resources[kind]) == {"cpu", "memory"}
+
+
+@pytest.mark.parametrize("name", SERVICES)
+def test_each_container_runs_locked_down(containers, name):
+    context = containers[name]["securityContext"]
+    assert context["runAsNonRoot"] is True
+    assert context["readOnlyRootFilesystem"] is True
+    assert context["allowPrivilegeEscalation"] is False
+    assert context["capabilities"] == {"drop": ["ALL"]}
+
+
+def test_the_pod_runs_as_a_numeric_non_root_user_with_the_default_seccomp_profile(deployment):
+    context = deployment["spec"]["template"]["spec"]["securityContext"]
+    assert context["runAsNonRoot"] is True
+    assert isinstance(context["runAsUser"], int) and context["runAsUser"] > 0
+    assert context["seccompProfile"] == {"type": "RuntimeDefault"}
+
+
+def _mounts(container: dict) -> dict[str, str]:
+    return {m["mountPath"]: m["name"] for m in container.get("volumeMounts", [])}
+
+
+def _volumes(deployment: dict) -> dict[str, dict]:
+    return {v["name"]: v for v in deployment["spec"]["template"]["spec"]["volumes"]}
+
+
+@pytest.mark.parametrize("name", SERVICES)
+def test_each_container_reads_the_data_where_inferno_data_path_points_and_writes_only_tmp(deployment, containers,
+                                                                                         name):
+    container = containers[name]
+    volumes = _volumes(deployment)
+    mounts = _mounts(container)
+    assert "projected" in volumes[mounts[_env(container)["INFERNO_DATA_PATH"]]]
+    assert "emptyDir" in volumes[mounts["/tmp"]]
+    data_mount = next(m for m in container["volumeMounts"] if m["mountPath"] == _env(container)["INFERNO_DATA_PATH"])
+    assert data_mount.get("readOnly") is True
+
+
+def test_the_cycle_log_directory_is_a_writable_emptydir_in_the_controller(deployment, containers):
+    controller = containers["controller"]
+    log_dir = _env(controller)["INFERNO_CYCLE_LOG"].rsplit("/", 1)[0]
+    mount = next(m for m in controller["volumeMounts"] if m["mountPath"] == log_dir)
+    assert not mount.get("readOnly", False)
+    assert "emptyDir" in _volumes(deployment)[mount["name"]]
+
+
+def test_the_pod_uses_the_service_account_the_rbac_binds(base_objects, deployment):
+    account = deployment["spec"]["template"]["spec"]["serviceAccountName"]
+    binding = find(base_objects, "ClusterRoleBinding")
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": account, "namespace": "inferno"}]
+    assert find(base_objects, "ServiceAccount")["metadata"]["name"] == account
+
+
+def test_the_service_sends_port_80_to_the_controller_and_exposes_the_actuator_metrics(base_objects, deployment,
+                                                                                      containers):
+    service = find(base_objects, "Service", "inferno")
+    labels = deployment["spec"]["template"]["metadata"]["labels"]
+    assert service["spec"]["selector"].items() <= labels.items()
+    ports = {p["port"]: p["targetPort"] for p in service["spec"]["ports"]}
+    assert _ports(containers["controller"])[ports[80]] == 3300
+    assert _ports(containers["actuator"])[ports[3304]] == 3304
