@@ -35,6 +35,10 @@ class _Server(ThreadingHTTPServer):
         super().__init__(address, _Handler)
         self.replica = replica
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """Quiet: clients (Prometheus, the load generator) drop keep-alive connections at will."""
+        return
+
 
 class VllmServer:
     """An emulated vLLM replica: engine thread plus HTTP server on ``host:port`` (0 picks a free port)."""

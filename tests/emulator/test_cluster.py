@@ -1,0 +1,69 @@
+"""The cluster runner: a config becomes managed Deployments behind a kubeconfig; `up` stops on SIGTERM."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import requests
+import yaml
+from kubernetes import client, config
+
+from emulator.cluster import Cluster, deployment_object
+
+CONFIG = {
+    "startup_delay_s": 0.1, "prometheus": False, "namespaces": ["llm"],
+    "deployments": [{"name": "premium-llama", "namespace": "llm", "server": "Premium-llama_13b", "replicas": 2,
+                     "model": "llama_13b", "class": "Premium", "accelerator": "G2", "maxbatchsize": 4,
+                     "perf": {"alpha": 2, "beta": 0.01, "gamma": 0.0001}, "load": {"rpm": 60}}],
+    "loads": [{"deployment": "premium-llama", "namespace": "llm", "in_tokens": 16, "out_tokens": 4,
+               "phases": [{"rate_rps": 20, "duration_s": 1}]}],
+}
+
+
+def test_deployment_object_carries_the_inferno_contract():
+    obj = deployment_object(CONFIG["deployments"][0])
+    labels = obj["metadata"]["labels"]
+    assert labels["inferno.server.managed"] == "true" and labels["inferno.server.name"] == "Premium-llama_13b"
+    assert labels["inferno.server.allocation.accelerator"] == "G2"
+    assert labels["inferno.server.allocation.maxbatchsize"] == "4" and labels["inferno.server.load.rpm"] == "60"
+    assert obj["spec"]["template"]["metadata"]["annotations"]["inferno.emulator/alpha"] == "2"
+
+
+def test_cluster_serves_the_official_client_and_runs_its_load(tmp_path):
+    with Cluster(CONFIG) as cluster:
+        configuration = client.Configuration()
+        config.load_kube_config(config_file=cluster.kubeconfig_path, client_configuration=configuration)
+        with client.ApiClient(configuration) as api:
+            listed = client.AppsV1Api(api).list_deployment_for_all_namespaces(
+                label_selector="inferno.server.managed=true")
+            assert [d.metadata.name for d in listed.items] == ["premium-llama"]
+            assert listed.items[0].status.ready_replicas == 2
+        urls = cluster.endpoints("llm", "premium-llama")
+        assert len(urls) == 2 and requests.get(urls[0] + "/health", timeout=5).ok
+        assert cluster.prometheus_url is None
+        result = cluster.start_load().wait()["llm/premium-llama"]
+        assert result["completed"] == result["sent"] > 5
+    assert not os.path.exists(cluster.workdir)
+
+
+def test_up_prints_the_cluster_and_stops_on_sigterm(tmp_path):
+    path = tmp_path / "cluster.yaml"
+    path.write_text(yaml.safe_dump({**CONFIG, "loads": []}))
+    process = subprocess.Popen([sys.executable, "-m", "emulator", "up", "--config", str(path)],
+                               stdout=subprocess.PIPE, text=True, cwd=os.path.dirname(os.path.dirname(
+                                   os.path.dirname(os.path.abspath(__file__)))))
+    try:
+        lines = [process.stdout.readline() for _ in range(3)]
+        assert lines[0].startswith("kubeconfig: ") and "endpoints llm/premium-llama: http://127.0.0.1:" in lines[2]
+        time.sleep(0.2)
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=20) == 0
+        assert process.stdout.read().strip().endswith("stopped")
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
