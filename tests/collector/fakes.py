@@ -122,14 +122,14 @@ class FixedMetrics:
         return self.rates, list(self.warnings)
 
 
-def write_data(path, capacity=True):
+def write_data(path, capacity=True, model="llama"):
     """Static data (one A100, model llama, class Premium) and a capacity file of 6 A100 in ``path``."""
     files = {
         "accelerator-data.json": {"accelerators": [{"name": "A100", "type": "A100", "cost": 40}]},
-        "model-data.json": {"models": [{"name": "llama", "acc": "A100", "accCount": 1, "maxBatchSize": 64,
+        "model-data.json": {"models": [{"name": model, "acc": "A100", "accCount": 1, "maxBatchSize": 64,
                                         "atTokens": 512, "perfParms": {"alpha": 10, "beta": 0.1, "gamma": 0.01}}]},
         "serviceclass-data.json": {"serviceClasses": [{"name": "Premium", "priority": 1, "modelTargets": [
-            {"model": "llama", "slo-itl": 40, "slo-ttft": 500}]}]},
+            {"model": model, "slo-itl": 40, "slo-ttft": 500}]}]},
     }
     if capacity:
         files["capacity-data.json"] = {"count": [{"type": "A100", "count": 6}]}
