@@ -13,6 +13,7 @@ import pytest
 
 from services.collector.collect import Collector
 from services.collector.prometheus_source import PrometheusSource
+from services.collector.scrape_source import DirectScrapeSource
 from services.collector.sources import KubeSource
 from services.common.kube import load_api_client
 from tests.collector.fakes import write_data
@@ -122,3 +123,16 @@ def test_a_deployment_without_a_name_label_is_skipped_with_a_warning(loaded):
     assert [s.name for s in snapshot.collection.servers] == ["premium-granite"]
     assert f"Deployment {NS}/nameless: skipped: label inferno.server.name is missing or empty" in \
         snapshot.collection.warnings
+
+
+def test_direct_scrape_reads_the_replicas_without_prometheus(loaded):
+    cluster, collector, load = loaded
+    kube = KubeSource(load_api_client(cluster.kubeconfig))
+    snapshot = Collector(kube, DirectScrapeSource(5.0, 2.0), str(cluster.prometheus.workdir)).collect()
+    ended = time.monotonic()
+    [server] = snapshot.collection.servers
+    window = load.window(ended, 5.0)
+    itl_ms = sum(s.itl_s * (s.tokens - 1) for _, s in window) / sum(s.tokens - 1 for _, s in window) * 1000
+    assert server.observed.source == "direct_scrape"
+    assert server.load.arrival_rate_rpm == pytest.approx(len(window) / 5.0 * 60, rel=0.3)  # ~40 requests: noisy
+    assert server.observed.itl_ms == pytest.approx(itl_ms, rel=0.10)
