@@ -19,6 +19,7 @@ import json
 import random
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
@@ -46,13 +47,17 @@ class Target:
 
 @dataclass(slots=True)
 class Sample:
-    """One request's client-side measurements (seconds); ``ok`` False when it failed."""
+    """One request's client-side measurements (seconds); ``ok`` False when it failed. ``sent_at_s`` is the
+    send time in seconds since the load started (set by the LoadGenerator; 0 for a lone send_completion);
+    ``error`` says why a request failed."""
 
     ok: bool
     ttft_s: float = 0.0
     itl_s: float = 0.0
     e2e_s: float = 0.0
     tokens: int = 0
+    sent_at_s: float = 0.0
+    error: str = ""
 
 
 def _stats(values: list[float]) -> dict[str, float]:
@@ -64,7 +69,8 @@ def _stats(values: list[float]) -> dict[str, float]:
 
 
 def report(target: Target, samples: list[Sample], sent: int, elapsed_s: float) -> dict:
-    """The summary of one target's requests: counts, achieved rate, latency stats (ms), share within SLOs."""
+    """The summary of one target's requests: counts, achieved rate, latency stats (ms), share within SLOs,
+    and the three most frequent reasons of failure with their counts."""
     done = [s for s in samples if s.ok]
     within = [s for s in done if (not target.slo_ttft_ms or s.ttft_s * 1000 <= target.slo_ttft_ms)
               and (not target.slo_itl_ms or s.itl_s * 1000 <= target.slo_itl_ms)]
@@ -73,7 +79,8 @@ def report(target: Target, samples: list[Sample], sent: int, elapsed_s: float) -
             "achieved_rps": len(done) / elapsed_s if elapsed_s > 0 else 0.0,
             "ttft_ms": _stats([s.ttft_s for s in done]), "itl_ms": _stats([s.itl_s for s in done if s.tokens > 1]),
             "e2e_ms": _stats([s.e2e_s for s in done]),
-            "within_slo": len(within) / len(samples) if samples else 0.0}
+            "within_slo": len(within) / len(samples) if samples else 0.0,
+            "errors": dict(Counter(s.error or "unknown" for s in samples if not s.ok).most_common(3))}
 
 
 def send_completion(url: str, body: dict, timeout_s: float = 120.0, clock: Callable[[], float] = time.monotonic
@@ -88,18 +95,18 @@ def send_completion(url: str, body: dict, timeout_s: float = 120.0, clock: Calla
                      {"Content-Type": "application/json"})
         response = conn.getresponse()
         if response.status != 200:
-            return Sample(False)
+            return Sample(False, error=f"HTTP {response.status}")
         for line in iter(response.readline, b""):
             if line.startswith(b"data: {"):
                 if b'"error"' in line[:20]:
-                    return Sample(False)
+                    return Sample(False, error="error event in the stream")
                 times.append(clock())
-    except (OSError, http.client.HTTPException):
-        return Sample(False)
+    except (OSError, http.client.HTTPException) as err:
+        return Sample(False, error=type(err).__name__)
     finally:
         conn.close()
     if len(times) < body.get("max_tokens", 1):
-        return Sample(False)
+        return Sample(False, error=f"stream ended after {len(times)} of {body.get('max_tokens', 1)} tokens")
     itl = (times[-1] - times[0]) / (len(times) - 1) if len(times) > 1 else 0.0
     return Sample(True, times[0] - start, itl, times[-1] - start, len(times))
 
@@ -161,6 +168,21 @@ class LoadGenerator:
         with self._lock:
             return {t.name: report(t, list(self._samples[t.name]), self._sent[t.name], elapsed) for t in self.targets}
 
+    @property
+    def elapsed_s(self) -> float:
+        """Seconds since start() (0 before it)."""
+        return self._clock() - self._started if self._started else 0.0
+
+    def window_reports(self, from_s: float, to_s: float) -> dict[str, dict]:
+        """Reports over the requests sent in [from_s, to_s) seconds after the start, by target name; requests
+        still in flight are not counted, so ask once they have had time to finish. ``offered_rps`` and
+        ``achieved_rps`` are per second of the window."""
+        with self._lock:
+            chosen = {t.name: [s for s in self._samples[t.name] if from_s <= s.sent_at_s < to_s]
+                      for t in self.targets}
+        span = max(to_s - from_s, 1e-9)
+        return {t.name: report(t, chosen[t.name], len(chosen[t.name]), span) for t in self.targets}
+
     def _dispatch(self, target: Target, rng: random.Random) -> None:
         schedule, peak = target.schedule, target.schedule.peak_rps
         counter = itertools.count()
@@ -187,22 +209,26 @@ class LoadGenerator:
 
     def _launch(self, target: Target, index: int, rng: random.Random) -> None:
         urls = list(target.endpoints() if callable(target.endpoints) else target.endpoints)
+        sent_at = self._clock() - self._started
         if not urls or not self._slots.acquire(blocking=False):
-            self._record(target, Sample(False))
+            error = "no ready endpoint" if not urls else f"over {self.max_in_flight} requests in flight"
+            self._record(target, Sample(False, sent_at_s=sent_at, error=error))
             return
         out = target.out_tokens.sample(rng)
         body = {"prompt": "emulated load", "prompt_tokens": target.in_tokens.sample(rng), "max_tokens": out,
                 "min_tokens": out, "ignore_eos": True, **({"model": target.model} if target.model else {})}
-        thread = threading.Thread(target=self._send, args=(target, urls[index % len(urls)], body), daemon=True,
+        thread = threading.Thread(target=self._send, args=(target, urls[index % len(urls)], body, sent_at), daemon=True,
                                   name=f"loadgen-{target.name}-{index}")
         with self._lock:
             self._workers = [w for w in self._workers if w.is_alive()]
             self._workers.append(thread)
         thread.start()
 
-    def _send(self, target: Target, url: str, body: dict) -> None:
+    def _send(self, target: Target, url: str, body: dict, sent_at_s: float) -> None:
         try:
-            self._record(target, send_completion(url, body, timeout_s=self.drain_s, clock=self._clock))
+            sample = send_completion(url, body, timeout_s=self.drain_s, clock=self._clock)
+            sample.sent_at_s = sent_at_s
+            self._record(target, sample)
         finally:
             self._slots.release()
 

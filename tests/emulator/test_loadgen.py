@@ -68,3 +68,16 @@ def test_share_within_slo_counts_failures_as_misses():
     assert result["within_slo"] == 0.25
     assert (result["completed"], result["failed"], result["achieved_rps"]) == (3, 1, 1.5)
     assert result["ttft_ms"]["p50"] == pytest.approx(50)
+
+
+def test_window_reports_count_only_requests_sent_in_the_window(loadgen_replicas):
+    urls = [s.url for s in loadgen_replicas]
+    schedule = parse_schedule([{"rate_rps": 30, "duration_s": 1}, {"rate_rps": 0, "duration_s": 1},
+                               {"rate_rps": 30, "duration_s": 1}])
+    generator = LoadGenerator([Target("t", urls, schedule, Length("fixed", 8), Length("fixed", 2))], seed=5)
+    whole = generator.run()["t"]
+    first, idle, last = (generator.window_reports(a, b)["t"] for a, b in ((0, 1), (1, 2), (2, 3)))
+    assert idle["sent"] == 0 and idle["offered_rps"] == 0
+    assert first["sent"] + last["sent"] == whole["sent"] and first["sent"] > 10 and last["sent"] > 10
+    assert first["offered_rps"] == pytest.approx(first["sent"])
+    assert last["failed"] == 0 and last["ttft_ms"]["p50"] < 50

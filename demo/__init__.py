@@ -1,0 +1,1 @@
+"""`make demo`: the whole inferno control loop on the embedded local cluster (see demo/run.py)."""
