@@ -35,7 +35,8 @@ lint: install  ## ruff check
 bench: install proto  ## benchmarks: optimizer solve times, model fidelity, emulator capacity
 	$(BIN)/python -m bench
 
-demo: install proto  ## the whole control loop on the embedded local cluster
+demo: install proto  ## the whole control loop on the embedded local cluster (installs Prometheus if it can)
+	bash hack/install-prometheus --optional
 	$(BIN)/python -m demo
 
 clean:  ## remove generated stubs and the venv

@@ -23,7 +23,7 @@ from proto import (
 )
 from services.common import convert
 from services.common import model as m
-from services.controller.cycle import ActionResult, Collection, ManagedRef
+from services.controller.cycle import Collection, ManagedRef
 
 SERVICES = {
     "collector": collector_pb2.DESCRIPTOR.services_by_name["CollectorService"].full_name,
@@ -60,18 +60,16 @@ class ServiceClients:
         stats = MessageToDict(reply.stats, preserving_proto_field_name=True)
         return convert.solution_from_proto(reply), stats
 
-    def actuate(self, solution: m.Solution, collection: Collection, dry_run: bool) -> list[ActionResult]:
-        """Actuator.Actuate for the solution's allocations over the collected Deployments. Raises grpc.RpcError."""
+    def actuate(self, solution: m.Solution, collection: Collection, dry_run: bool) -> list[m.ActuationResult]:
+        """Actuator.Actuate for the solution's allocations over the collected Deployments. Raises grpc.RpcError,
+        or InvalidInputError when the answer is malformed."""
         request = actuator_pb2.ActuateRequest(
             allocations=convert.solution_to_proto(solution).allocations,
-            refs=[collector_pb2.ServerRef(server_name=r.server_name, ref=convert.kube_ref_to_proto(r.ref),
-                                          spec_replicas=r.spec_replicas, ready_replicas=r.ready_replicas)
+            refs=[convert.server_ref_to_proto(r.server_name, r.ref, r.spec_replicas, r.ready_replicas)
                   for r in collection.refs],
             servers=[convert.server_to_proto(s) for s in collection.servers], dry_run=dry_run)
         reply = self._actuator.Actuate(request, timeout=self._deadline_s)
-        outcome = actuator_pb2.ActuationResult.Outcome.Name
-        return [ActionResult(r.server_name, r.ref.namespace, r.ref.name, outcome(r.outcome).lower(), r.reason,
-                             r.replicas_from, r.replicas_to) for r in reply.results]
+        return [convert.actuation_result_from_proto(r) for r in reply.results]
 
     def health(self, timeout_s: float = 2.0) -> dict[str, str]:
         """Each service's standard health status name (SERVING, NOT_SERVING, or the gRPC error code)."""

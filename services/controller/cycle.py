@@ -36,19 +36,6 @@ class Collection:
     capacity: m.Capacity = field(default_factory=m.Capacity)
 
 
-@dataclass(frozen=True, slots=True)
-class ActionResult:
-    """What the actuator did to one Deployment: outcome is changed | unchanged | skipped | failed."""
-
-    server_name: str
-    namespace: str
-    deployment: str
-    outcome: str
-    reason: str = ""
-    replicas_from: int = 0
-    replicas_to: int = 0
-
-
 class CycleClients(Protocol):
     """The three services as the cycle sees them; each method raises on failure (any exception)."""
 
@@ -56,7 +43,7 @@ class CycleClients(Protocol):
 
     def optimize(self, system: m.SystemData) -> tuple[m.Solution, Mapping[str, Any]]: ...
 
-    def actuate(self, solution: m.Solution, collection: Collection, dry_run: bool) -> list[ActionResult]: ...
+    def actuate(self, solution: m.Solution, collection: Collection, dry_run: bool) -> list[m.ActuationResult]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,7 +151,7 @@ def _targets(system: m.SystemData | None, server: m.Server) -> m.ModelTarget | N
     return service_class.target_for(server.model) if service_class else None
 
 
-def _rows(collection: Collection, solution: m.Solution | None, actions: list[ActionResult],
+def _rows(collection: Collection, solution: m.Solution | None, actions: list[m.ActuationResult],
           system: m.SystemData | None) -> tuple[dict[str, Any], ...]:
     refs = {r.server_name: r for r in collection.refs}
     by_server = {a.server_name: a for a in actions}
@@ -175,7 +162,7 @@ def _rows(collection: Collection, solution: m.Solution | None, actions: list[Act
     return tuple(rows)
 
 
-def _row(server: m.Server, ref: ManagedRef | None, solution: m.Solution | None, action: ActionResult | None,
+def _row(server: m.Server, ref: ManagedRef | None, solution: m.Solution | None, action: m.ActuationResult | None,
          target: m.ModelTarget | None) -> dict[str, Any]:
     observed = server.observed or m.ObservedMetrics()
     desired = solution.allocations.get(server.name) if solution else None
@@ -197,6 +184,6 @@ def _row(server: m.Server, ref: ManagedRef | None, solution: m.Solution | None, 
     elif solution is not None:
         row["unallocated_reason"] = solution.unallocated.get(server.name, "not in the solution")
     if action is not None:
-        row.update(action=action.outcome, action_reason=action.reason, replicas_from=action.replicas_from,
+        row.update(action=str(action.outcome), action_reason=action.reason, replicas_from=action.replicas_from,
                    replicas_to=action.replicas_to)
     return row

@@ -7,7 +7,7 @@ import time
 from dataclasses import dataclass, field
 
 from services.common import model as m
-from services.controller.cycle import ActionResult, Collection, ManagedRef
+from services.controller.cycle import Collection, ManagedRef
 
 SERVER = m.Server(name="Premium-llama_13b", service_class="Premium", model="llama_13b",
                   current=m.Allocation(accelerator="G2", num_replicas=1, load=m.Load(60, 128, 1024)),
@@ -49,15 +49,15 @@ class FakeClients:
         self.systems.append(system)
         return self.solution, {"solver": "greedy"}
 
-    def actuate(self, solution: m.Solution, collection: Collection, dry_run: bool) -> list[ActionResult]:
+    def actuate(self, solution: m.Solution, collection: Collection, dry_run: bool) -> list[m.ActuationResult]:
         with self._guard:
             self.active += 1
             self.overlaps += self.active > 1
         try:
             self._enter("actuate")
             time.sleep(self.actuate_s)
-            return [ActionResult(name, "llm", "llama-13b", "changed", "", 1, a.num_replicas)
-                    for name, a in solution.allocations.items()]
+            return [m.ActuationResult(name, m.KubeRef("llm", "llama-13b"), m.ActuationOutcome.CHANGED, "", 1,
+                                      a.num_replicas) for name, a in solution.allocations.items()]
         finally:
             with self._guard:
                 self.active -= 1
