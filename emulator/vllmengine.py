@@ -246,7 +246,7 @@ class Engine:
         if request.generated >= request.max_tokens:
             self._running.remove(request)
             self._reserved -= request.reserved_tokens
-            self.metrics.on_finished(at_s - request.arrival_s, request.max_tokens)
+            self.metrics.on_finished(at_s - request.arrival_s, request.max_tokens, request.prompt_tokens)
             request.events.put(None)
 
     def _update_gauges(self) -> None:

@@ -19,6 +19,8 @@ TTFT_BUCKETS_S = (0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.
                   20.0, 40.0, 80.0, 160.0, 640.0, 2560.0)
 ITL_BUCKETS_S = (0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0, 20.0,
                  40.0, 80.0)
+TOKEN_BUCKETS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000, 20000, 50000, 100000)
+"""vLLM's buckets of the per-request prompt and generation token histograms (1-2-5 steps)."""
 REQUEST_BUCKETS_S = (0.3, 0.5, 0.8, 1.0, 1.5, 2.0, 2.5, 5.0, 10.0, 15.0, 20.0, 30.0, 40.0, 50.0, 60.0, 120.0,
                      240.0, 480.0, 960.0, 1920.0, 7680.0)
 
@@ -75,6 +77,10 @@ class VllmMetrics:
                              "Histogram of e2e request latency in seconds.", REQUEST_BUCKETS_S)
         self.queue = Histogram("vllm:request_queue_time_seconds",
                                "Histogram of time spent in WAITING phase for request.", REQUEST_BUCKETS_S)
+        self.request_prompt = Histogram("vllm:request_prompt_tokens", "Number of prefill tokens processed.",
+                                        TOKEN_BUCKETS)
+        self.request_generation = Histogram("vllm:request_generation_tokens",
+                                            "Number of generation tokens processed.", TOKEN_BUCKETS)
 
     def set_state(self, running: int, waiting: int, kv_usage: float) -> None:
         """Set the gauges: requests running and waiting, KV-cache usage as a fraction (0..1)."""
@@ -99,11 +105,14 @@ class VllmMetrics:
             self.itl.observe(itl_s)
             self.generation_tokens += 1
 
-    def on_finished(self, e2e_s: float, output_tokens: int) -> None:
-        """A request finished (its length limit) ``e2e_s`` after arriving."""
-        del output_tokens  # the tokens were counted one by one
+    def on_finished(self, e2e_s: float, output_tokens: int, prompt_tokens: int = 0) -> None:
+        """A request finished (its length limit) ``e2e_s`` after arriving, with ``prompt_tokens`` in and
+        ``output_tokens`` out (the token counters were advanced as they were processed; the per-request
+        histograms are observed here, at completion, as vLLM does)."""
         with self._lock:
             self.e2e.observe(e2e_s)
+            self.request_prompt.observe(prompt_tokens)
+            self.request_generation.observe(output_tokens)
             self.success += 1
 
     def render(self) -> bytes:
@@ -122,7 +131,8 @@ class VllmMetrics:
                               labels, self.prompt_tokens),
                      *_sample("vllm:generation_tokens_total", "counter", "Number of generation tokens processed.",
                               labels, self.generation_tokens)]
-            for histogram in (self.ttft, self.itl, self.e2e, self.queue):
+            for histogram in (self.ttft, self.itl, self.e2e, self.queue, self.request_prompt,
+                              self.request_generation):
                 lines.extend(histogram.render(labels))
         return ("\n".join(lines) + "\n").encode()
 

@@ -57,6 +57,10 @@ class PodRates:
     requests_per_s: float | None = None
     prompt_tokens_per_s: float | None = None
     generation_tokens_per_s: float | None = None
+    request_prompt_tokens_sum_per_s: float | None = None
+    request_prompt_tokens_count_per_s: float | None = None
+    request_generation_tokens_sum_per_s: float | None = None
+    request_generation_tokens_count_per_s: float | None = None
     itl_sum_per_s: float | None = None
     itl_count_per_s: float | None = None
     ttft_sum_per_s: float | None = None
@@ -126,19 +130,33 @@ def _ratio(numerator: float | None, denominator: float | None, scale: float = 1.
     return numerator / denominator * scale
 
 
+def _avg_tokens(pods: Sequence[PodRates], kind: str, requests: float | None) -> float | None:
+    """Average ``kind`` (prompt | generation) tokens per request: from the per-request histograms
+    (vllm:request_<kind>_tokens sum / count, both observed at completion) when every pod has them and they
+    counted requests, else the
+    token counter over the request counter (ARCHITECTURE s5). The counters advance at different moments
+    (prompt tokens at admission, generation tokens per iteration, requests at completion), so over a short
+    window at a low rate their ratio is off by the requests in flight at its two ends; the histograms are not."""
+    counts = [_finite(getattr(p, f"request_{kind}_tokens_count_per_s")) for p in pods]
+    if pods and all(c is not None for c in counts) and sum(counts) > 0:
+        return _ratio(_total(pods, f"request_{kind}_tokens_sum_per_s"), sum(counts))
+    return _ratio(_total(pods, f"{kind}_tokens_per_s"), requests)
+
+
 def measure(pods: Sequence[PodRates]) -> Measurement:
     """Sum per-pod rates into one Deployment's Measurement.
 
     Arrival rate = completed requests per s x 60 (None when no request completed: an idle window is no
-    data); token averages = token rate / request rate; latencies = histogram sum rate / count rate in ms;
-    running and waiting are summed over pods, KV-cache use is the pods' mean (0..1).
+    data); token averages per request from the per-request token histograms, else token rate / request rate
+    (see _avg_tokens); latencies = histogram sum rate / count rate in ms; running and waiting are summed over
+    pods, KV-cache use is the pods' mean (0..1).
     """
     requests = _total(pods, "requests_per_s")
     kv_values = [v for v in (_finite(p.kv_cache_usage) for p in pods) if v is not None]
     return Measurement(
         arrival_rate_rpm=requests * 60.0 if requests else None,
-        avg_in_tokens=_ratio(_total(pods, "prompt_tokens_per_s"), requests),
-        avg_out_tokens=_ratio(_total(pods, "generation_tokens_per_s"), requests),
+        avg_in_tokens=_avg_tokens(pods, "prompt", requests),
+        avg_out_tokens=_avg_tokens(pods, "generation", requests),
         itl_ms=_ratio(_total(pods, "itl_sum_per_s"), _total(pods, "itl_count_per_s"), 1000.0),
         ttft_ms=_ratio(_total(pods, "ttft_sum_per_s"), _total(pods, "ttft_count_per_s"), 1000.0),
         e2e_ms=_ratio(_total(pods, "e2e_sum_per_s"), _total(pods, "e2e_count_per_s"), 1000.0),

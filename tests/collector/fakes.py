@@ -19,6 +19,8 @@ FIGURES = {
     "time_to_first_token_seconds_sum": 0.5, "time_to_first_token_seconds_count": 2.0,
     "e2e_request_latency_seconds_sum": 5.0, "e2e_request_latency_seconds_count": 2.0,
     "num_requests_running": 3.0, "num_requests_waiting": 0.0, "kv_cache_usage_perc": 0.25,
+    "request_prompt_tokens_sum": 380.0, "request_prompt_tokens_count": 2.0,
+    "request_generation_tokens_sum": 190.0, "request_generation_tokens_count": 2.0,
 }
 
 

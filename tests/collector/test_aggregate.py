@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import pytest
 
@@ -152,3 +153,25 @@ def test_measure_ignores_missing_and_negative_figures():
                             agg.PodRates(requests_per_s=None)])
     assert measured.arrival_rate_rpm == 60.0
     assert measured.avg_out_tokens is None and measured.itl_ms is None
+
+
+def _with_token_histograms(pod, completed_per_s, in_tokens, out_tokens):
+    return replace(pod, request_prompt_tokens_sum_per_s=completed_per_s * in_tokens,
+                   request_prompt_tokens_count_per_s=completed_per_s,
+                   request_generation_tokens_sum_per_s=completed_per_s * out_tokens,
+                   request_generation_tokens_count_per_s=completed_per_s)
+
+
+def test_token_averages_come_from_the_per_request_histograms_when_every_pod_has_them():
+    # the counters say 200/100 tokens per request (skewed by requests in flight at the window's ends);
+    # the histograms, observed at completion, say 128/64
+    pods = [_with_token_histograms(busy_pod(), 1.0, 128, 64), _with_token_histograms(busy_pod(), 0.5, 128, 64)]
+    measured = agg.measure(pods)
+    assert (measured.avg_in_tokens, measured.avg_out_tokens) == (pytest.approx(128), pytest.approx(64))
+
+
+def test_token_averages_fall_back_to_the_counters_when_a_pod_lacks_the_histograms():
+    pods = [_with_token_histograms(busy_pod(), 1.0, 128, 64), busy_pod()]
+    measured = agg.measure(pods)
+    assert measured.avg_in_tokens == pytest.approx((200 + 200) / 2)
+    assert measured.avg_out_tokens == pytest.approx(100)

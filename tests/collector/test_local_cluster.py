@@ -39,7 +39,7 @@ class RecordingLoad:
                         out_tokens=Length("uniform", low=16, high=40), model="granite")
 
         class Recording(LoadGenerator):
-            def _send(gen, target, url, body):  # noqa: N805 - the generator, not the test object
+            def _send(gen, target, url, body, sent_at_s=0.0):  # noqa: N805 - the generator, not the test object
                 try:
                     sample = send_completion(url, body, timeout_s=gen.drain_s)
                     with lock:

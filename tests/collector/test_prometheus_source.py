@@ -24,7 +24,8 @@ def test_figures_are_read_per_pod_and_summed_per_deployment(prom):
     server, notes = aggregate.collect_one(facts, rates[("llm", "vllm")], LoadSource.PROMETHEUS, None)
     assert notes == []
     assert server.load.arrival_rate_rpm == pytest.approx(2 * 2.0 * 60)
-    assert (server.load.avg_in_tokens, server.load.avg_out_tokens) == (200.0, 100.0)
+    # per-request token histograms (190 / 95 per request) win over the token counters (200 / 100)
+    assert (server.load.avg_in_tokens, server.load.avg_out_tokens) == (190.0, 95.0)
     assert server.observed.itl_ms == pytest.approx(20.0)
     assert server.observed.ttft_ms == pytest.approx(250.0)
     assert server.observed.e2e_ms == pytest.approx(2500.0)

@@ -153,6 +153,10 @@ def test_metrics_count_what_was_sent_with_vllm_names(vllm_replica):
     assert metric(text, "vllm:inter_token_latency_seconds_count") == 12
     assert metric(text, "vllm:e2e_request_latency_seconds_count") == 3
     assert metric(text, "vllm:request_queue_time_seconds_count") == 3
+    assert metric(text, "vllm:request_prompt_tokens_sum") == 21
+    assert metric(text, "vllm:request_prompt_tokens_count") == 3
+    assert metric(text, "vllm:request_generation_tokens_sum") == 15
+    assert 'vllm:request_generation_tokens_bucket{model_name="granite_13b",le="5.0"} 3' in text
 
 
 def test_drain_finishes_in_flight_and_refuses_new_requests(vllm_replica):
