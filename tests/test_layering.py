@@ -1,7 +1,9 @@
-"""The pure core never imports grpc, kubernetes or prometheus clients (checked in a fresh interpreter)."""
+"""The pure core never imports grpc, kubernetes or prometheus clients (checked in a fresh interpreter), and its
+source never reads the environment or the clock (checked on the syntax tree: the callers inject both)."""
 
 from __future__ import annotations
 
+import ast
 import importlib.util
 import subprocess
 import sys
@@ -11,10 +13,16 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 PURE = [
-    "services.common.model", "services.common.datafiles", "services.common.errors",
+    "services.common.model", "services.common.datafiles", "services.common.datafields", "services.common.errors",
+    "services.common.inferno_json", "services.common.convert",
     "services.optimizer.queueing", "services.optimizer.sizing", "services.optimizer.solver",
-    "services.collector.aggregate", "services.actuator.plan", "services.controller.cycle",
+    "services.optimizer.servicetime", "services.optimizer.candidates",
+    "services.collector.aggregate", "services.collector.labels", "services.collector.promql",
+    "services.actuator.plan", "services.controller.cycle",
 ]
+ENV_AND_CLOCK = {"environ", "getenv", "putenv", "time", "time_ns", "monotonic", "monotonic_ns", "perf_counter",
+                 "perf_counter_ns", "now", "utcnow", "today", "sleep"}
+"""Attributes whose use reads the environment or the clock (os.environ, time.monotonic(), datetime.now(), ...)."""
 FORBIDDEN = ("grpc", "kubernetes", "prometheus_api_client", "prometheus_client")
 PROBE = """
 import importlib, sys
@@ -41,3 +49,15 @@ def test_pure_module_imports_no_io_client(module: str) -> None:
     result = subprocess.run([sys.executable, "-c", probe, module], cwd=ROOT, capture_output=True, text=True,
                             check=True)
     assert result.stdout.strip() == "", f"{module} imported {result.stdout.strip()}"
+
+
+@pytest.mark.parametrize("module", PURE)
+def test_pure_module_reads_neither_env_nor_clock(module: str) -> None:
+    path = ROOT / (module.replace(".", "/") + ".py")
+    tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
+    uses = [f"line {node.lineno}: {ast.unparse(node)}" for node in ast.walk(tree)
+            if isinstance(node, ast.Attribute) and node.attr in ENV_AND_CLOCK]
+    imports = [f"line {node.lineno}: {ast.unparse(node)}" for node in ast.walk(tree)
+               if isinstance(node, ast.ImportFrom) and node.module in ("os", "time", "datetime")
+               and any(alias.name in ENV_AND_CLOCK for alias in node.names)]
+    assert uses + imports == [], f"{module} reads the env or the clock: {uses + imports}"
