@@ -13,6 +13,8 @@ import signal
 import sys
 import threading
 
+import yaml
+
 from emulator.cluster import Cluster
 from emulator.loadgen import LoadGenerator, Target
 from emulator.loadshape import Schedule, constant, parse_length, stairs
@@ -22,14 +24,17 @@ def _up(args: argparse.Namespace) -> int:
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
-    cluster = Cluster.from_file(args.config)
+    try:
+        cluster = Cluster.from_file(args.config)
+    except (OSError, ValueError, KeyError, yaml.YAMLError) as error:
+        print(f"emulator up: bad cluster config {args.config}: {error}", file=sys.stderr)
+        return 2
     with cluster:
         print(f"kubeconfig: {cluster.kubeconfig_path}", flush=True)
         print(f"prometheus: {cluster.prometheus_url or '(not installed; scrape the pods directly)'}", flush=True)
-        for spec in cluster.config.get("deployments") or []:
-            namespace = spec.get("namespace", "default")
-            print(f"endpoints {namespace}/{spec['name']}: {' '.join(cluster.endpoints(namespace, spec['name']))}",
-                  flush=True)
+        for obj in cluster.deployments:
+            namespace, name = obj["metadata"]["namespace"], obj["metadata"]["name"]
+            print(f"endpoints {namespace}/{name}: {' '.join(cluster.endpoints(namespace, name))}", flush=True)
         if not args.no_load and cluster.config.get("loads"):
             cluster.start_load()
             print("load: started", flush=True)

@@ -9,18 +9,28 @@ Config keys (all optional but ``deployments``)::
     scrape_interval_s: 1
     namespaces: [llm]
     deployments:
-      - {name, namespace, replicas, model, class, accelerator, maxbatchsize, maxqueuesize, minreplicas,
-         perf: {alpha, beta, gamma}, kv_cache_tokens, startup_delay_s, time_scale,
-         load: {rpm, intokens, outtokens}, labels: {...}, annotations: {...}}
+      - {name, namespace, replicas, server, model, class, accelerator, maxbatchsize, maxqueuesize, minreplicas,
+         perf: {alpha, beta, gamma}, max_num_seqs, kv_cache_tokens, startup_delay_s, time_scale,
+         load: {rpm, intokens, outtokens}, labels: {...}, annotations: {...}, manifest: path}
     loads:
       - {deployment, namespace, in_tokens, out_tokens, slo_ttft_ms, slo_itl_ms, phases: [...]}  # loadshape.py
 
 Each deployment becomes a managed Deployment with the inferno labels of ARCHITECTURE.md s4 on it and on its
 pod template, and the emulator annotations of emulator/podtemplate.py on the template.
+
+With ``manifest`` (a file holding one Deployment, e.g. manifests/samples/premium-llama-13b.yaml; a relative
+path is taken from the config file's directory), that Deployment is created as written (selector, pod
+template, vLLM container and its args), and the entry's keys are applied on top: ``name``, ``namespace`` and
+``replicas`` replace the manifest's; the inferno keys (server, model, class, accelerator, ..., load, labels)
+set the Deployment's labels only, as the actuator would, so the pod template keeps the manifest's identity
+labels; the emulator keys (perf, max_num_seqs, ...) and ``annotations`` go to the pod template's annotations.
+An emulator annotation wins over the container args (podtemplate.py), so ``max_num_seqs`` overrides the
+manifest's ``--max-num-seqs``.
 """
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import shutil
@@ -46,11 +56,11 @@ def load_config(path: str) -> dict:
     return json.loads(text) if path.endswith(".json") else yaml.safe_load(text)
 
 
-def deployment_object(spec: dict[str, Any]) -> dict:
-    """The managed Deployment for one ``deployments`` entry."""
-    name, perf = spec["name"], spec.get("perf") or {}
-    labels = {"app": name, "inferno.server.managed": "true", "inferno.server.name": spec.get("server", name),
-              "inferno.server.model": spec.get("model", name), "inferno.server.class": spec.get("class", "Free")}
+def _contract_labels(spec: dict[str, Any]) -> dict[str, str]:
+    labels = {"inferno.server.managed": "true"}
+    for key, label in (("server", "name"), ("model", "model"), ("class", "class")):
+        if key in spec:
+            labels[f"inferno.server.{label}"] = str(spec[key])
     for key in ("accelerator", "maxbatchsize", "maxqueuesize"):
         if key in spec:
             labels[f"inferno.server.allocation.{key}"] = str(spec[key])
@@ -59,25 +69,72 @@ def deployment_object(spec: dict[str, Any]) -> dict:
     for key, value in (spec.get("load") or {}).items():
         labels[f"inferno.server.load.{key}"] = str(value)
     labels.update({k: str(v) for k, v in (spec.get("labels") or {}).items()})
+    return labels
+
+
+def _emulator_annotations(spec: dict[str, Any]) -> dict[str, str]:
+    perf = spec.get("perf") or {}
     notes = {f"{PREFIX}{k}": str(perf[k]) for k in ("alpha", "beta", "gamma") if k in perf}
     for key, note in (("kv_cache_tokens", "kv-cache-tokens"), ("startup_delay_s", "startup-delay-seconds"),
                       ("time_scale", "time-scale"), ("max_num_seqs", "max-num-seqs")):
         if key in spec:
             notes[PREFIX + note] = str(spec[key])
     notes.update({k: str(v) for k, v in (spec.get("annotations") or {}).items()})
+    return notes
+
+
+def load_manifest(path: str) -> dict:
+    """The one Deployment in a YAML file; ValueError naming the file when it holds anything else."""
+    with open(path) as handle:
+        documents = [d for d in yaml.safe_load_all(handle) if d]
+    if len(documents) != 1 or documents[0].get("kind") != "Deployment":
+        kinds = [d.get("kind") for d in documents]
+        raise ValueError(f"manifest {path}: expected exactly one Deployment, found {kinds}")
+    return documents[0]
+
+
+def deployment_object(spec: dict[str, Any], base_dir: str | None = None) -> dict:
+    """The managed Deployment for one ``deployments`` entry (module docstring); ``base_dir`` resolves a
+    relative ``manifest`` path (default: the working directory). ValueError on an entry with neither
+    ``name`` nor ``manifest``, or on a manifest that is not one Deployment."""
+    if "manifest" in spec:
+        return _from_manifest(spec, base_dir)
+    if "name" not in spec:
+        raise ValueError(f"deployments entry {spec!r}: needs a name or a manifest")
+    name = spec["name"]
+    labels = {"app": name, "inferno.server.name": name, "inferno.server.model": name, "inferno.server.class": "Free",
+              **_contract_labels(spec)}
     container = {"name": "vllm", "image": "vllm/vllm-openai:emulated",
                  "args": ["--model", labels["inferno.server.model"]]}
     return {"metadata": {"name": name, "namespace": spec.get("namespace", "default"), "labels": labels},
             "spec": {"replicas": int(spec.get("replicas", 1)), "selector": {"matchLabels": {"app": name}},
-                     "template": {"metadata": {"labels": labels, "annotations": notes},
+                     "template": {"metadata": {"labels": labels, "annotations": _emulator_annotations(spec)},
                                   "spec": {"containers": [container]}}}}
+
+
+def _from_manifest(spec: dict[str, Any], base_dir: str | None) -> dict:
+    path = os.path.join(base_dir or os.getcwd(), os.path.expanduser(spec["manifest"]))
+    obj = copy.deepcopy(load_manifest(path))
+    meta = obj.setdefault("metadata", {})
+    meta["name"] = spec.get("name", meta.get("name"))
+    meta["namespace"] = spec.get("namespace", meta.get("namespace", "default"))
+    meta.setdefault("labels", {}).update(_contract_labels(spec))
+    body = obj.setdefault("spec", {})
+    body["replicas"] = int(spec.get("replicas", body.get("replicas", 1)))
+    template_meta = body.setdefault("template", {}).setdefault("metadata", {})
+    template_meta.setdefault("annotations", {}).update(_emulator_annotations(spec))
+    return obj
 
 
 class Cluster:
     """The emulated cluster: start()/stop() or use as a context manager."""
 
-    def __init__(self, config: dict, *, prometheus: bool | None = None, workdir: str | None = None) -> None:
+    def __init__(self, config: dict, *, prometheus: bool | None = None, workdir: str | None = None,
+                 base_dir: str | None = None) -> None:
+        """``base_dir`` resolves relative ``manifest`` paths (default: the working directory). ValueError or
+        OSError when a deployments entry cannot be built (before anything starts)."""
         self.config = config
+        self.deployments = [deployment_object(spec, base_dir) for spec in config.get("deployments") or []]
         want = config.get("prometheus", True) if prometheus is None else prometheus
         self._want_prometheus = bool(want and prometheus_binary())
         self._own_dir = workdir is None
@@ -91,7 +148,8 @@ class Cluster:
 
     @classmethod
     def from_file(cls, path: str, **kwargs: Any) -> Cluster:
-        """A Cluster from a YAML or JSON file."""
+        """A Cluster from a YAML or JSON file; relative manifest paths are taken from the file's directory."""
+        kwargs.setdefault("base_dir", os.path.dirname(os.path.abspath(path)))
         return cls(load_config(path), **kwargs)
 
     @property
@@ -133,21 +191,19 @@ class Cluster:
             self.prometheus.start()
         for namespace in cfg.get("namespaces") or []:
             self.store.create("v1", "namespaces", None, {"metadata": {"name": namespace}})
-        for spec in cfg.get("deployments") or []:
-            obj = deployment_object(spec)
-            self.store.create("apps/v1", "deployments", obj["metadata"]["namespace"], obj)
+        for obj in self.deployments:
+            self.store.create("apps/v1", "deployments", obj["metadata"]["namespace"], copy.deepcopy(obj))
         self.wait_ready(wait_ready_s)
 
     def wait_ready(self, timeout_s: float) -> bool:
         """Wait until every configured Deployment has ``replicas`` ready replicas (and Prometheus sees them)."""
         end = time.monotonic() + timeout_s
-        specs = self.config.get("deployments") or []
-        for spec in specs:
+        for obj in self.deployments:
             left = max(end - time.monotonic(), 0.0)
-            if not self.reconciler.wait_ready(spec.get("namespace", "default"), spec["name"],
-                                              int(spec.get("replicas", 1)), left):
+            if not self.reconciler.wait_ready(obj["metadata"]["namespace"], obj["metadata"]["name"],
+                                              obj["spec"]["replicas"], left):
                 return False
-        total = sum(int(s.get("replicas", 1)) for s in specs)
+        total = sum(obj["spec"]["replicas"] for obj in self.deployments)
         return self.prometheus is None or self.prometheus.wait_targets_up(total, max(end - time.monotonic(), 1.0))
 
     def endpoints(self, namespace: str, deployment: str) -> list[str]:

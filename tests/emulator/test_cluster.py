@@ -8,11 +8,15 @@ import subprocess
 import sys
 import time
 
+import pytest
 import requests
 import yaml
 from kubernetes import client, config
 
 from emulator.cluster import Cluster, deployment_object
+from emulator.podtemplate import engine_params, model_name
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 CONFIG = {
     "startup_delay_s": 0.1, "prometheus": False, "namespaces": ["llm"],
@@ -31,6 +35,36 @@ def test_deployment_object_carries_the_inferno_contract():
     assert labels["inferno.server.allocation.accelerator"] == "G2"
     assert labels["inferno.server.allocation.maxbatchsize"] == "4" and labels["inferno.server.load.rpm"] == "60"
     assert obj["spec"]["template"]["metadata"]["annotations"]["inferno.emulator/alpha"] == "2"
+
+
+def test_a_manifest_entry_keeps_the_sample_deployment_and_applies_the_allocation_on_top():
+    spec = {"manifest": "manifests/samples/premium-llama-13b.yaml", "namespace": "llm", "replicas": 2,
+            "accelerator": "G2", "maxbatchsize": 4, "max_num_seqs": 4, "perf": {"alpha": 16.78},
+            "load": {"rpm": 90}}
+    obj = deployment_object(spec, base_dir=REPO)
+    with open(os.path.join(REPO, spec["manifest"])) as handle:
+        sample = yaml.safe_load(handle)
+    assert obj["metadata"]["name"] == "premium-llama-13b" and obj["metadata"]["namespace"] == "llm"
+    assert obj["spec"]["replicas"] == 2 and obj["spec"]["selector"] == sample["spec"]["selector"]
+    labels = obj["metadata"]["labels"]
+    assert labels["inferno.server.name"] == "Premium-llama_13b"
+    assert labels["inferno.server.allocation.accelerator"] == "G2"
+    assert labels["inferno.server.allocation.maxbatchsize"] == "4" and labels["inferno.server.load.rpm"] == "90"
+    template = obj["spec"]["template"]
+    assert template["metadata"]["labels"] == sample["spec"]["template"]["metadata"]["labels"]
+    assert template["spec"] == sample["spec"]["template"]["spec"]
+    params = engine_params(obj)
+    assert params.max_num_seqs == 4 and params.alpha_ms == 16.78
+    assert model_name(obj) == "llama_13b"
+
+
+def test_a_manifest_that_is_not_one_deployment_is_refused_naming_the_file(tmp_path):
+    path = tmp_path / "two.yaml"
+    path.write_text("kind: Deployment\n---\nkind: Service\n")
+    with pytest.raises(ValueError, match="two.yaml.*exactly one Deployment"):
+        Cluster({"deployments": [{"manifest": str(path)}]})
+    with pytest.raises(ValueError, match="needs a name or a manifest"):
+        deployment_object({"replicas": 1})
 
 
 def test_cluster_serves_the_official_client_and_runs_its_load(tmp_path):
