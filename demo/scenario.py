@@ -24,6 +24,7 @@ from services.optimizer.servicetime import QUEUE_TO_BATCH_RATIO
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SAMPLES = os.path.join(ROOT, "samples", "inferno", "small")
+MANIFESTS = os.path.join(ROOT, "manifests", "samples")
 ACCELERATOR = "G2"
 NAMESPACE = "llm"
 
@@ -108,8 +109,10 @@ def slo(system: m.SystemData, server: DemoServer) -> m.ModelTarget:
 
 
 def cluster_config(scenario: Scenario, system: m.SystemData, prometheus: bool = True) -> dict[str, Any]:
-    """The emulator's cluster description (emulator/cluster.py): one Deployment with one replica per server,
-    perfParms from the sample data, and the loads with the step."""
+    """The emulator's cluster description (emulator/cluster.py): per server, its sample Deployment
+    (manifests/samples/<deployment>.yaml, as users apply it) with one replica, allocated to G2 with the
+    demo's batch limit (label and emulated --max-num-seqs), the sample data's perfParms; and the loads with
+    the step."""
     deployments, loads = [], []
     for server in scenario.servers:
         perf = system.perf(server.model, ACCELERATOR)
@@ -117,9 +120,11 @@ def cluster_config(scenario: Scenario, system: m.SystemData, prometheus: bool = 
             raise KeyError(f"no perfParms for {server.model} on {ACCELERATOR} in {SAMPLES}")
         target = slo(system, server)
         deployments.append({
-            "name": server.deployment, "namespace": NAMESPACE, "server": server.name, "replicas": 1,
+            "name": server.deployment, "manifest": os.path.join(MANIFESTS, f"{server.deployment}.yaml"),
+            "namespace": NAMESPACE, "server": server.name, "replicas": 1,
             "model": server.model, "class": server.service_class, "accelerator": ACCELERATOR,
-            "maxbatchsize": server.max_batch, "maxqueuesize": server.max_batch * QUEUE_TO_BATCH_RATIO,
+            "maxbatchsize": server.max_batch, "max_num_seqs": server.max_batch,
+            "maxqueuesize": server.max_batch * QUEUE_TO_BATCH_RATIO,
             "perf": {"alpha": perf.perf.alpha_ms, "beta": perf.perf.beta_ms, "gamma": perf.perf.gamma_ms},
             "load": {"rpm": round(server.base_rps * 60, 3), "intokens": scenario.in_tokens,
                      "outtokens": scenario.out_tokens}})
