@@ -11,7 +11,7 @@ only. The API calls used are listed in services/actuator/rbac.py.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from kubernetes import client
@@ -79,15 +79,23 @@ class KubeActuator:
         self._timeout_s = timeout_s
 
     def actuate(self, targets: Iterable[tuple[str, KubeRef]], allocations: Mapping[str, Allocation],
-                servers: Mapping[str, Server], dry_run: bool) -> list[Change]:
+                servers: Mapping[str, Server], dry_run: bool,
+                proceed: Callable[[], bool] = lambda: True) -> list[Change]:
         """Make each (server name, Deployment) target match its server's allocation; never raises.
 
         Returns one Change per target, sorted by (namespace, Deployment, server), whose outcome says what was
-        done (in a dry run: what would have been done; nothing is written).
+        done (in a dry run: what would have been done; nothing is written). ``proceed`` is asked before each
+        Deployment (the gRPC caller still waiting); once it says no, the rest are failed unread and unwritten.
         """
         scalers: dict[str, list[Autoscaler]] = {}
-        return [self._actuate_one(name, ref, allocations.get(name), servers.get(name), dry_run, scalers)
-                for name, ref in sorted(targets, key=lambda t: sort_key(*t))]
+        changes = []
+        for name, ref in sorted(targets, key=lambda t: sort_key(*t)):
+            if not proceed():
+                changes.append(Change(name, ref, ActuationOutcome.FAILED,
+                                      "not attempted: the caller stopped waiting (deadline passed or cancelled)"))
+                continue
+            changes.append(self._actuate_one(name, ref, allocations.get(name), servers.get(name), dry_run, scalers))
+        return changes
 
     def _actuate_one(self, name: str, ref: KubeRef, allocation: Allocation | None, server: Server | None,
                      dry_run: bool, scalers: dict[str, list[Autoscaler]]) -> Change:

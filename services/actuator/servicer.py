@@ -40,7 +40,7 @@ class ActuatorServicer(actuator_pb2_grpc.ActuatorServiceServicer):
         targets = convert.server_refs_from_proto(list(request.refs))
         servers = _by_name([convert.server_from_proto(s, f"servers[{i}]") for i, s in enumerate(request.servers)])
         dry_run = request.dry_run or self._force_dry_run
-        changes = self._actuator.actuate(targets, allocations, servers, dry_run)
+        changes = self._actuator.actuate(targets, allocations, servers, dry_run, proceed=context.is_active)
         self._metrics.record(changes, dry_run)
         counts = Counter(c.outcome.value for c in changes)
         _log.info("actuation_completed", dry_run=dry_run, deployments=len(changes), **counts,

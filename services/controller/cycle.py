@@ -2,8 +2,11 @@
 
 A cycle is skipped, never half-applied: when static data cannot be read, collection fails or is empty, the
 optimizer fails or allocates nothing, or the actuator cannot be reached, nothing is written and the record
-says why. Servers the optimizer could not allocate are left as they are (the actuator keeps replicas of
-servers absent from the solution). No I/O, clock or env here: the caller injects them (ARCHITECTURE s9).
+says why. When the actuator was reached but did not answer (deadline passed, connection lost mid-call, an
+internal error), it may have written some Deployments before it stopped: the outcome is then "unconfirmed",
+not "skipped", and the next cycle reads the cluster as it is. Servers the optimizer could not allocate are
+left as they are (the actuator keeps replicas of servers absent from the solution). No I/O, clock or env
+here: the caller injects them (ARCHITECTURE s9).
 """
 
 from __future__ import annotations
@@ -50,8 +53,10 @@ class CycleClients(Protocol):
 class CycleRecord:
     """The outcome of one cycle, as answered by /invoke and appended to the cycle log.
 
-    ``outcome`` is "applied" or "skipped" (with ``skip_reason``); ``timings_ms`` has one entry per phase
-    run (read_data, collect, optimize, actuate) and "total"; ``rows`` is the allocation table.
+    ``outcome`` is "applied", "skipped" (nothing written) or "unconfirmed" (the actuator did not answer
+    and may have written part of the plan); ``skip_reason`` says why for the last two; ``timings_ms`` has
+    one entry per phase run (read_data, collect, optimize, actuate) and "total"; ``rows`` is the allocation
+    table.
     """
 
     cycle_id: int
@@ -76,22 +81,45 @@ class CycleRecord:
 class _Skip(Exception):
     """Ends a cycle early with a reason."""
 
+    outcome = "skipped"
+
+
+class _Unconfirmed(_Skip):
+    """Ends a cycle whose actuation may have been partly carried out."""
+
+    outcome = "unconfirmed"
+
+
+# gRPC status codes that mean the call was refused before the service acted on it: nothing was written.
+_REFUSED = frozenset({"UNAVAILABLE", "INVALID_ARGUMENT", "FAILED_PRECONDITION", "UNIMPLEMENTED", "PERMISSION_DENIED",
+                      "UNAUTHENTICATED", "RESOURCE_EXHAUSTED", "OUT_OF_RANGE", "NOT_FOUND", "ALREADY_EXISTS"})
+
+OUTCOMES = ("applied", "skipped", "unconfirmed")
+
 
 @dataclass
 class _Timer:
     now_s: Callable[[], float]
     timings_ms: dict[str, float] = field(default_factory=dict)
 
-    def run(self, phase: str, what: str, action: Callable[[], Any]) -> Any:
+    def run(self, phase: str, what: str, action: Callable[[], Any], writes: bool = False) -> Any:
         start = self.now_s()
         try:
             return action()
         except _Skip:
             raise
         except Exception as err:  # noqa: BLE001 - any failure of a phase skips the cycle, with its reason
+            if writes and _code_name(err) not in _REFUSED:
+                raise _Unconfirmed(f"{what} did not answer ({_describe(err)}); it may have changed some "
+                                   "Deployments, the next cycle reads them again") from err
             raise _Skip(f"{what} failed: {_describe(err)}") from err
         finally:
             self.timings_ms[phase] = round((self.now_s() - start) * 1000.0, 3)
+
+
+def _code_name(err: Exception) -> str | None:
+    code = getattr(err, "code", None)
+    return getattr(code(), "name", None) if callable(code) else None
 
 
 def _describe(err: Exception) -> str:
@@ -135,10 +163,11 @@ def run_cycle(
         if not solution.allocations:
             raise _Skip("optimizer found no feasible allocation: " + "; ".join(
                 f"{name}: {reason}" for name, reason in solution.unallocated.items()))
-        actions = timer.run("actuate", "actuator", lambda: clients.actuate(solution, collection, dry_run))
+        actions = timer.run("actuate", "actuator", lambda: clients.actuate(solution, collection, dry_run),
+                            writes=not dry_run)
     except _Skip as skip:
         timer.timings_ms["total"] = round((now_s() - start) * 1000.0, 3)
-        return CycleRecord(cycle_id, started_at, "skipped", str(skip), timer.timings_ms,
+        return CycleRecord(cycle_id, started_at, skip.outcome, str(skip), timer.timings_ms,
                            rows=_rows(collection, None, [], None), warnings=collection.warnings)
     timer.timings_ms["total"] = round((now_s() - start) * 1000.0, 3)
     return CycleRecord(cycle_id, started_at, "applied", "", timer.timings_ms,

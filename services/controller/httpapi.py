@@ -1,8 +1,9 @@
 """The controller's HTTP API on port 3300: GET /invoke, /healthz, /readyz, /metrics.
 
-/invoke runs one cycle and answers its record as JSON: 200 when applied, 503 when skipped (the body says
-why), so ``curl -f`` fails on a skipped cycle. /readyz answers 200 only when the three gRPC services report
-SERVING on their standard health service.
+/invoke runs one cycle and answers its record as JSON: 200 when applied, 503 when skipped (nothing written;
+the body says why), 504 when unconfirmed (the actuator did not answer and may have written part of the
+plan), so ``curl -f`` fails on any cycle that was not applied. /readyz answers 200 only when the three gRPC
+services report SERVING on their standard health service.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from prometheus_client import CONTENT_TYPE_LATEST
 
 from services.controller.loop import ControlLoop
 from services.controller.metrics import ControllerMetrics
+
+_INVOKE_STATUS = {"applied": 200, "skipped": 503, "unconfirmed": 504}
 
 
 class _Server(ThreadingHTTPServer):
@@ -63,7 +66,7 @@ class _Handler(BaseHTTPRequestHandler):
         path = self.path.split("?", 1)[0]
         if path == "/invoke":
             record = self.loop.invoke()
-            self._send(200 if record.outcome == "applied" else 503, record.as_json())
+            self._send(_INVOKE_STATUS.get(record.outcome, 503), record.as_json())
         elif path == "/healthz":
             self._send(200 if self.loop.ticking else 503, {"status": "ok" if self.loop.ticking else "ticker stopped"})
         elif path == "/readyz":

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
-from services.controller.cycle import CycleRecord
+from services.controller.cycle import OUTCOMES, CycleRecord
 
 
 class ControllerMetrics:
@@ -15,13 +15,13 @@ class ControllerMetrics:
         self.cycle_duration = Histogram(
             "inferno_cycle_duration_seconds", "Duration of a control cycle.", registry=self.registry,
             buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60))
-        self.cycles = Counter("inferno_cycles", "Control cycles by outcome (applied, skipped).", ["outcome"],
-                              registry=self.registry)
+        self.cycles = Counter("inferno_cycles", "Control cycles by outcome (applied, skipped, unconfirmed).",
+                              ["outcome"], registry=self.registry)
         self.total_cost = Gauge("inferno_total_cost_per_hour", "Cost of the last applied allocation, per hour.",
                                 registry=self.registry)
         self.desired = Gauge("inferno_server_desired_replicas", "Replicas the last applied cycle decided.",
                              ["server", "namespace", "deployment", "accelerator"], registry=self.registry)
-        for outcome in ("applied", "skipped"):
+        for outcome in OUTCOMES:
             self.cycles.labels(outcome)
 
     def observe(self, record: CycleRecord) -> None:

@@ -132,6 +132,19 @@ def test_vanished_deployment_is_reported_and_the_others_still_act(cluster) -> No
     assert read(cluster, "llama")["spec"]["replicas"] == 2
 
 
+def test_once_the_caller_stops_waiting_the_remaining_deployments_are_neither_read_nor_written(cluster) -> None:
+    create(cluster, deployment("granite", 1), deployment("llama", 1))
+    answers = iter([True, False])
+    actuator = KubeActuator(cluster, p.PlanSettings())
+    granite, llama = actuator.actuate([(n, KubeRef(NS, n)) for n in ("granite", "llama")],
+                                      {"granite": a100(2), "llama": a100(3)},
+                                      {n: Server(n) for n in ("granite", "llama")}, False,
+                                      proceed=lambda: next(answers))
+    assert (granite.outcome, llama.outcome) == (OK.CHANGED, OK.FAILED)
+    assert llama.reason.startswith("not attempted: the caller stopped waiting")
+    assert read(cluster, "granite")["spec"]["replicas"] == 2 and read(cluster, "llama")["spec"]["replicas"] == 1
+
+
 class ConcurrentWriter(KubeActuator):
     """A KubeActuator with another writer that bumps the named Deployments right after each read."""
 

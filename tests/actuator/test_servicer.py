@@ -20,8 +20,8 @@ class PlanOnly:
         self.states = states
         self.calls: list[tuple] = []
 
-    def actuate(self, targets, allocations, servers, dry_run):
-        self.calls.append((targets, allocations, servers, dry_run))
+    def actuate(self, targets, allocations, servers, dry_run, proceed=lambda: True):
+        self.calls.append((targets, allocations, servers, dry_run, proceed()))
         return p.plan(targets, self.states, allocations, servers, p.PlanSettings())
 
 
@@ -60,6 +60,7 @@ def test_dry_run_is_passed_through_and_reported(served) -> None:
     stub, fake = served
     results = stub.Actuate(request(dry_run=True), timeout=5).results
     assert fake.calls[-1][3] is True and all(r.dry_run for r in results)
+    assert fake.calls[-1][4] is True  # the caller is still waiting while the actuator works
 
 
 @pytest.mark.parametrize(("overrides", "field"), [

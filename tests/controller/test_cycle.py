@@ -79,6 +79,30 @@ def test_failing_service_skips_the_cycle_naming_it(fail, calls, reason) -> None:
     assert clients.calls == calls
 
 
+class DeadlineExceeded(Unavailable):
+    """The actuator was reached but did not answer in time."""
+
+    class _Code:
+        name = "DEADLINE_EXCEEDED"
+
+    def details(self):
+        return "Deadline Exceeded"
+
+
+@pytest.mark.parametrize("error", [DeadlineExceeded(), RuntimeError("connection reset mid-call")],
+                         ids=["deadline", "unknown-error"])
+def test_actuator_that_does_not_answer_makes_the_cycle_unconfirmed_not_skipped(error) -> None:
+    record = run_cycle(1, "t", static, FakeClients(fail={"actuate": error}), clock())
+    assert record.outcome == "unconfirmed"
+    assert record.skip_reason.startswith("actuator did not answer")
+    assert "may have changed some Deployments" in record.skip_reason
+
+
+def test_actuator_failure_in_a_dry_run_is_a_plain_skip() -> None:
+    record = run_cycle(1, "t", static, FakeClients(fail={"actuate": DeadlineExceeded()}), clock(), dry_run=True)
+    assert record.outcome == "skipped" and record.skip_reason.startswith("actuator failed: DEADLINE_EXCEEDED")
+
+
 def test_empty_collection_skips_without_optimizing() -> None:
     clients = FakeClients(collection=Collection())
     record = run_cycle(1, "t", static, clients, clock())
