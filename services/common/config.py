@@ -51,6 +51,7 @@ class Config:
     accelerator_node_labels: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     set_max_num_seqs: bool = False
     cycle_log_path: str = "/var/run/inferno/cycles.jsonl"
+    cycle_log_max_bytes: int = 10 * 1024 * 1024
     log_level: str = "info"
 
 
@@ -143,6 +144,7 @@ VARIABLES: Mapping[str, tuple[str, Callable[[str], Any]]] = MappingProxyType({
     "INFERNO_ACCELERATOR_NODE_LABELS": ("accelerator_node_labels", _node_labels),
     "INFERNO_SET_MAX_NUM_SEQS": ("set_max_num_seqs", _flag),
     "INFERNO_CYCLE_LOG": ("cycle_log_path", _text),
+    "INFERNO_CYCLE_LOG_MAX_BYTES": ("cycle_log_max_bytes", _count),
     "INFERNO_LOG_LEVEL": ("log_level", _level),
 })
 """Environment variable -> (Config field, parser). The only variables the services read."""

@@ -16,7 +16,8 @@ configure_logging(config.log_level)
 clients = ServiceClients({"collector": config.collector_address, "optimizer": config.optimizer_address,
                           "actuator": config.actuator_address}, config.grpc_deadline_s, config.watch_namespaces)
 metrics = ControllerMetrics()
-loop = ControlLoop(clients, static_loader(config.data_path), metrics, config.cycle_log_path, config.dry_run)
+loop = ControlLoop(clients, static_loader(config.data_path), metrics, config.cycle_log_path, config.dry_run,
+                   config.cycle_log_max_bytes)
 http = ControllerHTTP(loop, metrics, clients.health, config.bind_address, config.controller_port)
 http.start()
 loop.start_ticker(config.control_period_s)

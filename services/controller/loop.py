@@ -1,7 +1,10 @@
 """The control loop: one cycle at a time under one lock, on a ticker and on demand; records logged and exported.
 
 A caller of ``invoke`` while a cycle runs waits for it, then runs its own cycle. Each record is appended as
-one JSON line to the cycle log and summarised in one structlog event (``cycle_applied``/``cycle_skipped``).
+one JSON line to the cycle log and summarised in one structlog event (``cycle_applied``, ``cycle_skipped``,
+``cycle_unconfirmed``). The cycle log is rotated by size: a line that would take it past ``max_bytes`` first
+moves it to ``<path>.1`` (replacing the previous one), so it never holds more than about 2 x ``max_bytes``
+(0 = no limit).
 """
 
 from __future__ import annotations
@@ -36,9 +39,11 @@ class ControlLoop:
     """Runs cycles one at a time; see the module docstring."""
 
     def __init__(self, clients: CycleClients, load_static: Callable[[], tuple[m.SystemData, m.Capacity]],
-                 metrics: ControllerMetrics, cycle_log_path: str = "", dry_run: bool = False) -> None:
+                 metrics: ControllerMetrics, cycle_log_path: str = "", dry_run: bool = False,
+                 cycle_log_max_bytes: int = 0) -> None:
         self._clients, self._load_static, self._metrics = clients, load_static, metrics
         self._cycle_log_path, self._dry_run = cycle_log_path, dry_run
+        self._cycle_log_max_bytes = cycle_log_max_bytes
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._ticker: threading.Thread | None = None
@@ -65,8 +70,12 @@ class ControlLoop:
             return
         try:
             os.makedirs(os.path.dirname(self._cycle_log_path) or ".", exist_ok=True)
-            with open(self._cycle_log_path, "a", encoding="utf-8") as handle:
-                handle.write(json.dumps(record.as_json(), sort_keys=True) + "\n")
+            line = (json.dumps(record.as_json(), sort_keys=True) + "\n").encode("utf-8")
+            if self._cycle_log_max_bytes and os.path.exists(self._cycle_log_path) and \
+                    os.path.getsize(self._cycle_log_path) + len(line) > self._cycle_log_max_bytes:
+                os.replace(self._cycle_log_path, self._cycle_log_path + ".1")
+            with open(self._cycle_log_path, "ab") as handle:
+                handle.write(line)
         except OSError as err:
             _log.warning("cycle_log_failed", path=self._cycle_log_path, error=str(err))
 

@@ -52,6 +52,29 @@ def test_skipped_cycle_answers_503_with_the_reason(api) -> None:
     assert status == 503 and json.loads(body)["skip_reason"] == "optimizer failed: optimizer crashed"
 
 
+def test_unconfirmed_cycle_answers_504_and_is_counted_apart(api) -> None:
+    port, clients, _, _ = api
+    clients.fail["actuate"] = TimeoutError("actuator timed out")
+    status, body = get(port, "/invoke")
+    assert status == 504 and json.loads(body)["outcome"] == "unconfirmed"
+    metrics = get(port, "/metrics")[1].decode()
+    assert 'inferno_cycles_total{outcome="unconfirmed"} 1.0' in metrics
+    assert 'inferno_cycles_total{outcome="skipped"} 0.0' in metrics
+
+
+def test_cycle_log_rotates_to_one_previous_file_at_its_size_limit(tmp_path: Path) -> None:
+    path = tmp_path / "cycles.jsonl"
+    loop = ControlLoop(FakeClients(), lambda: (STATIC, CAPACITY), ControllerMetrics(), str(path),
+                       cycle_log_max_bytes=3000)
+    for _ in range(12):
+        loop.invoke()
+    current = [json.loads(line)["cycle_id"] for line in path.read_text().splitlines()]
+    previous = [json.loads(line)["cycle_id"] for line in Path(f"{path}.1").read_text().splitlines()]
+    assert path.stat().st_size <= 3000 and Path(f"{path}.1").stat().st_size <= 3000
+    assert previous + current == list(range(previous[0], 13)) and current[-1] == 12
+    assert not Path(f"{path}.2").exists()
+
+
 def test_ten_concurrent_invokes_all_return_and_run_one_at_a_time(api) -> None:
     port, clients, _, log_path = api
     results: list[dict] = []
