@@ -13,6 +13,7 @@ from services.optimizer.solver import solve
 from tests.optimizer.conftest import SAMPLES
 
 SMALL = os.path.join(SAMPLES, "small")
+LARGE = os.path.join(SAMPLES, "large")
 
 
 def test_solve_prints_every_server_with_slos_total_cost_and_capacity(capsys: pytest.CaptureFixture[str]) -> None:
@@ -22,6 +23,21 @@ def test_solve_prints_every_server_with_slos_total_cost_and_capacity(capsys: pyt
     assert "425.17 (2000)" in out
     assert "total cost per hour: 39743.00" in out
     assert "G2 441/512" in out
+
+
+def test_solve_on_the_large_set_allocates_all_27_servers_at_total_cost_27007(
+        large_system: SystemData, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["solve", "--data-dir", LARGE]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    names = sorted(s.name for s in large_system.servers)
+    assert len(names) == 27
+    rows = [line for line in lines if line.split(" ", 1)[0] in names]
+    assert sorted(row.split()[0] for row in rows) == names
+    for row in rows:
+        cells = row.split()
+        assert cells[3] != "-" and int(cells[4]) >= 1, row
+        assert "UNALLOCATED" not in row and "saturated" not in row and "!" not in row, row
+    assert "total cost per hour: 27007.00   allocated 27, unallocated 0   solver greedy" in lines
 
 
 def test_solve_output_writes_a_solution_file_that_reads_back(tmp_path, small_system: SystemData) -> None:

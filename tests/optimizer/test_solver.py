@@ -16,10 +16,11 @@ from services.common.model import (
     OptimizerSettings,
     PerfParms,
     SaturationPolicy,
+    Server,
     Solution,
     SystemData,
 )
-from services.optimizer.candidates import transition_value
+from services.optimizer.candidates import build_candidates, transition_value
 from services.optimizer.queueing import analyze_point
 from services.optimizer.servicetime import ReplicaModel
 from services.optimizer.solver import solve
@@ -177,6 +178,31 @@ def test_higher_priority_is_served_first_and_the_rest_reported_without_saturatio
     solution = solve(system).solution
     assert solution.allocations["hi"].num_replicas == 3
     assert "insufficient capacity" in solution.unallocated["lo"]
+
+
+REGRET_A = server("a", rpm=240, in_tokens=512, out_tokens=256)
+"""Cheapest on 7 L4 cards (7 x L4, 42/h), next 2 x G2 at 46/h: regret 1.1 x 4 = 4.4."""
+REGRET_Z = server("z", rpm=30, in_tokens=2048, out_tokens=128)
+"""Cheapest on 3 L4 cards (3 x L4, 18/h), next 1 x G2 at 23/h: regret 1.1 x 5 = 5.5."""
+
+
+@pytest.mark.parametrize("servers", [pytest.param((REGRET_A, REGRET_Z), id="name-order"),
+                                     pytest.param((REGRET_Z, REGRET_A), id="reversed")])
+def test_same_priority_servers_competing_for_cheap_cards_are_served_by_regret_not_name_or_input_order(
+        servers: tuple[Server, Server]) -> None:
+    system = tiny_system(list(servers), capacity={"G2": 1000, "L4": 9})
+    cs = build_candidates(system)
+    a, z = cs.options["a"], cs.options["z"]
+    # the premises: one priority, both want L4 first, 7 + 3 cards do not both fit, and "z" (later by name,
+    # smaller value, so not first by value descending either) has the larger regret
+    assert cs.priorities["a"] == cs.priorities["z"]
+    assert [(c.accelerator, c.num_replicas, c.units) for c in a[:2]] == [("L4", 7, 7), ("G2", 2, 2)]
+    assert [(c.accelerator, c.num_replicas, c.units) for c in z[:2]] == [("L4", 3, 3), ("G2", 1, 1)]
+    assert a[0].units + z[0].units > system.capacity.count("L4") >= max(a[0].units, z[0].units)
+    assert z[1].value - z[0].value > a[1].value - a[0].value
+    assert z[0].value < a[0].value
+    allocations = solve(system).solution.allocations
+    assert {n: (x.accelerator, x.num_replicas) for n, x in allocations.items()} == {"z": ("L4", 3), "a": ("G2", 2)}
 
 
 def test_unlimited_mode_ignores_capacity() -> None:
