@@ -138,3 +138,15 @@ def test_the_service_sends_port_80_to_the_controller_and_exposes_the_actuator_me
     ports = {p["port"]: p["targetPort"] for p in service["spec"]["ports"]}
     assert _ports(containers["controller"])[ports[80]] == 3300
     assert _ports(containers["actuator"])[ports[3304]] == 3304
+
+
+def test_the_network_policy_admits_only_the_http_and_metrics_ports_never_grpc(base_objects, deployment, containers):
+    policy = find(base_objects, "NetworkPolicy", "inferno")
+    labels = deployment["spec"]["template"]["metadata"]["labels"]
+    assert policy["spec"]["podSelector"]["matchLabels"].items() <= labels.items()
+    assert policy["spec"]["policyTypes"] == ["Ingress"]
+    named = {name: port for c in containers.values() for name, port in _ports(c).items()}
+    admitted = {named[p["port"]] for rule in policy["spec"]["ingress"] for p in rule["ports"]}
+    assert admitted == {3300, 3304}
+    grpc = {port for name, port in named.items() if name.startswith("grpc-")}
+    assert grpc == {3301, 3302, 3303} and not grpc & admitted

@@ -20,12 +20,12 @@ def test_every_resource_of_the_kustomization_exists(directory):
         assert (directory / entry).exists(), f"{directory}/kustomization.yaml lists missing {entry}"
 
 
-def test_the_base_creates_namespace_account_rbac_deployment_service_and_two_configmaps(base_objects):
+def test_the_base_creates_namespace_account_rbac_deployment_service_policy_and_two_configmaps(base_objects):
     kinds = sorted((o["kind"], o["metadata"]["name"]) for o in base_objects)
     assert kinds == sorted([
         ("Namespace", "inferno"), ("ServiceAccount", "inferno"), ("ClusterRole", "inferno"),
         ("ClusterRoleBinding", "inferno"), ("Deployment", "inferno"), ("Service", "inferno"),
-        ("ConfigMap", "inferno-static-data"), ("ConfigMap", "inferno-dynamic-data"),
+        ("NetworkPolicy", "inferno"), ("ConfigMap", "inferno-static-data"), ("ConfigMap", "inferno-dynamic-data"),
     ])
 
 
