@@ -4,6 +4,8 @@ Pure: every safety rule is decided here, the kube module only reads and writes. 
 - a server absent from the solution (or with an empty allocation) keeps its replicas;
 - zero replicas only when the allocation says zero and the server's min replicas (known) allow it;
 - never below the min replicas; at most ``max_replica_change`` replicas per cycle (0 = unlimited);
+- no scale-down on a load that was not measured (the collector fell back to the load labels: Prometheus down
+  or without data), as an HPA holds on missing metrics; scaling up on it is allowed;
 - a Deployment whose replicas an autoscaler (HPA, KEDA ScaledObject) owns is skipped;
 - a vanished Deployment is skipped and reported.
 Changes come out sorted by (namespace, Deployment, server), so the order is stable.
@@ -15,7 +17,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 
-from services.common.model import ActuationOutcome, ActuationResult, Allocation, KubeRef, Server
+from services.common.model import ActuationOutcome, ActuationResult, Allocation, KubeRef, LoadSource, Server
 
 LABEL_ACCELERATOR = "inferno.server.allocation.accelerator"
 LABEL_MAX_BATCH = "inferno.server.allocation.maxbatchsize"
@@ -225,6 +227,9 @@ def plan_deployment(server_name: str, ref: KubeRef, state: DeploymentState | Non
                                              settings.max_replica_change)
     if state.owner:
         return _skip(server_name, ref, state, f"replicas owned by {state.owner}", allocation, desired)
+    if target < state.replicas and _load_unmeasured(server):
+        notes.append(f"scale-down to {target} held: load not measured (from the load labels)")
+        target = state.replicas
     labels = _label_patch(allocation, state.labels)
     selector = node_selector_patch(allocation.accelerator, state.node_selector, settings.accelerator_node_labels)
     container = _container_patch(state.containers, allocation.max_batch) if settings.set_max_num_seqs else None
@@ -240,6 +245,10 @@ def plan_deployment(server_name: str, ref: KubeRef, state: DeploymentState | Non
         notes.append(f"{MAX_NUM_SEQS} {allocation.max_batch} in container {container.name}")
     outcome = ActuationOutcome.CHANGED if change.scales or change.patches else ActuationOutcome.UNCHANGED
     return replace(change, outcome=outcome, reason="; ".join(notes))
+
+
+def _load_unmeasured(server: Server | None) -> bool:
+    return server is not None and server.observed is not None and server.observed.source == LoadSource.LABELS
 
 
 def plan(targets: Iterable[tuple[str, KubeRef]], states: Mapping[KubeRef, DeploymentState | None],

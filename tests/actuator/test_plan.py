@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from services.actuator import plan as p
-from services.common.model import ActuationOutcome, Allocation, KubeRef, Server
+from services.common.model import ActuationOutcome, Allocation, KubeRef, ObservedMetrics, Server
 
 REF = KubeRef("llm", "granite")
 OK = ActuationOutcome
@@ -42,6 +42,27 @@ def decide(current: p.DeploymentState | None, allocation: Allocation | None, ser
 def test_replicas_follow_the_safety_rules(current, allocation, server, settings, outcome, replicas_to) -> None:
     change = decide(state(current), allocation, server, **settings)
     assert (change.outcome, change.replicas_from, change.replicas_to) == (outcome, current, replicas_to)
+
+
+def on_load(source: str) -> Server:
+    return Server("granite", observed=ObservedMetrics(source=source))
+
+
+@pytest.mark.parametrize(("source", "current", "allocated", "replicas_to"), [
+    pytest.param("labels", 4, 2, 4, id="label_load_holds_scale_down"),
+    pytest.param("labels", 2, 4, 4, id="label_load_still_scales_up"),
+    pytest.param("prometheus", 4, 2, 2, id="measured_load_scales_down"),
+    pytest.param("direct_scrape", 4, 2, 2, id="scraped_load_scales_down"),
+])
+def test_no_scale_down_on_a_load_that_was_not_measured(source, current, allocated, replicas_to) -> None:
+    change = decide(state(current), alloc(allocated), on_load(source))
+    assert change.replicas_to == replicas_to and change.desired_replicas == allocated
+    assert ("held: load not measured" in change.reason) == (replicas_to > allocated)
+
+
+def test_held_scale_down_still_moves_the_allocation_labels() -> None:
+    change = decide(state(4), alloc(2, batch=32), on_load("labels"))
+    assert change.outcome is OK.CHANGED and not change.scales and change.labels == {p.LABEL_MAX_BATCH: "32"}
 
 
 def test_server_missing_from_solution_keeps_its_replicas() -> None:
