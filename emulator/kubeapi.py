@@ -4,6 +4,20 @@ Serves discovery (/version, /api, /apis, /api/v1, /apis/GROUP/VERSION), the reso
 ``emulator.kuberesources`` (list, watch, get, create, replace, patch, delete; the scale and status
 subresources) and writes kubeconfig files the official ``kubernetes`` client loads. Connections are kept
 alive and have TCP_NODELAY set, so a call costs about a millisecond rather than Nagle's 40 ms.
+
+Request record (opt-in, for checking RBAC against the calls the code makes): ``KubeApiServer(store,
+record_requests=True)`` keeps one ``KubeRequest`` per resource request it is sent, in arrival order, and
+``requests()`` returns a copy of them (``clear_requests()`` empties the record). Each is what the real API
+server's authorizer would be asked, as ``request_info()`` derives it from the HTTP method, path and query the
+way kube-apiserver's RequestInfoFactory does: the verb in RBAC terms (GET on a named object is get, on a
+collection list, or watch with ``?watch=true``; POST create, PUT update, PATCH patch, DELETE delete, or
+deletecollection on a collection; the deprecated /watch/ path prefix is watch), the API group ("" for core),
+version, resource plural, subresource ("scale", "status"; ``rbac_resource`` spells "deployments/scale"),
+namespace and name ("" when absent). A request is recorded once authenticated (as authorization would see it)
+and before it is served, so a request the emulator answers 404 or 4xx is recorded too; discovery, /version
+and the health paths are non-resource requests and are not. Recording costs one lock and an append per
+request; without ``record_requests`` nothing is kept and ``requests()`` raises, so a test cannot pass on an
+empty record by mistake.
 """
 
 from __future__ import annotations
@@ -12,6 +26,8 @@ import json
 import socket
 import sys
 import threading
+from collections.abc import Mapping
+from dataclasses import dataclass
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -24,16 +40,88 @@ from emulator.kuberoutes import answer, discovery, route
 from emulator.kubestore import BadRequestError, KubeStore, StoreError
 from emulator.kubewatch import stream_watch
 
-__all__ = ["KubeApiServer", "write_kubeconfig"]
+__all__ = ["KubeApiServer", "KubeRequest", "request_info", "write_kubeconfig"]
 _HEALTH = ("/healthz", "/readyz", "/livez")
+_VERBS = {"GET": "get", "HEAD": "get", "POST": "create", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}
+_NAMESPACE_SUBRESOURCES = ("status", "finalize")
+"""Subresources of a Namespace object: /api/v1/namespaces/NAME/status is not a resource "status" in NAME."""
+
+
+@dataclass(frozen=True, slots=True)
+class KubeRequest:
+    """One resource request as the authorizer sees it: RBAC verb, API group ("" = core), version, resource
+    plural, subresource, namespace and object name ("" when absent)."""
+
+    verb: str
+    group: str
+    version: str
+    resource: str
+    subresource: str = ""
+    namespace: str = ""
+    name: str = ""
+
+    @property
+    def rbac_resource(self) -> str:
+        """The resource as RBAC rules name it: "deployments", or "deployments/scale" for a subresource."""
+        return f"{self.resource}/{self.subresource}" if self.subresource else self.resource
+
+
+def request_info(method: str, path: str, query: Mapping[str, str] | None = None) -> KubeRequest | None:
+    """The KubeRequest of an HTTP request (``path`` without its query string), or None for a non-resource
+    request (discovery, /version, health). Follows kube-apiserver's RequestInfoFactory; see the module
+    docstring."""
+    parts = [p for p in path.split("/") if p]
+    if parts[:1] == ["api"] and len(parts) >= 3:
+        group, version, rest = "", parts[1], parts[2:]
+    elif parts[:1] == ["apis"] and len(parts) >= 4:
+        group, version, rest = parts[1], parts[2], parts[3:]
+    else:
+        return None
+    verb = _VERBS.get(method.upper(), method.lower())
+    if rest[0] == "watch":
+        verb, rest = "watch", rest[1:]
+    namespace = ""
+    if rest[:1] == ["namespaces"] and len(rest) > 1:
+        namespace = rest[1]
+        if len(rest) > 2 and rest[2] not in _NAMESPACE_SUBRESOURCES:
+            rest = rest[2:]
+    if not rest:
+        return None
+    resource, name, subresource = (*rest[:3], "", "")[:3]
+    if not name and verb == "get":
+        verb = "watch" if (query or {}).get("watch") in ("true", "1") else "list"
+    elif not name and verb == "delete":
+        verb = "deletecollection"
+    return KubeRequest(verb, group, version, resource, subresource, namespace, name)
+
+
+class _RequestLog:
+    """The record of KubeRequests, appended to by the connection threads."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._entries: list[KubeRequest] = []
+
+    def add(self, entry: KubeRequest) -> None:
+        with self._lock:
+            self._entries.append(entry)
+
+    def entries(self) -> list[KubeRequest]:
+        with self._lock:
+            return list(self._entries)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
 
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = False  # so server_close() joins every connection thread
 
-    def __init__(self, address: tuple[str, int], store: KubeStore, token: str | None) -> None:
+    def __init__(self, address: tuple[str, int], store: KubeStore, token: str | None,
+                 log: _RequestLog | None = None) -> None:
         super().__init__(address, _Handler)
-        self.store, self.token = store, token
+        self.store, self.token, self.log = store, token, log
         self.stopping = threading.Event()
         self.connections: set[socket.socket] = set()
         self.connections_lock = threading.Lock()
@@ -88,6 +176,10 @@ class _Handler(BaseHTTPRequestHandler):
     def _serve(self, method: str) -> None:
         url = urlsplit(self.path)
         query = dict(parse_qsl(url.query))
+        if self.server.log is not None and self._authorized():
+            info = request_info(method, url.path, query)
+            if info is not None:
+                self.server.log.add(info)
         try:
             body = self._body()
             if not self._authorized():
@@ -148,10 +240,15 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 class KubeApiServer:
-    """An HTTP server on ``host`` (127.0.0.1) serving ``store`` as a Kubernetes API; port 0 picks a free one."""
+    """An HTTP server on ``host`` (127.0.0.1) serving ``store`` as a Kubernetes API; port 0 picks a free one.
 
-    def __init__(self, store: KubeStore, host: str = "127.0.0.1", port: int = 0, *, token: str | None = None) -> None:
+    With ``record_requests`` it keeps the resource requests it is sent (see the module docstring).
+    """
+
+    def __init__(self, store: KubeStore, host: str = "127.0.0.1", port: int = 0, *, token: str | None = None,
+                 record_requests: bool = False) -> None:
         self._store, self._address, self._token = store, (host, port), token
+        self._log = _RequestLog() if record_requests else None
         self._httpd: _Server | None = None
         self._thread: threading.Thread | None = None
 
@@ -163,11 +260,25 @@ class KubeApiServer:
         host, port = self._httpd.server_address[:2]
         return f"http://{host}:{port}"
 
+    def requests(self) -> list[KubeRequest]:
+        """The resource requests recorded so far, oldest first (a copy; safe while serving).
+
+        Raises RuntimeError when the server was not made with ``record_requests=True``.
+        """
+        if self._log is None:
+            raise RuntimeError("the Kubernetes API emulator records requests only with record_requests=True")
+        return self._log.entries()
+
+    def clear_requests(self) -> None:
+        """Forget the requests recorded so far (a no-op when not recording)."""
+        if self._log is not None:
+            self._log.clear()
+
     def start(self) -> None:
         """Bind and serve in a background thread."""
         if self._httpd is not None:
             return
-        self._httpd = _Server(self._address, self._store, self._token)
+        self._httpd = _Server(self._address, self._store, self._token, self._log)
         self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05},
                                         name="kubeapi", daemon=True)
         self._thread.start()
