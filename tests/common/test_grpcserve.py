@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
+from demo.services import free_port
 from proto import optimizer_pb2, optimizer_pb2_grpc
 from services.common.errors import DataFileError, InfeasibleError, InvalidInputError, UnavailableError
 from services.common.grpcserve import build_server, drain, grpc_method
@@ -76,3 +84,44 @@ def test_drain_marks_not_serving_and_stops(running) -> None:
     with pytest.raises(grpc.RpcError) as caught:
         health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(service=NAME), timeout=2)
     assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
+
+
+SLOW_SERVER = """
+import sys, time
+from proto import optimizer_pb2, optimizer_pb2_grpc
+from services.common.grpcserve import serve
+from services.common.logs import configure_logging
+
+configure_logging("info")
+
+class Slow(optimizer_pb2_grpc.OptimizerServiceServicer):
+    def Optimize(self, request, context):
+        time.sleep(1.5)
+        return optimizer_pb2.OptimizeResponse()
+
+serve(lambda s: optimizer_pb2_grpc.add_OptimizerServiceServicer_to_server(Slow(), s), [sys.argv[2]],
+      f"127.0.0.1:{sys.argv[1]}", grace_s=10.0, component="test")
+"""
+
+
+def test_sigterm_drains_the_in_flight_call_then_the_process_exits_cleanly(tmp_path) -> None:
+    port = free_port()
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    process = subprocess.Popen([sys.executable, "-c", SLOW_SERVER, str(port), NAME], cwd=root,
+                               env={**os.environ, "PYTHONPATH": root}, stdout=subprocess.PIPE, text=True)
+    channel = grpc.insecure_channel(f"127.0.0.1:{port}")
+    try:
+        grpc.channel_ready_future(channel).result(timeout=30)
+        call = optimizer_pb2_grpc.OptimizerServiceStub(channel).Optimize.future(optimizer_pb2.OptimizeRequest(),
+                                                                               timeout=30)
+        time.sleep(0.5)  # the call is in the servicer now
+        process.send_signal(signal.SIGTERM)
+        assert call.result() == optimizer_pb2.OptimizeResponse()  # answered, not cancelled
+        assert process.wait(timeout=20) == 0
+        events = [json.loads(line)["event"] for line in process.stdout.read().splitlines() if line.startswith("{")]
+        assert events[-3:] == ["server_started", "server_draining", "server_stopped"]
+    finally:
+        channel.close()
+        if process.poll() is None:
+            process.kill()
+            process.wait()
