@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import ssl
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -26,9 +27,11 @@ FIGURES = {
 
 class FakePrometheus:
     """Answers /api/v1/query for pods ``pods`` in namespace ``namespace``; ``mode`` picks the behaviour:
-    ok, nan, empty, http500, garbage, slow. Records the queries and Authorization headers it saw."""
+    ok, nan, empty, http500, garbage, slow. Records the queries and Authorization headers it saw. With
+    ``tls`` = (certificate file, key file) it serves HTTPS."""
 
-    def __init__(self, namespace: str = "llm", pods: tuple[str, ...] = ("pod-a",)) -> None:
+    def __init__(self, namespace: str = "llm", pods: tuple[str, ...] = ("pod-a",),
+                 tls: tuple[str, str] | None = None) -> None:
         self.mode = "ok"
         self.namespace = namespace
         self.pods = pods
@@ -44,9 +47,13 @@ class FakePrometheus:
                 fake.handle(self)
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        if tls is not None:
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(*tls)
+            self._server.socket = context.wrap_socket(self._server.socket, server_side=True)
         self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True)
         self._thread.start()
-        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
+        self.url = f"{'https' if tls else 'http'}://127.0.0.1:{self._server.server_address[1]}"
 
     def _value(self, query: str) -> str:
         for fragment, value in FIGURES.items():

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+
 import pytest
 
 from services.collector import aggregate
@@ -83,3 +85,32 @@ def test_unreadable_token_file_is_a_warning(prom, tmp_path):
 def test_no_deployments_means_no_query(prom):
     assert PrometheusSource(prom.url, "1m", 2.0).read([]) == ({}, [])
     assert prom.queries == []
+
+
+@pytest.fixture(scope="module")
+def certificate(tmp_path_factory):
+    """A self-signed certificate for 127.0.0.1 (its own CA) and its key, made by openssl."""
+    where = tmp_path_factory.mktemp("tls")
+    cert, key = str(where / "prometheus.crt"), str(where / "prometheus.key")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
+                    "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", key, "-out", cert],
+                   check=True, capture_output=True)
+    return cert, key
+
+
+@pytest.fixture
+def https_prom(certificate):
+    fake = FakePrometheus(pods=("pod-a",), tls=certificate)
+    yield fake
+    fake.stop()
+
+
+def test_https_prometheus_is_verified_against_the_configured_ca_bundle(https_prom, certificate):
+    rates, warnings = PrometheusSource(https_prom.url, "1m", 2.0, ca_path=certificate[0]).read([deployment()])
+    assert warnings == [] and set(rates[("llm", "vllm")]) == {"pod-a"}
+
+
+def test_https_prometheus_with_an_unknown_certificate_is_refused_with_a_warning(https_prom):
+    rates, warnings = PrometheusSource(https_prom.url, "1m", 2.0).read([deployment()])
+    assert rates == {} and len(warnings) == 1 and "SSLError" in warnings[0]
+    assert https_prom.queries == []  # nothing was sent over the unverified connection
