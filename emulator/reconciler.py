@@ -1,15 +1,27 @@
 """The kubelet- and controller-like reconciler: Deployments in the store become running emulated vLLM replicas.
 
 For each Deployment it keeps one ReplicaSet per pod template (named ``{deployment}-{template hash}``, owned by
-the Deployment; older ones are scaled to 0 like a rollout's history) and one emulated replica
+the Deployment; older ones stay, scaled to 0, like a rollout's history) and one emulated replica
 (emulator/vllm.py, its own 127.0.0.1 port) per desired replica, shown as a Pod owned by the ReplicaSet: the
 template's labels (plus ``pod-template-hash``) and annotations, the port as containerPort and annotation
 ``inferno.emulator/port``, podIP 127.0.0.1, phase Pending for the start-up delay, then Running and Ready.
-The Deployment's and ReplicaSet's status (replicas, readyReplicas, availableReplicas) follow. Scaling down
-removes not-yet-ready pods first, then the newest; a removed Pod leaves the store (and the endpoints) at once
-while its replica finishes its in-flight requests for at most the grace period. A Pod deleted by someone
-else is replaced. Parameters read from the pod template: see emulator/podtemplate.py. Ready replicas are
-written to the Prometheus file_sd file (labels namespace, pod, deployment) when ``sd_path`` is given.
+Scaling (spec.replicas) adds replicas or removes not-yet-ready pods first, then the newest; a removed Pod
+leaves the store (and the endpoints) at once while its replica finishes its in-flight requests for at most
+the grace period. A Pod deleted by someone else is replaced (one of an old template is not).
+
+A pod template change rolls out by spec.strategy: ``Recreate`` removes every old-template replica at once and
+starts the new ones; ``RollingUpdate`` (the default) replaces them gradually like the Deployment controller,
+with maxSurge (rounded up) and maxUnavailable (rounded down) taken from integers or percentages of
+spec.replicas (25% each when absent; maxUnavailable 1 when both resolve to 0): new replicas are added while
+old + new stay within replicas + maxSurge, and old ones are removed (not-ready ones first) only while the
+ready replicas stay at or above replicas - maxUnavailable, counting a new replica only once it is ready.
+Each pass repeats these steps until nothing changes; the rollout then waits for the next new replica to
+become ready (the worker wakes up for it). Every ReplicaSet's spec.replicas follows the number of its pods
+(old ones end at 0), and its status (replicas, readyReplicas, availableReplicas) those pods' readiness.
+The Deployment's status has replicas, updatedReplicas (pods of the current template), readyReplicas,
+availableReplicas, unavailableReplicas, observedGeneration and the Available condition. Parameters read
+from the pod template: see emulator/podtemplate.py. Ready replicas are written to the Prometheus file_sd
+file (labels namespace, pod, deployment) when ``sd_path`` is given.
 
 Store callbacks only queue the Deployment's key; one worker thread does all the work.
 """
@@ -32,6 +44,10 @@ from emulator.vllm import VllmServer
 _log = logging.getLogger(__name__)
 _APPS = "apps/v1"
 _IDLE_WAIT_S = 0.5
+_MAX_ROLL_STEPS = 1000
+"""A guard: one pass of a rollout never takes more steps (each step adds, removes or promotes a replica)."""
+_DEFAULT_ROLLING = "25%"
+"""maxSurge and maxUnavailable when absent."""
 
 
 @dataclass(eq=False)
@@ -159,19 +175,64 @@ class Reconciler:
                 self._remove(replica)
             return
         desired = int((deployment.get("spec") or {}).get("replicas", 1))
-        replicaset = self._ensure_replicaset(deployment, desired)
-        rs_name = replicaset["metadata"]["name"]
+        limits = rollout_limits(deployment, desired)
+        rs_name = f"{name}-{podtemplate.template_hash(deployment)}"
         for replica in self._mine(namespace, name):
-            if replica.replicaset != rs_name or not self._pod_exists(replica):
+            if not self._pod_exists(replica):
                 self._remove(replica)
-        current = self._mine(namespace, name)
-        for _ in range(desired - len(current)):
-            self._add(deployment, replicaset)
-        surplus = sorted(current, key=lambda r: (r.ready, -r.ready_at))[:max(len(current) - desired, 0)]
-        for replica in surplus:
-            self._remove(replica)
-        self._promote(self._mine(namespace, name))
-        self._write_status(deployment, replicaset, desired)
+        alive = self._mine(namespace, name)
+        old = [r for r in alive if r.replicaset != rs_name]
+        owned = self._owned_replicasets(deployment)
+        if old and limits is not None:
+            surge = limits[0]
+            first = min(desired, max(desired + surge - len(alive), 0))
+            self._ensure_replicaset(deployment, owned, rs_name, first, only_create=True)
+            self._roll(deployment, owned, rs_name, desired, *limits)
+        else:  # plain scaling, or a Recreate rollout: every old-template replica goes at once
+            self._remove_pods(owned, old)
+            replicaset = self._ensure_replicaset(deployment, owned, rs_name, desired)
+            current = self._mine(namespace, name)
+            for _ in range(desired - len(current)):
+                self._add(deployment, replicaset)
+            self._remove_pods(owned, sorted(current, key=_removal_order)[:max(len(current) - desired, 0)],
+                              scale=False)
+            self._promote(self._mine(namespace, name))
+        self._sync_old_replicasets(owned, rs_name, self._mine(namespace, name))
+        self._write_status(deployment, owned, rs_name, desired)
+
+    def _roll(self, deployment: dict, owned: dict[str, dict], rs_name: str, desired: int, surge: int,
+              unavailable: int) -> None:
+        """RollingUpdate steps (the Deployment controller's, per pod) until none changes anything."""
+        meta = deployment["metadata"]
+        min_ready = max(desired - unavailable, 0)
+        for _ in range(_MAX_ROLL_STEPS):
+            changed = self._promote(self._mine(meta["namespace"], meta["name"]))
+            mine = self._mine(meta["namespace"], meta["name"])
+            new = [r for r in mine if r.replicaset == rs_name]
+            if len(new) > desired:
+                self._remove_pods(owned, sorted(new, key=_removal_order)[:len(new) - desired])
+                changed = True
+            else:
+                count = min(desired - len(new), max(desired + surge - len(mine), 0))
+                if count:
+                    replicaset = self._ensure_replicaset(deployment, owned, rs_name, len(new) + count)
+                    for _ in range(count):
+                        self._add(deployment, replicaset)
+                    changed = True
+            mine = self._mine(meta["namespace"], meta["name"])
+            old = [r for r in mine if r.replicaset != rs_name]
+            new_unready = sum(not r.ready for r in mine if r.replicaset == rs_name)
+            budget = len(mine) - min_ready - new_unready
+            if old and budget > 0:
+                unready = sorted((r for r in old if not r.ready), key=_removal_order)[:budget]
+                removable = sum(r.ready for r in mine) - min_ready
+                ready = sorted((r for r in old if r.ready), key=_removal_order)[:max(removable, 0)]
+                if unready or ready:
+                    self._remove_pods(owned, unready + ready)
+                    changed = True
+            if not changed:
+                return
+        _log.warning("rollout_step_limit namespace=%s deployment=%s", meta["namespace"], meta["name"])
 
     def _mine(self, namespace: str, name: str) -> list[_Replica]:
         with self._lock:
@@ -184,22 +245,46 @@ class Reconciler:
             return False
         return True
 
-    def _ensure_replicaset(self, deployment: dict, desired: int) -> dict:
-        wanted = podtemplate.replicaset_for(deployment, desired)
-        namespace, name = wanted["metadata"]["namespace"], wanted["metadata"]["name"]
+    def _owned_replicasets(self, deployment: dict) -> dict[str, dict]:
+        """The Deployment's ReplicaSets by name."""
         uid = deployment["metadata"]["uid"]
-        for old in self.store.list(_APPS, "replicasets", namespace):
-            owners = {ref.get("uid") for ref in old["metadata"].get("ownerReferences") or ()}
-            if uid in owners and old["metadata"]["name"] != name and old["spec"].get("replicas"):
-                self.store.patch(_APPS, "replicasets", namespace, old["metadata"]["name"],
-                                 {"spec": {"replicas": 0}}, "merge")
-        try:
-            current = self.store.get(_APPS, "replicasets", namespace, name)
-        except NotFoundError:
-            return self.store.create(_APPS, "replicasets", namespace, wanted)
-        if current["spec"].get("replicas") != desired:
-            current = self.store.patch(_APPS, "replicasets", namespace, name, {"spec": {"replicas": desired}}, "merge")
-        return current
+        return {rs["metadata"]["name"]: rs for rs in self.store.list(_APPS, "replicasets",
+                                                                      deployment["metadata"]["namespace"])
+                if uid in {ref.get("uid") for ref in rs["metadata"].get("ownerReferences") or ()}}
+
+    def _ensure_replicaset(self, deployment: dict, owned: dict[str, dict], rs_name: str, replicas: int,
+                           only_create: bool = False) -> dict:
+        """The current template's ReplicaSet, created or scaled (unless ``only_create``) to ``replicas``."""
+        if rs_name not in owned:
+            owned[rs_name] = self.store.create(_APPS, "replicasets", deployment["metadata"]["namespace"],
+                                               podtemplate.replicaset_for(deployment, replicas))
+        elif not only_create:
+            self._scale_replicaset(owned, rs_name, replicas)
+        return owned[rs_name]
+
+    def _scale_replicaset(self, owned: dict[str, dict], rs_name: str, replicas: int) -> None:
+        replicaset = owned.get(rs_name)
+        if replicaset is not None and replicaset["spec"].get("replicas") != replicas:
+            owned[rs_name] = self.store.patch(_APPS, "replicasets", replicaset["metadata"]["namespace"], rs_name,
+                                              {"spec": {"replicas": replicas}}, "merge")
+
+    def _sync_old_replicasets(self, owned: dict[str, dict], rs_name: str, replicas: list[_Replica]) -> None:
+        """Scale every old ReplicaSet to the number of its pods still there (0 once the rollout is done)."""
+        for name in sorted(owned):
+            if name != rs_name:
+                self._scale_replicaset(owned, name, sum(r.replicaset == name for r in replicas))
+
+    def _remove_pods(self, owned: dict[str, dict], replicas: list[_Replica], scale: bool = True) -> None:
+        """Remove ``replicas``, scaling their ReplicaSets down first (when ``scale``) by what each loses."""
+        if not replicas:
+            return
+        if scale:
+            mine = self._mine(replicas[0].namespace, replicas[0].deployment)
+            for name in sorted({r.replicaset for r in replicas}):
+                self._scale_replicaset(owned, name, sum(r.replicaset == name for r in mine)
+                                       - sum(r.replicaset == name for r in replicas))
+        for replica in replicas:
+            self._remove(replica)
 
     def _add(self, deployment: dict, replicaset: dict) -> None:
         params = podtemplate.engine_params(deployment, self.time_scale)
@@ -222,26 +307,34 @@ class Reconciler:
         self._drainers = [t for t in self._drainers if t.is_alive()]
         self._drainers.append(_drainer(replica.server, self.grace_s))
 
-    def _promote(self, replicas: list[_Replica]) -> None:
+    def _promote(self, replicas: list[_Replica]) -> bool:
+        """Mark the replicas whose start-up delay is over Running and Ready; True when there was one."""
         now = self._clock()
+        promoted = False
         for replica in replicas:
             if not replica.ready and replica.ready_at <= now:
                 self.store.update_status("v1", "pods", replica.namespace, replica.pod, podtemplate.pod_status(True))
                 with self._lock:
                     replica.ready = True
+                promoted = True
+        return promoted
 
-    def _write_status(self, deployment: dict, replicaset: dict, desired: int) -> None:
+    def _write_status(self, deployment: dict, owned: dict[str, dict], rs_name: str, desired: int) -> None:
         meta = deployment["metadata"]
         replicas = self._mine(meta["namespace"], meta["name"])
+        for name, replicaset in sorted(owned.items()):
+            pods = [r for r in replicas if r.replicaset == name]
+            ready = sum(r.ready for r in pods)
+            rs_status = {"replicas": len(pods), "readyReplicas": ready, "availableReplicas": ready,
+                         "fullyLabeledReplicas": len(pods),
+                         "observedGeneration": replicaset["metadata"].get("generation", 1)}
+            if replicaset.get("status") != rs_status:
+                owned[name] = self.store.update_status(_APPS, "replicasets", meta["namespace"], name, rs_status)
         ready = sum(r.ready for r in replicas)
         counts = {"replicas": len(replicas), "readyReplicas": ready, "availableReplicas": ready}
-        rs_status = {**counts, "fullyLabeledReplicas": len(replicas),
-                     "observedGeneration": replicaset["metadata"].get("generation", 1)}
-        if replicaset.get("status") != rs_status:
-            self.store.update_status(_APPS, "replicasets", meta["namespace"], replicaset["metadata"]["name"],
-                                     rs_status)
         available = "True" if ready >= desired else "False"
-        status = {**counts, "updatedReplicas": len(replicas), "observedGeneration": meta.get("generation", 1),
+        status = {**counts, "updatedReplicas": sum(r.replicaset == rs_name for r in replicas),
+                  "observedGeneration": meta.get("generation", 1),
                   "conditions": [{"type": "Available", "status": available,
                                   "reason": "MinimumReplicasAvailable" if available == "True"
                                   else "MinimumReplicasUnavailable"}]}
@@ -266,3 +359,43 @@ def _drainer(server: VllmServer, grace_s: float) -> threading.Thread:
     thread = threading.Thread(target=server.stop, args=(grace_s,), name=f"vllm-drain-{server.port}", daemon=True)
     thread.start()
     return thread
+
+
+def rollout_limits(deployment: dict, desired: int) -> tuple[int, int] | None:
+    """(maxSurge, maxUnavailable) of a RollingUpdate Deployment resolved against ``desired``; None for Recreate.
+
+    Integers or percentages of ``desired`` (maxSurge rounded up, maxUnavailable down), 25% when absent or
+    malformed; maxUnavailable is 1 when both resolve to 0, as in Kubernetes.
+    """
+    strategy = (deployment.get("spec") or {}).get("strategy") or {}
+    if strategy.get("type") == "Recreate":
+        return None
+    rolling = strategy.get("rollingUpdate") or {}
+    surge = _scaled(rolling.get("maxSurge"), desired, round_up=True)
+    unavailable = _scaled(rolling.get("maxUnavailable"), desired, round_up=False)
+    if surge == 0 and unavailable == 0:
+        unavailable = 1
+    return surge, unavailable
+
+
+def _scaled(value: object, desired: int, round_up: bool) -> int:
+    """An IntOrString (``2`` or ``"25%"``) resolved against ``desired``."""
+    if value is None:
+        value = _DEFAULT_ROLLING
+    if isinstance(value, int) and not isinstance(value, bool):
+        return max(value, 0)
+    text = str(value).strip()
+    try:
+        if not text.endswith("%"):
+            return max(int(text), 0)
+        percent = int(text[:-1])
+    except ValueError:
+        _log.warning("invalid_rolling_update_value value=%r (using %s)", value, _DEFAULT_ROLLING)
+        percent = int(_DEFAULT_ROLLING[:-1])
+    scaled = -(-percent * desired // 100) if round_up else percent * desired // 100
+    return max(scaled, 0)
+
+
+def _removal_order(replica: _Replica) -> tuple[bool, float]:
+    """Sort key of replicas to remove: not-ready ones first, then the newest."""
+    return replica.ready, -replica.ready_at
