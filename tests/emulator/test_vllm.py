@@ -58,13 +58,12 @@ def test_single_request_ttft_and_itl_follow_the_perfparms(vllm_replica):
 def test_concurrent_requests_share_iterations(vllm_replica):
     threads = [threading.Thread(target=stream_times, args=(vllm_replica.port, {"prompt_tokens": 10, "max_tokens": 20}))
                for _ in range(8)]
-    start = time.monotonic()
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
-    assert time.monotonic() - start < 2 * 20 * 0.025
-    assert vllm_replica.engine.timing.iterations < 8 * 20 / 2
+    # 8 requests of 20 tokens: one at a time would take 160 iterations; batched they share them
+    assert 20 <= vllm_replica.engine.timing.iterations < 8 * 20 / 2
 
 
 @pytest.mark.parametrize("vllm_replica", [EngineParams(alpha_ms=10, beta_ms=0, gamma_ms=0, max_num_seqs=2)],
