@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from services.common.errors import InvalidInputError
-from services.common.model import LOWEST_PRIORITY, ModelPerf, Server, SystemData
+from services.common.model import LOWEST_PRIORITY, Accelerator, ModelPerf, Server, SystemData
 from services.optimizer.queueing import ChainBatch, chain_metrics, latency_ms
 from services.optimizer.servicetime import QUEUE_TO_BATCH_RATIO, ReplicaModel
 from services.optimizer.sizing import Targets, batch_size, size_replicas
@@ -119,6 +119,28 @@ def transition_value(current_accelerator: str, current_replicas: int, current_co
     return ACCELERATOR_PENALTY * (current_cost + cost) + (cost - current_cost)
 
 
+@dataclass(frozen=True, slots=True)
+class _Lookup:
+    """``system``'s accelerators and model data by name, built once per solve (SystemData's lookups scan).
+
+    Same answers as SystemData.accelerator / perf, whose keys validate_system has checked are unique.
+    """
+
+    accelerators: dict[str, Accelerator]
+    perf: dict[tuple[str, str], ModelPerf]
+    names: dict[str, list[str]]
+    """Model -> sorted names of the accelerators with data for it."""
+
+    @classmethod
+    def of(cls, system: SystemData) -> _Lookup:
+        names: dict[str, list[str]] = {}
+        for perf in system.models:
+            names.setdefault(perf.model, []).append(perf.accelerator)
+        return cls({a.name: a for a in system.accelerators},
+                   {(p.model, p.accelerator): p for p in system.models},
+                   {model: sorted(accs) for model, accs in names.items()})
+
+
 @dataclass(slots=True)
 class _Pending:
     server: Server
@@ -129,30 +151,29 @@ class _Pending:
     row: int = -1
 
 
-def _accelerator_names(system: SystemData, server: Server) -> list[str]:
-    names = sorted(p.accelerator for p in system.models if p.model == server.model)
+def _accelerator_names(lookup: _Lookup, server: Server) -> list[str]:
+    names = lookup.names.get(server.model, [])
     if server.keep_accelerator and server.current.accelerator:
         names = [n for n in names if n == server.current.accelerator]
     return names
 
 
-def _server_problem(system: SystemData, server: Server) -> str:
+def _server_problem(system: SystemData, lookup: _Lookup, server: Server) -> str:
     """Why ``server`` can have no candidate at all, or "" when it can."""
     svc = system.service_class(server.service_class)
     if svc is None:
         return f"unknown service class {server.service_class!r}"
     if svc.target_for(server.model) is None:
         return f"service class {svc.name!r} has no target for model {server.model!r}"
-    if not _accelerator_names(system, server):
+    if not _accelerator_names(lookup, server):
         keep = " (keepAccelerator)" if server.keep_accelerator and server.current.accelerator else ""
         return f"no performance data for model {server.model!r}{keep}"
     return ""
 
 
-def _candidate(system: SystemData, server: Server, perf: ModelPerf, replicas: int, batch: int, queue: int,
+def _candidate(lookup: _Lookup, server: Server, perf: ModelPerf, replicas: int, batch: int, queue: int,
                rate_per_ms: float, row: int, itl_ms: float = 0.0, ttft_ms: float = 0.0) -> Candidate:
-    acc = system.accelerator(perf.accelerator)
-    assert acc is not None  # validate_system guarantees it
+    acc = lookup.accelerators[perf.accelerator]  # validate_system guarantees it
     count = max(perf.acc_count, 1)
     per_replica = acc.cost_per_hour * count
     cur = server.current
@@ -162,14 +183,15 @@ def _candidate(system: SystemData, server: Server, perf: ModelPerf, replicas: in
                      batch, queue, rate_per_ms, value, itl_ms, ttft_ms, row)
 
 
-def _collect(system: SystemData) -> tuple[dict[str, list[Candidate]], list[_Pending], dict[str, str]]:
+def _collect(system: SystemData, lookup: _Lookup
+             ) -> tuple[dict[str, list[Candidate]], list[_Pending], dict[str, str]]:
     """Zero-load candidates directly, loaded (server, accelerator) pairs as pending sizing work."""
     done: dict[str, list[Candidate]] = {}
     pending: list[_Pending] = []
     problems: dict[str, str] = {}
     settings = system.optimizer
     for server in sorted(system.servers, key=lambda s: s.name):
-        problem = _server_problem(system, server)
+        problem = _server_problem(system, lookup, server)
         if problem:
             problems[server.name] = problem
             continue
@@ -177,15 +199,14 @@ def _collect(system: SystemData) -> tuple[dict[str, list[Candidate]], list[_Pend
         svc = system.service_class(server.service_class)
         target = svc.target_for(server.model)  # type: ignore[union-attr]
         load = server.load
-        for name in _accelerator_names(system, server):
-            perf = system.perf(server.model, name)
-            assert perf is not None
+        for name in _accelerator_names(lookup, server):
+            perf = lookup.perf[server.model, name]
             p = perf.perf
             if p.alpha_ms == 0 and p.beta_ms == 0 and p.gamma_ms == 0:
                 continue
             if load.arrival_rate_rpm == 0 or load.avg_out_tokens == 0:
                 batch = server.max_batch_size if server.max_batch_size > 0 else max(perf.max_batch_size, 1)
-                done[server.name].append(_candidate(system, server, perf, server.min_replicas, batch, 0, 0.0, -1))
+                done[server.name].append(_candidate(lookup, server, perf, server.min_replicas, batch, 0, 0.0, -1))
                 continue
             out = load.avg_out_tokens
             batch = batch_size(server.max_batch_size, perf, out)
@@ -196,7 +217,7 @@ def _collect(system: SystemData) -> tuple[dict[str, list[Candidate]], list[_Pend
     return done, pending, problems
 
 
-def _size(system: SystemData, done: dict[str, list[Candidate]], pending: list[_Pending]) -> ChainBatch | None:
+def _size(lookup: _Lookup, done: dict[str, list[Candidate]], pending: list[_Pending]) -> ChainBatch | None:
     """Size the pending pairs (identical problems once), append the feasible ones as candidates."""
     if not pending:
         return None
@@ -205,7 +226,8 @@ def _size(system: SystemData, done: dict[str, list[Candidate]], pending: list[_P
         item.row = unique.setdefault((item.model, item.targets), len(unique))
     chains = ChainBatch.build([model for model, _ in unique])
     sizing = size_replicas(chains, [targets for _, targets in unique])
-    feasible = [item for item in pending if sizing.feasible[item.row]]
+    rows_feasible = sizing.feasible
+    feasible = [item for item in pending if rows_feasible[item.row]]
     replicas = [max(math.ceil(item.rate_per_ms / sizing.capacity_per_ms[item.row]), item.server.min_replicas, 1)
                 for item in feasible]
     if feasible:
@@ -214,7 +236,7 @@ def _size(system: SystemData, done: dict[str, list[Candidate]], pending: list[_P
         itl, ttft = latency_ms(chains, chain_metrics(chains, per_replica, rows), rows)
         for k, item in enumerate(feasible):
             done[item.server.name].append(_candidate(
-                system, item.server, item.perf, replicas[k], item.model.max_batch, item.model.max_queue,
+                lookup, item.server, item.perf, replicas[k], item.model.max_batch, item.model.max_queue,
                 item.rate_per_ms, item.row, float(itl[k]), float(ttft[k])))
     return chains
 
@@ -232,8 +254,9 @@ def build_candidates(system: SystemData) -> CandidateSet:
     Servers without any candidate appear in ``unallocated`` with the reason.
     """
     validate_system(system)
-    done, pending, problems = _collect(system)
-    chains = _size(system, done, pending)
+    lookup = _Lookup.of(system)
+    done, pending, problems = _collect(system, lookup)
+    chains = _size(lookup, done, pending)
     options: dict[str, tuple[Candidate, ...]] = {}
     servers = {s.name: s for s in system.servers}
     for name, candidates in done.items():

@@ -8,7 +8,7 @@ Rates are requests per **ms**, times **ms**. Pure: numpy only, no I/O, no clock.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -16,7 +16,7 @@ import numpy as np
 from services.common.model import ServiceModel
 from services.optimizer.servicetime import (
     ReplicaModel,
-    prefill_v03_ms,
+    prefill_grid_v03_ms,
     prefill_v07_ms,
     service_time_grid_v03_ms,
     service_time_ms,
@@ -49,7 +49,21 @@ class ChainBatch:
 
     @classmethod
     def build(cls, models: Sequence[ReplicaModel]) -> ChainBatch:
-        """Precompute the chains of ``models`` (each needs N >= 1, K > 0); v0.3 rows in one array pass."""
+        """Precompute the chains of ``models`` (each needs N >= 1, K > 0); v0.3 rows in one array pass.
+
+        Each distinct model is computed once; rows of equal models share its figures.
+        """
+        distinct = list(dict.fromkeys(models))
+        if len(distinct) == len(models):
+            return cls._build(models)
+        first = {rm: k for k, rm in enumerate(distinct)}
+        once, rows = cls._build(distinct), np.array([first[rm] for rm in models])
+        return cls(tuple(models), once.log_weights[rows], once.batch[rows], once.queue[rows],
+                   once.mu_one_per_ms[rows], once.mu_full_per_ms[rows], once.out_tokens[rows],
+                   once.prefill_base_ms[rows], once.prefill_slope_ms[rows], once.chunked[rows])
+
+    @classmethod
+    def _build(cls, models: Sequence[ReplicaModel]) -> ChainBatch:
         batch = np.array([rm.max_batch for rm in models], dtype=float)
         width = int(batch.max())
         states = np.arange(1, width + 1, dtype=float)
@@ -67,8 +81,8 @@ class ChainBatch:
         log_weights[:, 1:][states > batch[:, None]] = -np.inf
         rows = np.arange(len(models))
         mu_one, mu_full = np.exp(log_rates[:, 0]), np.exp(log_rates[rows, batch.astype(int) - 1])
-        base = np.array([float(prefill_v03_ms(rm, 0.0)) for rm in models])
-        slope = np.array([float(prefill_v03_ms(rm, 1.0)) for rm in models]) - base
+        base = prefill_grid_v03_ms(models, 0.0)
+        slope = prefill_grid_v03_ms(models, 1.0) - base
         return cls(tuple(models), log_weights, batch,
                    np.array([rm.max_queue for rm in models], dtype=float), mu_one, mu_full,
                    np.array([rm.out_tokens for rm in models], dtype=float), base, slope,
@@ -93,50 +107,75 @@ class ChainMetrics:
 
 
 def _log_ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.log(num / den)
+    """log(num / den); the caller silences divide/invalid warnings (0/0 and log 0 occur by design)."""
+    return np.log(num / den)
+
+
+def _select(mask: np.ndarray, if_true: Callable[[], np.ndarray], if_false: Callable[[], np.ndarray]) -> np.ndarray:
+    """np.where(mask, if_true(), if_false()) for same-shape branches, evaluating only a branch some element takes."""
+    if mask.all():
+        return if_true()
+    if not mask.any():
+        return if_false()
+    return np.where(mask, if_true(), if_false())
 
 
 def geometric_tail(log_ratio: np.ndarray, queue: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """For x = exp(s), k = 1..Q: (log sum x^k, mean k under weights x^k); shapes as ``log_ratio``.
 
-    Stable for any s (expm1 forms, a Taylor series near s = 0); Q = 0 gives (-inf, 0).
+    Stable for any s (expm1 forms, a Taylor series near s = 0); Q = 0 gives (-inf, 0). Elementwise: a form
+    no element needs is not evaluated.
     """
     s, q = log_ratio, np.maximum(queue, 1.0)
-    neg = np.minimum(s, -1e-300)
-    pos = np.maximum(s, 1e-300)
-    log_sum = np.where(s < 0, s + _log_ratio(np.expm1(q * neg), np.expm1(neg)),
-                       q * pos + _log_ratio(np.expm1(-q * pos), np.expm1(-pos)))
-    log_sum = np.where(s == 0, np.log(q), log_sum)
     with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
-        exact = -1.0 / np.expm1(s) + q / np.expm1(q * s) + q
-    series = (q + 1) / 2 + s * (q * q - 1) / 12
-    mean = np.where(np.abs(q * s) < _SERIES_LIMIT, series, exact)
+        neg = np.minimum(s, -1e-300)
+        pos = np.maximum(s, 1e-300)
+        log_sum = _select(s < 0, lambda: s + _log_ratio(np.expm1(q * neg), np.expm1(neg)),
+                          lambda: q * pos + _log_ratio(np.expm1(-q * pos), np.expm1(-pos)))
+        zero = s == 0
+        if zero.any():
+            log_sum = np.where(zero, np.log(q), log_sum)
+        qs = q * s
+        mean = _select(np.abs(qs) < _SERIES_LIMIT, lambda: (q + 1) / 2 + s * (q * q - 1) / 12,
+                       lambda: -1.0 / np.expm1(s) + q / np.expm1(qs) + q)
     empty = queue <= 0
+    if not empty.any():
+        return log_sum, mean
     return np.where(empty, -np.inf, log_sum), np.where(empty, 0.0, mean)
 
 
-def chain_metrics(chains: ChainBatch, rate_per_ms: np.ndarray, rows: np.ndarray | None = None) -> ChainMetrics:
+def chain_metrics(chains: ChainBatch, rate_per_ms: np.ndarray, rows: np.ndarray | None = None,
+                  segments: Sequence[slice] | None = None) -> ChainMetrics:
     """Solve the chains of ``rows`` (all when None) at one arrival rate each (requests/ms, shape (rows,)).
 
     Probabilities are handled as logs normalised by their maximum, so nothing overflows even far above
     saturation; the queue states come from geometric_tail. A rate <= 0 yields the zero-load limits.
+    ``segments`` (consecutive slice(start, stop) covering ``rows`` in order; default one for all) solve
+    their explicit states 0..max N each at their own width: every figure is then exactly that of solving
+    each segment in a call of its own.
     """
     idx = np.arange(len(chains)) if rows is None else rows
     batch, queue = chains.batch[idx], chains.queue[idx]
-    width = int(batch.max()) + 1
     log_rate = np.log(np.maximum(np.asarray(rate_per_ms, dtype=float), _TINY_RATE_PER_MS))
-    states = np.arange(width, dtype=float)
-    log_p = states * log_rate[:, None] + chains.log_weights[idx, :width]
-    at_batch = log_p[np.arange(len(idx)), batch.astype(int)]
     step = log_rate - np.log(chains.mu_full_per_ms[idx])
     tail_log_sum, tail_mean = geometric_tail(step, queue)
+    at_batch = batch * log_rate + chains.log_weights[idx, batch.astype(int)]  # log p(N), unnormalised
     log_tail = at_batch + tail_log_sum
-    top = np.maximum(log_p.max(axis=1), log_tail)
-    p = np.exp(log_p - top[:, None])
-    total = p.sum(axis=1) + np.exp(log_tail - top)
-    tail = np.exp(log_tail - top) / total
-    head = (p @ states) / total
+    parts = [slice(0, len(idx))] if segments is None else segments
+    widths = (np.maximum.reduceat(batch, [part.start for part in parts]) + 1).astype(int).tolist()
+    top, head_sum, head_moment = np.empty(len(idx)), np.empty(len(idx)), np.empty(len(idx))
+    for part, width in zip(parts, widths, strict=True):
+        states = np.arange(width, dtype=float)
+        log_p = states * log_rate[part, None]
+        log_p += chains.log_weights[idx[part], :width]
+        top[part] = part_top = np.maximum(np.maximum.reduce(log_p, axis=1), log_tail[part])
+        p = np.exp(np.subtract(log_p, part_top[:, None], out=log_p), out=log_p)  # in place: log_p is done
+        head_sum[part] = np.add.reduce(p, axis=1)
+        head_moment[part] = p @ states
+    tail_weight = np.exp(log_tail - top)
+    total = head_sum + tail_weight
+    tail = tail_weight / total
+    head = head_moment / total
     in_system = head + tail * (batch + tail_mean)
     in_service = head + tail * batch
     blocking = np.exp(at_batch + queue * step - top) / total

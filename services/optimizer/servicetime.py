@@ -125,3 +125,11 @@ def service_time_grid_v03_ms(models: Sequence[ReplicaModel], width: int) -> np.n
     alpha, out_tokens, has_prompt, delta, prefill_extra, decode_extra = (params[:, k:k + 1] for k in range(6))
     iteration = alpha + np.arange(1, width + 1, dtype=float) * delta
     return has_prompt * (iteration + prefill_extra) + out_tokens * (iteration + decode_extra)
+
+
+def prefill_grid_v03_ms(models: Sequence[ReplicaModel], batch: float) -> np.ndarray:
+    """v0.3 P(n) at one (real) n for every model at once, shape (len(models),), ms: prefill_v03_ms of each."""
+    params = np.array([(rm.perf.alpha_ms, rm.in_tokens, *_v03_terms(rm.perf, rm.in_tokens, rm.out_tokens)[:2])
+                       for rm in models], dtype=float).reshape(len(models), 4)
+    alpha, in_tokens, delta, prefill_extra = params.T
+    return np.where(in_tokens > 0, alpha + batch * delta + prefill_extra, 0.0)

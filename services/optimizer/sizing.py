@@ -54,11 +54,18 @@ class Targets:
         return cls(target.slo_itl_ms, target.slo_ttft_ms, target.slo_tps, blocking_bound)
 
 
-def _metric(chains: ChainBatch, rows: np.ndarray, rate: np.ndarray, kind: np.ndarray) -> np.ndarray:
-    """ITL, TTFT or blocking per row (by ``kind``) at ``rate``."""
-    metrics = chain_metrics(chains, rate, rows)
+def _metric(chains: ChainBatch, rows: np.ndarray, rate: np.ndarray, kind: np.ndarray,
+            segments: list[slice]) -> np.ndarray:
+    """ITL, TTFT or blocking per row (by ``kind``) at ``rate``, each segment of rows solved at its own width."""
+    metrics = chain_metrics(chains, rate, rows, segments)
     itl, ttft = latency_ms(chains, metrics, rows)
     return np.choose(kind, [itl, ttft, metrics.blocking])
+
+
+def _segments(groups: np.ndarray) -> list[slice]:
+    """Slices of equal consecutive labels in ``groups`` (non-decreasing)."""
+    cuts = [0, *(np.flatnonzero(groups[1:] != groups[:-1]) + 1).tolist(), len(groups)]
+    return [slice(a, b) for a, b in zip(cuts[:-1], cuts[1:], strict=True)]
 
 
 def _close(value: np.ndarray, target: np.ndarray) -> np.ndarray:
@@ -70,11 +77,18 @@ def bisect_rates(chains: ChainBatch, rows: np.ndarray, kind: np.ndarray, target:
 
     Returns requests/ms per row; NaN when even lambda_min misses the target (infeasible). Ends within 1e-6
     relative win first; a target above f(lambda_max) gives lambda_max; else at most 100 bisection steps,
-    stopping at |f - target| <= 1e-6 target, returning the last midpoint.
+    stopping at |f - target| <= 1e-6 target, returning the last midpoint. Rows are solved in groups of
+    similar batch size (little padding), all groups stepping together, one chain_metrics call per step.
     """
+    if len(rows) == 0:
+        return np.full(0, np.nan)
+    group = np.ceil(np.log2(chains.batch[rows] + 1))
+    order = np.argsort(group, kind="stable")
+    rows, kind, target, group = rows[order], kind[order], target[order], group[order]
+    every = _segments(group)
     lo = LOW_FRACTION * chains.mu_one_per_ms[rows]
     hi = HIGH_FRACTION * chains.mu_full_per_ms[rows]
-    f_lo, f_hi = _metric(chains, rows, lo, kind), _metric(chains, rows, hi, kind)
+    f_lo, f_hi = _metric(chains, rows, lo, kind, every), _metric(chains, rows, hi, kind, every)
     result = np.full(len(rows), np.nan)
     at_hi = _close(f_hi, target) | (target > f_hi)
     result[at_hi] = hi[at_hi]
@@ -85,13 +99,15 @@ def bisect_rates(chains: ChainBatch, rows: np.ndarray, kind: np.ndarray, target:
         if active.size == 0:
             break
         mid = 0.5 * (lo[active] + hi[active])
-        value = _metric(chains, rows[active], mid, kind[active])
+        value = _metric(chains, rows[active], mid, kind[active], _segments(group[active]))
         result[active] = mid
         below = value < target[active]
         lo[active[below]] = mid[below]
         hi[active[~below]] = mid[~below]
         active = active[~_close(value, target[active])]
-    return result
+    unsorted = np.empty_like(result)
+    unsorted[order] = result
+    return unsorted
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,12 +135,9 @@ def size_replicas(chains: ChainBatch, targets: Sequence[Targets]) -> Sizing:
     tps = np.array([t.tps for t in targets], dtype=float)
     best = np.where(tps > 0, TPS_FRACTION * limits, limits)
     wanted = np.array([[t.itl_ms, t.ttft_ms, t.blocking] for t in targets], dtype=float).reshape(count, 3)
-    all_rows, all_kinds = np.nonzero(wanted > 0)
-    widths = np.ceil(np.log2(chains.batch[all_rows] + 1))
-    for width in np.unique(widths):  # similar widths together: little padding
-        rows, kinds = all_rows[widths == width], all_kinds[widths == width]
-        rates = bisect_rates(chains, rows, kinds, wanted[rows, kinds])
-        np.minimum.at(best, rows, np.where(np.isnan(rates), -np.inf, rates))
+    rows, kinds = np.nonzero(wanted > 0)
+    rates = bisect_rates(chains, rows, kinds, wanted[rows, kinds])
+    np.minimum.at(best, rows, np.where(np.isnan(rates), -np.inf, rates))
     best[np.isneginf(best)] = np.nan
     safe = np.where(np.isnan(best), limits, best)
     metrics = chain_metrics(chains, safe)
