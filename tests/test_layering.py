@@ -18,7 +18,7 @@ PURE = [
     "services.optimizer.queueing", "services.optimizer.sizing", "services.optimizer.solver",
     "services.optimizer.servicetime", "services.optimizer.candidates",
     "services.collector.aggregate", "services.collector.labels", "services.collector.promql",
-    "services.actuator.plan", "services.controller.cycle",
+    "services.actuator.plan", "services.actuator.stabilize", "services.controller.cycle",
 ]
 ENV_AND_CLOCK = {"environ", "getenv", "putenv", "time", "time_ns", "monotonic", "monotonic_ns", "perf_counter",
                  "perf_counter_ns", "now", "utcnow", "today", "sleep"}

@@ -18,7 +18,8 @@ def main() -> None:
     """Load the config, build the kube client, serve /metrics and the gRPC service until SIGTERM."""
     config = load_config(os.environ)
     configure_logging(config.log_level)
-    settings = PlanSettings(config.max_replica_change, config.accelerator_node_labels, config.set_max_num_seqs)
+    settings = PlanSettings(config.max_replica_change, config.accelerator_node_labels, config.set_max_num_seqs,
+                            config.scale_down_stabilization_s)
     metrics = ActuatorMetrics()
     metrics.serve(config.bind_address, config.actuator_metrics_port)
     servicer = ActuatorServicer(KubeActuator(load_api_client(), settings), metrics, force_dry_run=config.dry_run)

@@ -11,6 +11,7 @@ only. The API calls used are listed in services/actuator/rbac.py.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
@@ -27,6 +28,7 @@ from services.actuator.plan import (
     plan_deployment,
     sort_key,
 )
+from services.actuator.stabilize import ScaleDownWindow
 from services.common.logs import get_logger
 from services.common.model import ActuationOutcome, Allocation, KubeRef, Server
 
@@ -70,8 +72,10 @@ class KubeActuator:
     """Applies allocations to Deployments through the official client; one instance serves many calls."""
 
     def __init__(self, api_client: client.ApiClient, settings: PlanSettings, *, attempts: int = 3,
-                 timeout_s: float = 10.0) -> None:
+                 timeout_s: float = 10.0, clock: Callable[[], float] = time.monotonic) -> None:
         self._apps = client.AppsV1Api(api_client)
+        self._window = ScaleDownWindow(settings.scale_down_stabilization_s)
+        self._clock = clock
         self._hpas = client.AutoscalingV2Api(api_client)
         self._custom = client.CustomObjectsApi(api_client)
         self._settings = settings
@@ -100,10 +104,14 @@ class KubeActuator:
     def _actuate_one(self, name: str, ref: KubeRef, allocation: Allocation | None, server: Server | None,
                      dry_run: bool, scalers: dict[str, list[Autoscaler]]) -> Change:
         change = Change(name, ref, ActuationOutcome.FAILED)
+        key, now_s = (ref.namespace, ref.name), self._clock()
+        hold_at = self._window.highest(key, now_s)
         for attempt in range(1, self._attempts + 1):
             try:
                 state = self._read(ref, scalers)
-                change = plan_deployment(name, ref, state, allocation, server, self._settings)
+                change = plan_deployment(name, ref, state, allocation, server, self._settings, hold_at)
+                if change.desired_replicas is not None:
+                    self._window.record(key, change.desired_replicas, now_s)
                 if not dry_run and change.outcome is ActuationOutcome.CHANGED:
                     self._write(ref, change)
                 return change

@@ -4,6 +4,8 @@ Pure: every safety rule is decided here, the kube module only reads and writes. 
 - a server absent from the solution (or with an empty allocation) keeps its replicas;
 - zero replicas only when the allocation says zero and the server's min replicas (known) allow it;
 - never below the min replicas; at most ``max_replica_change`` replicas per cycle (0 = unlimited);
+- a scale-down stops at the highest desired count of the stabilization window (``hold_at``, see
+  stabilize.py), never above the current replicas;
 - no scale-down on a load that was not measured (the collector fell back to the load labels: Prometheus down
   or without data), as an HPA holds on missing metrics; scaling up on it is allowed;
 - a Deployment whose replicas an autoscaler (HPA, KEDA ScaledObject) owns is skipped;
@@ -69,11 +71,13 @@ class DeploymentState:
 @dataclass(frozen=True, slots=True)
 class PlanSettings:
     """Actuation settings: replicas changed per cycle at most (0 = unlimited); accelerator name -> node labels
-    for the pod template's nodeSelector (empty = never touch it); whether to set vLLM's --max-num-seqs."""
+    for the pod template's nodeSelector (empty = never touch it); whether to set vLLM's --max-num-seqs; the
+    scale-down stabilization window in seconds (0 = none; stabilize.py)."""
 
     max_replica_change: int = 0
     accelerator_node_labels: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     set_max_num_seqs: bool = False
+    scale_down_stabilization_s: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,9 +148,12 @@ def min_replicas(server: Server | None, state: DeploymentState) -> int | None:
     return int(raw) if raw.isdigit() else None
 
 
-def target_replicas(allocated: int, minimum: int | None, current: int, max_change: int) -> tuple[int, int, list[str]]:
+def target_replicas(allocated: int, minimum: int | None, current: int, max_change: int,
+                    hold_at: int = 0) -> tuple[int, int, list[str]]:
     """(desired, target this cycle, notes): desired is ``allocated`` raised to ``minimum`` (unknown = 1, so
-    zero needs a known minimum of 0); the target moves from ``current`` by at most ``max_change`` (0 = no limit)."""
+    zero needs a known minimum of 0); a scale-down stops at ``hold_at`` (the stabilization window's highest
+    desired count; 0 = none) but never rises above ``current``; the target moves from ``current`` by at most
+    ``max_change`` (0 = no limit)."""
     notes = []
     floor = 1 if minimum is None else minimum
     desired = max(allocated, floor)
@@ -154,8 +161,11 @@ def target_replicas(allocated: int, minimum: int | None, current: int, max_chang
         why = "min replicas unknown" if minimum is None else f"min replicas {minimum}"
         notes.append(f"allocation of {allocated} raised to {desired} ({why})")
     target = desired
-    if max_change > 0 and abs(desired - current) > max_change:
-        target = current + max_change if desired > current else current - max_change
+    if desired < current and hold_at > desired:
+        target = min(current, hold_at)
+        notes.append(f"scale-down to {desired} held at {target} (stabilization window)")
+    if max_change > 0 and abs(target - current) > max_change:
+        target = current + max_change if target > current else current - max_change
         notes.append(f"change limited to {max_change} per cycle (desired {desired})")
     return desired, target, notes
 
@@ -213,8 +223,9 @@ def _skip(server_name: str, ref: KubeRef, state: DeploymentState, reason: str,
 
 
 def plan_deployment(server_name: str, ref: KubeRef, state: DeploymentState | None, allocation: Allocation | None,
-                    server: Server | None, settings: PlanSettings) -> Change:
-    """The change for one Deployment of server ``server_name``; ``state`` None means the Deployment is gone.
+                    server: Server | None, settings: PlanSettings, hold_at: int = 0) -> Change:
+    """The change for one Deployment of server ``server_name``; ``state`` None means the Deployment is gone;
+    ``hold_at`` is the stabilization window's highest desired count (0 = none).
 
     Outcome: SKIPPED (vanished, no allocation, owned by another autoscaler), UNCHANGED (already as allocated)
     or CHANGED (replicas, labels or pod template to write); the reason says why, in words.
@@ -224,7 +235,7 @@ def plan_deployment(server_name: str, ref: KubeRef, state: DeploymentState | Non
     if allocation is None or allocation.is_empty:
         return _skip(server_name, ref, state, "server absent from the solution: replicas kept")
     desired, target, notes = target_replicas(allocation.num_replicas, min_replicas(server, state), state.replicas,
-                                             settings.max_replica_change)
+                                             settings.max_replica_change, hold_at)
     if state.owner:
         return _skip(server_name, ref, state, f"replicas owned by {state.owner}", allocation, desired)
     if target < state.replicas and _load_unmeasured(server):

@@ -48,6 +48,7 @@ class Config:
     capacity_from_nodes: bool = False
     dry_run: bool = False
     max_replica_change: int = 0
+    scale_down_stabilization_s: float = 300.0
     accelerator_node_labels: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     set_max_num_seqs: bool = False
     cycle_log_path: str = "/var/run/inferno/cycles.jsonl"
@@ -141,6 +142,7 @@ VARIABLES: Mapping[str, tuple[str, Callable[[str], Any]]] = MappingProxyType({
     "INFERNO_CAPACITY_FROM_NODES": ("capacity_from_nodes", _flag),
     "INFERNO_DRY_RUN": ("dry_run", _flag),
     "INFERNO_MAX_REPLICA_CHANGE": ("max_replica_change", _count),
+    "INFERNO_SCALE_DOWN_STABILIZATION": ("scale_down_stabilization_s", _number),
     "INFERNO_ACCELERATOR_NODE_LABELS": ("accelerator_node_labels", _node_labels),
     "INFERNO_SET_MAX_NUM_SEQS": ("set_max_num_seqs", _flag),
     "INFERNO_CYCLE_LOG": ("cycle_log_path", _text),

@@ -145,6 +145,24 @@ def test_once_the_caller_stops_waiting_the_remaining_deployments_are_neither_rea
     assert read(cluster, "granite")["spec"]["replicas"] == 2 and read(cluster, "llama")["spec"]["replicas"] == 1
 
 
+def test_scale_down_waits_for_the_stabilization_window_scale_up_does_not(cluster) -> None:
+    create(cluster, deployment("granite", 4))
+    now = [0.0]
+    actuator = KubeActuator(cluster, p.PlanSettings(scale_down_stabilization_s=300), clock=lambda: now[0])
+    [first] = actuate(cluster, {"granite": a100(4)}, actuator=actuator)  # the window sees 4 wanted at t=0
+    now[0] = 60.0
+    [held] = actuate(cluster, {"granite": a100(2)}, actuator=actuator)
+    assert (held.outcome, held.replicas_to, held.desired_replicas) == (OK.UNCHANGED, 4, 2)
+    assert "held at 4 (stabilization window)" in held.reason and read(cluster, "granite")["spec"]["replicas"] == 4
+    now[0] = 120.0
+    [up] = actuate(cluster, {"granite": a100(6)}, actuator=actuator)
+    assert up.replicas_to == 6 and read(cluster, "granite")["spec"]["replicas"] == 6
+    now[0] = 421.0  # the 6 of t=120 has left the window; the 2 of t=60 too
+    [down] = actuate(cluster, {"granite": a100(2)}, actuator=actuator)
+    assert down.replicas_to == 2 and read(cluster, "granite")["spec"]["replicas"] == 2
+    assert first.outcome is OK.UNCHANGED
+
+
 class ConcurrentWriter(KubeActuator):
     """A KubeActuator with another writer that bumps the named Deployments right after each read."""
 
