@@ -26,7 +26,7 @@ def _up(args: argparse.Namespace) -> int:
         signal.signal(signum, lambda *_: stop.set())
     try:
         cluster = Cluster.from_file(args.config)
-    except (OSError, ValueError, KeyError, yaml.YAMLError) as error:
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, yaml.YAMLError) as error:
         print(f"emulator up: bad cluster config {args.config}: {error}", file=sys.stderr)
         return 2
     with cluster:

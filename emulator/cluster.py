@@ -87,8 +87,8 @@ def load_manifest(path: str) -> dict:
     """The one Deployment in a YAML file; ValueError naming the file when it holds anything else."""
     with open(path) as handle:
         documents = [d for d in yaml.safe_load_all(handle) if d]
-    if len(documents) != 1 or documents[0].get("kind") != "Deployment":
-        kinds = [d.get("kind") for d in documents]
+    if len(documents) != 1 or not isinstance(documents[0], dict) or documents[0].get("kind") != "Deployment":
+        kinds = [d.get("kind") if isinstance(d, dict) else type(d).__name__ for d in documents]
         raise ValueError(f"manifest {path}: expected exactly one Deployment, found {kinds}")
     return documents[0]
 

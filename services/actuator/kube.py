@@ -19,6 +19,7 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from services.actuator.plan import (
+    NOT_ATTEMPTED,
     Autoscaler,
     Change,
     Container,
@@ -95,8 +96,7 @@ class KubeActuator:
         changes = []
         for name, ref in sorted(targets, key=lambda t: sort_key(*t)):
             if not proceed():
-                changes.append(Change(name, ref, ActuationOutcome.FAILED,
-                                      "not attempted: the caller stopped waiting (deadline passed or cancelled)"))
+                changes.append(Change(name, ref, ActuationOutcome.FAILED, NOT_ATTEMPTED))
                 continue
             changes.append(self._actuate_one(name, ref, allocations.get(name), servers.get(name), dry_run, scalers))
         return changes
@@ -105,10 +105,10 @@ class KubeActuator:
                      dry_run: bool, scalers: dict[str, list[Autoscaler]]) -> Change:
         change = Change(name, ref, ActuationOutcome.FAILED)
         key, now_s = (ref.namespace, ref.name), self._clock()
-        hold_at = self._window.highest(key, now_s)
         for attempt in range(1, self._attempts + 1):
             try:
                 state = self._read(ref, scalers)
+                hold_at = self._window.highest(key, now_s, state.replicas)
                 change = plan_deployment(name, ref, state, allocation, server, self._settings, hold_at)
                 if change.desired_replicas is not None:
                     self._window.record(key, change.desired_replicas, now_s)
@@ -117,6 +117,7 @@ class KubeActuator:
                 return change
             except ApiException as err:
                 if err.status == 404:
+                    self._window.forget(key)
                     return plan_deployment(name, ref, None, allocation, server, self._settings)
                 if err.status == 409 and attempt < self._attempts:
                     _log.info("deployment_conflicted", namespace=ref.namespace, deployment=ref.name, attempt=attempt)

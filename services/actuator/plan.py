@@ -6,8 +6,9 @@ Pure: every safety rule is decided here, the kube module only reads and writes. 
 - never below the min replicas; at most ``max_replica_change`` replicas per cycle (0 = unlimited);
 - a scale-down stops at the highest desired count of the stabilization window (``hold_at``, see
   stabilize.py), never above the current replicas;
-- no scale-down on a load that was not measured (the collector fell back to the load labels: Prometheus down
-  or without data), as an HPA holds on missing metrics; scaling up on it is allowed;
+- no scale-down on a load that was not measured (the load came from the labels and no live figure was read:
+  Prometheus down, erroring or without series for the pods), as an HPA holds on missing metrics; scaling up
+  on it is allowed. An idle server (its metrics read, no request completed in the window) may scale down;
 - a Deployment whose replicas an autoscaler (HPA, KEDA ScaledObject) owns is skipped;
 - a vanished Deployment is skipped and reported.
 Changes come out sorted by (namespace, Deployment, server), so the order is stable.
@@ -26,6 +27,8 @@ LABEL_MAX_BATCH = "inferno.server.allocation.maxbatchsize"
 LABEL_MAX_QUEUE = "inferno.server.allocation.maxqueuesize"
 LABEL_MIN_REPLICAS = "inferno.server.minreplicas"
 MAX_NUM_SEQS = "--max-num-seqs"
+NOT_ATTEMPTED = "not attempted: the caller stopped waiting (deadline passed or cancelled)"
+"""The reason of a Deployment the actuator did not reach in its call (nothing read or written)."""
 
 
 def _frozen(mapping: Mapping) -> Mapping:
@@ -259,7 +262,9 @@ def plan_deployment(server_name: str, ref: KubeRef, state: DeploymentState | Non
 
 
 def _load_unmeasured(server: Server | None) -> bool:
-    return server is not None and server.observed is not None and server.observed.source == LoadSource.LABELS
+    observed = server.observed if server is not None else None
+    return (observed is not None and observed.source == LoadSource.LABELS
+            and observed.requests_running is None and observed.requests_waiting is None)
 
 
 def plan(targets: Iterable[tuple[str, KubeRef]], states: Mapping[KubeRef, DeploymentState | None],

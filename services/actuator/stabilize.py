@@ -3,7 +3,9 @@
 Every cycle's desired replicas per Deployment are remembered for ``window_s`` seconds; a scale-down goes no
 lower than the highest desired count of that window (never above the current replicas), so a brief dip in
 load does not remove a replica that the next cycle would add back. Scaling up is never delayed. The memory
-is the actuator process's own: after a restart the window starts empty, as an HPA controller's does.
+is the actuator process's own; a Deployment seen for the first time (also after a restart) enters the window
+with its current replicas, as the HPA controller's first recommendation does, so a restart does not let
+a scale-down through unheld.
 
 Pure: the caller passes the time (seconds on any monotonic clock).
 """
@@ -23,9 +25,14 @@ class ScaleDownWindow:
         self._seen: dict[Hashable, deque[tuple[float, int]]] = {}
         self._lock = threading.Lock()
 
-    def highest(self, key: Hashable, now_s: float) -> int:
-        """The highest desired count recorded for ``key`` within the window before ``now_s`` (0 if none)."""
+    def highest(self, key: Hashable, now_s: float, current: int) -> int:
+        """The highest desired count recorded for ``key`` within the window up to ``now_s`` (0 if none, or
+        without a window); a key never seen before is first recorded with ``current`` replicas."""
+        if self.window_s <= 0:
+            return 0
         with self._lock:
+            if key not in self._seen:
+                self._seen[key] = deque([(now_s, int(current))])
             entries = self._prune(key, now_s)
             return max((desired for _, desired in entries), default=0)
 
@@ -35,6 +42,11 @@ class ScaleDownWindow:
             return
         with self._lock:
             self._prune(key, now_s).append((now_s, int(desired)))
+
+    def forget(self, key: Hashable) -> None:
+        """Drop ``key`` (its Deployment is gone)."""
+        with self._lock:
+            self._seen.pop(key, None)
 
     def _prune(self, key: Hashable, now_s: float) -> deque[tuple[float, int]]:
         entries = self._seen.setdefault(key, deque())

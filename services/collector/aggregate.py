@@ -190,7 +190,9 @@ def choose_load(measured: Measurement, labelled: LabelLoad, source: m.LoadSource
         return None, source, [f"{where}: skipped: {missing} unknown: no {source.value} data and no load label"]
     warnings = []
     if used:
-        warnings.append(f"{where}: {', '.join(used)} from load labels: no {source.value} data in the window")
+        live = measured.requests_running is not None or measured.requests_waiting is not None
+        why = "no request completed in the window" if live else f"no {source.value} data in the window"
+        warnings.append(f"{where}: {', '.join(used)} from load labels: {why}")
     if in_tokens is None:
         in_tokens = 0.0
         warnings.append(f"{where}: input tokens unknown (no metrics, no label); counted as 0")

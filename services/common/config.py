@@ -7,6 +7,7 @@ Deployment sets exactly these). Defaults follow Inferno's ports (3300-3303) and 
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -62,8 +63,8 @@ def _text(value: str) -> str:
 
 def _number(value: str) -> float:
     number = float(value)
-    if number < 0 or number != number:
-        raise ValueError("must be a non-negative number")
+    if not math.isfinite(number) or number < 0:
+        raise ValueError("must be a finite non-negative number")
     return number
 
 

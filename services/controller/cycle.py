@@ -91,8 +91,10 @@ class _Unconfirmed(_Skip):
 
 
 # gRPC status codes that mean the call was refused before the service acted on it: nothing was written.
-_REFUSED = frozenset({"UNAVAILABLE", "INVALID_ARGUMENT", "FAILED_PRECONDITION", "UNIMPLEMENTED", "PERMISSION_DENIED",
-                      "UNAUTHENTICATED", "RESOURCE_EXHAUSTED", "OUT_OF_RANGE", "NOT_FOUND", "ALREADY_EXISTS"})
+# UNAVAILABLE only counts when the connection was never made (a connection lost mid-call is UNAVAILABLE too).
+_REFUSED = frozenset({"INVALID_ARGUMENT", "FAILED_PRECONDITION", "UNIMPLEMENTED", "PERMISSION_DENIED",
+                      "UNAUTHENTICATED", "OUT_OF_RANGE", "NOT_FOUND", "ALREADY_EXISTS"})
+_NOT_CONNECTED = ("failed to connect", "connection refused", "name resolution", "dns resolution")
 
 OUTCOMES = ("applied", "skipped", "unconfirmed")
 
@@ -109,7 +111,7 @@ class _Timer:
         except _Skip:
             raise
         except Exception as err:  # noqa: BLE001 - any failure of a phase skips the cycle, with its reason
-            if writes and _code_name(err) not in _REFUSED:
+            if writes and not _refused(err):
                 raise _Unconfirmed(f"{what} did not answer ({_describe(err)}); it may have changed some "
                                    "Deployments, the next cycle reads them again") from err
             raise _Skip(f"{what} failed: {_describe(err)}") from err
@@ -117,9 +119,15 @@ class _Timer:
             self.timings_ms[phase] = round((self.now_s() - start) * 1000.0, 3)
 
 
-def _code_name(err: Exception) -> str | None:
+def _refused(err: Exception) -> bool:
+    """Whether a failed call certainly did nothing: refused by status code, or never connected."""
     code = getattr(err, "code", None)
-    return getattr(code(), "name", None) if callable(code) else None
+    name = getattr(code(), "name", None) if callable(code) else None
+    if name == "UNAVAILABLE":
+        details = getattr(err, "details", None)
+        text = (details() if callable(details) else "") or ""
+        return any(fragment in text.lower() for fragment in _NOT_CONNECTED)
+    return name in _REFUSED
 
 
 def _describe(err: Exception) -> str:

@@ -71,8 +71,8 @@ class ControlLoop:
         try:
             os.makedirs(os.path.dirname(self._cycle_log_path) or ".", exist_ok=True)
             line = (json.dumps(record.as_json(), sort_keys=True) + "\n").encode("utf-8")
-            if self._cycle_log_max_bytes and os.path.exists(self._cycle_log_path) and \
-                    os.path.getsize(self._cycle_log_path) + len(line) > self._cycle_log_max_bytes:
+            size = os.path.getsize(self._cycle_log_path) if os.path.exists(self._cycle_log_path) else 0
+            if self._cycle_log_max_bytes and size and size + len(line) > self._cycle_log_max_bytes:
                 os.replace(self._cycle_log_path, self._cycle_log_path + ".1")
             with open(self._cycle_log_path, "ab") as handle:
                 handle.write(line)

@@ -67,6 +67,19 @@ def test_each_call_replaces_the_previous_snapshot(metrics) -> None:
     assert names == {("inferno_desired_replicas", labels("llama", "llama", "A100"))}
 
 
+def test_a_deployment_the_call_did_not_reach_keeps_its_previous_figures(metrics) -> None:
+    registry, port = metrics
+    registry.record([change("granite", ActuationOutcome.CHANGED, 2, 3, 3),
+                     change("llama", ActuationOutcome.CHANGED, 1, 2, 2)], dry_run=False)
+    unreached = p.Change("llama", KubeRef("llm", "llama"), ActuationOutcome.FAILED, p.NOT_ATTEMPTED)
+    registry.record([change("granite", ActuationOutcome.UNCHANGED, 3, 3, 3), unreached], dry_run=False)
+    samples = scrape(port)
+    assert samples[("inferno_desired_replicas", labels("llama", "llama", "A100"))] == 2
+    assert samples[("wva_desired_replicas", labels("llama", "llama", "A100"))] == 2
+    assert samples[("inferno_desired_replicas", labels("granite", "granite", "A100"))] == 3
+    assert samples[("inferno_actuations_total", (("dry_run", "false"), ("outcome", "failed")))] == 1
+
+
 def test_zero_current_replicas_count_as_one_in_the_ratio(metrics) -> None:
     exported, port = metrics
     exported.record([change("granite", ActuationOutcome.UNCHANGED, 0, 0, 3)], dry_run=False)

@@ -44,8 +44,9 @@ def test_replicas_follow_the_safety_rules(current, allocation, server, settings,
     assert (change.outcome, change.replicas_from, change.replicas_to) == (outcome, current, replicas_to)
 
 
-def on_load(source: str) -> Server:
-    return Server("granite", observed=ObservedMetrics(source=source))
+def on_load(source: str, running: float | None = None) -> Server:
+    return Server("granite", observed=ObservedMetrics(source=source, requests_running=running,
+                                                      requests_waiting=running))
 
 
 @pytest.mark.parametrize(("source", "current", "allocated", "replicas_to"), [
@@ -58,6 +59,11 @@ def test_no_scale_down_on_a_load_that_was_not_measured(source, current, allocate
     change = decide(state(current), alloc(allocated), on_load(source))
     assert change.replicas_to == replicas_to and change.desired_replicas == allocated
     assert ("held: load not measured" in change.reason) == (replicas_to > allocated)
+
+
+def test_an_idle_server_whose_metrics_were_read_may_scale_down_on_its_label_load() -> None:
+    change = decide(state(4), alloc(2), on_load("labels", running=0.0))
+    assert change.replicas_to == 2 and "held" not in change.reason
 
 
 def test_held_scale_down_still_moves_the_allocation_labels() -> None:

@@ -10,19 +10,30 @@ from services.actuator.stabilize import ScaleDownWindow
 
 def test_the_window_remembers_the_highest_desired_count_for_its_length_only() -> None:
     window = ScaleDownWindow(300)
+    assert window.highest("a", now_s=0, current=1) == 1
     window.record("a", 4, now_s=0)
     window.record("a", 2, now_s=100)
     window.record("b", 9, now_s=100)
-    assert window.highest("a", now_s=250) == 4
-    assert window.highest("a", now_s=301) == 2  # the 4 recorded at t=0 left the window
-    assert window.highest("a", now_s=401) == 0
-    assert window.highest("b", now_s=250) == 9 and window.highest("c", now_s=0) == 0
+    assert window.highest("a", now_s=250, current=2) == 4
+    assert window.highest("a", now_s=301, current=2) == 2  # what t=0 recorded has left the window
+    assert window.highest("a", now_s=401, current=2) == 0
+    assert window.highest("b", now_s=250, current=1) == 9
+
+
+def test_a_deployment_seen_first_enters_the_window_with_its_current_replicas() -> None:
+    window = ScaleDownWindow(300)  # e.g. just after an actuator restart
+    assert window.highest("a", now_s=1000, current=5) == 5
+    window.record("a", 2, now_s=1000)
+    assert window.highest("a", now_s=1200, current=5) == 5
+    assert window.highest("a", now_s=1301, current=5) == 0  # both entries of t=1000 are older than 300 s
+    window.forget("a")
+    assert window.highest("a", now_s=1302, current=3) == 3
 
 
 def test_a_zero_window_remembers_nothing() -> None:
     window = ScaleDownWindow(0)
     window.record("a", 4, now_s=0)
-    assert window.highest("a", now_s=0) == 0
+    assert window.highest("a", now_s=0, current=6) == 0
 
 
 @pytest.mark.parametrize(("allocated", "current", "hold_at", "max_change", "target"), [

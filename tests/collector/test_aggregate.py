@@ -67,6 +67,16 @@ def test_no_usable_data_falls_back_to_the_load_labels_and_says_so(pods):
     assert any("from load labels" in w and "Deployment ns/llama" in w for w in warnings)
 
 
+def test_an_idle_window_is_told_apart_from_missing_metrics():
+    idle, idle_notes = collect_one(LABELLED, {"p1": agg.PodRates(requests_per_s=0.0, requests_running=0.0,
+                                                                 requests_waiting=0.0)})
+    absent, absent_notes = collect_one(LABELLED, None)
+    assert idle.observed.source == absent.observed.source == "labels"
+    assert (idle.observed.requests_running, absent.observed.requests_running) == (0.0, None)
+    assert any("no request completed in the window" in w for w in idle_notes)
+    assert any("no prometheus data in the window" in w for w in absent_notes)
+
+
 @pytest.mark.parametrize("labels, missing", [
     pytest.param(BASE, "arrival rate", id="no_load_labels"),
     pytest.param({**BASE, lb.LOAD_RPM: "120"}, "output tokens", id="no_token_label"),

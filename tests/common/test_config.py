@@ -31,6 +31,8 @@ def test_values_are_parsed_into_typed_fields() -> None:
 @pytest.mark.parametrize(("variable", "value"), [
     pytest.param("INFERNO_CONTROL_PERIOD", "-5", id="negative-period"),
     pytest.param("INFERNO_CONTROL_PERIOD", "soon", id="non-numeric-period"),
+    pytest.param("INFERNO_SCALE_DOWN_STABILIZATION", "inf", id="infinite-window"),
+    pytest.param("INFERNO_GRPC_DEADLINE", "nan", id="nan-deadline"),
     pytest.param("INFERNO_OPTIMIZER_PORT", "70000", id="port-out-of-range"),
     pytest.param("INFERNO_DRY_RUN", "maybe", id="bad-flag"),
     pytest.param("INFERNO_PROMETHEUS_WINDOW", "60", id="window-without-unit"),

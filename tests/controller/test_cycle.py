@@ -89,8 +89,15 @@ class DeadlineExceeded(Unavailable):
         return "Deadline Exceeded"
 
 
-@pytest.mark.parametrize("error", [DeadlineExceeded(), RuntimeError("connection reset mid-call")],
-                         ids=["deadline", "unknown-error"])
+class SocketClosed(Unavailable):
+    """The connection to the actuator was lost during the call."""
+
+    def details(self):
+        return "Socket closed"
+
+
+@pytest.mark.parametrize("error", [DeadlineExceeded(), SocketClosed(), RuntimeError("connection reset mid-call")],
+                         ids=["deadline", "connection-lost-mid-call", "unknown-error"])
 def test_actuator_that_does_not_answer_makes_the_cycle_unconfirmed_not_skipped(error) -> None:
     record = run_cycle(1, "t", static, FakeClients(fail={"actuate": error}), clock())
     assert record.outcome == "unconfirmed"

@@ -75,6 +75,17 @@ def test_cycle_log_rotates_to_one_previous_file_at_its_size_limit(tmp_path: Path
     assert not Path(f"{path}.2").exists()
 
 
+def test_a_record_larger_than_the_limit_never_rotates_an_empty_log_over_the_previous_one(tmp_path: Path) -> None:
+    path = tmp_path / "cycles.jsonl"
+    Path(f"{path}.1").write_text('{"cycle_id": 0}\n')
+    path.write_text("")
+    loop = ControlLoop(FakeClients(), lambda: (STATIC, CAPACITY), ControllerMetrics(), str(path),
+                       cycle_log_max_bytes=10)
+    loop.invoke()
+    assert Path(f"{path}.1").read_text() == '{"cycle_id": 0}\n'
+    assert json.loads(path.read_text())["cycle_id"] == 1
+
+
 def test_ten_concurrent_invokes_all_return_and_run_one_at_a_time(api) -> None:
     port, clients, _, log_path = api
     results: list[dict] = []

@@ -63,6 +63,9 @@ def test_a_manifest_that_is_not_one_deployment_is_refused_naming_the_file(tmp_pa
     path.write_text("kind: Deployment\n---\nkind: Service\n")
     with pytest.raises(ValueError, match="two.yaml.*exactly one Deployment"):
         Cluster({"deployments": [{"manifest": str(path)}]})
+    path.write_text("- just\n- a list\n")
+    with pytest.raises(ValueError, match="two.yaml.*exactly one Deployment"):
+        Cluster({"deployments": [{"manifest": str(path)}]})
     with pytest.raises(ValueError, match="needs a name or a manifest"):
         deployment_object({"replicas": 1})
 
