@@ -19,7 +19,8 @@ Each pass repeats these steps until nothing changes; the rollout then waits for 
 become ready (the worker wakes up for it). Every ReplicaSet's spec.replicas follows the number of its pods
 (old ones end at 0), and its status (replicas, readyReplicas, availableReplicas) those pods' readiness.
 The Deployment's status has replicas, updatedReplicas (pods of the current template), readyReplicas,
-availableReplicas, unavailableReplicas, observedGeneration and the Available condition. Parameters read
+availableReplicas, unavailableReplicas, observedGeneration and the Available condition (True while ready
+replicas >= replicas - maxUnavailable, so also during a rolling update; Recreate: all). Parameters read
 from the pod template: see emulator/podtemplate.py. Ready replicas are written to the Prometheus file_sd
 file (labels namespace, pod, deployment) when ``sd_path`` is given.
 
@@ -332,7 +333,8 @@ class Reconciler:
                 owned[name] = self.store.update_status(_APPS, "replicasets", meta["namespace"], name, rs_status)
         ready = sum(r.ready for r in replicas)
         counts = {"replicas": len(replicas), "readyReplicas": ready, "availableReplicas": ready}
-        available = "True" if ready >= desired else "False"
+        limits = rollout_limits(deployment, desired)  # Available as in Kubernetes: at most maxUnavailable short
+        available = "True" if ready >= desired - min(limits[1] if limits else 0, desired) else "False"
         status = {**counts, "updatedReplicas": sum(r.replicaset == rs_name for r in replicas),
                   "observedGeneration": meta.get("generation", 1),
                   "conditions": [{"type": "Available", "status": available,

@@ -132,6 +132,8 @@ def test_rolling_update_with_defaults_stays_within_surge_and_unavailable(rolling
     assert watch.max_pods() == 5 and watch.min_ready() >= 3  # 25% of 4: maxSurge 1, maxUnavailable 1
     assert watch.events[0] == ("ADDED", _hash(store))  # a new replica comes first
     assert any(0 < s.get("updatedReplicas", 0) < s.get("replicas", 0) for s in watch.statuses)
+    # within maxUnavailable the Deployment stays Available all along, as in Kubernetes
+    assert {s["conditions"][0]["status"] for s in watch.statuses if s.get("conditions")} == {"True"}
 
 
 def test_rolling_update_without_surge_never_exceeds_the_replicas(rolling):
@@ -153,6 +155,7 @@ def test_recreate_removes_every_old_replica_before_starting_new_ones(rolling):
     assert_finished(store, reconciler, 4, [old])
     watch.stop()
     assert watch.events[:4] == [("DELETED", old)] * 4
+    assert any(s.get("conditions", [{}])[0].get("status") == "False" for s in watch.statuses)  # all went at once
     assert {e for e in watch.events[4:] if e[1] == old} == set()
     assert watch.max_pods() == 4 and watch.min_ready() == 0
 
