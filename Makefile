@@ -32,7 +32,7 @@ test: install proto  ## run the test suite (installs what it needs)
 lint: install  ## ruff check
 	$(BIN)/ruff check .
 
-bench: install proto  ## benchmarks: optimizer solve times, model fidelity, emulator capacity
+bench: install proto  ## benchmarks: optimizer solve times, control-cycle latency, model fidelity, emulator capacity
 	$(BIN)/python -m bench
 
 demo: install proto  ## the whole control loop on the embedded local cluster (installs Prometheus if it can)

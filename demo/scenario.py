@@ -59,7 +59,7 @@ class Scenario:
     The emulated replicas run at most ``max_batch`` requests at once (vLLM's --max-num-seqs), far fewer than
     the sample data's G2 batch limits (hundreds), so that 2 cores can emulate them. The model data tells the
     optimizer the same: maxBatchSize = ``max_batch`` at ``batch_at_tokens`` tokens, which Inferno's batch rule
-    (QUEUEING.md s3: floor(maxBatchSize x atTokens / output tokens)) turns back into ``max_batch`` for any
+    (docs/model.md s4: floor(maxBatchSize x atTokens / output tokens)) turns back into ``max_batch`` for any
     measured output length from 58 to 72 tokens (batch 4; 49 to 72 for batch 2) around the 64 we send.
     """
 

@@ -15,7 +15,7 @@ Config keys (all optional but ``deployments``)::
     loads:
       - {deployment, namespace, in_tokens, out_tokens, slo_ttft_ms, slo_itl_ms, phases: [...]}  # loadshape.py
 
-Each deployment becomes a managed Deployment with the inferno labels of ARCHITECTURE.md s4 on it and on its
+Each deployment becomes a managed Deployment with the inferno labels of docs/contract.md s3 on it and on its
 pod template, and the emulator annotations of emulator/podtemplate.py on the template.
 
 With ``manifest`` (a file holding one Deployment, e.g. manifests/samples/premium-llama-13b.yaml; a relative

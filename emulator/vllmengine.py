@@ -6,7 +6,7 @@ One thread runs engine iterations back to back while there is work. Each iterati
    fit blocks the ones behind it, like vLLM's FCFS scheduler);
 2. prefills the newly admitted prompts (L tokens computed, L KV tokens read each) and decodes one token for
    every request already running (1 token computed, its current context prompt + generated read);
-3. takes ``alpha + beta x computed + gamma x kv_read`` ms (perfParms meaning, QUEUEING.md s1) times
+3. takes ``alpha + beta x computed + gamma x kv_read`` ms (perfParms meaning, docs/model.md s1) times
    ``time_scale``, spent sleeping against absolute deadlines on a monotonic clock so that sleep overshoot
    does not accumulate while the engine stays busy;
 4. ends by emitting one token for every request in the batch (a prefill emits the first token, as in vLLM);

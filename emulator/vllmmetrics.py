@@ -3,7 +3,7 @@
 The names are vLLM's (``vllm:`` prefix, every sample labelled ``model_name``; the success counter also
 ``finished_reason`` like vLLM). We render the text ourselves and serve it as ``text/plain; version=0.0.4``:
 that format has no name escaping, so a Prometheus 2.x server stores ``vllm:request_success_total`` exactly
-as written (ARCHITECTURE.md s5 explains how the newer prometheus_client negotiation can turn the colon into
+as written (docs/contract.md s4 explains how the newer prometheus_client negotiation can turn the colon into
 an underscore). Histogram buckets are vLLM's defaults for these metrics.
 """
 

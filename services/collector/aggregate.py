@@ -2,7 +2,7 @@
 
 Inputs are what the sources read (DeploymentFacts, PodRates); the output is a Collection of
 services.common.model Servers with their Deployments and the warnings met on the way. Label parsing
-follows ARCHITECTURE.md section 4. Fallback rule: a load figure the metrics do not give comes from the
+follows docs/contract.md s3. Fallback rule: a load figure the metrics do not give comes from the
 Deployment's load labels, and the answer says so (ObservedMetrics.source, warnings); a server whose
 arrival rate or output tokens are known from neither is skipped, never reported as zero load.
 
@@ -134,7 +134,7 @@ def _avg_tokens(pods: Sequence[PodRates], kind: str, requests: float | None) -> 
     """Average ``kind`` (prompt | generation) tokens per request: from the per-request histograms
     (vllm:request_<kind>_tokens sum / count, both observed at completion) when every pod has them and they
     counted requests, else the
-    token counter over the request counter (ARCHITECTURE s5). The counters advance at different moments
+    token counter over the request counter (docs/contract.md s4). The counters advance at different moments
     (prompt tokens at admission, generation tokens per iteration, requests at completion), so over a short
     window at a low rate their ratio is off by the requests in flight at its two ends; the histograms are not."""
     counts = [_finite(getattr(p, f"request_{kind}_tokens_count_per_s")) for p in pods]

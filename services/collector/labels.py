@@ -1,4 +1,4 @@
-"""The managed-Deployment label contract (ARCHITECTURE.md section 4), parsed with warnings.
+"""The managed-Deployment label contract (docs/contract.md s3), parsed with warnings.
 
 A malformed optional label is a warning naming the Deployment and the label, and the value is ignored;
 a label naming a class, model or accelerator the static data does not know is a warning too. Only a

@@ -1,4 +1,4 @@
-"""vLLM metric names and the PromQL that reads them (ARCHITECTURE.md section 5); pure.
+"""vLLM metric names and the PromQL that reads them (docs/contract.md s4); pure.
 
 Every figure is read per (namespace, pod) so that pods can be summed per Deployment afterwards. Both the
 ``vllm:`` and ``vllm_`` spellings match (a ``__name__`` regex), and where vLLM renamed a metric the new

@@ -1,6 +1,6 @@
 """The data model shared by all services: frozen, slotted dataclasses with units in field names.
 
-Mirrors Inferno's data files (see docs in QUEUEING.md section 1): accelerators, capacity, model
+Mirrors Inferno's data files (docs/model.md s1): accelerators, capacity, model
 performance data, service classes and their targets, servers with their load and allocations,
 optimizer settings, and solutions. Rates in this model are requests per minute (``_rpm``), times are
 milliseconds (``_ms``) and costs are cost units per hour (``_per_hour``), exactly as in the data files.
@@ -202,7 +202,7 @@ class Server:
 
 
 class SaturationPolicy(enum.StrEnum):
-    """What the limited-capacity solver does with servers it could not fully allocate (QUEUEING.md s6)."""
+    """What the limited-capacity solver does with servers it could not fully allocate (docs/model.md s6)."""
 
     NONE = "None"
     PRIORITY_EXHAUSTIVE = "PriorityExhaustive"
@@ -211,7 +211,7 @@ class SaturationPolicy(enum.StrEnum):
 
 
 class ServiceModel(enum.StrEnum):
-    """Which service-time model sizes replicas (QUEUEING.md s3)."""
+    """Which service-time model sizes replicas (docs/model.md s3)."""
 
     V03 = "v0.3"
     V07 = "v0.7"

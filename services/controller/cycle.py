@@ -6,7 +6,7 @@ says why. When the actuator was reached but did not answer (deadline passed, con
 internal error), it may have written some Deployments before it stopped: the outcome is then "unconfirmed",
 not "skipped", and the next cycle reads the cluster as it is. Servers the optimizer could not allocate are
 left as they are (the actuator keeps replicas of servers absent from the solution). No I/O, clock or env
-here: the caller injects them (ARCHITECTURE s9).
+here: the caller injects them (the pure core: tests/test_layering.py).
 """
 
 from __future__ import annotations

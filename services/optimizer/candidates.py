@@ -1,4 +1,4 @@
-"""Candidate allocations per server, with their sizing, metrics and transition-penalty value (QUEUEING.md s6).
+"""Candidate allocations per server, with their sizing, metrics and transition-penalty value (docs/model.md s6).
 
 build_candidates() validates the system, sizes every (server, accelerator) pair in one vectorised pass and
 returns each server's candidates sorted by (value, cost, accelerator name), plus the servers that have
@@ -21,7 +21,7 @@ from services.optimizer.sizing import Targets, batch_size, size_replicas
 
 MS_PER_MINUTE = 60_000.0
 ACCELERATOR_PENALTY = 0.1
-"""Transition penalty factor when the accelerator changes (QUEUEING.md s6)."""
+"""Transition penalty factor when the accelerator changes (docs/model.md s6)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,7 +58,7 @@ class Candidate:
 
     @property
     def sort_key(self) -> tuple[float, float, str]:
-        """Deterministic order: value, then cost, then accelerator name (QUEUEING.md s8)."""
+        """Deterministic order: value, then cost, then accelerator name (docs/model.md s8)."""
         return (self.value, self.cost_per_hour, self.accelerator)
 
 
@@ -112,7 +112,7 @@ def _unique(names: list[str], what: str) -> None:
 
 def transition_value(current_accelerator: str, current_replicas: int, current_cost: float,
                      accelerator: str, replicas: int, cost: float) -> float:
-    """Cost plus the penalty of moving from the current allocation (QUEUEING.md s6): 0 if unchanged; cost
+    """Cost plus the penalty of moving from the current allocation (docs/model.md s6): 0 if unchanged; cost
     change if only the replicas change; 0.1 (a + b) + (b - a) if the accelerator changes (also from none)."""
     if accelerator == current_accelerator:
         return 0.0 if replicas == current_replicas else cost - current_cost
@@ -248,7 +248,7 @@ def _infeasible_reason(system: SystemData, server: Server) -> str:
 
 
 def build_candidates(system: SystemData) -> CandidateSet:
-    """Validate ``system`` and build every server's candidates (QUEUEING.md s6).
+    """Validate ``system`` and build every server's candidates (docs/model.md s6).
 
     Raises InvalidInputError for duplicate names, unknown accelerators in model data or negative figures.
     Servers without any candidate appear in ``unallocated`` with the reason.

@@ -1,4 +1,4 @@
-"""One inference replica as a finite birth-death chain with state-dependent service (QUEUEING.md s2).
+"""One inference replica as a finite birth-death chain with state-dependent service (docs/model.md s2).
 
 Vectorised over *rows*: a ChainBatch holds many replica models at once and chain_metrics / latency_ms solve
 all of them at one arrival rate per row. States 0..N are explicit; the queue states N+1..C all have rate
@@ -33,7 +33,7 @@ class ChainBatch:
     """Many replica chains, explicit states 0..N padded to width max N + 1.
 
     ``log_weights[r, i]`` = -sum_{j<=i} log mu_r(j) for i <= N_r (-inf beyond), so that
-    log p_r(i) = i log(lambda_r) + log_weights[r, i] up to normalisation (QUEUEING.md s2).
+    log p_r(i) = i log(lambda_r) + log_weights[r, i] up to normalisation (docs/model.md s2).
     """
 
     models: tuple[ReplicaModel, ...]
@@ -94,7 +94,7 @@ class ChainBatch:
 
 @dataclass(frozen=True, slots=True)
 class ChainMetrics:
-    """Steady-state figures per row (QUEUEING.md s2); all arrays of shape (rows,)."""
+    """Steady-state figures per row (docs/model.md s2); all arrays of shape (rows,)."""
 
     throughput_per_ms: np.ndarray
     in_system: np.ndarray
@@ -188,7 +188,7 @@ def chain_metrics(chains: ChainBatch, rate_per_ms: np.ndarray, rows: np.ndarray 
 
 def latency_ms(chains: ChainBatch, metrics: ChainMetrics, rows: np.ndarray | None = None
                ) -> tuple[np.ndarray, np.ndarray]:
-    """(ITL, TTFT) per row, ms: ITL = (Sbar - P(X)) / K, TTFT = W + P(X) + ITL (QUEUEING.md s3)."""
+    """(ITL, TTFT) per row, ms: ITL = (Sbar - P(X)) / K, TTFT = W + P(X) + ITL (docs/model.md s3)."""
     idx = np.arange(len(chains)) if rows is None else rows
     prefill = chains.prefill_base_ms[idx] + chains.prefill_slope_ms[idx] * metrics.in_service
     for k in np.flatnonzero(chains.chunked[idx]):
@@ -213,7 +213,7 @@ class PointAnalysis:
 
 
 def analyze_point(rm: ReplicaModel, rate_per_ms: float) -> PointAnalysis:
-    """Evaluate one replica model at ``rate_per_ms`` (requests/ms); max_rate is 0.999 mu(N) (QUEUEING.md s5)."""
+    """Evaluate one replica model at ``rate_per_ms`` (requests/ms); max_rate is 0.999 mu(N) (docs/model.md s5)."""
     chains = ChainBatch.build([rm])
     metrics = chain_metrics(chains, np.array([rate_per_ms]))
     itl, ttft = latency_ms(chains, metrics)

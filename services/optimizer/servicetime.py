@@ -1,4 +1,4 @@
-"""Service-time models of one replica: "v0.3" (default) and chunked-prefill "v0.7" (QUEUEING.md s3).
+"""Service-time models of one replica: "v0.3" (default) and chunked-prefill "v0.7" (docs/model.md s3).
 
 A ReplicaModel fixes batch N, queue Q, request shape (L input, K output tokens) and perfParms; the functions
 give S(n) (time to serve one request while n share the batch), mu(n) = n / S(n) and the prefill time P.
@@ -15,9 +15,9 @@ import numpy as np
 from services.common.model import PerfParms, ServiceModel
 
 QUEUE_TO_BATCH_RATIO = 10
-"""Q = 10 N, Inferno's queue size (QUEUEING.md s3)."""
+"""Q = 10 N, Inferno's queue size (docs/model.md s3)."""
 TOKEN_BUDGET = 8192
-"""M, tokens per iteration of the chunked-prefill model v0.7 (QUEUEING.md s3)."""
+"""M, tokens per iteration of the chunked-prefill model v0.7 (docs/model.md s3)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,7 +38,7 @@ class ReplicaModel:
 
 
 def _v03_terms(perf: PerfParms, in_tokens: float, out_tokens: float) -> tuple[float, float, float]:
-    """(delta, prefill extra (beta+gamma) L, decode extra beta + gamma (L + K/2)), ms (QUEUEING.md s3)."""
+    """(delta, prefill extra (beta+gamma) L, decode extra beta + gamma (L + K/2)), ms (docs/model.md s3)."""
     tc = (in_tokens + out_tokens) / (out_tokens + 1)
     tm = in_tokens + out_tokens / 2
     delta = perf.beta_ms * tc + perf.gamma_ms * tm
@@ -48,14 +48,14 @@ def _v03_terms(perf: PerfParms, in_tokens: float, out_tokens: float) -> tuple[fl
 
 
 def prefill_v03_ms(rm: ReplicaModel, batch: np.ndarray | float) -> np.ndarray:
-    """v0.3 prefill time P(n) = alpha + n delta + (beta+gamma) L, 0 when L = 0 (QUEUEING.md s3). n may be real."""
+    """v0.3 prefill time P(n) = alpha + n delta + (beta+gamma) L, 0 when L = 0 (docs/model.md s3). n may be real."""
     delta, prefill_extra, _ = _v03_terms(rm.perf, rm.in_tokens, rm.out_tokens)
     value = rm.perf.alpha_ms + np.asarray(batch, dtype=float) * delta + prefill_extra
     return value if rm.in_tokens > 0 else np.zeros_like(value)
 
 
 def service_time_v03_ms(rm: ReplicaModel) -> np.ndarray:
-    """v0.3 S(n) = P(n) + K D(n) for n = 1..N, shape (N,), ms (QUEUEING.md s3)."""
+    """v0.3 S(n) = P(n) + K D(n) for n = 1..N, shape (N,), ms (docs/model.md s3)."""
     n = np.arange(1, rm.max_batch + 1, dtype=float)
     delta, _, decode_extra = _v03_terms(rm.perf, rm.in_tokens, rm.out_tokens)
     decode = rm.perf.alpha_ms + n * delta + decode_extra
@@ -63,7 +63,7 @@ def service_time_v03_ms(rm: ReplicaModel) -> np.ndarray:
 
 
 def chunks_v07(rm: ReplicaModel, batch: np.ndarray) -> np.ndarray:
-    """c(B): least c >= 1 with floor((c+K)(M - L/c)/(L+K)) >= B, for each B in ``batch`` (QUEUEING.md s3)."""
+    """c(B): least c >= 1 with floor((c+K)(M - L/c)/(L+K)) >= B, for each B in ``batch`` (docs/model.md s3)."""
     L, K = rm.in_tokens, rm.out_tokens
     need = int(np.max(batch, initial=0))
     limit = 1
@@ -76,7 +76,7 @@ def chunks_v07(rm: ReplicaModel, batch: np.ndarray) -> np.ndarray:
 
 
 def _v07_terms(rm: ReplicaModel, chunks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(wP(c), delta_c) for chunk counts c, ms per request (QUEUEING.md s3)."""
+    """(wP(c), delta_c) for chunk counts c, ms per request (docs/model.md s3)."""
     p, L, K = rm.perf, rm.in_tokens, rm.out_tokens
     w_prefill = (p.beta_ms + p.gamma_ms * (chunks + 1) / 2) * L
     w_decode = p.beta_ms * K + p.gamma_ms * K * (L + (K + 1) / 2)
@@ -84,7 +84,7 @@ def _v07_terms(rm: ReplicaModel, chunks: np.ndarray) -> tuple[np.ndarray, np.nda
 
 
 def service_time_v07_ms(rm: ReplicaModel) -> np.ndarray:
-    """v0.7 tau(B) = (c+K)(alpha + B delta_c) with c = c(B), B = 1..N, shape (N,), ms (QUEUEING.md s3)."""
+    """v0.7 tau(B) = (c+K)(alpha + B delta_c) with c = c(B), B = 1..N, shape (N,), ms (docs/model.md s3)."""
     b = np.arange(1, rm.max_batch + 1)
     c = chunks_v07(rm, b).astype(float)
     _, delta_c = _v07_terms(rm, c)
@@ -92,7 +92,7 @@ def service_time_v07_ms(rm: ReplicaModel) -> np.ndarray:
 
 
 def prefill_v07_ms(rm: ReplicaModel, batch: np.ndarray | float) -> np.ndarray:
-    """v0.7 P(X) = c max(alpha + (X-1) delta_c, 0) + wP(c) with c = c(round(X)) (QUEUEING.md s3)."""
+    """v0.7 P(X) = c max(alpha + (X-1) delta_c, 0) + wP(c) with c = c(round(X)) (docs/model.md s3)."""
     x = np.asarray(batch, dtype=float)
     c = chunks_v07(rm, np.clip(np.rint(x), 0, None).astype(int)).astype(float)
     w_prefill, delta_c = _v07_terms(rm, c)
@@ -115,7 +115,7 @@ def service_rates_per_ms(rm: ReplicaModel) -> np.ndarray:
 
 
 def service_time_grid_v03_ms(models: Sequence[ReplicaModel], width: int) -> np.ndarray:
-    """v0.3 S(n) for n = 1..width of every model at once, shape (len(models), width), ms (QUEUEING.md s3).
+    """v0.3 S(n) for n = 1..width of every model at once, shape (len(models), width), ms (docs/model.md s3).
 
     Columns beyond a model's N are computed too; callers mask them.
     """

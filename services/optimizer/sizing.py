@@ -1,4 +1,4 @@
-"""Sizing a replica: the batch-size rule and the largest arrival rate that meets the SLOs (QUEUEING.md s4-s5).
+"""Sizing a replica: the batch-size rule and the largest arrival rate that meets the SLOs (docs/model.md s4-s5).
 
 size_replicas() runs every candidate's bisections together, vectorised over rows of a ChainBatch. Rates are
 requests per ms, times ms. Pure: numpy only.
@@ -15,11 +15,11 @@ from services.common.model import ModelPerf, ModelTarget
 from services.optimizer.queueing import ChainBatch, ChainMetrics, chain_metrics, latency_ms
 
 LOW_FRACTION = 0.001
-"""lambda_min = 0.001 mu(1) (QUEUEING.md s5)."""
+"""lambda_min = 0.001 mu(1) (docs/model.md s5)."""
 HIGH_FRACTION = 0.999
-"""lambda_max = 0.999 mu(N) (QUEUEING.md s5)."""
+"""lambda_max = 0.999 mu(N) (docs/model.md s5)."""
 TPS_FRACTION = 0.9
-"""lambda_tps = 0.9 lambda_max when a throughput target is set (QUEUEING.md s5)."""
+"""lambda_tps = 0.9 lambda_max when a throughput target is set (docs/model.md s5)."""
 REL_TOLERANCE = 1e-6
 MAX_STEPS = 100
 
@@ -27,7 +27,7 @@ _ITL, _TTFT, _BLOCK = 0, 1, 2
 
 
 def batch_size(server_max_batch: int, perf: ModelPerf, out_tokens: float) -> int:
-    """N: the server's max batch if > 0, else max(floor(maxBatchSize x atTokens / K), 1) (QUEUEING.md s4).
+    """N: the server's max batch if > 0, else max(floor(maxBatchSize x atTokens / K), 1) (docs/model.md s4).
 
     ``out_tokens`` (K) must be > 0. Example: 76 x 512 // 1024 = 38.
     """
@@ -73,7 +73,7 @@ def _close(value: np.ndarray, target: np.ndarray) -> np.ndarray:
 
 
 def bisect_rates(chains: ChainBatch, rows: np.ndarray, kind: np.ndarray, target: np.ndarray) -> np.ndarray:
-    """Largest rate per row whose metric ``kind`` (0 ITL, 1 TTFT, 2 blocking) meets ``target`` (QUEUEING.md s5).
+    """Largest rate per row whose metric ``kind`` (0 ITL, 1 TTFT, 2 blocking) meets ``target`` (docs/model.md s5).
 
     Returns requests/ms per row; NaN when even lambda_min misses the target (infeasible). Ends within 1e-6
     relative win first; a target above f(lambda_max) gives lambda_max; else at most 100 bisection steps,
@@ -128,7 +128,7 @@ class Sizing:
 def size_replicas(chains: ChainBatch, targets: Sequence[Targets]) -> Sizing:
     """lambda* = min(lambda_ITL, lambda_TTFT, lambda_tps[, lambda_block]) and Theta(lambda*) per chain row.
 
-    ``targets[r]`` applies to row r. Shapes (rows,); requests/ms; NaN marks infeasible rows (QUEUEING.md s5).
+    ``targets[r]`` applies to row r. Shapes (rows,); requests/ms; NaN marks infeasible rows (docs/model.md s5).
     """
     count = len(chains)
     limits = HIGH_FRACTION * chains.mu_full_per_ms

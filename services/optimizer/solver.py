@@ -1,5 +1,5 @@
 """The allocation solver: unlimited mode, the limited-capacity greedy with priority groups and regret ordering,
-and the saturation policies for servers that did not fit (QUEUEING.md s6, s8).
+and the saturation policies for servers that did not fit (docs/model.md s6, s8).
 
 solve(system) -> SolveResult. Best-effort allocations are re-evaluated at their real per-replica load and
 flagged saturated with their unserved rate. Pure: no I/O, no clock.
@@ -66,7 +66,7 @@ class _State:
 
 
 def _greedy(entries: Iterable[_Entry], state: _State) -> list[_Entry]:
-    """Allocate in queue order, moving an entry to its next candidate when it does not fit (QUEUEING.md s6).
+    """Allocate in queue order, moving an entry to its next candidate when it does not fit (docs/model.md s6).
 
     Returns the entries that ran out of candidates, in the order they did.
     """
@@ -123,7 +123,7 @@ def _round_robin(entries: list[_Entry], state: _State) -> None:
 
 
 def _saturate(policy: SaturationPolicy, failed: list[_Entry], state: _State) -> None:
-    """Apply the saturation policy to the entries the greedy could not allocate (QUEUEING.md s6)."""
+    """Apply the saturation policy to the entries the greedy could not allocate (docs/model.md s6)."""
     if policy == SaturationPolicy.PRIORITY_EXHAUSTIVE:
         _exhaustive(failed, state)
     elif policy == SaturationPolicy.ROUND_ROBIN:
@@ -178,7 +178,7 @@ def _shortfall(candidate: Candidate, available: dict[str, int]) -> str:
 
 
 def solve(system: SystemData) -> SolveResult:
-    """Allocate every server of ``system`` (QUEUEING.md s6, s8).
+    """Allocate every server of ``system`` (docs/model.md s6, s8).
 
     Unlimited mode gives each server its least-value candidate; otherwise the greedy allocates against the
     capacity and the saturation policy hands out what is left. Servers that get nothing are listed in

@@ -1,4 +1,4 @@
-"""The birth-death chain and the service-time models against QUEUEING.md s2-s3 and its worked example (s7)."""
+"""The birth-death chain and the service-time models against docs/model.md s2-s3 and its worked example (s7)."""
 
 from __future__ import annotations
 

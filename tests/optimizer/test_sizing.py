@@ -1,4 +1,4 @@
-"""Batch-size rule (QUEUEING.md s4) and the SLO sizing bisection (s5)."""
+"""Batch-size rule (docs/model.md s4) and the SLO sizing bisection (s5)."""
 
 from __future__ import annotations
 

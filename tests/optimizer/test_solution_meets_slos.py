@@ -1,6 +1,6 @@
 """Independent check of the sample solutions: every allocation, re-evaluated from the queueing model itself
 (not from the figures the solver reports), meets its class's SLOs, and the cards used fit the capacity
-(QUEUEING.md s2-s6)."""
+(docs/model.md s2-s6)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ SAMPLE_FIXTURES = [pytest.param("small_system", id="small"), pytest.param("large
 
 
 def total_rate_per_ms(system: SystemData, srv: Server) -> float:
-    """Lambda per QUEUEING.md s6: slo-tps / K when a throughput target is set, else arrivalRate / 60 s."""
+    """Lambda per docs/model.md s6: slo-tps / K when a throughput target is set, else arrivalRate / 60 s."""
     target = system.service_class(srv.service_class).target_for(srv.model)  # type: ignore[union-attr]
     if target.slo_tps > 0:
         return target.slo_tps / (1000.0 * srv.load.avg_out_tokens)

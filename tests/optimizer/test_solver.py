@@ -1,4 +1,4 @@
-"""Candidates, the greedy and unlimited solvers and the saturation policies (QUEUEING.md s6-s8)."""
+"""Candidates, the greedy and unlimited solvers and the saturation policies (docs/model.md s6-s8)."""
 
 from __future__ import annotations
 
@@ -37,7 +37,7 @@ def units_used(system: SystemData, solution: Solution) -> dict[str, int]:
     return used
 
 
-# --- golden checks (QUEUEING.md s7) ---
+# --- golden checks (docs/model.md s7) ---
 
 def test_small_sample_reproduces_every_published_row(small_system: SystemData) -> None:
     published = read_solution(os.path.join(SAMPLES, "small", "solution-data.json"))
