@@ -3,7 +3,9 @@
 A Reader wraps a JSON object at a JSON path (``$.servers[3].currentAlloc``) of a named file. Its getters
 check type and sign and raise DataFileError naming file, path and value; keys are matched
 case-insensitively (Inferno's Go decoder does the same). Every key read is remembered, so that
-``Report.finish`` can name the keys nobody read: warnings, or errors in strict mode.
+``Report.finish`` can name the keys nobody read: warnings, or errors in strict mode. Values that Inferno
+tolerates by falling back to a default (a priority outside 1..100, capacity for a card type no accelerator
+has) go through ``Report.warn``: a warning too, or an error in strict mode.
 """
 
 from __future__ import annotations
@@ -24,14 +26,23 @@ class Report:
     def __init__(self, strict: bool) -> None:
         self.strict = strict
         self._readers: list[Reader] = []
+        self._warnings: list[str] = []
 
     def register(self, reader: Reader) -> None:
         """Remember ``reader`` so its unread keys are checked at finish."""
         self._readers.append(reader)
 
+    def warn(self, file: str, path: str, message: str) -> None:
+        """A value Inferno tolerates but that is probably a mistake: warning ``"file: path: message"``, or
+        DataFileError naming file and path in strict mode."""
+        if self.strict:
+            raise DataFileError(file, path, f"{message} (strict mode)")
+        self._warnings.append(f"{file}: {path}: {message}")
+
     def finish(self) -> tuple[str, ...]:
-        """Warnings ``"file: path.key: unknown key ignored"``, sorted; raises DataFileError if strict."""
-        warnings = []
+        """Warnings (``"file: path.key: unknown key ignored"`` and those of ``warn``), sorted; raises
+        DataFileError on the first unknown key if strict."""
+        warnings = list(self._warnings)
         for reader in self._readers:
             for key in reader.unread():
                 if self.strict:
@@ -101,6 +112,17 @@ class Reader:
         if value < 0:
             raise self._fail(self._keys.get(key.lower(), key), value, "a non-negative whole number")
         return value
+
+    def positive(self, key: str, default: Any = _MISSING) -> int:
+        """A whole number >= 1 (a multiplicity: 0 cards per accelerator would make capacity free)."""
+        value = self.integer(key, default)
+        if value < 1:
+            raise self._fail(self._keys.get(key.lower(), key), value, "a positive whole number")
+        return value
+
+    def warn(self, key: str, message: str) -> None:
+        """Report ``message`` about ``key`` of this object through ``Report.warn`` (raises in strict mode)."""
+        self._report.warn(self.file, f"{self.path}.{self._keys.get(key.lower(), key)}", message)
 
     def flag(self, key: str, default: Any = _MISSING) -> bool:
         """A JSON boolean."""

@@ -1,9 +1,14 @@
-"""Read and write Inferno's JSON data files (QUEUEING.md section 1) as services.common.model values.
+"""Read and write Inferno's JSON data files (docs/model.md s1) as services.common.model values.
 
 Six files in a directory (accelerator-, capacity-, model-, serviceclass-, server-, optimizer-data.json), or
 one system-data.json holding ``{"system": {...}}``; solution-data.json for answers. Keys match
-case-insensitively, as Inferno's Go decoder does. Unknown keys are reported as warnings naming file and
-JSON path (strict mode raises). Every other problem raises DataFileError naming file, JSON path and value.
+case-insensitively, as Inferno's Go decoder does. Unknown keys, and values Inferno tolerates by falling
+back (a service-class priority outside 1..100 becomes 100; capacity for a card type that no accelerator has is
+never used), are reported as warnings naming file, JSON path and value (strict mode raises). Every other
+problem raises DataFileError naming file, JSON path and value: among them a negative ``accCount`` (0 keeps
+Inferno's meaning, 1 accelerator) and a ``multiplicity`` below 1. Errors found by cross-reference checks carry
+the same full path as single-field errors: ``$.models[2].acc`` in model-data.json, ``$.system.modelData.models[2]
+.acc`` in a system-data.json.
 """
 
 from __future__ import annotations
@@ -58,7 +63,7 @@ def _accelerator(r: Reader) -> m.Accelerator:
     power = r.obj("power", optional=True)
     return m.Accelerator(
         name=r.text("name"), type=r.text("type", default="") or r.text("name"),
-        multiplicity=r.count("multiplicity", default=1) or 1,
+        multiplicity=r.positive("multiplicity", default=1),
         mem_size_gb=r.number("memSize", default=0.0), mem_bw_gbps=r.number("memBW", default=0.0),
         power=m.PowerProfile() if power is None else m.PowerProfile(
             power.number("idle", default=0.0), power.number("full", default=0.0),
@@ -69,7 +74,9 @@ def _accelerator(r: Reader) -> m.Accelerator:
 
 def _model_perf(r: Reader) -> m.ModelPerf:
     parms = r.obj("perfParms")
-    acc_count = r.integer("accCount", default=1)
+    # Inferno (core/model.go AddPerfDataFromSpec) turns accCount <= 0 into 1; 0 is also what a Go encoder
+    # writes for an unset field, so keep 0 -> 1 silently. A negative count is a typo, not a spelling of 1.
+    acc_count = r.count("accCount", default=1)
     return m.ModelPerf(
         model=r.text("name"), accelerator=r.text("acc"), acc_count=acc_count if acc_count > 0 else 1,
         max_batch_size=r.count("maxBatchSize", default=0), at_tokens=r.count("atTokens", default=0),
@@ -79,6 +86,9 @@ def _model_perf(r: Reader) -> m.ModelPerf:
 
 def _service_class(r: Reader) -> m.ServiceClass:
     priority = r.integer("priority", default=m.LOWEST_PRIORITY)
+    if not 1 <= priority <= 100:
+        # Inferno maps an out-of-range priority to the lowest; do the same, but say so.
+        r.warn("priority", f"priority {priority} outside 1..100, using {m.LOWEST_PRIORITY} (the lowest)")
     targets = tuple(
         m.ModelTarget(model=t.text("model"), slo_itl_ms=t.number("slo-itl", default=0.0),
                       slo_ttft_ms=t.number("slo-ttft", default=0.0), slo_tps=t.number("slo-tps", default=0.0))
@@ -150,30 +160,50 @@ def _unique(names: Iterable[str], r: Reader, list_key: str, name_key: str) -> No
         seen.add(name)
 
 
-def _check_references(system: m.SystemData, files: dict[str, str]) -> None:
-    _unique_by(system.accelerators, lambda a: a.name, files["accelerators"], "accelerators", "name")
-    _unique_by(system.service_classes, lambda c: c.name, files["service_classes"], "serviceClasses", "name")
-    _unique_by(system.servers, lambda s: s.name, files["servers"], "servers", "name")
-    _unique_by(system.models, lambda p: (p.model, p.accelerator), files["models"], "models", "name/acc")
+@dataclass(frozen=True, slots=True)
+class _Where:
+    """Where a section was read: its file and the JSON path of the section's object (``$`` for a file of its
+    own, ``$.system.modelData`` inside system-data.json), so cross-reference errors name the full path."""
+
+    file: str
+    path: str
+
+    def at(self, relative: str) -> tuple[str, str]:
+        return self.file, f"{self.path}.{relative}"
+
+
+def _check_references(system: m.SystemData, where: dict[str, _Where], report: Report) -> None:
+    _unique_by(system.accelerators, lambda a: a.name, where["accelerators"], "accelerators", "name")
+    _unique_by(system.service_classes, lambda c: c.name, where["service_classes"], "serviceClasses", "name")
+    _unique_by(system.servers, lambda s: s.name, where["servers"], "servers", "name")
+    _unique_by(system.models, lambda p: (p.model, p.accelerator), where["models"], "models", "name/acc")
     accelerators = {a.name for a in system.accelerators}
     for i, perf in enumerate(system.models):
         if perf.accelerator not in accelerators:
-            raise DataFileError(files["models"], f"$.models[{i}].acc", f"unknown accelerator {perf.accelerator!r}")
+            raise DataFileError(*where["models"].at(f"models[{i}].acc"),
+                                f"unknown accelerator {perf.accelerator!r}")
     classes = {c.name for c in system.service_classes}
     models = {p.model for p in system.models}
     for i, server in enumerate(system.servers):
         if server.service_class not in classes:
-            raise DataFileError(files["servers"], f"$.servers[{i}].class",
+            raise DataFileError(*where["servers"].at(f"servers[{i}].class"),
                                 f"unknown service class {server.service_class!r}")
         if server.model not in models:
-            raise DataFileError(files["servers"], f"$.servers[{i}].model", f"unknown model {server.model!r}")
+            raise DataFileError(*where["servers"].at(f"servers[{i}].model"), f"unknown model {server.model!r}")
+    types = {a.type for a in system.accelerators}
+    # Capacity entries keep their file order (duplicates were rejected), so the index is the file's.
+    for i, card_type in enumerate(system.capacity.counts):
+        if card_type not in types:
+            report.warn(*where["capacity"].at(f"count[{i}].type"),
+                        f"no accelerator has type {card_type!r}, its capacity is never used "
+                        f"(types: {', '.join(sorted(types)) or 'none'})")
 
 
-def _unique_by(items: Iterable[Any], key: Callable[[Any], Any], file: str, list_key: str, name_key: str) -> None:
+def _unique_by(items: Iterable[Any], key: Callable[[Any], Any], where: _Where, list_key: str, name_key: str) -> None:
     seen: set[Any] = set()
     for index, item in enumerate(items):
         if key(item) in seen:
-            raise DataFileError(file, f"$.{list_key}[{index}].{name_key}", f"duplicate name {key(item)!r}")
+            raise DataFileError(*where.at(f"{list_key}[{index}].{name_key}"), f"duplicate name {key(item)!r}")
         seen.add(key(item))
 
 
@@ -190,7 +220,9 @@ def _build(readers: dict[str, Reader | None], files: dict[str, str], report: Rep
         optimizer=_settings(readers["optimizer"] and readers["optimizer"].obj("optimizer", optional=True)),
         capacity=_capacity(readers["capacity"]),
     )
-    _check_references(system, files)
+    where = {section: _Where(files[section], "$" if reader is None else reader.path)
+             for section, reader in readers.items()}
+    _check_references(system, where, report)
     return LoadedSystem(system=system, warnings=report.finish())
 
 

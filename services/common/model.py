@@ -76,8 +76,8 @@ class PerfParms:
 class ModelPerf:
     """Performance of one model on one accelerator name.
 
-    ``acc_count`` accelerators serve one replica (<= 0 in files means 1); ``max_batch_size`` requests were
-    measured at ``at_tokens`` tokens per request.
+    ``acc_count`` accelerators serve one replica (0 or absent in files means 1; negative is an error);
+    ``max_batch_size`` requests were measured at ``at_tokens`` tokens per request.
     """
 
     model: str

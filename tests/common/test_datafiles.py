@@ -97,6 +97,14 @@ def _set(section: str, index: int, key: str, value):
     return lambda d: d[section][index].update({key: value})
 
 
+def _respell(section: str, index: int, key: str, spelling: str, value):
+    """Replace ``key`` by ``spelling`` (another case) holding ``value``."""
+    def change(d) -> None:
+        d[section][index].pop(key)
+        d[section][index][spelling] = value
+    return change
+
+
 BAD_INPUT = [
     pytest.param("server-data.json", lambda d: d["servers"][0]["currentAlloc"]["load"].update({"arrivalRate": "fast"}),
                  r"server-data.json: \$.servers\[0\].currentAlloc.load.arrivalRate: expected a number, got 'fast'",
@@ -124,6 +132,15 @@ BAD_INPUT = [
     pytest.param("optimizer-data.json", lambda d: d["optimizer"].update({"saturationPolicy": "Greedy"}),
                  r"optimizer-data.json: \$.optimizer.saturationPolicy: expected one of None, .*got 'Greedy'",
                  id="unknown-policy"),
+    pytest.param("model-data.json", _set("models", 3, "accCount", -1),
+                 r"model-data.json: \$.models\[3\].accCount: expected a non-negative whole number, got -1",
+                 id="negative-acc-count"),
+    pytest.param("accelerator-data.json", _set("accelerators", 2, "multiplicity", 0),
+                 r"accelerator-data.json: \$.accelerators\[2\].multiplicity: expected a positive whole number, got 0",
+                 id="zero-multiplicity"),
+    pytest.param("accelerator-data.json", _respell("accelerators", 2, "multiplicity", "Multiplicity", -2),
+                 r"accelerator-data.json: \$.accelerators\[2\].Multiplicity: expected a positive whole number, got -2",
+                 id="negative-multiplicity"),
 ]
 
 
@@ -158,10 +175,108 @@ def test_capacity_file_reads_alone(small_copy: Path) -> None:
     assert dict(capacity.counts) == {"L4": 1024, "A100": 768, "AIU2": 1024, "G2": 512}
 
 
-def test_priority_out_of_range_becomes_lowest(small_copy: Path) -> None:
-    edit(small_copy / "serviceclass-data.json", _set("serviceClasses", 0, "priority", 500))
-    system = datafiles.load_system_dir(str(small_copy)).system
-    assert system.service_classes[0].priority == 100
+@pytest.mark.parametrize("priority", [500, 0, -3])
+def test_priority_out_of_range_becomes_lowest_with_a_warning(small_copy: Path, priority: int) -> None:
+    edit(small_copy / "serviceclass-data.json", _set("serviceClasses", 0, "priority", priority))
+    loaded = datafiles.load_system_dir(str(small_copy))
+    assert loaded.system.service_classes[0].priority == 100
+    assert loaded.warnings == (f"serviceclass-data.json: $.serviceClasses[0].priority: priority {priority} outside "
+                               "1..100, using 100 (the lowest)",)
+
+
+def test_priority_out_of_range_fails_in_strict_mode(small_copy: Path) -> None:
+    edit(small_copy / "serviceclass-data.json", _set("serviceClasses", 1, "priority", -3))
+    with pytest.raises(DataFileError, match=r"serviceclass-data.json: \$.serviceClasses\[1\].priority: "
+                                            r"priority -3 outside 1..100, .*\(strict mode\)"):
+        datafiles.load_system_dir(str(small_copy), strict=True)
+
+
+def test_priority_must_still_be_a_whole_number(small_copy: Path) -> None:
+    edit(small_copy / "serviceclass-data.json", _set("serviceClasses", 0, "priority", "high"))
+    with pytest.raises(DataFileError, match=r"\$.serviceClasses\[0\].priority: expected a whole number, got 'high'"):
+        datafiles.load_system_dir(str(small_copy))
+
+
+def test_acc_count_zero_keeps_inferno_meaning_of_one_without_warning(small_copy: Path) -> None:
+    edit(small_copy / "model-data.json", _set("models", 0, "accCount", 0))
+    loaded = datafiles.load_system_dir(str(small_copy), strict=True)
+    assert loaded.warnings == () and loaded.system.models[0].acc_count == 1
+
+
+def test_missing_multiplicity_means_one(small_copy: Path) -> None:
+    edit(small_copy / "accelerator-data.json", lambda d: d["accelerators"][0].pop("multiplicity"))
+    system = datafiles.load_system_dir(str(small_copy), strict=True).system
+    assert system.accelerators[0].multiplicity == 1
+
+
+def _add_capacity(card_type: str, count: int):
+    return lambda d: d["count"].append({"type": card_type, "count": count})
+
+
+def test_capacity_for_a_type_no_accelerator_has_is_a_warning(small_copy: Path) -> None:
+    edit(small_copy / "capacity-data.json", _add_capacity("ZZ", 8))
+    loaded = datafiles.load_system_dir(str(small_copy))
+    assert loaded.system.capacity.count("ZZ") == 8
+    assert loaded.warnings == ("capacity-data.json: $.count[4].type: no accelerator has type 'ZZ', its capacity is "
+                               "never used (types: A100, AIU2, G2, L4)",)
+
+
+def test_capacity_for_a_type_no_accelerator_has_fails_in_strict_mode(small_copy: Path) -> None:
+    edit(small_copy / "capacity-data.json", _add_capacity("ZZ", 0))
+    with pytest.raises(DataFileError, match=r"capacity-data.json: \$.count\[4\].type: no accelerator has type 'ZZ'.*"
+                                            r"\(strict mode\)"):
+        datafiles.load_system_dir(str(small_copy), strict=True)
+
+
+def test_capacity_file_read_alone_is_not_checked_against_accelerators(small_copy: Path) -> None:
+    edit(small_copy / "capacity-data.json", _add_capacity("ZZ", 8))
+    assert datafiles.load_capacity(str(small_copy / "capacity-data.json")).count("ZZ") == 8
+
+
+def _system_file(directory: Path, tmp_path: Path, section: str, change) -> Path:
+    """The six files of ``directory`` as one system-data.json, with ``change`` applied to ``section``."""
+    data = {"system": {key: json.loads((directory / datafiles.FILES[name]).read_text())
+                       for name, key in datafiles._SYSTEM_KEYS.items()}}
+    change(data["system"][section])
+    path = tmp_path / "system-data.json"
+    path.write_text(json.dumps(data))
+    return path
+
+
+SYSTEM_BAD_INPUT = [
+    pytest.param("modelData", _set("models", 2, "acc", "TPU9"),
+                 r"system-data.json: \$.system.modelData.models\[2\].acc: unknown accelerator 'TPU9'",
+                 id="unknown-accelerator"),
+    pytest.param("serverData", _set("servers", 4, "class", "Platinum"),
+                 r"system-data.json: \$.system.serverData.servers\[4\].class: unknown service class 'Platinum'",
+                 id="unknown-class"),
+    pytest.param("serverData", _set("servers", 3, "model", "gpt_9"),
+                 r"system-data.json: \$.system.serverData.servers\[3\].model: unknown model 'gpt_9'",
+                 id="unknown-model"),
+    pytest.param("serverData", lambda d: d["servers"][1].update({"name": d["servers"][0]["name"]}),
+                 r"system-data.json: \$.system.serverData.servers\[1\].name: duplicate name 'Premium-llama_13b'",
+                 id="duplicate-server"),
+    pytest.param("acceleratorData", lambda d: d["accelerators"].append(dict(d["accelerators"][0])),
+                 r"system-data.json: \$.system.acceleratorData.accelerators\[6\].name: duplicate name 'L4'",
+                 id="duplicate-accelerator"),
+    pytest.param("capacityData", lambda d: d["count"][0].update({"count": -4}),
+                 r"system-data.json: \$.system.capacityData.count\[0\].count: expected a non-negative whole number",
+                 id="single-field-error-for-comparison"),
+]
+
+
+@pytest.mark.parametrize(("section", "change", "message"), SYSTEM_BAD_INPUT)
+def test_system_file_errors_name_the_full_path_cross_references_included(
+        small_copy: Path, tmp_path: Path, section: str, change, message: str) -> None:
+    path = _system_file(small_copy, tmp_path, section, change)
+    with pytest.raises(DataFileError, match=message):
+        datafiles.load_system_file(str(path))
+
+
+def test_system_file_capacity_warning_names_the_full_path(small_copy: Path, tmp_path: Path) -> None:
+    path = _system_file(small_copy, tmp_path, "capacityData", _add_capacity("ZZ", 8))
+    (warning,) = datafiles.load_system_file(str(path)).warnings
+    assert warning.startswith("system-data.json: $.system.capacityData.count[4].type: no accelerator has type 'ZZ'")
 
 
 def test_static_data_loads_without_server_file_when_servers_come_from_the_cluster(small_copy: Path) -> None:
