@@ -6,16 +6,26 @@ fidelity and CPU-cost benchmark takes about 5 minutes, the cycle benchmark about
 
 from __future__ import annotations
 
-import sys
+import argparse
 
 from bench import cycle_bench, emulator_bench, optimizer_bench
 
-BENCHMARKS = {"optimizer": optimizer_bench.run, "cycle": cycle_bench.run, "emulator": emulator_bench.run}
+BENCHMARKS = {
+    "optimizer": (optimizer_bench.run, "solve time of Inferno's sample sets and synthetic 100/1,000-server systems"),
+    "cycle": (cycle_bench.run, "control-cycle latency per phase on the local demo stack (about 1 minute)"),
+    "emulator": (emulator_bench.run, "emulator fidelity vs the queueing model, and its CPU cost (about 5 minutes)"),
+}
 
-chosen = sys.argv[1:] or list(BENCHMARKS)
+width = max(len(name) for name in BENCHMARKS)
+parser = argparse.ArgumentParser(
+    prog="python -m bench", formatter_class=argparse.RawDescriptionHelpFormatter,
+    description="Run the named benchmarks (all by default), printing their figures.",
+    epilog="benchmarks:\n" + "\n".join(f"  {name:<{width}}  {line}" for name, (_, line) in BENCHMARKS.items()))
+parser.add_argument("names", nargs="*", metavar="BENCHMARK", help=f"one of {', '.join(BENCHMARKS)}")
+chosen = parser.parse_args().names or list(BENCHMARKS)
 unknown = [name for name in chosen if name not in BENCHMARKS]
 if unknown:
-    sys.exit(f"unknown benchmark(s) {', '.join(unknown)}; choose from {', '.join(BENCHMARKS)}")
+    parser.error(f"unknown benchmark(s) {', '.join(unknown)}; choose from {', '.join(BENCHMARKS)}")
 for name in chosen:
-    BENCHMARKS[name]()
+    BENCHMARKS[name][0]()
     print(flush=True)

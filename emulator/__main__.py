@@ -1,23 +1,80 @@
-"""Command line of the local cluster: ``up`` (start a cluster from a config) and ``loadgen`` (drive a server).
+r"""Command line of the local cluster: ``up`` (start a cluster from a config) and ``loadgen`` (drive a server).
 
     python -m emulator up --config emulator/examples/small3.yaml [--no-load] [--duration S]
     python -m emulator loadgen --url http://127.0.0.1:PORT [--url ...] --rate 1 --duration 30 \
         [--stairs FROM:TO:STEP:EVERY] [--in 128] [--out 64] [--slo-ttft MS] [--slo-itl MS]
+
+loadgen exits 1 when no request completed (the report is printed anyway).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import signal
 import sys
 import threading
+from collections.abc import Callable
 
 import yaml
 
 from emulator.cluster import Cluster
 from emulator.loadgen import LoadGenerator, Target
 from emulator.loadshape import Schedule, constant, parse_length, stairs
+
+
+def _number(kind: str, low: float, *, strict: bool) -> Callable[[str], float]:
+    """An argparse type: a finite number above ``low`` (``strict``) or at least ``low``."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number ({kind})") from None
+        if not math.isfinite(value) or value < low or (strict and value == low):
+            raise argparse.ArgumentTypeError(f"{text!r} must be {'>' if strict else '>='} {low:g} ({kind})")
+        return value
+
+    return parse
+
+
+def _integer(low: int) -> Callable[[str], int]:
+    """An argparse type: an integer >= ``low``."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"{text!r} must be >= {low}")
+        return value
+
+    return parse
+
+
+STAIRS_FORM = "FROM:TO:STEP:EVERY (req/s, req/s, req/s, s)"
+
+
+def _stairs(text: str) -> tuple[float, float, float, float]:
+    """An argparse type: FROM:TO:STEP:EVERY, rates >= 0 (not both 0), STEP != 0 going from FROM to TO,
+    EVERY > 0 seconds."""
+    parts = text.split(":")
+    try:
+        start, end, step, every = (float(part) for part in parts)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not of the form {STAIRS_FORM}") from None
+    if not all(math.isfinite(x) for x in (start, end, step, every)):
+        raise argparse.ArgumentTypeError(f"{text!r}: every part of {STAIRS_FORM} must be a finite number")
+    if min(start, end) < 0 or max(start, end) == 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: FROM and TO must be >= 0 and not both 0 ({STAIRS_FORM})")
+    if step == 0 or (end - start) * step < 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: STEP must be non-zero and go from FROM towards TO "
+                                         f"({STAIRS_FORM})")
+    if every <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: EVERY must be > 0 seconds ({STAIRS_FORM})")
+    return start, end, step, every
 
 
 def _up(args: argparse.Namespace) -> int:
@@ -48,14 +105,18 @@ def _up(args: argparse.Namespace) -> int:
 
 def _loadgen(args: argparse.Namespace) -> int:
     if args.stairs:
-        start, end, step, every = (float(x) for x in args.stairs.split(":"))
-        schedule = Schedule(stairs(start, end, step, every))
+        schedule = Schedule(stairs(*args.stairs))
     else:
         schedule = constant(args.rate, args.duration)
     target = Target("cli", args.url, schedule, parse_length(args.in_tokens, minimum=0), parse_length(args.out_tokens),
                     model=args.model, slo_ttft_ms=args.slo_ttft, slo_itl_ms=args.slo_itl)
-    result = LoadGenerator([target], seed=args.seed, max_requests=args.max_requests).run()
-    print(json.dumps(result["cli"], indent=1))
+    report = LoadGenerator([target], seed=args.seed, max_requests=args.max_requests).run()["cli"]
+    print(json.dumps(report, indent=1), flush=True)
+    if report["completed"] == 0:
+        reasons = ", ".join(f"{error} x{count}" for error, count in report["errors"].items()) or "none sent"
+        print(f"emulator loadgen: no request completed ({report['sent']} sent; failures: {reasons})",
+              file=sys.stderr)
+        return 1
     return 0
 
 
@@ -67,20 +128,22 @@ def main(argv: list[str] | None = None) -> int:
     up = sub.add_parser("up", help="start a cluster from a YAML/JSON description")
     up.add_argument("--config", required=True)
     up.add_argument("--no-load", action="store_true", help="do not start the configured loads")
-    up.add_argument("--duration", type=float, default=0.0, help="stop after this many seconds (0: on a signal)")
+    up.add_argument("--duration", type=_number("seconds", 0, strict=False), default=0.0,
+                    help="stop after this many seconds (0: on a signal)")
     up.set_defaults(run=_up)
-    load = sub.add_parser("loadgen", help="send Poisson load to replica URLs")
+    load = sub.add_parser("loadgen", help="send Poisson load to replica URLs (exit 1 when none completed)")
     load.add_argument("--url", action="append", required=True)
-    load.add_argument("--rate", type=float, default=1.0, help="req/s")
-    load.add_argument("--duration", type=float, default=30.0, help="seconds")
-    load.add_argument("--stairs", help="FROM:TO:STEP:EVERY (req/s, req/s, req/s, s), instead of --rate")
-    load.add_argument("--in", dest="in_tokens", type=int, default=128)
-    load.add_argument("--out", dest="out_tokens", type=int, default=64)
+    load.add_argument("--rate", type=_number("req/s", 0, strict=True), default=1.0, help="req/s, > 0")
+    load.add_argument("--duration", type=_number("seconds", 0, strict=True), default=30.0, help="seconds, > 0")
+    load.add_argument("--stairs", type=_stairs, metavar="FROM:TO:STEP:EVERY",
+                      help=f"{STAIRS_FORM}, instead of --rate and --duration")
+    load.add_argument("--in", dest="in_tokens", type=_integer(0), default=128, help="prompt tokens, >= 0")
+    load.add_argument("--out", dest="out_tokens", type=_integer(1), default=64, help="output tokens, >= 1")
     load.add_argument("--model")
-    load.add_argument("--slo-ttft", type=float, default=0.0, help="ms")
-    load.add_argument("--slo-itl", type=float, default=0.0, help="ms")
+    load.add_argument("--slo-ttft", type=_number("ms", 0, strict=False), default=0.0, help="ms (0: none)")
+    load.add_argument("--slo-itl", type=_number("ms", 0, strict=False), default=0.0, help="ms (0: none)")
     load.add_argument("--seed", type=int, default=0)
-    load.add_argument("--max-requests", type=int, default=100_000)
+    load.add_argument("--max-requests", type=_integer(1), default=100_000)
     load.set_defaults(run=_loadgen)
     args = parser.parse_args(argv)
     return args.run(args)

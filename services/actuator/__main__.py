@@ -2,30 +2,37 @@
 
 from __future__ import annotations
 
-import os
+import sys
 
 from services.actuator.kube import KubeActuator
 from services.actuator.metrics import ActuatorMetrics
 from services.actuator.plan import PlanSettings
 from services.actuator.servicer import SERVICE_NAME, ActuatorServicer, register
-from services.common.config import load_config
+from services.common.config import Config
 from services.common.grpcserve import serve
-from services.common.kube import load_api_client
-from services.common.logs import configure_logging
+from services.common.startup import kube_client, listening, run_service
+
+SUMMARY = ("The Inferno actuator: gRPC ActuatorService applying the optimizer's plan to the managed\n"
+           "Deployments (replicas, accelerator node selector; dry run with INFERNO_DRY_RUN), with its own\n"
+           "/metrics. Needs a Kubernetes configuration: in-cluster, else KUBECONFIG or ~/.kube/config.")
 
 
-def main() -> None:
-    """Load the config, build the kube client, serve /metrics and the gRPC service until SIGTERM."""
-    config = load_config(os.environ)
-    configure_logging(config.log_level)
+def start(config: Config) -> None:
+    """Build the kube client, serve /metrics and the gRPC service until SIGTERM."""
     settings = PlanSettings(config.max_replica_change, config.accelerator_node_labels, config.set_max_num_seqs,
                             config.scale_down_stabilization_s)
+    api = kube_client()
     metrics = ActuatorMetrics()
-    metrics.serve(config.bind_address, config.actuator_metrics_port)
-    servicer = ActuatorServicer(KubeActuator(load_api_client(), settings), metrics, force_dry_run=config.dry_run)
-    serve(register(servicer), [SERVICE_NAME], f"{config.bind_address}:{config.actuator_port}",
-          grace_s=config.shutdown_grace_s, component="actuator")
+    with listening(f"{config.bind_address}:{config.actuator_metrics_port}", "INFERNO_BIND_ADDRESS",
+                   "INFERNO_ACTUATOR_METRICS_PORT"):
+        metrics.serve(config.bind_address, config.actuator_metrics_port)
+    servicer = ActuatorServicer(KubeActuator(api, settings), metrics, force_dry_run=config.dry_run)
+    address = f"{config.bind_address}:{config.actuator_port}"
+    with listening(address, "INFERNO_BIND_ADDRESS", "INFERNO_ACTUATOR_PORT"):
+        serve(register(servicer), [SERVICE_NAME], address, grace_s=config.shutdown_grace_s, component="actuator")
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_service(sys.argv[1:], prog="python -m services.actuator", summary=SUMMARY,
+                         ports={"gRPC ActuatorService": "INFERNO_ACTUATOR_PORT",
+                                "/metrics": "INFERNO_ACTUATOR_METRICS_PORT"}, start=start))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import os
+import sys
 
 from services.collector.capacity import NodeCapacitySource
 from services.collector.collect import Collector
@@ -11,19 +11,19 @@ from services.collector.promql import window_seconds
 from services.collector.scrape_source import DirectScrapeSource
 from services.collector.servicer import SERVICE_NAME, CollectorServicer, register
 from services.collector.sources import KubeSource
-from services.common.config import load_config
+from services.common.config import Config
 from services.common.grpcserve import serve
-from services.common.kube import load_api_client
-from services.common.logs import configure_logging
+from services.common.startup import kube_client, listening, run_service
 
 DIRECT_SCRAPE_MAX_INTERVAL_S = 10.0
+SUMMARY = ("The Inferno collector: gRPC CollectorService answering the managed Deployments with their load\n"
+           "(from Prometheus at INFERNO_PROMETHEUS_URL, else scraped from the pods) and the static data of\n"
+           "INFERNO_DATA_PATH. Needs a Kubernetes configuration: in-cluster, else KUBECONFIG or ~/.kube/config.")
 
 
-def main() -> None:
-    """Load the config, build the sources (Prometheus when configured, else direct scrape), serve gRPC."""
-    config = load_config(os.environ)
-    configure_logging(config.log_level)
-    api = load_api_client()
+def start(config: Config) -> None:
+    """Build the sources (Prometheus when configured, else direct scrape), serve gRPC until SIGTERM."""
+    api = kube_client()
     if config.prometheus_url:
         metrics = PrometheusSource(config.prometheus_url, config.prometheus_window, config.prometheus_timeout_s,
                                    token_path=config.prometheus_token_path, ca_path=config.prometheus_ca_path)
@@ -33,9 +33,12 @@ def main() -> None:
     nodes = NodeCapacitySource(api, config.accelerator_node_labels) if config.capacity_from_nodes else None
     collector = Collector(KubeSource(api), metrics, config.data_path, watch_namespaces=config.watch_namespaces,
                           nodes=nodes)
-    serve(register(CollectorServicer(collector)), [SERVICE_NAME], f"{config.bind_address}:{config.collector_port}",
-          grace_s=config.shutdown_grace_s, component="collector")
+    address = f"{config.bind_address}:{config.collector_port}"
+    with listening(address, "INFERNO_BIND_ADDRESS", "INFERNO_COLLECTOR_PORT"):
+        serve(register(CollectorServicer(collector)), [SERVICE_NAME], address, grace_s=config.shutdown_grace_s,
+              component="collector")
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_service(sys.argv[1:], prog="python -m services.collector", summary=SUMMARY,
+                         ports={"gRPC CollectorService": "INFERNO_COLLECTOR_PORT"}, start=start))

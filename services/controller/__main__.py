@@ -1,32 +1,46 @@
 """Controller entry point: wiring only (config, logging, clients, loop, HTTP API, ticker, signals)."""
 
-import os
 import signal
+import sys
 import threading
 
-from services.common.config import load_config
-from services.common.logs import configure_logging, get_logger
+from services.common.config import Config
+from services.common.logs import get_logger
+from services.common.startup import listening, run_service
 from services.controller.clients import ServiceClients
 from services.controller.httpapi import ControllerHTTP
 from services.controller.loop import ControlLoop, static_loader
 from services.controller.metrics import ControllerMetrics
 
-config = load_config(os.environ)
-configure_logging(config.log_level)
-clients = ServiceClients({"collector": config.collector_address, "optimizer": config.optimizer_address,
-                          "actuator": config.actuator_address}, config.grpc_deadline_s, config.watch_namespaces)
-metrics = ControllerMetrics()
-loop = ControlLoop(clients, static_loader(config.data_path), metrics, config.cycle_log_path, config.dry_run,
-                   config.cycle_log_max_bytes)
-http = ControllerHTTP(loop, metrics, clients.health, config.bind_address, config.controller_port)
-http.start()
-loop.start_ticker(config.control_period_s)
-get_logger("controller").info("controller_started", port=http.port, period_s=config.control_period_s)
-stop = threading.Event()
-for sig in (signal.SIGTERM, signal.SIGINT):
-    signal.signal(sig, lambda *_: stop.set())
-stop.wait()
-loop.stop(config.shutdown_grace_s)
-http.stop()
-clients.close()
-get_logger("controller").info("controller_stopped")
+SUMMARY = ("The Inferno controller: every INFERNO_CONTROL_PERIOD seconds one cycle reads the static data\n"
+           "(INFERNO_DATA_PATH), asks the collector, optimizer and actuator services over gRPC, and logs the\n"
+           "cycle; GET /invoke runs one now. Stops on SIGTERM/SIGINT.")
+
+
+def start(config: Config) -> None:
+    """Build the clients, loop and HTTP API, tick until SIGTERM or SIGINT, then stop them."""
+    clients = ServiceClients({"collector": config.collector_address, "optimizer": config.optimizer_address,
+                              "actuator": config.actuator_address}, config.grpc_deadline_s, config.watch_namespaces)
+    metrics = ControllerMetrics()
+    loop = ControlLoop(clients, static_loader(config.data_path), metrics, config.cycle_log_path, config.dry_run,
+                       config.cycle_log_max_bytes)
+    with listening(f"{config.bind_address}:{config.controller_port}", "INFERNO_BIND_ADDRESS",
+                   "INFERNO_CONTROLLER_PORT"):
+        http = ControllerHTTP(loop, metrics, clients.health, config.bind_address, config.controller_port)
+    http.start()
+    loop.start_ticker(config.control_period_s)
+    get_logger("controller").info("controller_started", port=http.port, period_s=config.control_period_s)
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    stop.wait()
+    loop.stop(config.shutdown_grace_s)
+    http.stop()
+    clients.close()
+    get_logger("controller").info("controller_stopped")
+
+
+if __name__ == "__main__":
+    sys.exit(run_service(sys.argv[1:], prog="python -m services.controller", summary=SUMMARY,
+                         ports={"HTTP API (/invoke, /healthz, /readyz, /metrics)": "INFERNO_CONTROLLER_PORT"},
+                         start=start))

@@ -24,7 +24,9 @@ def _source(parser: argparse.ArgumentParser, required: bool) -> None:
     group = parser.add_mutually_exclusive_group(required=required)
     group.add_argument("--data-dir", help="directory holding Inferno's six data files")
     group.add_argument("--system-data", help="one system-data.json file")
-    parser.add_argument("--strict", action="store_true", help="fail on unknown keys instead of warning")
+    parser.add_argument("--strict", action="store_true",
+                        help="fail on what would be a warning (unknown keys, out-of-range priorities, capacity "
+                             "for unknown types) instead of printing it")
     parser.add_argument("--service-model", choices=[m.value for m in ServiceModel],
                         help="override the service-time model of optimizer-data.json")
 
@@ -34,21 +36,29 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command")
     solve_cmd = sub.add_parser("solve", help="solve a system and print the allocation table")
     _source(solve_cmd, required=True)
-    solve_cmd.add_argument("--output", help="write solution-data.json (Inferno's format) here")
+    solve_cmd.add_argument("--output", help="write solution-data.json (Inferno's format) here; its directory "
+                           "must exist (checked before solving)")
     solve_cmd.add_argument("--unlimited", action="store_true", help="ignore capacity")
     analyze = sub.add_parser("analyze", help="evaluate one model / accelerator / load point")
     _source(analyze, required=True)
     analyze.add_argument("--model", required=True)
     analyze.add_argument("--accelerator", required=True)
-    analyze.add_argument("--rpm", type=float, required=True, help="total arrival rate, requests per minute")
+    analyze.add_argument("--rpm", type=float, required=True,
+                         help="total arrival rate, requests per minute; ignored when a throughput target applies "
+                              "(see --tps)")
     analyze.add_argument("--in-tokens", type=float, required=True)
     analyze.add_argument("--out-tokens", type=float, required=True)
     analyze.add_argument("--replicas", type=int, default=1, help="replicas sharing the load (default 1)")
     analyze.add_argument("--batch", type=int, default=0, help="max batch size (default: the scaling rule)")
-    analyze.add_argument("--service-class", dest="service_class", help="take SLO targets from this class")
-    analyze.add_argument("--itl", type=float, help="ITL target, ms")
-    analyze.add_argument("--ttft", type=float, help="TTFT target, ms")
-    analyze.add_argument("--tps", type=float, help="throughput target, tokens/s")
+    analyze.add_argument("--service-class", dest="service_class",
+                         help="take SLO targets (slo-itl, slo-ttft, slo-tps) from this class's target for --model; "
+                              "--itl / --ttft / --tps override them one by one")
+    analyze.add_argument("--itl", type=float, help="mean ITL target, ms (>= 0; 0 means no target)")
+    analyze.add_argument("--ttft", type=float, help="mean TTFT target, ms (>= 0; 0 means no target)")
+    analyze.add_argument("--tps", type=float,
+                         help="throughput target, output tokens/s (>= 0; 0 means no target). As Inferno's slo-tps, "
+                              "a target > 0 (from --tps or the class) REPLACES --rpm: the total arrival rate becomes "
+                              "tps / --out-tokens requests/s, and each replica is sized at 90%% of its stable limit")
     sub.add_parser("serve", help="run the gRPC OptimizerService (the default)")
     return parser
 
@@ -64,14 +74,31 @@ def _load(args: argparse.Namespace) -> SystemData:
     return system
 
 
+def _check_output(path: str) -> None:
+    """Fail before solving when ``path`` cannot be written: its directory is missing or not writable, or it is a
+    directory. The message names the path as given."""
+    directory = os.path.dirname(os.path.abspath(path))
+    if os.path.isdir(path):
+        raise InvalidInputError(f"--output {path!r} is a directory; give a file path")
+    if not os.path.isdir(directory):
+        raise InvalidInputError(f"--output {path!r}: directory {os.path.dirname(path) or '.'!r} does not exist")
+    if not os.access(directory, os.W_OK):
+        raise InvalidInputError(f"--output {path!r}: directory {os.path.dirname(path) or '.'!r} is not writable")
+
+
 def _solve(args: argparse.Namespace) -> int:
+    if args.output:
+        _check_output(args.output)
     system = _load(args)
     if args.unlimited:
         system = replace(system, optimizer=replace(system.optimizer, unlimited=True))
     result = solve(system)
     print(solution_table(system, result.solution, result.solver), end="")
     if args.output:
-        write_solution(args.output, result.solution)
+        try:
+            write_solution(args.output, result.solution)
+        except OSError as err:
+            raise InvalidInputError(f"--output {args.output!r}: cannot write: {err.strerror}") from None
         print(f"solution written to {args.output}")
     return 0
 
@@ -80,7 +107,10 @@ def _targets(args: argparse.Namespace, system: SystemData) -> Targets:
     base = Targets()
     if args.service_class:
         svc = system.service_class(args.service_class)
-        target = svc.target_for(args.model) if svc else None
+        if svc is None:
+            known = ", ".join(sorted(c.name for c in system.service_classes)) or "none"
+            raise InvalidInputError(f"unknown service class {args.service_class!r} (known: {known})")
+        target = svc.target_for(args.model)
         if target is None:
             raise InvalidInputError(f"--service-class {args.service_class!r} has no target for model {args.model!r}")
         base = Targets.of(target, system.optimizer.blocking_bound)
@@ -97,6 +127,10 @@ def _check_point(args: argparse.Namespace) -> None:
         raise InvalidInputError(f"--out-tokens must be > 0, got {args.out_tokens!r}")
     if args.replicas < 1 or args.batch < 0:
         raise InvalidInputError(f"--replicas must be >= 1 and --batch >= 0, got {args.replicas}, {args.batch}")
+    for name in ("itl", "ttft", "tps"):
+        value = getattr(args, name)
+        if value is not None and (not math.isfinite(value) or value < 0):
+            raise InvalidInputError(f"--{name} must be >= 0 (0 means no target), got {value!r}")
 
 
 def _analyze(args: argparse.Namespace) -> int:
@@ -109,15 +143,26 @@ def _analyze(args: argparse.Namespace) -> int:
     rm = ReplicaModel(perf.perf, args.in_tokens, args.out_tokens, batch, QUEUE_TO_BATCH_RATIO * batch,
                       system.optimizer.service_model)
     targets = _targets(args, system)
+    # Inferno's slo-tps (docs/model.md s6): a throughput target sets the load, Lambda = slo-tps / K.
     total_per_ms = targets.tps / (1000 * args.out_tokens) if targets.tps > 0 else args.rpm / 60_000
     point = analyze_point(rm, total_per_ms / args.replicas)
     sizing = size_replicas(ChainBatch.build([rm]), [targets])
     capacity = float(sizing.capacity_per_ms[0])
-    needed = math.ceil(total_per_ms / capacity) if math.isfinite(capacity) and total_per_ms > 0 else None
+    if total_per_ms == 0:
+        needed: int | None = 0  # no load needs no replica (Inferno: zero load, minNumReplicas 0 -> empty)
+    elif math.isfinite(capacity) and capacity > 0:
+        needed = math.ceil(total_per_ms / capacity)
+    else:
+        needed = None
     print(f"{args.model} on {args.accelerator}: batch {batch}, queue {rm.max_queue}, "
           f"model {rm.service_model.value}, targets ITL {targets.itl_ms:g} ms, TTFT {targets.ttft_ms:g} ms, "
           f"tps {targets.tps:g}")
+    if targets.tps > 0:
+        print(f"total arrival rate:        {total_per_ms * 60_000:.3f} req/min from the throughput target "
+              f"({targets.tps:g} tokens/s / {args.out_tokens:g} out tokens); --rpm {args.rpm:g} ignored")
     print(analysis_text(point, float(sizing.rate_per_ms[0]), args.replicas, needed), end="")
+    if needed is None:
+        print("replicas needed:           none possible (targets unreachable)")
     return 0
 
 
@@ -125,12 +170,15 @@ def _serve() -> int:
     from services.common.config import load_config
     from services.common.grpcserve import serve
     from services.common.logs import configure_logging
+    from services.common.startup import listening
     from services.optimizer.servicer import SERVICE_NAME, OptimizerServicer, register
 
     config = load_config(os.environ)
     configure_logging(config.log_level)
-    serve(register(OptimizerServicer()), [SERVICE_NAME], f"{config.bind_address}:{config.optimizer_port}",
-          grace_s=config.shutdown_grace_s, component="optimizer")
+    address = f"{config.bind_address}:{config.optimizer_port}"
+    with listening(address, "INFERNO_BIND_ADDRESS", "INFERNO_OPTIMIZER_PORT"):
+        serve(register(OptimizerServicer()), [SERVICE_NAME], address, grace_s=config.shutdown_grace_s,
+              component="optimizer")
     return 0
 
 

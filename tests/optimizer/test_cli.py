@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 
 import pytest
 
@@ -76,3 +78,108 @@ def test_bad_input_exits_non_zero_with_the_message_on_stderr(argv: list[str], me
     captured = capsys.readouterr()
     assert message in captured.err
     assert captured.out == ""
+
+
+GRANITE_G2 = ["analyze", "--data-dir", SMALL, "--model", "granite_13b", "--accelerator", "G2",
+              "--in-tokens", "128", "--out-tokens", "1024"]
+
+
+@pytest.mark.parametrize(("extra", "message"), [
+    pytest.param(["--itl", "-5"], "--itl must be >= 0 (0 means no target), got -5.0", id="itl"),
+    pytest.param(["--ttft", "-1"], "--ttft must be >= 0 (0 means no target), got -1.0", id="ttft"),
+    pytest.param(["--tps", "-100"], "--tps must be >= 0 (0 means no target), got -100.0", id="tps"),
+    pytest.param(["--itl", "nan"], "--itl must be >= 0 (0 means no target), got nan", id="itl-nan"),
+])
+def test_analyze_rejects_a_negative_target_naming_the_flag(extra: list[str], message: str, capsys) -> None:
+    assert main([*GRANITE_G2, "--rpm", "120", *extra]) == 1
+    captured = capsys.readouterr()
+    assert message in captured.err and captured.out == ""
+
+
+def test_analyze_unknown_service_class_is_named_with_the_known_ones(capsys) -> None:
+    assert main([*GRANITE_G2, "--rpm", "120", "--service-class", "Gold"]) == 1
+    captured = capsys.readouterr()
+    assert "unknown service class 'Gold' (known: Bronze, Free, Premium)" in captured.err
+    assert "has no target" not in captured.err and captured.out == ""
+
+
+def test_analyze_known_class_without_a_target_for_the_model_still_says_so(capsys) -> None:
+    argv = ["analyze", "--data-dir", SMALL, "--model", "nope", "--accelerator", "G2", "--rpm", "1",
+            "--in-tokens", "1", "--out-tokens", "1", "--service-class", "Bronze"]
+    assert main(argv) == 1
+    assert "no performance data for model 'nope'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("rpm", ["0", "120"])
+def test_analyze_always_prints_replicas_needed(rpm: str, capsys) -> None:
+    assert main([*GRANITE_G2, "--rpm", rpm, "--service-class", "Bronze"]) == 0
+    out = capsys.readouterr().out
+    assert f"replicas needed:           {'0' if rpm == '0' else '3'}\n" in out
+
+
+def test_analyze_unreachable_targets_say_no_replica_count_helps(capsys) -> None:
+    assert main([*GRANITE_G2, "--rpm", "120", "--ttft", "1"]) == 0
+    assert "replicas needed:           none possible (targets unreachable)" in capsys.readouterr().out
+
+
+def test_analyze_throughput_target_replaces_rpm_and_says_so(capsys) -> None:
+    # Inferno's slo-tps: Lambda = tps / K; 512 tokens/s over 1024 out tokens = 0.5 req/s = 30 req/min.
+    assert main([*GRANITE_G2, "--rpm", "120", "--tps", "512"]) == 0
+    out = capsys.readouterr().out
+    assert ("total arrival rate:        30.000 req/min from the throughput target (512 tokens/s / 1024 out tokens); "
+            "--rpm 120 ignored") in out
+    assert "arrival rate per replica:  30.000 req/min  (1 replica(s))" in out
+
+
+def test_analyze_without_throughput_target_uses_rpm_and_prints_no_note(capsys) -> None:
+    assert main([*GRANITE_G2, "--rpm", "120"]) == 0
+    out = capsys.readouterr().out
+    assert "from the throughput target" not in out
+    assert "arrival rate per replica:  120.000 req/min" in out
+
+
+def test_analyze_help_says_tps_replaces_rpm(capsys) -> None:
+    with pytest.raises(SystemExit):
+        main(["analyze", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "a target > 0 (from --tps or the class) REPLACES --rpm" in text
+    assert "ignored when a throughput target applies" in text
+
+
+def test_solve_output_into_a_missing_directory_fails_before_solving(tmp_path, capsys) -> None:
+    target = tmp_path / "nonexistent" / "x.json"
+    assert main(["solve", "--data-dir", SMALL, "--output", str(target)]) == 1
+    captured = capsys.readouterr()
+    assert captured.out == ""  # nothing solved, no table
+    assert f"--output '{target}': directory '{target.parent}' does not exist" in captured.err
+    assert ".tmp" not in captured.err
+    assert not target.parent.exists()
+
+
+def test_solve_output_that_is_a_directory_fails_before_solving(tmp_path, capsys) -> None:
+    assert main(["solve", "--data-dir", SMALL, "--output", str(tmp_path)]) == 1
+    captured = capsys.readouterr()
+    assert captured.out == "" and f"--output '{tmp_path}' is a directory" in captured.err
+
+
+def test_solve_output_relative_to_the_working_directory(tmp_path, monkeypatch, small_system: SystemData) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert main(["solve", "--data-dir", os.path.abspath(SMALL), "--output", "solution.json"]) == 0
+    assert read_solution(str(tmp_path / "solution.json")).allocations.keys() == \
+        solve(small_system).solution.allocations.keys()
+
+
+def test_tolerated_bad_values_warn_on_stderr_and_fail_in_strict_mode(tmp_path, capsys) -> None:
+    data = tmp_path / "data"
+    shutil.copytree(SMALL, data)
+    for path in data.iterdir():
+        path.chmod(0o644)
+    classes = json.loads((data / "serviceclass-data.json").read_text())
+    classes["serviceClasses"][0]["priority"] = -3
+    (data / "serviceclass-data.json").write_text(json.dumps(classes))
+    assert main(["solve", "--data-dir", str(data)]) == 0
+    assert ("warning: serviceclass-data.json: $.serviceClasses[0].priority: priority -3 outside 1..100"
+            in capsys.readouterr().err)
+    assert main(["solve", "--data-dir", str(data), "--strict"]) == 1
+    captured = capsys.readouterr()
+    assert "(strict mode)" in captured.err and captured.out == ""
