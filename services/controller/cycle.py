@@ -119,22 +119,30 @@ class _Timer:
             self.timings_ms[phase] = round((self.now_s() - start) * 1000.0, 3)
 
 
+def _grpc_status(err: Exception) -> tuple[str, str | None] | None:
+    """(status code name, details) of a gRPC error; None for any other exception."""
+    code = getattr(err, "code", None)
+    details = getattr(err, "details", None)
+    if callable(code) and callable(details):
+        return code().name, details()
+    return None
+
+
 def _refused(err: Exception) -> bool:
     """Whether a failed call certainly did nothing: refused by status code, or never connected."""
-    code = getattr(err, "code", None)
-    name = getattr(code(), "name", None) if callable(code) else None
+    status = _grpc_status(err)
+    if status is None:
+        return False
+    name, details = status
     if name == "UNAVAILABLE":
-        details = getattr(err, "details", None)
-        text = (details() if callable(details) else "") or ""
-        return any(fragment in text.lower() for fragment in _NOT_CONNECTED)
+        return any(fragment in (details or "").lower() for fragment in _NOT_CONNECTED)
     return name in _REFUSED
 
 
 def _describe(err: Exception) -> str:
-    code = getattr(err, "code", None)
-    details = getattr(err, "details", None)
-    if callable(code) and callable(details):  # a gRPC error: its status code and message
-        return f"{code().name}: {details()}"
+    status = _grpc_status(err)
+    if status is not None:  # a gRPC error: its status code and message
+        return f"{status[0]}: {status[1]}"
     return str(err) or type(err).__name__
 
 

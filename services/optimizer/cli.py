@@ -161,8 +161,6 @@ def _analyze(args: argparse.Namespace) -> int:
         print(f"total arrival rate:        {total_per_ms * 60_000:.3f} req/min from the throughput target "
               f"({targets.tps:g} tokens/s / {args.out_tokens:g} out tokens); --rpm {args.rpm:g} ignored")
     print(analysis_text(point, float(sizing.rate_per_ms[0]), args.replicas, needed), end="")
-    if needed is None:
-        print("replicas needed:           none possible (targets unreachable)")
     return 0
 
 

@@ -55,7 +55,8 @@ def solution_table(system: SystemData, solution: Solution, solver: str = "") -> 
 
 
 def analysis_text(point: PointAnalysis, max_rate_per_ms: float, replicas: int, needed: int | None) -> str:
-    """What-if figures of one replica at its share of the load, and the largest rate meeting the targets."""
+    """What-if figures of one replica at its share of the load, the largest rate meeting the targets, and the
+    replicas the load needs (``needed`` None: no number of replicas meets the targets)."""
     per_min = 60_000.0
     lines = [
         f"arrival rate per replica:  {point.rate_per_ms * per_min:.3f} req/min  ({replicas} replica(s))",
@@ -71,6 +72,6 @@ def analysis_text(point: PointAnalysis, max_rate_per_ms: float, replicas: int, n
         lines.append("max rate meeting targets:  none (targets unreachable even at the lightest load)")
     else:
         lines.append(f"max rate meeting targets:  {max_rate_per_ms * per_min:.3f} req/min per replica")
-    if needed is not None:
-        lines.append(f"replicas needed:           {needed}")
+    shown = needed if needed is not None else "none possible (targets unreachable)"
+    lines.append(f"replicas needed:           {shown}")
     return "\n".join(lines) + "\n"
