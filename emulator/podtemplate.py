@@ -94,6 +94,11 @@ def owner_ref(obj: dict) -> dict:
             "uid": obj["metadata"]["uid"], "controller": True, "blockOwnerDeletion": True}
 
 
+def replicaset_name(deployment: dict) -> str:
+    """The name of the ReplicaSet of the Deployment's current template: ``{deployment}-{template hash}``."""
+    return f"{deployment['metadata']['name']}-{template_hash(deployment)}"
+
+
 def replicaset_for(deployment: dict, replicas: int) -> dict:
     """The ReplicaSet object of the Deployment's current template."""
     digest = template_hash(deployment)
@@ -102,7 +107,7 @@ def replicaset_for(deployment: dict, replicas: int) -> dict:
     template.setdefault("metadata", {}).setdefault("labels", {})["pod-template-hash"] = digest
     selector = copy.deepcopy((deployment.get("spec") or {}).get("selector") or {})
     selector.setdefault("matchLabels", {})["pod-template-hash"] = digest
-    return {"metadata": {"name": f"{meta['name']}-{digest}", "namespace": meta["namespace"],
+    return {"metadata": {"name": replicaset_name(deployment), "namespace": meta["namespace"],
                          "labels": dict(template["metadata"]["labels"]), "ownerReferences": [owner_ref(deployment)]},
             "spec": {"replicas": replicas, "selector": selector, "template": template}}
 

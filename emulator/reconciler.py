@@ -177,7 +177,7 @@ class Reconciler:
             return
         desired = int((deployment.get("spec") or {}).get("replicas", 1))
         limits = rollout_limits(deployment, desired)
-        rs_name = f"{name}-{podtemplate.template_hash(deployment)}"
+        rs_name = podtemplate.replicaset_name(deployment)
         for replica in self._mine(namespace, name):
             if not self._pod_exists(replica):
                 self._remove(replica)
