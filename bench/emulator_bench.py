@@ -23,7 +23,7 @@ _IN, _OUT, _BATCH = 128, 64, 4
 
 def _predict(rate_rps: float) -> tuple[float, float, float]:
     """(ITL ms, TTFT ms, capacity req/s) of the v0.3 model at ``rate_rps`` for the benchmark replica."""
-    from services.common.model import PerfParms
+    from services.core.model import PerfParms
     from services.optimizer.queueing import analyze_point
     from services.optimizer.servicetime import ReplicaModel
     model = ReplicaModel(PerfParms(*_PERF), _IN, _OUT, _BATCH, 10 * _BATCH)

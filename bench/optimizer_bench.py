@@ -8,8 +8,8 @@ import statistics
 import time
 from collections.abc import Callable
 
-from services.common.datafiles import load_system_dir
-from services.common.model import SystemData
+from services.core.datafiles import load_system_dir
+from services.core.model import SystemData
 from services.optimizer.solver import solve
 from services.optimizer.synthetic import synthetic_system
 

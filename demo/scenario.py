@@ -18,8 +18,8 @@ import os
 from dataclasses import dataclass, replace
 from typing import Any
 
-from services.common import datafiles
-from services.common import model as m
+from services.core import datafiles
+from services.core import model as m
 from services.optimizer.servicetime import QUEUE_TO_BATCH_RATIO
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

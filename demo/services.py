@@ -1,5 +1,5 @@
 """The four inferno services as separate processes on loopback ports, as the demo and the end-to-end tests run
-them: ``python -m services.<name>`` each, configured only through the environment (services/common/config.py),
+them: ``python -m services.<name>`` each, configured only through the environment (services/runtime/config.py),
 talking gRPC to each other; each one's output goes to ``<workdir>/<name>.log``.
 """
 

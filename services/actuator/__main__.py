@@ -8,9 +8,9 @@ from services.actuator.kube import KubeActuator
 from services.actuator.metrics import ActuatorMetrics
 from services.actuator.plan import PlanSettings
 from services.actuator.servicer import SERVICE_NAME, ActuatorServicer, register
-from services.common.config import Config
-from services.common.grpcserve import serve
-from services.common.startup import kube_client, listening, run_service
+from services.runtime.config import Config
+from services.runtime.grpcserve import serve
+from services.runtime.startup import kube_client, listening, run_service
 
 SUMMARY = ("The Inferno actuator: gRPC ActuatorService applying the optimizer's plan to the managed\n"
            "Deployments (replicas, accelerator node selector; dry run with INFERNO_DRY_RUN), with its own\n"

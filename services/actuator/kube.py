@@ -30,8 +30,8 @@ from services.actuator.plan import (
     sort_key,
 )
 from services.actuator.stabilize import ScaleDownWindow
-from services.common.logs import get_logger
-from services.common.model import ActuationOutcome, Allocation, KubeRef, Server
+from services.core.model import ActuationOutcome, Allocation, KubeRef, Server
+from services.runtime.logs import get_logger
 
 STRATEGIC_MERGE = "application/strategic-merge-patch+json"
 MERGE = "application/merge-patch+json"

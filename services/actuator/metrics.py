@@ -16,7 +16,7 @@ from collections.abc import Iterable
 from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_server
 
 from services.actuator.plan import NOT_ATTEMPTED, Change
-from services.common.model import ActuationOutcome
+from services.core.model import ActuationOutcome
 
 LABELS = ("namespace", "deployment", "server", "accelerator")
 

@@ -20,7 +20,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 
-from services.common.model import ActuationOutcome, ActuationResult, Allocation, KubeRef, LoadSource, Server
+from services.core.model import ActuationOutcome, ActuationResult, Allocation, KubeRef, LoadSource, Server
 
 LABEL_ACCELERATOR = "inferno.server.allocation.accelerator"
 LABEL_MAX_BATCH = "inferno.server.allocation.maxbatchsize"

@@ -1,4 +1,4 @@
-"""ActuatorService over gRPC: proto -> model (services.common.convert), KubeActuator, metrics, proto back."""
+"""ActuatorService over gRPC: proto -> model (services.runtime.convert), KubeActuator, metrics, proto back."""
 
 from __future__ import annotations
 
@@ -11,10 +11,10 @@ import grpc
 from proto import actuator_pb2, actuator_pb2_grpc
 from services.actuator.kube import KubeActuator
 from services.actuator.metrics import ActuatorMetrics
-from services.common import convert
-from services.common.errors import InvalidInputError
-from services.common.grpcserve import grpc_method
-from services.common.logs import get_logger
+from services.core.errors import InvalidInputError
+from services.runtime import convert
+from services.runtime.grpcserve import grpc_method
+from services.runtime.logs import get_logger
 
 SERVICE_NAME = actuator_pb2.DESCRIPTOR.services_by_name["ActuatorService"].full_name
 _log = get_logger("actuator")
@@ -58,5 +58,5 @@ def _by_name(servers: Sequence) -> dict:
 
 
 def register(servicer: ActuatorServicer) -> Callable[[grpc.Server], None]:
-    """The ``register`` callable for services.common.grpcserve.build_server / serve."""
+    """The ``register`` callable for services.runtime.grpcserve.build_server / serve."""
     return lambda server: actuator_pb2_grpc.add_ActuatorServiceServicer_to_server(servicer, server)

@@ -11,9 +11,9 @@ from services.collector.promql import window_seconds
 from services.collector.scrape_source import DirectScrapeSource
 from services.collector.servicer import SERVICE_NAME, CollectorServicer, register
 from services.collector.sources import KubeSource
-from services.common.config import Config
-from services.common.grpcserve import serve
-from services.common.startup import kube_client, listening, run_service
+from services.runtime.config import Config
+from services.runtime.grpcserve import serve
+from services.runtime.startup import kube_client, listening, run_service
 
 DIRECT_SCRAPE_MAX_INTERVAL_S = 10.0
 SUMMARY = ("The Inferno collector: gRPC CollectorService answering the managed Deployments with their load\n"

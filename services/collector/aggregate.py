@@ -1,7 +1,7 @@
 """Pure aggregation: managed Deployment facts + per-pod metric rates -> servers with load and observations.
 
 Inputs are what the sources read (DeploymentFacts, PodRates); the output is a Collection of
-services.common.model Servers with their Deployments and the warnings met on the way. Label parsing
+services.core.model Servers with their Deployments and the warnings met on the way. Label parsing
 follows docs/contract.md s3. Fallback rule: a load figure the metrics do not give comes from the
 Deployment's load labels, and the answer says so (ObservedMetrics.source, warnings); a server whose
 arrival rate or output tokens are known from neither is skipped, never reported as zero load.
@@ -17,7 +17,7 @@ from dataclasses import dataclass, field, fields
 from types import MappingProxyType
 
 from services.collector.labels import LabelLoad, ServerLabels, parse_labels
-from services.common import model as m
+from services.core import model as m
 
 
 @dataclass(frozen=True, slots=True)

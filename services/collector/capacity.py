@@ -20,9 +20,9 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 from urllib3.exceptions import HTTPError
 
-from services.common import datafiles
-from services.common import model as m
-from services.common.errors import DataFileError
+from services.core import datafiles
+from services.core import model as m
+from services.core.errors import DataFileError
 
 VENDORS: tuple[tuple[str, tuple[str, ...], str], ...] = (
     ("nvidia.com/gpu", ("nvidia.com/gpu.product",), "NVIDIA-GPU"),

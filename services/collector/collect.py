@@ -12,9 +12,9 @@ from typing import Protocol
 
 from services.collector import aggregate, capacity
 from services.collector.aggregate import DeploymentFacts, PodRatesByDeployment
-from services.common import datafiles
-from services.common import model as m
-from services.common.errors import DataFileError
+from services.core import datafiles
+from services.core import model as m
+from services.core.errors import DataFileError
 
 
 class DeploymentSource(Protocol):

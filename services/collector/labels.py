@@ -11,7 +11,7 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from services.common import model as m
+from services.core import model as m
 
 PREFIX = "inferno.server."
 MANAGED = PREFIX + "managed"

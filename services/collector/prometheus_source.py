@@ -18,8 +18,8 @@ from urllib3.util.retry import Retry
 
 from services.collector import promql
 from services.collector.aggregate import DeploymentFacts, PodRates, PodRatesByDeployment
-from services.common.logs import get_logger
-from services.common.model import LoadSource
+from services.core.model import LoadSource
+from services.runtime.logs import get_logger
 
 _log = get_logger("collector")
 _QUERY_ERRORS = (requests.RequestException, PrometheusApiClientException, ValueError, KeyError, TypeError)

@@ -18,7 +18,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from services.collector import promql
 from services.collector.aggregate import DeploymentFacts, PodFacts, PodRates, PodRatesByDeployment
-from services.common.model import LoadSource
+from services.core.model import LoadSource
 
 Snapshot = tuple[float, dict[str, float]]
 """(monotonic time of the scrape, {vLLM sample name without prefix: value summed over label sets})."""

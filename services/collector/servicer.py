@@ -9,9 +9,9 @@ import grpc
 
 from proto import collector_pb2, collector_pb2_grpc
 from services.collector.collect import Collector, Snapshot
-from services.common import convert
-from services.common.grpcserve import grpc_method
-from services.common.logs import get_logger
+from services.runtime import convert
+from services.runtime.grpcserve import grpc_method
+from services.runtime.logs import get_logger
 
 SERVICE_NAME = collector_pb2.DESCRIPTOR.services_by_name["CollectorService"].full_name
 _log = get_logger("collector")
@@ -53,5 +53,5 @@ class CollectorServicer(collector_pb2_grpc.CollectorServiceServicer):
 
 
 def register(servicer: CollectorServicer) -> Callable[[grpc.Server], None]:
-    """The ``register`` callable for services.common.grpcserve.build_server / serve."""
+    """The ``register`` callable for services.runtime.grpcserve.build_server / serve."""
     return lambda server: collector_pb2_grpc.add_CollectorServiceServicer_to_server(servicer, server)

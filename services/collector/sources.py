@@ -16,8 +16,8 @@ from urllib3.exceptions import HTTPError
 
 from services.collector.aggregate import DeploymentFacts, PodFacts
 from services.collector.labels import MANAGED_SELECTOR
-from services.common.errors import UnavailableError
-from services.common.model import KubeRef
+from services.core.errors import UnavailableError
+from services.core.model import KubeRef
 
 PORT_ANNOTATION = "prometheus.io/port"
 PATH_ANNOTATION = "prometheus.io/path"

@@ -4,13 +4,13 @@ import signal
 import sys
 import threading
 
-from services.common.config import Config
-from services.common.logs import get_logger
-from services.common.startup import listening, run_service
 from services.controller.clients import ServiceClients
 from services.controller.httpapi import ControllerHTTP
 from services.controller.loop import ControlLoop, static_loader
 from services.controller.metrics import ControllerMetrics
+from services.runtime.config import Config
+from services.runtime.logs import get_logger
+from services.runtime.startup import listening, run_service
 
 SUMMARY = ("The Inferno controller: every INFERNO_CONTROL_PERIOD seconds one cycle reads the static data\n"
            "(INFERNO_DATA_PATH), asks the collector, optimizer and actuator services over gRPC, and logs the\n"

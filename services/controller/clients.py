@@ -1,7 +1,7 @@
 """gRPC clients of the collector, optimizer and actuator, as the cycle's CycleClients; every call has a deadline.
 
 Failures surface as grpc.RpcError (the cycle names the service and the status code). Protos stop here:
-services.common.convert maps them to the model.
+services.runtime.convert maps them to the model.
 """
 
 from __future__ import annotations
@@ -21,9 +21,9 @@ from proto import (
     optimizer_pb2,
     optimizer_pb2_grpc,
 )
-from services.common import convert
-from services.common import model as m
 from services.controller.cycle import Collection, ManagedRef
+from services.core import model as m
+from services.runtime import convert
 
 SERVICES = {
     "collector": collector_pb2.DESCRIPTOR.services_by_name["CollectorService"].full_name,

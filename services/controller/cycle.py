@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
-from services.common import model as m
+from services.core import model as m
 
 
 @dataclass(frozen=True, slots=True)

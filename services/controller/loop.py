@@ -16,11 +16,11 @@ import threading
 import time
 from collections.abc import Callable
 
-from services.common import datafiles
-from services.common import model as m
-from services.common.logs import get_logger
 from services.controller.cycle import CycleClients, CycleRecord, run_cycle
 from services.controller.metrics import ControllerMetrics
+from services.core import datafiles
+from services.core import model as m
+from services.runtime.logs import get_logger
 
 _log = get_logger("controller")
 

@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from services.common.errors import InvalidInputError
-from services.common.model import LOWEST_PRIORITY, Accelerator, ModelPerf, Server, SystemData
+from services.core.errors import InvalidInputError
+from services.core.model import LOWEST_PRIORITY, Accelerator, ModelPerf, Server, SystemData
 from services.optimizer.queueing import ChainBatch, chain_metrics, latency_ms
 from services.optimizer.servicetime import QUEUE_TO_BATCH_RATIO, ReplicaModel
 from services.optimizer.sizing import Targets, batch_size, size_replicas

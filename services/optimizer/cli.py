@@ -10,9 +10,9 @@ import sys
 from collections.abc import Sequence
 from dataclasses import replace
 
-from services.common.datafiles import LoadedSystem, load_system_dir, load_system_file, write_solution
-from services.common.errors import InfernoError, InvalidInputError
-from services.common.model import ServiceModel, SystemData
+from services.core.datafiles import LoadedSystem, load_system_dir, load_system_file, write_solution
+from services.core.errors import InfernoError, InvalidInputError
+from services.core.model import ServiceModel, SystemData
 from services.optimizer.queueing import ChainBatch, analyze_point
 from services.optimizer.servicetime import QUEUE_TO_BATCH_RATIO, ReplicaModel
 from services.optimizer.sizing import Targets, batch_size, size_replicas
@@ -165,11 +165,11 @@ def _analyze(args: argparse.Namespace) -> int:
 
 
 def _serve() -> int:
-    from services.common.config import load_config
-    from services.common.grpcserve import serve
-    from services.common.logs import configure_logging
-    from services.common.startup import listening
     from services.optimizer.servicer import SERVICE_NAME, OptimizerServicer, register
+    from services.runtime.config import load_config
+    from services.runtime.grpcserve import serve
+    from services.runtime.logs import configure_logging
+    from services.runtime.startup import listening
 
     config = load_config(os.environ)
     configure_logging(config.log_level)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from services.common.model import ServiceModel
+from services.core.model import ServiceModel
 from services.optimizer.servicetime import (
     ReplicaModel,
     prefill_grid_v03_ms,

@@ -1,4 +1,4 @@
-"""OptimizerService over gRPC: proto -> model (services.common.convert), solve, model -> proto. No arithmetic here."""
+"""OptimizerService over gRPC: proto -> model (services.runtime.convert), solve, model -> proto. No arithmetic here."""
 
 from __future__ import annotations
 
@@ -8,10 +8,10 @@ from collections.abc import Callable
 import grpc
 
 from proto import optimizer_pb2, optimizer_pb2_grpc
-from services.common import convert
-from services.common.grpcserve import grpc_method
-from services.common.logs import get_logger
 from services.optimizer.solver import solve
+from services.runtime import convert
+from services.runtime.grpcserve import grpc_method
+from services.runtime.logs import get_logger
 
 SERVICE_NAME = optimizer_pb2.DESCRIPTOR.services_by_name["OptimizerService"].full_name
 _log = get_logger("optimizer")
@@ -42,5 +42,5 @@ class OptimizerServicer(optimizer_pb2_grpc.OptimizerServiceServicer):
 
 
 def register(servicer: OptimizerServicer) -> Callable[[grpc.Server], None]:
-    """A ``register`` callback for services.common.grpcserve that adds ``servicer`` to a server."""
+    """A ``register`` callback for services.runtime.grpcserve that adds ``servicer`` to a server."""
     return lambda server: optimizer_pb2_grpc.add_OptimizerServiceServicer_to_server(servicer, server)

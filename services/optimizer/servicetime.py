@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from services.common.model import PerfParms, ServiceModel
+from services.core.model import PerfParms, ServiceModel
 
 QUEUE_TO_BATCH_RATIO = 10
 """Q = 10 N, Inferno's queue size (docs/model.md s3)."""

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from services.common.model import ModelPerf, ModelTarget
+from services.core.model import ModelPerf, ModelTarget
 from services.optimizer.queueing import ChainBatch, ChainMetrics, chain_metrics, latency_ms
 
 LOW_FRACTION = 0.001

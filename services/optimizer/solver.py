@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from services.common.model import Allocation, SaturationPolicy, Solution, SystemData
+from services.core.model import Allocation, SaturationPolicy, Solution, SystemData
 from services.optimizer.candidates import MS_PER_MINUTE, Candidate, CandidateSet, build_candidates
 from services.optimizer.queueing import chain_metrics, latency_ms
 

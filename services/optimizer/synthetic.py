@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import random
 
-from services.common.model import (
+from services.core.model import (
     Accelerator,
     Allocation,
     Capacity,

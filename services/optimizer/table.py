@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from services.common.model import Solution, SystemData
+from services.core.model import Solution, SystemData
 from services.optimizer.queueing import PointAnalysis
 from services.optimizer.solver import units_used
 

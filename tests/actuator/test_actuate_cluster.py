@@ -11,7 +11,7 @@ from services.actuator import plan as p
 from services.actuator.kube import KubeActuator
 from services.actuator.metrics import ActuatorMetrics
 from services.actuator.servicer import SERVICE_NAME, ActuatorServicer, register
-from services.common.grpcserve import build_server
+from services.runtime.grpcserve import build_server
 from tests.actuator.test_kube import NS, create, deployment
 from tests.actuator.test_metrics import labels, scrape
 

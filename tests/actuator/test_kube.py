@@ -9,7 +9,7 @@ from kubernetes import client
 
 from services.actuator import plan as p
 from services.actuator.kube import KubeActuator
-from services.common.model import ActuationOutcome, Allocation, KubeRef, Server
+from services.core.model import ActuationOutcome, Allocation, KubeRef, Server
 
 NS = "llm"
 OK = ActuationOutcome

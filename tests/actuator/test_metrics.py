@@ -9,7 +9,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from services.actuator import plan as p
 from services.actuator.metrics import ActuatorMetrics
-from services.common.model import ActuationOutcome, KubeRef
+from services.core.model import ActuationOutcome, KubeRef
 
 
 def scrape(port: int) -> dict[tuple[str, tuple], float]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from services.actuator import plan as p
-from services.common.model import ActuationOutcome, Allocation, KubeRef, ObservedMetrics, Server
+from services.core.model import ActuationOutcome, Allocation, KubeRef, ObservedMetrics, Server
 
 REF = KubeRef("llm", "granite")
 OK = ActuationOutcome

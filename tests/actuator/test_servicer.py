@@ -9,8 +9,8 @@ from proto import actuator_pb2, actuator_pb2_grpc, collector_pb2, optimizer_pb2,
 from services.actuator import plan as p
 from services.actuator.metrics import ActuatorMetrics
 from services.actuator.servicer import SERVICE_NAME, ActuatorServicer, register
-from services.common.grpcserve import build_server
-from services.common.model import KubeRef
+from services.core.model import KubeRef
+from services.runtime.grpcserve import build_server
 
 
 class PlanOnly:

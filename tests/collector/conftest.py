@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from services.common.kube import load_api_client
+from services.runtime.kube import load_api_client
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ from urllib.parse import parse_qs, urlparse
 
 from services.collector.aggregate import DeploymentFacts, PodFacts
 from services.collector.labels import LOAD_IN_TOKENS, LOAD_OUT_TOKENS, LOAD_RPM, MANAGED, MODEL, NAME
-from services.common.model import KubeRef, LoadSource
+from services.core.model import KubeRef, LoadSource
 
 # Per-pod figures the fake Prometheus answers, keyed by a fragment of the vLLM name in the query.
 FIGURES = {

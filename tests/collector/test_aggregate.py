@@ -9,7 +9,7 @@ import pytest
 
 from services.collector import aggregate as agg
 from services.collector import labels as lb
-from services.common import model as m
+from services.core import model as m
 
 STATIC = m.SystemData(
     accelerators=(m.Accelerator("A100", "A100", cost_per_hour=40.0),),

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from services.collector.collect import Collector
-from services.common import model as m
+from services.core import model as m
 from tests.collector.fakes import FixedKube, FixedMetrics, deployment, write_data
 
 

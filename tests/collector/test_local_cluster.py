@@ -15,7 +15,7 @@ from services.collector.collect import Collector
 from services.collector.prometheus_source import PrometheusSource
 from services.collector.scrape_source import DirectScrapeSource
 from services.collector.sources import KubeSource
-from services.common.kube import load_api_client
+from services.runtime.kube import load_api_client
 from tests.collector.fakes import write_data
 from tests.collector.localcluster import DEPLOYMENT, NS, managed_deployment, start_local_cluster
 

@@ -8,7 +8,7 @@ import pytest
 
 from services.collector import aggregate
 from services.collector.prometheus_source import PrometheusSource
-from services.common.model import LoadSource
+from services.core.model import LoadSource
 from tests.collector.fakes import FakePrometheus, deployment
 
 

@@ -9,9 +9,9 @@ from proto import collector_pb2, collector_pb2_grpc
 from services.collector.aggregate import PodRates
 from services.collector.collect import Collector, choose_namespaces
 from services.collector.servicer import SERVICE_NAME, CollectorServicer, register
-from services.common import convert
-from services.common.errors import UnavailableError
-from services.common.grpcserve import build_server
+from services.core.errors import UnavailableError
+from services.runtime import convert
+from services.runtime.grpcserve import build_server
 from tests.collector.fakes import FixedKube, FixedMetrics, deployment, write_data
 
 

@@ -6,8 +6,8 @@ import pytest
 
 from services.collector import capacity as cap
 from services.collector.sources import KubeSource
-from services.common import model as m
-from services.common.errors import UnavailableError
+from services.core import model as m
+from services.core.errors import UnavailableError
 from tests.collector.kubeobjects import (
     add_deployment,
     add_node,

@@ -6,8 +6,8 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-from services.common import model as m
 from services.controller.cycle import Collection, ManagedRef
+from services.core import model as m
 
 SERVER = m.Server(name="Premium-llama_13b", service_class="Premium", model="llama_13b",
                   current=m.Allocation(accelerator="G2", num_replicas=1, load=m.Load(60, 128, 1024)),

@@ -6,9 +6,9 @@ import itertools
 
 import pytest
 
-from services.common import model as m
-from services.common.errors import DataFileError
 from services.controller.cycle import Collection, run_cycle
+from services.core import model as m
+from services.core.errors import DataFileError
 from tests.controller.fakes import CAPACITY, REF, SERVER, STATIC, FakeClients
 
 

@@ -7,7 +7,7 @@ import re
 from pathlib import Path
 
 from services.collector import labels, promql
-from services.common.config import VARIABLES, load_config
+from services.runtime.config import VARIABLES, load_config
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 CONTRACT = (DOCS / "contract.md").read_text()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from services.common.config import VARIABLES, load_config
+from services.runtime.config import VARIABLES, load_config
 from tests.manifests.conftest import REPO, find
 
 SERVICES = ("controller", "collector", "optimizer", "actuator")

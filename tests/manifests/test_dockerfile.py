@@ -52,9 +52,9 @@ def test_every_copy_source_exists_in_the_repository_and_reaches_the_build_contex
 
 def test_the_build_context_leaves_out_local_state_and_generated_stubs():
     for path in (".venv", ".git", "proto/types_pb2.py", "proto/types_pb2_grpc.py", "proto/types_pb2.pyi",
-                 "services/common/__pycache__"):
+                 "services/core/__pycache__"):
         assert _ignored(path), path
-    for path in ("proto/types.proto", "proto/__init__.py", "services/common/config.py"):
+    for path in ("proto/types.proto", "proto/__init__.py", "services/runtime/config.py"):
         assert not _ignored(path), path
 
 

@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from services.common.datafiles import load_system_dir
+from services.core.datafiles import load_system_dir
 from tests.manifests.conftest import MANIFESTS, NAMESPACED, REPO, find
 from tests.manifests.kustomize import KustomizeError, generator_files, read_kustomization, render
 

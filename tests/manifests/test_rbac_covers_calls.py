@@ -20,8 +20,8 @@ from services.collector import labels as lb
 from services.collector.capacity import NodeCapacitySource
 from services.collector.collect import Collector
 from services.collector.sources import KubeSource
-from services.common.kube import load_api_client
-from services.common.model import ActuationOutcome, Allocation, KubeRef, Server
+from services.core.model import ActuationOutcome, Allocation, KubeRef, Server
+from services.runtime.kube import load_api_client
 from tests.collector.fakes import FixedMetrics, write_data
 from tests.collector.kubeobjects import LABELS, add_deployment, add_node, add_pod, add_replica_set
 from tests.manifests.conftest import find

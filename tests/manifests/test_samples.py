@@ -14,7 +14,7 @@ from emulator.kubeapi import KubeApiServer, write_kubeconfig
 from emulator.kubestore import KubeStore
 from services.collector import labels as contract
 from services.collector.sources import KubeSource
-from services.common.datafiles import load_system_dir
+from services.core.datafiles import load_system_dir
 from tests.manifests.conftest import MANIFESTS, REPO, SAMPLES
 from tests.manifests.kustomize import load_documents, pod_containers
 

@@ -7,8 +7,8 @@ from dataclasses import replace
 
 import pytest
 
-from services.common.datafiles import load_system_dir
-from services.common.model import (
+from services.core.datafiles import load_system_dir
+from services.core.model import (
     Accelerator,
     Allocation,
     Capacity,

@@ -8,8 +8,8 @@ import shutil
 
 import pytest
 
-from services.common.datafiles import read_solution, write_system_file
-from services.common.model import SystemData
+from services.core.datafiles import read_solution, write_system_file
+from services.core.model import SystemData
 from services.optimizer.cli import main
 from services.optimizer.solver import solve
 from tests.optimizer.conftest import SAMPLES

@@ -8,7 +8,7 @@ from dataclasses import replace
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from services.common.model import OptimizerSettings, SaturationPolicy, SystemData
+from services.core.model import OptimizerSettings, SaturationPolicy, SystemData
 from services.optimizer.candidates import build_candidates
 from services.optimizer.solver import solve, units_used
 from services.optimizer.synthetic import synthetic_system

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from services.common.model import PerfParms, ServiceModel
+from services.core.model import PerfParms, ServiceModel
 from services.optimizer.queueing import ChainBatch, analyze_point, chain_metrics, geometric_tail
 from services.optimizer.servicetime import (
     ReplicaModel,

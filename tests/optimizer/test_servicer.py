@@ -9,11 +9,11 @@ import grpc
 import pytest
 
 from proto import optimizer_pb2, optimizer_pb2_grpc, types_pb2
-from services.common import convert
-from services.common.grpcserve import build_server
-from services.common.model import SystemData
+from services.core.model import SystemData
 from services.optimizer.servicer import SERVICE_NAME, OptimizerServicer, register
 from services.optimizer.solver import solve
+from services.runtime import convert
+from services.runtime.grpcserve import build_server
 from tests.optimizer.conftest import server, tiny_system
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from services.common.model import ModelPerf
+from services.core.model import ModelPerf
 from services.optimizer.queueing import ChainBatch, analyze_point
 from services.optimizer.servicetime import ReplicaModel, service_rates_per_ms
 from services.optimizer.sizing import Targets, batch_size, size_replicas

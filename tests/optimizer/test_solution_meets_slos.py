@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from services.common.model import Server, SystemData
+from services.core.model import Server, SystemData
 from services.optimizer.queueing import analyze_point
 from services.optimizer.servicetime import QUEUE_TO_BATCH_RATIO, ReplicaModel
 from services.optimizer.solver import solve

@@ -7,9 +7,9 @@ from dataclasses import replace
 
 import pytest
 
-from services.common.datafiles import read_solution
-from services.common.errors import InvalidInputError
-from services.common.model import (
+from services.core.datafiles import read_solution
+from services.core.errors import InvalidInputError
+from services.core.model import (
     Accelerator,
     Allocation,
     ModelPerf,

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from services.common import datafiles
-from services.common.errors import DataFileError
-from services.common.model import SaturationPolicy
+from services.core import datafiles
+from services.core.errors import DataFileError
+from services.core.model import SaturationPolicy
 
 SAMPLES = Path(__file__).resolve().parents[2] / "samples" / "inferno"
 SETS = [pytest.param("small", id="small"), pytest.param("large", id="large")]

@@ -7,9 +7,10 @@ from pathlib import Path
 import pytest
 
 from proto import optimizer_pb2, types_pb2
-from services.common import convert, datafiles
-from services.common import model as m
-from services.common.errors import InvalidInputError
+from services.core import datafiles
+from services.core import model as m
+from services.core.errors import InvalidInputError
+from services.runtime import convert
 
 SAMPLES = Path(__file__).resolve().parents[2] / "samples" / "inferno"
 

@@ -1,6 +1,6 @@
 """The command lines of the entry points: -h/--help (exit 0), a bad argument (exit 2), and start-up failures
 the user can fix (a bad setting, no Kubernetes configuration, a port in use) as one line on stderr (exit 1),
-never a traceback. Subprocesses on 127.0.0.1 only; services.common.startup tested in-process too."""
+never a traceback. Subprocesses on 127.0.0.1 only; services.runtime.startup tested in-process too."""
 
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from services.common.config import VARIABLES, Config, load_config
-from services.common.errors import UnavailableError
-from services.common.startup import StartupError, default_text, environment_text, listening, run_service
+from services.core.errors import UnavailableError
+from services.runtime.config import VARIABLES, Config, load_config
+from services.runtime.startup import StartupError, default_text, environment_text, listening, run_service
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 PORT_VARIABLE = {"controller": "INFERNO_CONTROLLER_PORT", "collector": "INFERNO_COLLECTOR_PORT",
@@ -134,7 +134,7 @@ def test_each_shown_default_is_the_config_default(variable: str) -> None:
 @pytest.fixture
 def no_logging_setup(monkeypatch):
     """run_service in this process must not point structlog at pytest's captured stdout (closed afterwards)."""
-    monkeypatch.setattr("services.common.startup.configure_logging", lambda level: None)
+    monkeypatch.setattr("services.runtime.startup.configure_logging", lambda level: None)
 
 
 def test_run_service_turns_domain_errors_into_one_line(capsys, no_logging_setup) -> None:

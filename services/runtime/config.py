@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
-from services.common.errors import InvalidInputError
+from services.core.errors import InvalidInputError
 
 _PROM_DURATION = re.compile(r"^(\d+(ms|s|m|h|d|w|y))+$")
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 from kubernetes import client, config
 from kubernetes.config.config_exception import ConfigException
 
-from services.common.errors import UnavailableError
+from services.core.errors import UnavailableError
 
 
 def load_api_client(kubeconfig_path: str | None = None) -> client.ApiClient:

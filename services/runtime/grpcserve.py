@@ -18,14 +18,14 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from services.common.errors import (
+from services.core.errors import (
     DataFileError,
     InfeasibleError,
     InvalidInputError,
     NoDataError,
     UnavailableError,
 )
-from services.common.logs import get_logger
+from services.runtime.logs import get_logger
 
 _log = get_logger("grpcserve")
 F = TypeVar("F", bound=Callable[..., Any])

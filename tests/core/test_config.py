@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from services.common.config import VARIABLES, Config, ConfigError, load_config
+from services.runtime.config import VARIABLES, Config, ConfigError, load_config
 
 
 def test_empty_environment_gives_the_documented_defaults() -> None:

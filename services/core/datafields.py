@@ -15,7 +15,7 @@ import math
 from collections.abc import Iterator
 from typing import Any
 
-from services.common.errors import DataFileError
+from services.core.errors import DataFileError
 
 _MISSING: Any = object()
 

@@ -1,4 +1,4 @@
-"""Domain errors shared by the services; each maps to one gRPC status code in services.common.grpcserve."""
+"""Domain errors shared by the services; each maps to one gRPC status code in services.runtime.grpcserve."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """The start of a service's entry point (``python -m services.X``): its command line and its start-up errors.
 
 The services take no arguments: ``-h/--help`` prints what the service does, where it listens and every
-environment variable of services.common.config.VARIABLES with its default (generated, so it cannot drift);
+environment variable of services.runtime.config.VARIABLES with its default (generated, so it cannot drift);
 any other argument is a usage error (exit 2). A start-up failure the user can fix (a bad setting, no
 Kubernetes configuration, a port that cannot be bound) is one line on stderr and exit 1, not a traceback.
 """
@@ -17,9 +17,9 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-from services.common.config import VARIABLES, Config, load_config
-from services.common.errors import InfernoError, UnavailableError
-from services.common.logs import configure_logging
+from services.core.errors import InfernoError, UnavailableError
+from services.runtime.config import VARIABLES, Config, load_config
+from services.runtime.logs import configure_logging
 
 if TYPE_CHECKING:
     from kubernetes.client import ApiClient
@@ -106,9 +106,9 @@ def listening(address: str, *variables: str) -> Iterator[None]:
 
 
 def kube_client(environ: Mapping[str, str] = os.environ) -> ApiClient:
-    """The Kubernetes ApiClient (services.common.kube.load_api_client); when there is no configuration, a
+    """The Kubernetes ApiClient (services.runtime.kube.load_api_client); when there is no configuration, a
     StartupError saying where it was looked for (in-cluster, then KUBECONFIG or ~/.kube/config)."""
-    from services.common.kube import load_api_client
+    from services.runtime.kube import load_api_client
 
     try:
         return load_api_client()

@@ -1,4 +1,4 @@
-"""Read and write Inferno's JSON data files (docs/model.md s1) as services.common.model values.
+"""Read and write Inferno's JSON data files (docs/model.md s1) as services.core.model values.
 
 Six files in a directory (accelerator-, capacity-, model-, serviceclass-, server-, optimizer-data.json), or
 one system-data.json holding ``{"system": {...}}``; solution-data.json for answers. Keys match
@@ -19,10 +19,10 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from services.common import inferno_json
-from services.common import model as m
-from services.common.datafields import Reader, Report
-from services.common.errors import DataFileError
+from services.core import inferno_json
+from services.core import model as m
+from services.core.datafields import Reader, Report
+from services.core.errors import DataFileError
 
 FILES = {
     "accelerators": "accelerator-data.json",

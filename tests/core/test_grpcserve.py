@@ -16,8 +16,8 @@ from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from demo.services import free_port
 from proto import optimizer_pb2, optimizer_pb2_grpc
-from services.common.errors import DataFileError, InfeasibleError, InvalidInputError, UnavailableError
-from services.common.grpcserve import build_server, drain, grpc_method
+from services.core.errors import DataFileError, InfeasibleError, InvalidInputError, UnavailableError
+from services.runtime.grpcserve import build_server, drain, grpc_method
 
 NAME = optimizer_pb2.DESCRIPTOR.services_by_name["OptimizerService"].full_name
 
@@ -89,8 +89,8 @@ def test_drain_marks_not_serving_and_stops(running) -> None:
 SLOW_SERVER = """
 import sys, time
 from proto import optimizer_pb2, optimizer_pb2_grpc
-from services.common.grpcserve import serve
-from services.common.logs import configure_logging
+from services.runtime.grpcserve import serve
+from services.runtime.logs import configure_logging
 
 configure_logging("info")
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from services.common import model as m
+from services.core import model as m
 
 
 def load_json(load: m.Load) -> dict[str, Any]:

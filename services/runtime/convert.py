@@ -1,4 +1,4 @@
-"""The only mapping between protos (package inferno.v1) and the data model (services.common.model).
+"""The only mapping between protos (package inferno.v1) and the data model (services.core.model).
 
 Every ``*_from_proto`` validates what the wire cannot: enum strings and negative counts raise
 InvalidInputError naming the field and value, so servicers answer INVALID_ARGUMENT.
@@ -7,8 +7,8 @@ InvalidInputError naming the field and value, so servicers answer INVALID_ARGUME
 from __future__ import annotations
 
 from proto import actuator_pb2, collector_pb2, optimizer_pb2, types_pb2
-from services.common import model as m
-from services.common.errors import InvalidInputError
+from services.core import model as m
+from services.core.errors import InvalidInputError
 
 
 def _non_negative(value: float, field: str) -> float:
