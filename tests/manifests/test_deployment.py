@@ -1,18 +1,21 @@
-"""The inferno Deployment and Service: entry points, ports, probes, environment, security, volumes."""
+"""The inferno Deployment and Service: entry points, ports, probes, settings (one ConfigMap), security, volumes."""
 
 from __future__ import annotations
 
 import pytest
 
 from services.runtime.config import VARIABLES, load_config
-from tests.manifests.conftest import REPO, find
+from tests.manifests.conftest import BASE, REPO, environment, find, settings_of
 
 SERVICES = ("controller", "collector", "optimizer", "actuator")
 GRPC_PORTS = {"collector": 3301, "optimizer": 3302, "actuator": 3303}
 
 
-def _env(container: dict) -> dict[str, str]:
-    return {e["name"]: e["value"] for e in container["env"]}
+@pytest.fixture(scope="module")
+def env(base_objects, deployment):
+    """Container name -> the environment it starts with (shared settings, then its own overrides)."""
+    return {c["name"]: environment(base_objects, deployment, c)
+            for c in deployment["spec"]["template"]["spec"]["containers"]}
 
 
 def _ports(container: dict) -> dict[str, int]:
@@ -26,27 +29,42 @@ def test_the_pod_runs_the_four_services_each_from_its_entry_point(containers):
         assert (REPO / "services" / name / "__main__.py").is_file()
 
 
-@pytest.mark.parametrize("name", SERVICES)
-def test_each_container_sets_exactly_the_variables_config_reads(containers, name):
-    names = [e["name"] for e in containers[name]["env"]]
-    assert len(names) == len(set(names)), "a variable is set twice"
-    assert set(names) == set(VARIABLES)
+def test_one_settings_configmap_sets_exactly_the_variables_config_reads(base_objects, deployment):
+    assert set(settings_of(base_objects, deployment)) == set(VARIABLES)
+
+
+def test_the_settings_file_names_each_variable_once():
+    names = [line.split("=", 1)[0] for line in (BASE / "settings.env").read_text().splitlines()
+             if line.strip() and not line.startswith("#")]
+    assert len(names) == len(set(names)) and set(names) == set(VARIABLES)
 
 
 @pytest.mark.parametrize("name", SERVICES)
-def test_each_container_environment_is_a_valid_config(containers, name):
-    for entry in containers[name]["env"]:
+def test_each_container_reads_the_shared_settings_with_env_from(containers, name):
+    assert containers[name]["envFrom"] == [{"configMapRef": {"name": containers["controller"]["envFrom"][0]
+                                                             ["configMapRef"]["name"]}}]
+
+
+@pytest.mark.parametrize("name", SERVICES)
+def test_a_container_overrides_only_known_settings_and_only_with_another_value(base_objects, deployment,
+                                                                                containers, name):
+    shared = settings_of(base_objects, deployment)
+    overrides = containers[name].get("env", [])
+    names = [e["name"] for e in overrides]
+    assert len(names) == len(set(names)), "a variable is overridden twice"
+    for entry in overrides:
         assert set(entry) == {"name", "value"}, f"{entry['name']}: set it explicitly with value"
-    load_config(_env(containers[name]))
+        assert entry["name"] in VARIABLES, f"{entry['name']} is not a setting"
+        assert entry["value"] != shared[entry["name"]], f"{entry['name']}: same as the shared setting"
 
 
-def test_every_container_gets_the_same_settings(containers):
-    environments = [_env(c) for c in containers.values()]
-    assert all(env == environments[0] for env in environments)
+@pytest.mark.parametrize("name", SERVICES)
+def test_each_container_environment_is_a_valid_config(env, name):
+    load_config(env[name])
 
 
-def test_the_ports_and_addresses_in_the_environment_match_the_container_ports(containers):
-    config = load_config(_env(containers["controller"]))
+def test_the_ports_and_addresses_in_the_environment_match_the_container_ports(containers, env):
+    config = load_config(env["controller"])
     assert _ports(containers["controller"]) == {"http": config.controller_port}
     assert list(_ports(containers["collector"]).values()) == [config.collector_port]
     assert list(_ports(containers["optimizer"]).values()) == [config.optimizer_port]
@@ -105,19 +123,19 @@ def _volumes(deployment: dict) -> dict[str, dict]:
 
 @pytest.mark.parametrize("name", SERVICES)
 def test_each_container_reads_the_data_where_inferno_data_path_points_and_writes_only_tmp(deployment, containers,
-                                                                                         name):
+                                                                                         env, name):
     container = containers[name]
     volumes = _volumes(deployment)
     mounts = _mounts(container)
-    assert "projected" in volumes[mounts[_env(container)["INFERNO_DATA_PATH"]]]
+    assert "projected" in volumes[mounts[env[name]["INFERNO_DATA_PATH"]]]
     assert "emptyDir" in volumes[mounts["/tmp"]]
-    data_mount = next(m for m in container["volumeMounts"] if m["mountPath"] == _env(container)["INFERNO_DATA_PATH"])
+    data_mount = next(m for m in container["volumeMounts"] if m["mountPath"] == env[name]["INFERNO_DATA_PATH"])
     assert data_mount.get("readOnly") is True
 
 
-def test_the_cycle_log_directory_is_a_writable_emptydir_in_the_controller(deployment, containers):
+def test_the_cycle_log_directory_is_a_writable_emptydir_in_the_controller(deployment, containers, env):
     controller = containers["controller"]
-    log_dir = _env(controller)["INFERNO_CYCLE_LOG"].rsplit("/", 1)[0]
+    log_dir = env["controller"]["INFERNO_CYCLE_LOG"].rsplit("/", 1)[0]
     mount = next(m for m in controller["volumeMounts"] if m["mountPath"] == log_dir)
     assert not mount.get("readOnly", False)
     assert "emptyDir" in _volumes(deployment)[mount["name"]]

@@ -1,31 +1,43 @@
-"""The kustomize base and the single-namespace variant: resources resolve, the ConfigMaps hold valid data."""
+"""Every kustomization renders with real kustomize (kubectl kustomize); the base and the single-namespace variant
+create what they should, and the data ConfigMaps hold valid data."""
 
 from __future__ import annotations
 
 import re
 
 import pytest
+import yaml
 
 from services.core.datafiles import load_system_dir
-from tests.manifests.conftest import MANIFESTS, NAMESPACED, REPO, find
-from tests.manifests.kustomize import KustomizeError, generator_files, read_kustomization, render
+from tests.manifests.conftest import BASE, KUSTOMIZATIONS, MANIFESTS, REPO, environment, find
+from tests.manifests.rendering import KustomizeError, render
 
 STATIC_KEYS = {"accelerator-data.json", "model-data.json", "serviceclass-data.json", "optimizer-data.json"}
 DYNAMIC_KEYS = {"capacity-data.json"}
 
 
-@pytest.mark.parametrize("directory", [MANIFESTS, NAMESPACED], ids=["base", "rbac-namespaced"])
-def test_every_resource_of_the_kustomization_exists(directory):
-    for entry in read_kustomization(directory).get("resources", []):
-        assert (directory / entry).exists(), f"{directory}/kustomization.yaml lists missing {entry}"
+def test_every_install_directory_is_a_kustomization():
+    names = {str(d.relative_to(MANIFESTS)) for d in KUSTOMIZATIONS}
+    assert {".", "base", "rbac-namespaced"} <= names
 
 
-def test_the_base_creates_namespace_account_rbac_deployment_service_policy_and_two_configmaps(base_objects):
+@pytest.mark.parametrize("directory", KUSTOMIZATIONS, ids=lambda d: str(d.relative_to(MANIFESTS)))
+def test_every_kustomization_renders_with_real_kustomize(directory):
+    objects = render(directory)
+    assert objects, f"{directory} renders nothing"
+    keys = [(o["apiVersion"], o["kind"], o["metadata"].get("namespace"), o["metadata"]["name"]) for o in objects]
+    assert len(keys) == len(set(keys)), "an object is rendered twice"
+
+
+def test_the_install_creates_namespace_account_rbac_deployment_service_policy_and_three_configmaps(base_objects):
     kinds = sorted((o["kind"], o["metadata"]["name"]) for o in base_objects)
+    settings = find(base_objects, "ConfigMap", "inferno-settings")["metadata"]["name"]
+    assert re.fullmatch(r"inferno-settings-[a-z0-9]{10}", settings), "the settings name carries a content hash"
     assert kinds == sorted([
         ("Namespace", "inferno"), ("ServiceAccount", "inferno"), ("ClusterRole", "inferno"),
         ("ClusterRoleBinding", "inferno"), ("Deployment", "inferno"), ("Service", "inferno"),
         ("NetworkPolicy", "inferno"), ("ConfigMap", "inferno-static-data"), ("ConfigMap", "inferno-dynamic-data"),
+        ("ConfigMap", settings),
     ])
 
 
@@ -54,30 +66,42 @@ def test_generated_configmaps_are_valid_inferno_data_in_strict_mode(base_objects
 
 
 def test_data_files_are_byte_for_byte_copies_of_the_small_sample_set():
-    spec = read_kustomization(MANIFESTS)
-    for generator in spec["configMapGenerator"]:
-        for key, path in generator_files(MANIFESTS, generator).items():
-            sample = REPO / "samples" / "inferno" / "small" / key
-            assert path.read_bytes() == sample.read_bytes(), f"{path} differs from {sample}"
+    spec = yaml.safe_load((BASE / "kustomization.yaml").read_text(encoding="utf-8"))
+    files = [entry for generator in spec["configMapGenerator"] for entry in generator.get("files", [])]
+    assert len(files) == 5
+    for entry in files:
+        sample = REPO / "samples" / "inferno" / "small" / entry.rsplit("/", 1)[-1]
+        assert (BASE / entry).read_bytes() == sample.read_bytes(), f"{entry} differs from {sample}"
 
 
-def test_a_generator_file_outside_the_kustomization_is_refused(tmp_path):
+def test_real_kustomize_refuses_a_generator_file_outside_the_kustomization(tmp_path):
     inner = tmp_path / "base"
     inner.mkdir()
     (tmp_path / "outside.json").write_text("{}")
-    (inner / "kustomization.yaml").write_text(
-        "configMapGenerator:\n  - name: x\n    files: [../outside.json]\ngeneratorOptions:\n"
-        "  disableNameSuffixHash: true\n")
-    with pytest.raises(KustomizeError, match="outside"):
+    (inner / "kustomization.yaml").write_text("configMapGenerator:\n  - name: x\n    files: [../outside.json]\n")
+    with pytest.raises(KustomizeError, match="outside|not in or below"):
         render(inner)
 
 
-def test_the_deployment_mounts_both_configmaps_the_kustomization_generates(base_objects, deployment):
-    generated = {o["metadata"]["name"] for o in base_objects if o["kind"] == "ConfigMap"}
+def test_real_kustomize_refuses_an_overlay_inside_its_own_base(tmp_path):
+    (tmp_path / "cm.yaml").write_text("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\n")
+    (tmp_path / "kustomization.yaml").write_text("resources: [cm.yaml]\n")
+    (tmp_path / "overlay").mkdir()
+    (tmp_path / "overlay" / "kustomization.yaml").write_text("resources: [../]\n")
+    with pytest.raises(KustomizeError, match="cycle detected"):
+        render(tmp_path / "overlay")
+
+
+def test_the_data_configmaps_keep_stable_names_to_be_edited_in_place(base_objects):
+    names = {o["metadata"]["name"] for o in base_objects if o["kind"] == "ConfigMap"}
+    assert {"inferno-static-data", "inferno-dynamic-data"} <= names
+
+
+def test_the_deployment_mounts_both_data_configmaps(deployment):
     volumes = deployment["spec"]["template"]["spec"]["volumes"]
     projected = {source["configMap"]["name"] for v in volumes if "projected" in v
                  for source in v["projected"]["sources"]}
-    assert projected == generated
+    assert projected == {"inferno-static-data", "inferno-dynamic-data"}
 
 
 def test_the_image_is_set_by_the_kustomization_images_entry(containers):
@@ -96,7 +120,7 @@ def test_the_namespaced_variant_watches_exactly_the_namespace_its_role_grants(na
     assert find(namespaced_objects, "RoleBinding")["metadata"]["namespace"] == role_namespace
     deployment = find(namespaced_objects, "Deployment", "inferno")
     for container in deployment["spec"]["template"]["spec"]["containers"]:
-        env = {e["name"]: e.get("value") for e in container["env"]}
+        env = environment(namespaced_objects, deployment, container)
         assert env["WATCH_NAMESPACE"] == role_namespace, container["name"]
         assert env["INFERNO_CAPACITY_FROM_NODES"] == "false", "reading Nodes needs a ClusterRole"
 

@@ -16,7 +16,7 @@ from services.collector import labels as contract
 from services.collector.sources import KubeSource
 from services.core.datafiles import load_system_dir
 from tests.manifests.conftest import MANIFESTS, REPO, SAMPLES
-from tests.manifests.kustomize import load_documents, pod_containers
+from tests.manifests.rendering import load_documents, pod_containers
 
 SERVER_FILES = sorted(p for p in SAMPLES.glob("*.yaml") if load_documents(p)[0]["kind"] == "Deployment")
 
@@ -34,7 +34,7 @@ def _arg(container: dict, flag: str) -> str:
 
 @pytest.fixture(scope="module")
 def static_data():
-    return load_system_dir(str(MANIFESTS / "data"), strict=True, require_servers=False).system
+    return load_system_dir(str(MANIFESTS / "base" / "data"), strict=True, require_servers=False).system
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,7 @@ import pytest
 
 from tests.manifests.conftest import MANIFESTS
 from tests.manifests.crd_schemas import SCHEMAS
-from tests.manifests.kustomize import load_documents
+from tests.manifests.rendering import load_documents
 
 KUBERNETES_VERSION = "1.33"
 MANIFEST_FILES = sorted(p for p in MANIFESTS.rglob("*.yaml") if p.name != "kustomization.yaml")
@@ -28,7 +28,8 @@ def validate(obj: dict) -> None:
 
 def test_the_manifest_tree_has_the_expected_parts():
     names = {p.relative_to(MANIFESTS).parts[0] for p in MANIFEST_FILES}
-    assert {"deployment.yaml", "service.yaml", "rbac", "rbac-namespaced", "samples", "prometheus"} <= names
+    assert {"base", "rbac", "rbac-namespaced", "samples", "prometheus"} <= names
+    assert {"deployment.yaml", "service.yaml"} <= {p.name for p in MANIFEST_FILES if p.parent.name == "base"}
 
 
 @pytest.mark.parametrize("path", MANIFEST_FILES, ids=lambda p: str(p.relative_to(MANIFESTS)))
