@@ -1,19 +1,15 @@
-"""The emulated vLLM engine: token-level continuous batching with perfParms iteration times.
+"""The real-time driver of the emulated vLLM engine: the clock-free core (emulator/enginecore.py) on a thread.
 
-One thread runs engine iterations back to back while there is work. Each iteration
-1. admits waiting requests first come, first served, while fewer than ``max_num_seqs`` run and the KV cache
-   can reserve the request's whole context (prompt + max_tokens; no preemption, so a request that would not
-   fit blocks the ones behind it, like vLLM's FCFS scheduler);
-2. prefills the newly admitted prompts (L tokens computed, L KV tokens read each) and decodes one token for
-   every request already running (1 token computed, its current context prompt + generated read);
-3. takes ``alpha + beta x computed + gamma x kv_read`` ms (perfParms meaning, docs/model.md s1) times
-   ``time_scale``, spent sleeping against absolute deadlines on a monotonic clock so that sleep overshoot
-   does not accumulate while the engine stays busy;
-4. ends by emitting one token for every request in the batch (a prefill emits the first token, as in vLLM);
-   a request with ``max_tokens`` tokens finishes and frees its KV reservation.
-A request therefore sees TTFT = queueing + its prefill iteration and ITL = one iteration per later token.
-``time_scale`` multiplies every iteration (a scaled replica behaves like one with perfParms x time_scale);
-all reported times are real seconds.
+One thread runs the core's iterations back to back while there is work, sleeping against each iteration's
+end (an absolute deadline on a monotonic clock) so that sleep overshoot does not accumulate while the engine
+stays busy: the next iteration starts at the previous deadline, unless the thread woke more than
+``_LATE_RESET_S`` late, when the schedule restarts from now. At each deadline the tokens of the ended
+iteration are published on their requests' ``events`` queues (the emission time, then None after the last
+token), which the HTTP handlers of emulator/vllm.py stream out. The scheduling itself (admission, KV cache,
+iteration times) is the core's: see its docstring. All reported times are the clock's seconds.
+
+The clock and the sleep are injected (``clock``, ``sleep``); with a fake clock whose sleep advances it
+exactly, the driver produces the same token times as the core driven in event time.
 """
 
 from __future__ import annotations
@@ -22,11 +18,14 @@ import itertools
 import queue
 import threading
 import time
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from emulator.enginecore import EngineCore, EngineParams, Iteration
+from emulator.enginecore import Request as CoreRequest
 from emulator.vllmmetrics import VllmMetrics
+
+__all__ = ["Engine", "EngineParams", "Request", "TimingStats"]
 
 _LATE_RESET_S = 0.05
 """When an iteration ends later than this behind its deadline, the schedule restarts from now."""
@@ -34,48 +33,12 @@ _IDLE_WAIT_S = 0.2
 """How long the idle engine thread sleeps between checks of its stop flag."""
 
 
-@dataclass(frozen=True, slots=True)
-class EngineParams:
-    """perfParms (ms), the batch limit, the KV-cache size (tokens) and the time scale of one replica."""
-
-    alpha_ms: float
-    beta_ms: float
-    gamma_ms: float
-    max_num_seqs: int = 256
-    kv_cache_tokens: int = 1 << 20
-    time_scale: float = 1.0
-
-    def iteration_s(self, computed: int, kv_read: int) -> float:
-        """Real seconds of one iteration that computes ``computed`` tokens and reads ``kv_read`` KV tokens."""
-        ms = self.alpha_ms + self.beta_ms * computed + self.gamma_ms * kv_read
-        return max(ms, 0.0) * self.time_scale / 1000.0
-
-
 @dataclass(eq=False, slots=True)
-class Request:
-    """One generation request; tokens arrive on ``events`` as emission times (monotonic), then None."""
+class Request(CoreRequest):
+    """A core Request whose tokens arrive on ``events`` as emission times (clock seconds), then None at the
+    end (also when the engine stops with the request unfinished: ``aborted`` is then True)."""
 
-    prompt_tokens: int
-    max_tokens: int
-    arrival_s: float
-    request_id: str = ""
     events: queue.SimpleQueue = field(default_factory=queue.SimpleQueue)
-    generated: int = 0
-    scheduled_s: float | None = None
-    first_token_s: float | None = None
-    last_token_s: float | None = None
-    cancelled: bool = False
-    aborted: bool = False
-
-    @property
-    def context_tokens(self) -> int:
-        """Tokens this request holds in the KV cache now."""
-        return self.prompt_tokens + self.generated
-
-    @property
-    def reserved_tokens(self) -> int:
-        """KV tokens reserved at admission (its full context)."""
-        return self.prompt_tokens + self.max_tokens
 
 
 @dataclass(slots=True)
@@ -101,11 +64,9 @@ class Engine:
         self.params = params
         self.metrics = metrics or VllmMetrics("emulated")
         self.timing = TimingStats()
+        self.core = EngineCore(params, self.metrics)
         self._clock, self._sleep = clock, sleep
         self._cond = threading.Condition()
-        self._waiting: deque[Request] = deque()
-        self._running: list[Request] = []
-        self._reserved = 0
         self._stop = False
         self._ids = itertools.count(1)
         self._thread: threading.Thread | None = None
@@ -123,42 +84,33 @@ class Engine:
         if self._thread is not None:
             self._thread.join(timeout=5)
         with self._cond:
-            for request in [*self._running, *self._waiting]:
-                request.aborted = True
+            for request in self.core.abort_all():
                 request.events.put(None)
-            self._running.clear()
-            self._waiting.clear()
-            self._reserved = 0
-        self._update_gauges()
 
     def fits(self, prompt_tokens: int, max_tokens: int) -> bool:
         """Whether a request of this size can ever be admitted (its context fits the KV cache)."""
-        return prompt_tokens + max_tokens <= self.params.kv_cache_tokens
+        return self.core.fits(prompt_tokens, max_tokens)
 
     def submit(self, prompt_tokens: int, max_tokens: int) -> Request:
-        """Queue a request; ValueError when it can never fit the KV cache."""
-        if not self.fits(prompt_tokens, max_tokens) or max_tokens < 1 or prompt_tokens < 0:
-            raise ValueError(f"a request of {prompt_tokens} prompt + {max_tokens} output tokens does not fit "
-                             f"{self.params.kv_cache_tokens} KV-cache tokens")
-        request = Request(prompt_tokens, max_tokens, self._clock(), f"cmpl-{next(self._ids)}")
+        """Queue a request arriving now; ValueError when it can never fit, RuntimeError once stopped."""
+        request = Request(prompt_tokens, max_tokens, request_id=f"cmpl-{next(self._ids)}")
         with self._cond:
             if self._stop:
                 raise RuntimeError("the engine is stopped")
-            self._waiting.append(request)
+            self.core.add(request, self._clock())
             self._cond.notify_all()
-        self._update_gauges()
         return request
 
     def in_flight(self) -> int:
         """Requests waiting or running."""
         with self._cond:
-            return len(self._waiting) + len(self._running)
+            return self.core.num_waiting + self.core.num_running
 
     def wait_idle(self, timeout_s: float) -> bool:
         """Block until nothing waits or runs, at most ``timeout_s``; True when idle."""
         end = self._clock() + timeout_s
         with self._cond:
-            while self._waiting or self._running:
+            while self.core.has_work:
                 left = end - self._clock()
                 if left <= 0:
                     return False
@@ -166,48 +118,22 @@ class Engine:
             return True
 
     def _run(self) -> None:
-        start = None
+        start: float | None = None
         while True:
             with self._cond:
-                while not self._stop and not self._waiting and not self._running:
+                while not self._stop and self.core.next_event_s() is None:
                     start = None
                     self._cond.wait(_IDLE_WAIT_S)
                 if self._stop:
                     return
-                now = self._clock()
-                start = now if start is None else start
-                batch, prefills, duration = self._plan(start)
-            deadline = start + duration
-            self._sleep_until(deadline)
-            start = self._finish_iteration(batch, prefills, deadline, duration)
-
-    def _plan(self, start: float) -> tuple[list[Request], int, float]:
-        """Under the lock: drop cancelled, admit FCFS, return (batch, number of prefills, duration)."""
-        self._drop_cancelled()
-        params = self.params
-        prefills = 0
-        while self._waiting and len(self._running) < params.max_num_seqs:
-            head = self._waiting[0]
-            if self._reserved + head.reserved_tokens > params.kv_cache_tokens:
-                break
-            self._waiting.popleft()
-            head.scheduled_s = start
-            self._reserved += head.reserved_tokens
-            self._running.append(head)
-            prefills += 1
-        batch = list(self._running)
-        decoding, admitted = batch[:len(batch) - prefills], batch[len(batch) - prefills:]
-        computed = sum(r.prompt_tokens for r in admitted) + len(decoding)
-        kv_read = sum(r.prompt_tokens for r in admitted) + sum(r.context_tokens for r in decoding)
-        for request in admitted:
-            self.metrics.on_scheduled(max(request.scheduled_s - request.arrival_s, 0.0), request.prompt_tokens)
-        return batch, prefills, params.iteration_s(computed, kv_read)
-
-    def _drop_cancelled(self) -> None:
-        for request in [r for r in self._running if r.cancelled]:
-            self._running.remove(request)
-            self._reserved -= request.reserved_tokens
-        self._waiting = deque(r for r in self._waiting if not r.cancelled)
+                ended = self.core.step(self._clock() if start is None else start)
+                self._publish(ended)
+                current = self.core.current
+            if current is None:
+                start = None
+                continue
+            self._sleep_until(current.end_s)
+            start = self._account(current)
 
     def _sleep_until(self, deadline: float) -> None:
         for _ in range(1000):
@@ -216,41 +142,25 @@ class Engine:
                 return
             self._sleep(left)
 
-    def _finish_iteration(self, batch: list[Request], prefills: int, deadline: float, duration: float) -> float:
-        """Emit one token per request in the batch; returns the next iteration's start."""
+    def _account(self, iteration: Iteration) -> float:
+        """Record the lateness of ``iteration``'s end; returns the next iteration's start."""
         now = self._clock()
-        late = max(now - deadline, 0.0)
+        late = max(now - iteration.end_s, 0.0)
         self.timing.iterations += 1
-        self.timing.busy_s += duration
+        self.timing.busy_s += iteration.duration_s
         self.timing.late_s += late
-        with self._cond:
-            for request in batch:
-                self._emit(request, deadline)
-            self._cond.notify_all()
-        self._update_gauges()
         if late > _LATE_RESET_S:
             self.timing.resets += 1
             return now
-        return deadline
+        return iteration.end_s
 
-    def _emit(self, request: Request, at_s: float) -> None:
-        """Under the lock: one token for ``request`` at ``at_s``; finishes it after its last token."""
-        if request.first_token_s is None:
-            request.first_token_s = at_s
-            self.metrics.on_first_token(at_s - request.arrival_s)
-        else:
-            self.metrics.on_token(at_s - request.last_token_s)
-        request.last_token_s = at_s
-        request.generated += 1
-        request.events.put(at_s)
-        if request.generated >= request.max_tokens:
-            self._running.remove(request)
-            self._reserved -= request.reserved_tokens
-            self.metrics.on_finished(at_s - request.arrival_s, request.max_tokens, request.prompt_tokens)
+    def _publish(self, iteration: Iteration | None) -> None:
+        """Under the lock: put the ended iteration's tokens on the requests' queues; wake waiters."""
+        if iteration is None:
+            return
+        for request in iteration.batch:
+            if not request.cancelled:
+                request.events.put(iteration.end_s)
+        for request in iteration.finished:
             request.events.put(None)
-
-    def _update_gauges(self) -> None:
-        with self._cond:
-            held = sum(r.context_tokens for r in self._running)
-            running, waiting = len(self._running), len(self._waiting)
-        self.metrics.set_state(running, waiting, held / self.params.kv_cache_tokens)
+        self._cond.notify_all()
