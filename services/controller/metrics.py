@@ -1,10 +1,60 @@
-"""The controller's Prometheus metrics: cycle durations and outcomes, total cost, per-server desired replicas."""
+"""The controller's Prometheus metrics: cycles (duration, outcome), total cost, and per-server gauges.
+
+Per-server gauges carry the labels ``namespace, deployment, server, model, service_class`` and follow
+Prometheus' naming conventions (base units: seconds, requests per second). Two groups:
+- what was measured, set from every cycle (absent after a cycle that collected nothing): arrival rate,
+  average input and output tokens, observed ITL and TTFT, the SLOs of its service class, current and ready
+  replicas;
+- what was decided, set only from a cycle that computed an allocation (applied, or advised in a dry run):
+  desired replicas, batch size, predicted ITL and TTFT, cost, saturation, and the accelerator as an info
+  metric (value 1, the accelerator a label).
+Each group is cleared before it is set again, so a server that left the cluster leaves the metrics too.
+docs/contract.md s8 lists them; manifests/grafana/ is a dashboard built on them.
+"""
 
 from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 from services.controller.cycle import OUTCOMES, CycleRecord
+
+SERVER_LABELS = ("namespace", "deployment", "server", "model", "service_class")
+
+MEASURED: tuple[tuple[str, str, str, float], ...] = (
+    ("inferno_server_arrival_rate_requests_per_second", "Arrival rate the cycle used (measured, or the load "
+     "labels when nothing was measured).", "arrival_rate_rpm", 1 / 60),
+    ("inferno_server_input_tokens", "Average input (prompt) tokens per request.", "avg_in_tokens", 1.0),
+    ("inferno_server_output_tokens", "Average output tokens per request.", "avg_out_tokens", 1.0),
+    ("inferno_server_observed_itl_seconds", "Observed mean inter-token latency.", "observed_itl_ms", 1e-3),
+    ("inferno_server_observed_ttft_seconds", "Observed mean time to first token.", "observed_ttft_ms", 1e-3),
+    ("inferno_server_slo_itl_seconds", "ITL target of the server's service class.", "slo_itl_ms", 1e-3),
+    ("inferno_server_slo_ttft_seconds", "TTFT target of the server's service class.", "slo_ttft_ms", 1e-3),
+    ("inferno_server_current_replicas", "Spec replicas of the server's Deployment when collected.",
+     "current_replicas", 1.0),
+    ("inferno_server_ready_replicas", "Ready replicas of the server's Deployment when collected.",
+     "ready_replicas", 1.0),
+)
+"""(metric, help, cycle-row key, factor from the row's unit to the metric's)."""
+
+DECIDED: tuple[tuple[str, str, str, float], ...] = (
+    ("inferno_server_max_batch_size", "Batch size of the allocation (vLLM --max-num-seqs).", "max_batch", 1.0),
+    ("inferno_server_predicted_itl_seconds", "ITL the model predicts for the allocation.", "predicted_itl_ms", 1e-3),
+    ("inferno_server_predicted_ttft_seconds", "TTFT the model predicts for the allocation.", "predicted_ttft_ms",
+     1e-3),
+    ("inferno_server_cost_per_hour", "Cost of the server's allocation per hour.", "cost_per_hour", 1.0),
+    ("inferno_server_saturated", "1 when the allocation cannot serve the whole arrival rate.", "saturated", 1.0),
+)
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool):
+        return float(value)
+    if isinstance(value, int | float):
+        return float(value)
+    return None
 
 
 class ControllerMetrics:
@@ -21,22 +71,58 @@ class ControllerMetrics:
                                 registry=self.registry)
         self.desired = Gauge("inferno_server_desired_replicas", "Replicas the last applied cycle decided.",
                              ["server", "namespace", "deployment", "accelerator"], registry=self.registry)
+        self.accelerator = Gauge("inferno_server_accelerator_info", "The accelerator of the server's allocation "
+                                 "(value 1).", [*SERVER_LABELS, "accelerator"], registry=self.registry)
+        self.measured = {key: (Gauge(name, text, SERVER_LABELS, registry=self.registry), factor)
+                         for name, text, key, factor in MEASURED}
+        self.decided = {key: (Gauge(name, text, SERVER_LABELS, registry=self.registry), factor)
+                        for name, text, key, factor in DECIDED}
         for outcome in OUTCOMES:
             self.cycles.labels(outcome)
 
     def observe(self, record: CycleRecord) -> None:
-        """Account for one cycle; desired replicas are replaced only by an applied cycle."""
+        """Account for one cycle: measured gauges from every cycle (none when nothing was collected: a gap, not
+        stale figures); decisions, cost and desired replicas only from an applied cycle."""
         self.cycle_duration.observe(record.timings_ms.get("total", 0.0) / 1000.0)
         self.cycles.labels(record.outcome).inc()
+        _set_all(self.measured, record.rows)
         if record.outcome != "applied":
             return
         self.total_cost.set(record.total_cost_per_hour)
+        _set_all(self.decided, record.rows)
         self.desired.clear()
+        self.accelerator.clear()
         for row in record.rows:
             if "replicas" in row:
                 self.desired.labels(row["server"], row["namespace"], row["deployment"],
                                     row["accelerator"]).set(row["replicas"])
+                self.accelerator.labels(*_labels(row), row["accelerator"]).set(1)
 
     def render(self) -> bytes:
         """The metrics in the Prometheus text format."""
         return generate_latest(self.registry)
+
+
+def _labels(row: Mapping[str, Any]) -> tuple[str, ...]:
+    return (row.get("namespace", ""), row.get("deployment", ""), row["server"], row.get("model", ""),
+            row.get("class", ""))
+
+
+def _set_all(gauges: Mapping[str, tuple[Gauge, float]], rows: tuple[Mapping[str, Any], ...]) -> None:
+    for gauge, _ in gauges.values():
+        gauge.clear()
+    for row in rows:
+        for key, (gauge, factor) in gauges.items():
+            value = _number(row.get(key))
+            if value is not None:
+                gauge.labels(*_labels(row)).set(value * factor)
+
+
+def exported_names(registry: CollectorRegistry) -> set[str]:
+    """Every series name ``registry`` can export (counters' ``_total``, histograms' ``_bucket/_sum/_count``)."""
+    suffixes = {"counter": ("_total", "_created"), "histogram": ("_bucket", "_sum", "_count", "_created"),
+                "summary": ("_sum", "_count", "_created")}
+    names = set()
+    for family in registry.collect():
+        names.update(family.name + s for s in suffixes.get(family.type, ("",)))
+    return names

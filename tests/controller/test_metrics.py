@@ -1,0 +1,73 @@
+"""The controller's per-server gauges: what was measured from every cycle, what was decided from applied ones."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from prometheus_client.parser import text_string_to_metric_families
+
+from services.controller.cycle import Collection
+from services.controller.loop import ControlLoop
+from services.controller.metrics import ControllerMetrics
+from services.core import model as m
+from tests.controller.fakes import CAPACITY, REF, SERVER, STATIC, FakeClients
+
+LABELS = {"namespace": "llm", "deployment": "llama-13b", "server": "Premium-llama_13b", "model": "llama_13b",
+          "service_class": "Premium"}
+
+
+def samples(metrics: ControllerMetrics) -> dict[str, dict[tuple, float]]:
+    """Series name -> {sorted label items: value}."""
+    out: dict[str, dict[tuple, float]] = {}
+    for family in text_string_to_metric_families(metrics.render().decode()):
+        for sample in family.samples:
+            out.setdefault(sample.name, {})[tuple(sorted(sample.labels.items()))] = sample.value
+    return out
+
+
+def one(series: dict[str, dict[tuple, float]], name: str, **extra: str) -> float:
+    return series[name][tuple(sorted({**LABELS, **extra}.items()))]
+
+
+def test_an_applied_cycle_exports_load_latency_slos_replicas_and_decision_per_server() -> None:
+    metrics = ControllerMetrics()
+    ControlLoop(FakeClients(), lambda: (STATIC, CAPACITY), metrics).invoke()
+    series = samples(metrics)
+    assert one(series, "inferno_server_arrival_rate_requests_per_second") == 1.0  # 60 req/min
+    assert one(series, "inferno_server_input_tokens") == 128 and one(series, "inferno_server_output_tokens") == 1024
+    assert one(series, "inferno_server_observed_itl_seconds") == 0.030
+    assert one(series, "inferno_server_observed_ttft_seconds") == 0.400
+    assert one(series, "inferno_server_slo_itl_seconds") == 0.080
+    assert one(series, "inferno_server_slo_ttft_seconds") == 1.0
+    assert one(series, "inferno_server_predicted_itl_seconds") == 0.0364
+    assert one(series, "inferno_server_predicted_ttft_seconds") == 0.4252
+    assert one(series, "inferno_server_current_replicas") == 1 and one(series, "inferno_server_ready_replicas") == 1
+    assert one(series, "inferno_server_max_batch_size") == 38
+    assert one(series, "inferno_server_cost_per_hour") == 69.0
+    assert one(series, "inferno_server_saturated") == 0
+    assert one(series, "inferno_server_accelerator_info", accelerator="G2") == 1
+
+
+def test_a_skipped_cycle_updates_what_was_measured_and_keeps_the_last_decision() -> None:
+    metrics = ControllerMetrics()
+    clients = FakeClients()
+    loop = ControlLoop(clients, lambda: (STATIC, CAPACITY), metrics)
+    loop.invoke()
+    clients.fail["optimize"] = RuntimeError("optimizer down")
+    busier = replace(SERVER, current=replace(SERVER.current, load=m.Load(120, 128, 1024)))
+    clients.collection = Collection(servers=(busier,), refs=(REF,))
+    assert loop.invoke().outcome == "skipped"
+    series = samples(metrics)
+    assert one(series, "inferno_server_arrival_rate_requests_per_second") == 2.0
+    assert one(series, "inferno_server_max_batch_size") == 38
+
+
+def test_a_server_that_left_the_cluster_leaves_the_measured_gauges() -> None:
+    metrics = ControllerMetrics()
+    clients = FakeClients()
+    loop = ControlLoop(clients, lambda: (STATIC, CAPACITY), metrics)
+    loop.invoke()
+    clients.collection = Collection()
+    loop.invoke()
+    series = samples(metrics)
+    assert "inferno_server_arrival_rate_requests_per_second" not in series
