@@ -1,5 +1,6 @@
 """Command line of the optimizer: `solve` (print / write a solution), `analyze` (what-if for one model,
-accelerator and load) and `serve` (the gRPC service; the default with no subcommand)."""
+accelerator and load), `robust` (the LLM-RO reference problem) and `serve` (the gRPC service; the default with no
+subcommand)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from dataclasses import replace
 from services.core.datafiles import LoadedSystem, load_system_dir, load_system_file, write_solution
 from services.core.errors import InfernoError, InvalidInputError
 from services.core.model import ServiceModel, SystemData
+from services.optimizer import llmro_cli
 from services.optimizer.queueing import ChainBatch, analyze_point
 from services.optimizer.servicetime import QUEUE_TO_BATCH_RATIO, ReplicaModel
 from services.optimizer.sizing import Targets, batch_size, size_replicas
@@ -59,6 +61,7 @@ def _parser() -> argparse.ArgumentParser:
                          help="throughput target, output tokens/s (>= 0; 0 means no target). As Inferno's slo-tps, "
                               "a target > 0 (from --tps or the class) REPLACES --rpm: the total arrival rate becomes "
                               "tps / --out-tokens requests/s, and each replica is sized at 90%% of its stable limit")
+    llmro_cli.add_parser(sub)
     sub.add_parser("serve", help="run the gRPC OptimizerService (the default)")
     return parser
 
@@ -188,6 +191,8 @@ def main(argv: Sequence[str]) -> int:
             return _solve(args)
         if args.command == "analyze":
             return _analyze(args)
+        if args.command == "robust":
+            return llmro_cli.run(args)
         return _serve()
     except (InfernoError, OSError) as err:
         print(f"error: {err}", file=sys.stderr)
