@@ -75,7 +75,7 @@ class DemoRun:
         self.say(f"GET /invoke ({why})")
         status, record = self.stack.services.invoke()
         self.result.cycles.append((status, record))
-        self.out(cycle_text(status, record) + "\n")
+        self.out(cycle_text(record, status) + "\n")
         return record
 
     def check(self, what: str, passed: bool) -> None:

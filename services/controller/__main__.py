@@ -4,23 +4,28 @@ import signal
 import sys
 import threading
 
+from services.controller import history
 from services.controller.clients import ServiceClients
 from services.controller.httpapi import ControllerHTTP
 from services.controller.loop import ControlLoop, static_loader
 from services.controller.metrics import ControllerMetrics
 from services.runtime.config import Config
 from services.runtime.logs import get_logger
-from services.runtime.startup import listening, run_service
+from services.runtime.startup import listening, run_service, writable_file
 
 SUMMARY = ("The Inferno controller: every INFERNO_CONTROL_PERIOD seconds one cycle reads the static data\n"
            "(INFERNO_DATA_PATH), asks the collector, optimizer and actuator services over gRPC, and logs the\n"
-           "cycle; GET /invoke runs one now. Stops on SIGTERM/SIGINT.")
+           "cycle; GET /invoke runs one now. Stops on SIGTERM/SIGINT.\n"
+           "`python -m services.controller history [--cycle-log FILE] [--server NAME]` prints the decisions of\n"
+           "the cycle log over time (history --help).")
 
 
 def start(config: Config) -> None:
     """Build the clients, loop and HTTP API, tick until SIGTERM or SIGINT, then stop them."""
     clients = ServiceClients({"collector": config.collector_address, "optimizer": config.optimizer_address,
                               "actuator": config.actuator_address}, config.grpc_deadline_s, config.watch_namespaces)
+    if config.cycle_log_path:
+        writable_file(config.cycle_log_path, "INFERNO_CYCLE_LOG")
     metrics = ControllerMetrics()
     loop = ControlLoop(clients, static_loader(config.data_path), metrics, config.cycle_log_path, config.dry_run,
                        config.cycle_log_max_bytes)
@@ -40,7 +45,9 @@ def start(config: Config) -> None:
     get_logger("controller").info("controller_stopped")
 
 
-if __name__ == "__main__":
+if __name__ == "__main__" and sys.argv[1:2] == ["history"]:
+    sys.exit(history.main(sys.argv[2:]))
+elif __name__ == "__main__":
     sys.exit(run_service(sys.argv[1:], prog="python -m services.controller", summary=SUMMARY,
                          ports={"HTTP API (/invoke, /healthz, /readyz, /metrics)": "INFERNO_CONTROLLER_PORT"},
                          start=start))

@@ -4,7 +4,7 @@ A caller of ``invoke`` while a cycle runs waits for it, then runs its own cycle.
 one JSON line to the cycle log and summarised in one structlog event (``cycle_applied``, ``cycle_skipped``,
 ``cycle_unconfirmed``). The cycle log is rotated by size: a line that would take it past ``max_bytes`` first
 moves it to ``<path>.1`` (replacing the previous one), so it never holds more than about 2 x ``max_bytes``
-(0 = no limit).
+(0 = no limit). A failing write is a warning once per distinct error (the controller checks the path at start).
 """
 
 from __future__ import annotations
@@ -48,6 +48,7 @@ class ControlLoop:
         self._stop = threading.Event()
         self._ticker: threading.Thread | None = None
         self._cycle_id = 0
+        self._log_error = ""
         self.last: CycleRecord | None = None
 
     def invoke(self) -> CycleRecord:
@@ -77,7 +78,13 @@ class ControlLoop:
             with open(self._cycle_log_path, "ab") as handle:
                 handle.write(line)
         except OSError as err:
-            _log.warning("cycle_log_failed", path=self._cycle_log_path, error=str(err))
+            if str(err) != self._log_error:  # once per distinct failure, not every cycle
+                _log.warning("cycle_log_failed", path=self._cycle_log_path, error=str(err))
+            self._log_error = str(err)
+            return
+        if self._log_error:
+            _log.info("cycle_log_recovered", path=self._cycle_log_path)
+            self._log_error = ""
 
     def start_ticker(self, period_s: float) -> None:
         """Run a cycle every ``period_s`` seconds in a background thread (0 = only on demand)."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -15,6 +16,9 @@ from types import MappingProxyType
 from typing import Any
 
 from services.core.errors import InvalidInputError
+
+DEFAULT_CYCLE_LOG = "~/.local/state/inferno/cycles.jsonl"
+"""The cycle log outside a container (the XDG state directory); the manifests set an in-pod path."""
 
 _PROM_DURATION = re.compile(r"^(\d+(ms|s|m|h|d|w|y))+$")
 
@@ -52,13 +56,17 @@ class Config:
     scale_down_stabilization_s: float = 300.0
     accelerator_node_labels: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     set_max_num_seqs: bool = False
-    cycle_log_path: str = "/var/run/inferno/cycles.jsonl"
+    cycle_log_path: str = field(default_factory=lambda: _path(DEFAULT_CYCLE_LOG))
     cycle_log_max_bytes: int = 10 * 1024 * 1024
     log_level: str = "info"
 
 
 def _text(value: str) -> str:
     return value.strip()
+
+
+def _path(value: str) -> str:
+    return os.path.expanduser(value.strip())
 
 
 def _number(value: str) -> float:
@@ -146,7 +154,7 @@ VARIABLES: Mapping[str, tuple[str, Callable[[str], Any]]] = MappingProxyType({
     "INFERNO_SCALE_DOWN_STABILIZATION": ("scale_down_stabilization_s", _number),
     "INFERNO_ACCELERATOR_NODE_LABELS": ("accelerator_node_labels", _node_labels),
     "INFERNO_SET_MAX_NUM_SEQS": ("set_max_num_seqs", _flag),
-    "INFERNO_CYCLE_LOG": ("cycle_log_path", _text),
+    "INFERNO_CYCLE_LOG": ("cycle_log_path", _path),
     "INFERNO_CYCLE_LOG_MAX_BYTES": ("cycle_log_max_bytes", _count),
     "INFERNO_LOG_LEVEL": ("log_level", _level),
 })

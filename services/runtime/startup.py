@@ -105,6 +105,18 @@ def listening(address: str, *variables: str) -> Iterator[None]:
         raise StartupError(f"{where}: the port is in use or the address is not local") from err
 
 
+def writable_file(path: str, variable: str) -> None:
+    """Create ``path``'s directory and open ``path`` for appending (creating nothing else), or raise a
+    StartupError naming ``variable`` and the OS reason."""
+    try:
+        os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+        with open(path, "ab"):
+            pass
+    except OSError as err:
+        raise StartupError(f"cannot write {path} (check {variable}; empty disables it): "
+                           f"{err.strerror or err}") from err
+
+
 def kube_client(environ: Mapping[str, str] = os.environ) -> ApiClient:
     """The Kubernetes ApiClient (services.runtime.kube.load_api_client); when there is no configuration, a
     StartupError saying where it was looked for (in-cluster, then KUBECONFIG or ~/.kube/config)."""

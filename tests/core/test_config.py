@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 
 import pytest
@@ -47,3 +48,11 @@ def test_bad_value_fails_naming_the_variable_and_value(variable: str, value: str
 def test_every_declared_variable_maps_to_a_config_field() -> None:
     fields = set(Config.__dataclass_fields__)
     assert {field for field, _ in VARIABLES.values()} <= fields
+
+
+def test_the_cycle_log_defaults_to_the_users_state_directory_outside_a_container() -> None:
+    path = load_config({}).cycle_log_path
+    assert path == os.path.join(os.path.expanduser("~"), ".local", "state", "inferno", "cycles.jsonl")
+    assert load_config({"INFERNO_CYCLE_LOG": "~/x/cycles.jsonl"}).cycle_log_path == os.path.expanduser(
+        "~/x/cycles.jsonl")
+    assert load_config({"INFERNO_CYCLE_LOG": ""}).cycle_log_path == ""

@@ -164,3 +164,12 @@ def test_listening_names_the_variables_and_lets_other_errors_through() -> None:
     with pytest.raises(RuntimeError, match="unrelated"):
         with listening("127.0.0.1:1", "INFERNO_X"):
             raise RuntimeError("unrelated")
+
+
+def test_controller_with_an_unwritable_cycle_log_is_one_line_naming_the_variable(tmp_path) -> None:
+    (tmp_path / "a-file").write_text("")
+    path = tmp_path / "a-file" / "cycles.jsonl"
+    done = _run(["services.controller"], INFERNO_CYCLE_LOG=str(path), INFERNO_CONTROLLER_PORT="0")
+    assert done.returncode == 1
+    line = _one_clean_line(done.stderr)
+    assert f"cannot write {path}" in line and "INFERNO_CYCLE_LOG" in line

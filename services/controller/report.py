@@ -1,0 +1,82 @@
+"""Cycle records as text tables, for people: one table per cycle (what was observed, decided and done per
+server), and one server's decisions over many cycles. Used by ``python -m services.controller history`` and
+the demo. Latencies are ms, shown as value/SLO with '!' where the value misses the SLO."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+COLUMNS = ["load rpm", "source", "obs ITL/SLO", "obs TTFT/SLO", "acc", "batch", "replicas", "pred ITL/SLO",
+           "pred TTFT/SLO", "action"]
+"""The per-server columns of a cycle table (after the server name)."""
+
+
+def number(value: Any, digits: int = 0) -> str:
+    """``value`` with thousands separators and ``digits`` decimals; '-' when absent."""
+    if value is None or value == "":
+        return "-"
+    return f"{float(value):,.{digits}f}"
+
+
+def versus(observed: Any, slo: Any) -> str:
+    """'observed/slo' with a mark when the observation misses the SLO."""
+    if observed is None:
+        return "-/" + number(slo)
+    miss = slo not in (None, 0) and float(observed) > float(slo)
+    return f"{number(observed)}/{number(slo)}{' !' if miss else ''}"
+
+
+def table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """A left-aligned text table with a rule under the header."""
+    widths = [max(len(str(c)) for c in column) for column in zip(header, *rows, strict=False)]
+    lines = ["  ".join(str(c).ljust(w) for c, w in zip(line, widths, strict=False)).rstrip()
+             for line in (header, *rows)]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def server_cells(row: Mapping[str, Any]) -> list[str]:
+    """The COLUMNS of one server's row of a cycle record."""
+    replicas = f"{number(row.get('current_replicas'))} -> {number(row.get('replicas'))}" if "replicas" in row \
+        else number(row.get("current_replicas"))
+    action = row.get("action", row.get("unallocated_reason", "-"))
+    return [number(row.get("arrival_rate_rpm"), 1), row.get("load_source") or "-",
+            versus(row.get("observed_itl_ms"), row.get("slo_itl_ms")),
+            versus(row.get("observed_ttft_ms"), row.get("slo_ttft_ms")),
+            row.get("accelerator", row.get("current_accelerator", "-")), number(row.get("max_batch")),
+            replicas, versus(row.get("predicted_itl_ms"), row.get("slo_itl_ms")),
+            versus(row.get("predicted_ttft_ms"), row.get("slo_ttft_ms")), action]
+
+
+def cycle_head(record: Mapping[str, Any], status: int | None = None) -> str:
+    """'cycle N: outcome (HTTP s) - reason  [phase timings]  cost'."""
+    timings = record.get("timings_ms") or {}
+    head = (f"cycle {record.get('cycle_id', '?')}: {record.get('outcome', 'failed')}"
+            + (f" (HTTP {status})" if status is not None else "")
+            + (f" at {record['started_at']}" if status is None and record.get("started_at") else "")
+            + (f" - {record['skip_reason']}" if record.get("skip_reason") else "")
+            + "  [" + ", ".join(f"{k} {v:.0f} ms" for k, v in timings.items()) + "]")
+    if record.get("total_cost_per_hour"):
+        head += f"  cost {record['total_cost_per_hour']:,.2f}/h"
+    return head
+
+
+def cycle_text(record: Mapping[str, Any], status: int | None = None) -> str:
+    """One cycle record (an /invoke answer, or a cycle-log line): the head line, the per-server table
+    (observed | decided | done) and the warnings."""
+    rows = [[row["server"], *server_cells(row)] for row in record.get("rows") or []]
+    warnings = "".join(f"\n  warning: {w}" for w in record.get("warnings") or [])
+    body = table(["server", *COLUMNS], rows) if rows else "  (no server collected)"
+    return cycle_head(record, status) + "\n" + body + warnings
+
+
+def server_history_text(records: Iterable[Mapping[str, Any]], server: str) -> str:
+    """One server's row of each cycle, oldest first, with the cycle's time, id and outcome."""
+    rows = []
+    for record in records:
+        for row in record.get("rows") or []:
+            if row.get("server") == server:
+                rows.append([str(record.get("started_at", "-"))[:19].replace("T", " "), str(record.get("cycle_id")),
+                             record.get("outcome", "-"), *server_cells(row)])
+    return f"server {server}\n" + table(["time (UTC)", "cycle", "outcome", *COLUMNS], rows)
