@@ -10,7 +10,8 @@ Config keys (all optional but ``deployments``)::
     namespaces: [llm]
     deployments:
       - {name, namespace, replicas, server, model, class, accelerator, maxbatchsize, maxqueuesize, minreplicas,
-         perf: {alpha, beta, gamma}, max_num_seqs, kv_cache_tokens, startup_delay_s, time_scale,
+         perf: {alpha, beta, gamma}, max_num_seqs, kv_cache_tokens, block_size, max_num_batched_tokens,
+         enable_chunked_prefill, startup_delay_s, time_scale,
          load: {rpm, intokens, outtokens}, labels: {...}, annotations: {...}, manifest: path}
     loads:
       - {deployment, namespace, in_tokens, out_tokens, slo_ttft_ms, slo_itl_ms, phases: [...]}  # loadshape.py
@@ -76,9 +77,12 @@ def _emulator_annotations(spec: dict[str, Any]) -> dict[str, str]:
     perf = spec.get("perf") or {}
     notes = {f"{PREFIX}{k}": str(perf[k]) for k in ("alpha", "beta", "gamma") if k in perf}
     for key, note in (("kv_cache_tokens", "kv-cache-tokens"), ("startup_delay_s", "startup-delay-seconds"),
-                      ("time_scale", "time-scale"), ("max_num_seqs", "max-num-seqs")):
+                      ("time_scale", "time-scale"), ("max_num_seqs", "max-num-seqs"), ("block_size", "block-size"),
+                      ("max_num_batched_tokens", "max-num-batched-tokens"),
+                      ("enable_chunked_prefill", "enable-chunked-prefill")):
         if key in spec:
-            notes[PREFIX + note] = str(spec[key])
+            value = spec[key]
+            notes[PREFIX + note] = str(value).lower() if isinstance(value, bool) else str(value)
     notes.update({k: str(v) for k, v in (spec.get("annotations") or {}).items()})
     return notes
 

@@ -5,18 +5,29 @@ that sleeps against deadlines on a monotonic clock) and the simulator (sim/ driv
 method takes the current time as an argument (``now_s``, seconds on the caller's clock) and never reads a
 clock; the same calls at the same times give the same token times, whichever clock supplies them.
 
-The engine runs iterations back to back while it has work. ``step(now_s)`` ends the iteration in flight
-(every request in its batch gets one token stamped at the iteration's ``end_s``; a prefill emits the first
-token, as in vLLM) and starts the next at ``now_s``:
-1. admits waiting requests first come, first served, while fewer than ``max_num_seqs`` run and the KV cache
-   can reserve the request's whole context (prompt + max_tokens; a request that does not fit blocks the ones
-   behind it, like vLLM's FCFS scheduler);
-2. prefills the newly admitted prompts (L tokens computed, L KV tokens read each) and decodes one token for
-   every request already running (1 token computed, its context prompt + generated read);
-3. takes ``alpha + beta x computed + gamma x kv_read`` ms (perfParms meaning, docs/model.md s1) times
-   ``time_scale``: the new iteration's ``end_s``.
-A request therefore sees TTFT = queueing + its prefill iteration and ITL = one iteration per later token; a
-request with ``max_tokens`` tokens finishes at the end of its last iteration and frees its KV cache.
+The engine runs iterations back to back while it has work. ``step(now_s)`` ends the iteration in flight and
+starts the next at ``now_s``. The schedule of an iteration follows vLLM V1's scheduler (FCFS policy):
+1. a token budget of ``max_num_batched_tokens`` per iteration; the running requests are served first, in
+   admission order: a decoding request needs 1 token, one still prefilling (chunked) the rest of its prompt,
+   capped by the budget left;
+2. KV cache in blocks of ``block_size`` tokens (``kv_cache_tokens // block_size`` blocks), allocated on
+   demand as a request's computed context grows; when a running request needs a block and none is free, the
+   most recently admitted running request is preempted: its blocks are freed, its computed tokens forgotten,
+   and it goes back to the front of the waiting queue (preemption by recomputation, vLLM's default); if that
+   is the request itself, it waits too;
+3. then, unless a request was preempted in this iteration, waiting requests are admitted first come, first
+   served while fewer than ``max_num_seqs`` run, budget is left and the blocks for their tokens are free
+   (the first that does not fit stops admission); a (re)admitted request computes its prompt plus, after a
+   preemption, the tokens it had generated; with ``enable_chunked_prefill`` a prompt longer than the budget
+   left is split over several iterations, without it the whole prompt must fit the budget left;
+4. the iteration takes ``alpha + beta x computed + gamma x kv_read`` ms (perfParms meaning, docs/model.md s1)
+   times ``time_scale``, where computed is the tokens scheduled and kv_read, per request, its context up to
+   the end of its scheduled tokens (a prefill of L: L; a decode: prompt + generated);
+5. at its end every request whose computed context caught up with its tokens emits one token (a prefill's
+   last chunk emits the first token, as in vLLM; a recomputation emits the next one); a request with
+   ``max_tokens`` tokens finishes and frees its blocks.
+Without preemption and budget limits a request sees TTFT = queueing + its prefill iteration and ITL = one
+iteration per later token. Requests are never lost: a preempted request is recomputed and finishes.
 
 Driving it (event time; arrivals at the same instant as an iteration's end join the next iteration)::
 
@@ -31,8 +42,14 @@ The core is not thread-safe: a threaded driver holds its own lock around every c
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Protocol
+
+DEFAULT_BLOCK_SIZE = 16
+"""vLLM's default KV-cache block size on CUDA, tokens."""
+DEFAULT_MAX_NUM_BATCHED_TOKENS = 8192
+"""vLLM's default token budget per iteration for the OpenAI server with chunked prefill (V1)."""
 
 
 class EngineObserver(Protocol):
@@ -53,12 +70,21 @@ class EngineObserver(Protocol):
     def on_finished(self, e2e_s: float, output_tokens: int, prompt_tokens: int = 0) -> None:
         """A request emitted its last token ``e2e_s`` after it arrived."""
 
+    def on_preempted(self) -> None:
+        """A running request was preempted (its KV blocks freed; it will be recomputed)."""
+
 
 @dataclass(frozen=True, slots=True)
 class EngineParams:
-    """One replica's engine: perfParms (ms), the batch limit, the KV-cache size (tokens), the time scale.
+    """One replica's engine (vLLM's names where it has them).
 
-    ``time_scale`` multiplies every iteration (a scaled replica behaves like one with perfParms x time_scale).
+    ``alpha_ms``, ``beta_ms``, ``gamma_ms``: perfParms (ms per iteration, per computed token, per KV token
+    read); ``max_num_seqs``: the batch limit; ``kv_cache_tokens``: the KV cache's size in tokens (it holds
+    ``kv_cache_tokens // block_size`` blocks); ``block_size``: tokens per KV block; ``max_num_batched_tokens``:
+    the token budget per iteration (None: 8192 with chunked prefill, else the KV cache's size);
+    ``enable_chunked_prefill``: whether a prompt may be split over iterations; ``time_scale`` multiplies every
+    iteration (a scaled replica behaves like one with perfParms x time_scale). ValueError on a non-positive
+    limit or a KV cache smaller than one block.
     """
 
     alpha_ms: float
@@ -67,6 +93,31 @@ class EngineParams:
     max_num_seqs: int = 256
     kv_cache_tokens: int = 1 << 20
     time_scale: float = 1.0
+    block_size: int = DEFAULT_BLOCK_SIZE
+    max_num_batched_tokens: int | None = None
+    enable_chunked_prefill: bool = True
+
+    def __post_init__(self) -> None:
+        for name in ("max_num_seqs", "block_size"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.max_num_batched_tokens is not None and self.max_num_batched_tokens < 1:
+            raise ValueError(f"max_num_batched_tokens must be >= 1, got {self.max_num_batched_tokens}")
+        if self.kv_cache_tokens < self.block_size:
+            raise ValueError(f"kv_cache_tokens ({self.kv_cache_tokens}) must hold at least one block of "
+                             f"{self.block_size} tokens")
+
+    @property
+    def num_blocks(self) -> int:
+        """KV-cache blocks (vLLM's num_gpu_blocks)."""
+        return self.kv_cache_tokens // self.block_size
+
+    @property
+    def token_budget(self) -> int:
+        """Tokens one iteration may compute (``max_num_batched_tokens`` or its default)."""
+        if self.max_num_batched_tokens is not None:
+            return self.max_num_batched_tokens
+        return DEFAULT_MAX_NUM_BATCHED_TOKENS if self.enable_chunked_prefill else self.kv_cache_tokens
 
     def iteration_s(self, computed: int, kv_read: int) -> float:
         """Seconds of one iteration that computes ``computed`` tokens and reads ``kv_read`` KV tokens."""
@@ -80,8 +131,9 @@ class Request:
 
     The core fills in the rest (times in the caller's seconds): ``arrival_s`` (set by ``add``),
     ``scheduled_s`` (first admitted), ``first_token_s``, ``last_token_s``, ``finished_s``, ``generated``
-    (tokens emitted so far). Setting ``cancelled`` drops the request at the next iteration boundary;
-    ``aborted`` is set when the engine is shut down with the request unfinished.
+    (tokens emitted so far), ``computed`` (tokens whose KV is computed now), ``blocks`` (KV blocks held now),
+    ``preemptions`` (times it was preempted and recomputed). Setting ``cancelled`` drops the request at the
+    next iteration boundary; ``aborted`` is set when the engine is shut down with the request unfinished.
     """
 
     prompt_tokens: int
@@ -93,18 +145,16 @@ class Request:
     first_token_s: float | None = None
     last_token_s: float | None = None
     finished_s: float | None = None
+    computed: int = 0
+    blocks: int = 0
+    preemptions: int = 0
     cancelled: bool = False
     aborted: bool = False
 
     @property
     def context_tokens(self) -> int:
-        """Tokens this request holds in the KV cache now (prompt + generated)."""
+        """Tokens of its context so far (prompt + generated)."""
         return self.prompt_tokens + self.generated
-
-    @property
-    def reserved_tokens(self) -> int:
-        """KV tokens reserved at admission (its full context)."""
-        return self.prompt_tokens + self.max_tokens
 
     @property
     def finished(self) -> bool:
@@ -114,20 +164,24 @@ class Request:
 
 @dataclass(slots=True)
 class Iteration:
-    """One engine iteration (one forward pass over the batch), from ``start_s`` to ``end_s``.
+    """One engine iteration (one forward pass), from ``start_s`` to ``end_s``.
 
-    ``batch``: the requests that get a token at ``end_s`` (in batch order); ``prefills``: how many of them
-    were admitted by this iteration (the last ones of ``batch``); ``computed_tokens`` and ``kv_read_tokens``:
+    ``scheduled``: (request, tokens computed for it) in schedule order; ``batch``: the requests that emit a
+    token at ``end_s`` (their computed context catches up; a partial prefill chunk emits none);
+    ``prefills``: how many requests this iteration admitted from the waiting queue (new or recomputed);
+    ``preempted``: the requests preempted while scheduling it; ``computed_tokens`` and ``kv_read_tokens``:
     the work that set its duration. Filled when the iteration ends (``EngineCore.step``): ``finished``, the
     requests whose last token was emitted at ``end_s``.
     """
 
     start_s: float
     end_s: float
+    scheduled: list[tuple[Request, int]]
     batch: list[Request]
     prefills: int
     computed_tokens: int
     kv_read_tokens: int
+    preempted: list[Request] = field(default_factory=list)
     finished: list[Request] = field(default_factory=list)
 
     @property
@@ -140,35 +194,52 @@ class EngineCore:
     """The clock-free continuous-batching engine of one replica (module docstring).
 
     ``params``: the replica's EngineParams; ``observer``: optional metrics sink (EngineObserver), told every
-    scheduling, token and finish with the caller's times.
+    scheduling, token, finish and preemption with the caller's times.
     """
 
     def __init__(self, params: EngineParams, observer: EngineObserver | None = None) -> None:
         self.params = params
         self.observer = observer
         self.iterations = 0
-        self._waiting: list[Request] = []
-        self._waiting_head = 0
+        self.preemptions = 0
+        self._waiting: deque[Request] = deque()
         self._running: list[Request] = []
-        self._reserved = 0
+        self._free_blocks = params.num_blocks
         self._current: Iteration | None = None
         self._ready_s: float | None = None
 
     # --- requests in -------------------------------------------------------------------------------------
 
+    def refusal(self, prompt_tokens: int, max_tokens: int) -> str | None:
+        """Why a request of this size can never be served (None when it can): negative or zero sizes, a
+        context (prompt + max_tokens) larger than the KV cache's blocks, or, without chunked prefill, larger
+        than the token budget."""
+        params = self.params
+        if prompt_tokens < 0 or max_tokens < 1:
+            return f"prompt_tokens must be >= 0 and max_tokens >= 1, got {prompt_tokens} and {max_tokens}"
+        context = prompt_tokens + max_tokens
+        if -(-context // params.block_size) > params.num_blocks:
+            return (f"a request of {prompt_tokens} prompt + {max_tokens} output tokens does not fit "
+                    f"the KV cache ({params.num_blocks} blocks of {params.block_size} = "
+                    f"{params.num_blocks * params.block_size} tokens)")
+        if not params.enable_chunked_prefill and context > params.token_budget:
+            return (f"a request of {prompt_tokens} prompt + {max_tokens} output tokens does not fit "
+                    f"max_num_batched_tokens {params.token_budget} without chunked prefill")
+        return None
+
     def fits(self, prompt_tokens: int, max_tokens: int) -> bool:
-        """Whether a request of this size can ever be served (valid sizes, its context fits the KV cache)."""
-        return prompt_tokens >= 0 and max_tokens >= 1 and prompt_tokens + max_tokens <= self.params.kv_cache_tokens
+        """Whether a request of this size can ever be served (``refusal`` is None)."""
+        return self.refusal(prompt_tokens, max_tokens) is None
 
     def add(self, request: Request, now_s: float) -> Request:
         """Queue ``request`` arriving at ``now_s`` (sets ``request.arrival_s``); returns it.
 
-        Raises ValueError when it can never be served (``fits`` is false). ``now_s`` must not be before the
-        start of the iteration in flight (the caller's clock only moves forward).
+        Raises ValueError (the ``refusal`` text) when it can never be served. ``now_s`` must not be before
+        the start of the iteration in flight (the caller's clock only moves forward).
         """
-        if not self.fits(request.prompt_tokens, request.max_tokens):
-            raise ValueError(f"a request of {request.prompt_tokens} prompt + {request.max_tokens} output tokens "
-                             f"does not fit {self.params.kv_cache_tokens} KV-cache tokens")
+        reason = self.refusal(request.prompt_tokens, request.max_tokens)
+        if reason is not None:
+            raise ValueError(reason)
         request.arrival_s = now_s
         self._waiting.append(request)
         if self._current is None and self._ready_s is None:
@@ -222,17 +293,17 @@ class EngineCore:
     @property
     def has_work(self) -> bool:
         """Whether any request waits or runs."""
-        return bool(self._running) or self._waiting_head < len(self._waiting)
+        return bool(self._running) or bool(self._waiting)
 
     @property
     def num_running(self) -> int:
-        """Requests in the running batch (admitted, not finished)."""
+        """Requests in the running batch (admitted, not finished, not preempted)."""
         return len(self._running)
 
     @property
     def num_waiting(self) -> int:
-        """Requests queued, not yet admitted."""
-        return len(self._waiting) - self._waiting_head
+        """Requests queued: not yet admitted, or preempted and waiting to be recomputed."""
+        return len(self._waiting)
 
     def running(self) -> list[Request]:
         """The running requests (a copy), oldest admission first."""
@@ -240,57 +311,108 @@ class EngineCore:
 
     def waiting(self) -> list[Request]:
         """The queued requests (a copy), first in line first."""
-        return self._waiting[self._waiting_head:]
+        return list(self._waiting)
+
+    @property
+    def used_blocks(self) -> int:
+        """KV blocks held by running requests."""
+        return self.params.num_blocks - self._free_blocks
 
     @property
     def kv_usage(self) -> float:
-        """KV-cache usage as a fraction (0..1): context tokens held by the running requests over the cache."""
-        return sum(r.context_tokens for r in self._running) / self.params.kv_cache_tokens
+        """KV-cache usage as a fraction (0..1): blocks held over blocks (vLLM's kv_cache_usage_perc)."""
+        return self.used_blocks / self.params.num_blocks
 
     def abort_all(self) -> list[Request]:
         """Drop every waiting and running request (marked ``aborted``) and the iteration in flight; returns
         them (running first). The core is idle afterwards."""
-        dropped = [*self._running, *self.waiting()]
+        dropped = [*self._running, *self._waiting]
         for request in dropped:
             request.aborted = True
-        self._running, self._waiting, self._waiting_head = [], [], 0
-        self._reserved, self._current, self._ready_s = 0, None, None
+            request.blocks = 0
+        self._running, self._waiting = [], deque()
+        self._free_blocks, self._current, self._ready_s = self.params.num_blocks, None, None
         self._report_state()
         return dropped
 
     # --- the iteration -------------------------------------------------------------------------------------
+
+    def _blocks_for(self, tokens: int) -> int:
+        return -(-tokens // self.params.block_size)
+
+    def _preempt_last(self) -> Request:
+        """Preempt the most recently admitted running request: free its blocks, forget its computed tokens,
+        put it at the front of the waiting queue."""
+        victim = self._running.pop()
+        self._free_blocks += victim.blocks
+        victim.blocks, victim.computed = 0, 0
+        victim.preemptions += 1
+        self.preemptions += 1
+        self._waiting.appendleft(victim)
+        if self.observer is not None:
+            self.observer.on_preempted()
+        return victim
 
     def _begin(self, start_s: float) -> Iteration | None:
         self._drop_cancelled()
         if not self.has_work:
             return None
         params = self.params
-        admitted: list[Request] = []
-        while self._waiting_head < len(self._waiting) and len(self._running) < params.max_num_seqs:
-            head = self._waiting[self._waiting_head]
-            if self._reserved + head.reserved_tokens > params.kv_cache_tokens:
+        budget = params.token_budget
+        scheduled: list[tuple[Request, int]] = []
+        preempted: list[Request] = []
+        index = 0
+        while index < len(self._running) and budget > 0:
+            request = self._running[index]
+            tokens = min(request.context_tokens - request.computed, budget)
+            need = self._blocks_for(request.computed + tokens) - request.blocks
+            while need > self._free_blocks and request in self._running:
+                preempted.append(self._preempt_last())
+            if preempted and preempted[-1] is request:
                 break
-            self._waiting_head += 1
-            head.scheduled_s = start_s
-            self._reserved += head.reserved_tokens
-            self._running.append(head)
-            admitted.append(head)
-        self._compact_waiting()
-        decoding = self._running[:len(self._running) - len(admitted)]
-        prompts = sum(r.prompt_tokens for r in admitted)
-        computed = prompts + len(decoding)
-        kv_read = prompts + sum(r.context_tokens for r in decoding)
-        if self.observer is not None:
-            for request in admitted:
-                self.observer.on_scheduled(max(start_s - request.arrival_s, 0.0), request.prompt_tokens)
-        return Iteration(start_s, start_s + params.iteration_s(computed, kv_read), list(self._running),
-                         len(admitted), computed, kv_read)
+            request.blocks += need
+            self._free_blocks -= need
+            scheduled.append((request, tokens))
+            budget -= tokens
+            index += 1
+        admitted = 0
+        while (not preempted and self._waiting and budget > 0 and len(self._running) < params.max_num_seqs):
+            request = self._waiting[0]
+            tokens = request.context_tokens - request.computed
+            if tokens > budget and not params.enable_chunked_prefill:
+                break
+            tokens = min(tokens, budget)
+            need = self._blocks_for(request.computed + tokens) - request.blocks
+            if need > self._free_blocks:
+                break
+            self._waiting.popleft()
+            request.blocks += need
+            self._free_blocks -= need
+            self._running.append(request)
+            scheduled.append((request, tokens))
+            budget -= tokens
+            admitted += 1
+            if request.scheduled_s is None:
+                request.scheduled_s = start_s
+                if self.observer is not None:
+                    self.observer.on_scheduled(max(start_s - request.arrival_s, 0.0), request.prompt_tokens)
+        if not scheduled:
+            raise RuntimeError("the engine scheduled nothing with requests queued (an unservable request was "
+                               "admitted)")
+        computed = params.token_budget - budget
+        kv_read = sum(r.computed + n for r, n in scheduled)
+        batch = [r for r, n in scheduled if r.computed + n >= r.context_tokens]
+        return Iteration(start_s, start_s + params.iteration_s(computed, kv_read), scheduled, batch, admitted,
+                         computed, kv_read, preempted)
 
     def _end(self, iteration: Iteration) -> Iteration:
         at_s = iteration.end_s
         observer = self.observer
-        for request in iteration.batch:
+        for request, tokens in iteration.scheduled:
             if request.cancelled:
+                continue
+            request.computed += tokens
+            if request.computed < request.context_tokens:
                 continue
             if request.first_token_s is None:
                 request.first_token_s = at_s
@@ -306,25 +428,22 @@ class EngineCore:
                 if observer is not None:
                     observer.on_finished(at_s - request.arrival_s, request.max_tokens, request.prompt_tokens)
         if iteration.finished:
-            done = set(map(id, iteration.finished))
-            self._running = [r for r in self._running if id(r) not in done]
-            self._reserved -= sum(r.reserved_tokens for r in iteration.finished)
+            for request in iteration.finished:
+                self._free_blocks += request.blocks
+                request.blocks = 0
+            self._running = [r for r in self._running if r.finished_s is None]
         self.iterations += 1
         return iteration
 
     def _drop_cancelled(self) -> None:
         if any(r.cancelled for r in self._running):
-            for request in [r for r in self._running if r.cancelled]:
-                self._reserved -= request.reserved_tokens
+            for request in self._running:
+                if request.cancelled:
+                    self._free_blocks += request.blocks
+                    request.blocks = 0
             self._running = [r for r in self._running if not r.cancelled]
-        if any(r.cancelled for r in self.waiting()):
-            self._waiting = [r for r in self.waiting() if not r.cancelled]
-            self._waiting_head = 0
-
-    def _compact_waiting(self) -> None:
-        if self._waiting_head > 1024 and self._waiting_head * 2 > len(self._waiting):
-            del self._waiting[:self._waiting_head]
-            self._waiting_head = 0
+        if any(r.cancelled for r in self._waiting):
+            self._waiting = deque(r for r in self._waiting if not r.cancelled)
 
     def _report_state(self) -> None:
         if self.observer is not None:

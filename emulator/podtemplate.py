@@ -5,7 +5,15 @@ The emulated vLLM parameters of a Deployment come from its pod template (first m
   absent ones are 0, except alpha, which defaults to 10 ms (a server with no cost would be meaningless);
 - batch limit: annotation ``inferno.emulator/max-num-seqs``, else the container arg ``--max-num-seqs N`` (or
   ``=N``), else the template label ``inferno.server.allocation.maxbatchsize``, else 256;
-- KV cache: annotation ``inferno.emulator/kv-cache-tokens``, else 1,048,576 tokens;
+- KV cache: annotation ``inferno.emulator/kv-cache-tokens``, else the container arg
+  ``--num-gpu-blocks-override N`` (or the annotation ``inferno.emulator/num-gpu-blocks-override``) x the block
+  size, else 1,048,576 tokens;
+- KV block size: annotation ``inferno.emulator/block-size``, else the container arg ``--block-size N``, else 16;
+- token budget per iteration: annotation ``inferno.emulator/max-num-batched-tokens``, else the container arg
+  ``--max-num-batched-tokens N``, else vLLM's default (8192 with chunked prefill, else the KV cache's size);
+- chunked prefill: annotation ``inferno.emulator/enable-chunked-prefill`` (true/false), else the container
+  flags ``--enable-chunked-prefill`` / ``--no-enable-chunked-prefill`` (``=true``/``=false`` or a following
+  true/false also read), else on (vLLM V1's default);
 - time scale: annotation ``inferno.emulator/time-scale`` (multiplies every iteration), else the cluster's;
 - start-up delay: annotation ``inferno.emulator/startup-delay-seconds``, else the cluster's;
 - served model name: container arg ``--served-model-name`` or ``--model``, else the template label
@@ -20,7 +28,7 @@ import json
 import secrets
 from datetime import UTC, datetime
 
-from emulator.vllmengine import EngineParams
+from emulator.enginecore import DEFAULT_BLOCK_SIZE, EngineParams
 
 PREFIX = "inferno.emulator/"
 PORT_ANNOTATION = PREFIX + "port"
@@ -51,20 +59,69 @@ def _arg(args: list[str], name: str) -> str | None:
     return None
 
 
+_TRUE, _FALSE = ("true", "1", "yes", "on"), ("false", "0", "no", "off")
+
+
+def _flag(args: list[str], name: str) -> bool | None:
+    """A vLLM boolean flag: ``--name`` (optionally ``=VALUE`` or followed by true/false) or ``--no-name``;
+    None when absent. The last occurrence wins, as with argparse."""
+    value = None
+    negative = "--no-" + name.removeprefix("--")
+    for i, arg in enumerate(args):
+        if arg == negative:
+            value = False
+        elif arg == name:
+            following = args[i + 1].lower() if i + 1 < len(args) else ""
+            value = following not in _FALSE
+        elif arg.startswith(name + "="):
+            value = _boolean(arg.split("=", 1)[1], name)
+    return value
+
+
+def _boolean(text: str, name: str) -> bool:
+    if text.lower() in _TRUE:
+        return True
+    if text.lower() in _FALSE:
+        return False
+    raise ValueError(f"{name}: {text!r} is not true or false")
+
+
 def engine_params(deployment: dict, time_scale: float = 1.0) -> EngineParams:
-    """The EngineParams of a Deployment's replicas (module docstring); ValueError on a malformed value."""
+    """The EngineParams of a Deployment's replicas (module docstring); ValueError on a malformed value
+    (naming the annotation or argument)."""
     template = _template(deployment)
     meta = template.get("metadata") or {}
     notes, labels, args = meta.get("annotations") or {}, meta.get("labels") or {}, _args(template)
-    seqs = (notes.get(PREFIX + "max-num-seqs") or _arg(args, "--max-num-seqs")
-            or labels.get("inferno.server.allocation.maxbatchsize") or DEFAULT_MAX_NUM_SEQS)
+
+    def setting(annotation: str, arg: str | None, default: str | None) -> str | None:
+        return notes.get(PREFIX + annotation) or (_arg(args, arg) if arg else None) or default
+
+    def integer(annotation: str, arg: str | None, default: str | None) -> int | None:
+        text = setting(annotation, arg, default)
+        try:
+            return None if text is None else int(text)
+        except ValueError:
+            raise ValueError(f"{PREFIX}{annotation} / {arg}: {text!r} is not an integer") from None
+
+    seqs = setting("max-num-seqs", "--max-num-seqs", labels.get("inferno.server.allocation.maxbatchsize")
+                   or str(DEFAULT_MAX_NUM_SEQS))
+    block_size = integer("block-size", "--block-size", str(DEFAULT_BLOCK_SIZE))
+    blocks = integer("num-gpu-blocks-override", "--num-gpu-blocks-override", None) if not notes.get(
+        PREFIX + "kv-cache-tokens") else None
+    kv_default = str(blocks * block_size) if blocks else str(DEFAULT_KV_CACHE_TOKENS)
+    chunked_note = notes.get(PREFIX + "enable-chunked-prefill")
+    chunked = (_boolean(chunked_note, PREFIX + "enable-chunked-prefill") if chunked_note is not None
+               else _flag(args, "--enable-chunked-prefill"))
     return EngineParams(
         alpha_ms=float(notes.get(PREFIX + "alpha", DEFAULT_ALPHA_MS)),
         beta_ms=float(notes.get(PREFIX + "beta", 0.0)),
         gamma_ms=float(notes.get(PREFIX + "gamma", 0.0)),
         max_num_seqs=max(int(seqs), 1),
-        kv_cache_tokens=int(notes.get(PREFIX + "kv-cache-tokens", DEFAULT_KV_CACHE_TOKENS)),
-        time_scale=float(notes.get(PREFIX + "time-scale", time_scale)))
+        kv_cache_tokens=integer("kv-cache-tokens", None, kv_default),
+        time_scale=float(notes.get(PREFIX + "time-scale", time_scale)),
+        block_size=block_size,
+        max_num_batched_tokens=integer("max-num-batched-tokens", "--max-num-batched-tokens", None),
+        enable_chunked_prefill=True if chunked is None else chunked)
 
 
 def startup_delay_s(deployment: dict, default_s: float) -> float:

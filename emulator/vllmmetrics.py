@@ -69,6 +69,7 @@ class VllmMetrics:
         self.success = 0
         self.prompt_tokens = 0
         self.generation_tokens = 0
+        self.preemptions = 0
         self.ttft = Histogram("vllm:time_to_first_token_seconds", "Histogram of time to first token in seconds.",
                               TTFT_BUCKETS_S)
         self.itl = Histogram("vllm:inter_token_latency_seconds", "Histogram of inter-token latency in seconds.",
@@ -105,6 +106,11 @@ class VllmMetrics:
             self.itl.observe(itl_s)
             self.generation_tokens += 1
 
+    def on_preempted(self) -> None:
+        """A running request was preempted (its KV blocks freed, to be recomputed)."""
+        with self._lock:
+            self.preemptions += 1
+
     def on_finished(self, e2e_s: float, output_tokens: int, prompt_tokens: int = 0) -> None:
         """A request finished (its length limit) ``e2e_s`` after arriving, with ``prompt_tokens`` in and
         ``output_tokens`` out (the token counters were advanced as they were processed; the per-request
@@ -130,7 +136,9 @@ class VllmMetrics:
                      *_sample("vllm:prompt_tokens_total", "counter", "Number of prefill tokens processed.",
                               labels, self.prompt_tokens),
                      *_sample("vllm:generation_tokens_total", "counter", "Number of generation tokens processed.",
-                              labels, self.generation_tokens)]
+                              labels, self.generation_tokens),
+                     *_sample("vllm:num_preemptions_total", "counter", "Cumulative number of preemption from the "
+                              "engine.", labels, self.preemptions)]
             for histogram in (self.ttft, self.itl, self.e2e, self.queue, self.request_prompt,
                               self.request_generation):
                 lines.extend(histogram.render(labels))

@@ -1,5 +1,6 @@
-"""The clock-free engine core: hand-computed token times, event skipping, and the same token times in event
-time as under the real-time driver on a fake wall clock."""
+"""The clock-free engine core: hand-computed token times, event skipping, KV blocks on demand with preemption
+by recomputation, the token budget with chunked prefill, and the same token times in event time as under the
+real-time driver on a fake wall clock."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from collections import deque
 
 import pytest
 
-from emulator.enginecore import EngineCore, EngineParams, Request
+from emulator.enginecore import EngineCore, EngineParams, Iteration, Request
 from emulator.vllmengine import Engine
 from emulator.vllmmetrics import VllmMetrics
 
@@ -41,9 +42,77 @@ def test_step_before_the_iteration_ends_is_refused_and_arrivals_join_the_next_it
 
 def test_a_request_larger_than_the_kv_cache_is_refused():
     core = EngineCore(EngineParams(alpha_ms=1, beta_ms=0, gamma_ms=0, kv_cache_tokens=100))
-    with pytest.raises(ValueError, match="does not fit 100 KV-cache tokens"):
+    with pytest.raises(ValueError, match=r"does not fit the KV cache \(6 blocks of 16 = 96 tokens\)"):
         core.add(Request(90, 20), 0.0)
     assert not core.has_work
+
+
+def _run(core: EngineCore, arrivals: list[tuple[float, Request]]) -> list[Iteration]:
+    ended = []
+    for arrival_s, request in arrivals:
+        ended += core.advance_to(arrival_s)
+        core.add(request, arrival_s)
+    return ended + core.advance_to(math.inf)
+
+
+def test_when_blocks_run_out_the_last_admitted_is_preempted_recomputed_and_finishes():
+    metrics = VllmMetrics("m")
+    core = EngineCore(EngineParams(alpha_ms=10, beta_ms=0, gamma_ms=0, kv_cache_tokens=96), metrics)  # 6 blocks
+    first, second, third = (Request(20, 20) for _ in range(3))
+    iterations = _run(core, [(0.0, first), (0.0, second), (0.0, third)])
+    # the prompts take 2 blocks each; at 33 tokens of context the first needs a third block: the last admitted
+    # (third) is preempted and waits at the front until the others finish, then recomputes prompt + 13 tokens
+    preempting = [i for i in iterations if i.preempted]
+    assert [i.preempted for i in preempting] == [[third]]
+    assert preempting[0].scheduled == [(first, 1), (second, 1)] and preempting[0].prefills == 0
+    assert third.generated == 20 and third.preemptions == 1 and core.preemptions == metrics.preemptions == 1
+    recompute = next(i for i in iterations if (third, 33) in i.scheduled)
+    assert recompute.start_s == max(first.finished_s, second.finished_s) and recompute.batch == [third]
+    assert [r.generated for r in (first, second, third)] == [20, 20, 20] and not core.has_work
+    assert core.used_blocks == 0 and metrics.success == 3
+
+
+def test_blocks_fill_up_to_one_and_free_on_finish():
+    core = EngineCore(EngineParams(alpha_ms=10, beta_ms=0, gamma_ms=0, kv_cache_tokens=96))
+    for _ in range(3):
+        core.add(Request(20, 20), 0.0)
+    core.step(0.0)
+    assert core.used_blocks == 6 and core.kv_usage == 1.0
+    core.advance_to(math.inf)
+    assert core.kv_usage == 0.0
+
+
+def test_a_request_whose_blocks_are_not_free_waits_without_preempting():
+    core = EngineCore(EngineParams(alpha_ms=10, beta_ms=0, gamma_ms=0, kv_cache_tokens=64))  # 4 blocks
+    big, small = Request(40, 10), Request(30, 5)
+    _run(core, [(0.0, big), (0.001, small)])
+    assert small.scheduled_s == big.finished_s and core.preemptions == 0 and small.generated == 5
+
+
+def test_the_token_budget_chunks_a_long_prompt_and_decodes_go_first():
+    core = EngineCore(EngineParams(alpha_ms=1, beta_ms=0.1, gamma_ms=0, max_num_batched_tokens=100))
+    short, long = Request(10, 5), Request(250, 2)
+    iterations = _run(core, [(0.0, short), (0.0005, long)])
+    assert [i.scheduled for i in iterations[:4]] == [[(short, 10)], [(short, 1), (long, 99)],
+                                                     [(short, 1), (long, 99)], [(short, 1), (long, 52)]]
+    assert [i.computed_tokens for i in iterations[:4]] == [10, 100, 100, 53]
+    assert iterations[1].duration_s == pytest.approx((1 + 0.1 * 100) / 1000)
+    assert [i.batch for i in iterations[1:4]] == [[short], [short], [short, long]]
+    assert long.first_token_s == iterations[3].end_s and short.generated == 5 and long.generated == 2
+
+
+def test_without_chunked_prefill_a_prompt_waits_for_the_whole_budget_or_is_refused():
+    params = EngineParams(alpha_ms=1, beta_ms=0, gamma_ms=0, max_num_batched_tokens=100,
+                          enable_chunked_prefill=False)
+    core = EngineCore(params)
+    with pytest.raises(ValueError, match="does not fit max_num_batched_tokens 100 without chunked prefill"):
+        core.add(Request(250, 2), 0.0)
+    decoding = [Request(1, 30) for _ in range(5)]
+    waiting = Request(96, 2)
+    iterations = _run(core, [*((0.0, r) for r in decoding), (0.0005, waiting)])
+    # 5 decodes leave 95 of the budget: the 96-token prompt waits for one of them to finish, then goes whole
+    admitted = next(i for i in iterations if (waiting, 96) in i.scheduled)
+    assert admitted.start_s == decoding[0].finished_s and waiting.generated == 2
 
 
 def _arrivals(seed: int, count: int) -> list[tuple[float, int, int]]:
@@ -55,7 +124,9 @@ def _arrivals(seed: int, count: int) -> list[tuple[float, int, int]]:
     return out
 
 
-_PARAMS = EngineParams(alpha_ms=8, beta_ms=0.05, gamma_ms=0.002, max_num_seqs=4, kv_cache_tokens=600)
+_PARAMS = EngineParams(alpha_ms=8, beta_ms=0.05, gamma_ms=0.002, max_num_seqs=4, kv_cache_tokens=600,
+                       max_num_batched_tokens=128)
+"""Small enough that the arrivals below queue for the batch, get preempted and have their prompts chunked."""
 
 
 def _event_time(arrivals: list[tuple[float, int, int]]) -> tuple[list[list[float]], bytes]:
@@ -136,3 +207,4 @@ def test_event_time_and_fake_wall_clock_give_the_same_token_times():
     assert wall_metrics == event_metrics
     # the load queued: some requests waited for the batch or the KV cache (else the test proves little)
     assert any(t[0] - a > 0.05 for t, (a, _, _) in zip(event_times, arrivals, strict=True))
+    assert "vllm:num_preemptions_total{model_name=\"m\"} 0.0" not in event_metrics.decode()

@@ -120,6 +120,32 @@ def test_engine_params_come_from_the_pod_template(annotations, args, expected):
     assert params.max_num_seqs == expected and params.time_scale == 0.5
 
 
+@pytest.mark.parametrize(("annotations", "args", "expected"), [
+    pytest.param({}, [], (16, 1 << 20, 8192, True), id="vllm-defaults"),
+    pytest.param({}, ["--block-size", "32", "--num-gpu-blocks-override=100", "--max-num-batched-tokens", "2048",
+                      "--no-enable-chunked-prefill"], (32, 3200, 2048, False), id="container-args"),
+    pytest.param({}, ["--enable-chunked-prefill", "false", "--max-num-batched-tokens=4096"],
+                 (16, 1 << 20, 4096, False), id="flag-with-value"),
+    pytest.param({"inferno.emulator/kv-cache-tokens": "5000", "inferno.emulator/max-num-batched-tokens": "512",
+                  "inferno.emulator/enable-chunked-prefill": "true", "inferno.emulator/block-size": "8"},
+                 ["--num-gpu-blocks-override", "10", "--max-num-batched-tokens", "2048", "--no-enable-chunked-prefill"],
+                 (8, 5000, 512, True), id="annotations-first"),
+])
+def test_kv_blocks_and_token_budget_come_from_the_vllm_args(annotations, args, expected):
+    params = podtemplate.engine_params(deployment(annotations=annotations, args=args))
+    assert (params.block_size, params.kv_cache_tokens, params.token_budget, params.enable_chunked_prefill) == expected
+
+
+@pytest.mark.parametrize(("annotations", "args", "message"), [
+    pytest.param({}, ["--max-num-batched-tokens", "lots"], "max-num-batched-tokens", id="not-an-integer"),
+    pytest.param({"inferno.emulator/enable-chunked-prefill": "maybe"}, [], "enable-chunked-prefill", id="not-a-bool"),
+    pytest.param({}, ["--block-size", "0"], "block_size must be >= 1", id="zero-block"),
+])
+def test_malformed_vllm_args_are_a_clear_error(annotations, args, message):
+    with pytest.raises(ValueError, match=message):
+        podtemplate.engine_params(deployment(annotations=annotations, args=args))
+
+
 def test_scaling_through_the_official_client(kube_store, kube_client):
     reconciler = Reconciler(kube_store, startup_delay_s=0.2, grace_s=1).start()
     try:
