@@ -1,4 +1,4 @@
-"""`python -m services.optimizer robust`: the LLM-RO reference problem (docs/model.md s9) solved with OR-Tools."""
+"""`python -m services.optimizer robust`: the LLM-RO reference problem (docs/model.md s10) solved with OR-Tools."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ DEFAULT_INSTANCE = "llmro-default"
 DESCRIPTION = """Solve the LLM-RO reference problem (seed 004: latency-aware robust LLM inference allocation under
 precision-dependent uncertainty): route 6 query types to (model, GPU tier) deployments with a tensor-parallel
 degree, at the lowest rental + storage + worst-case delay-deviation + unmet-demand cost, with delays and error
-rates that may each deviate up to their maximum, at most Gamma at once (Bertsimas-Sim). See docs/model.md s9.
+rates that may each deviate up to their maximum, at most Gamma at once (Bertsimas-Sim). See docs/model.md s10.
 
 --compat (the default) keeps the reference code's delay-row right-hand side, which takes the tensor-parallel
 degree of one fixed deployment (Llama-3.2-11B-Vision on H100_80GB_INT8, left over from a loop) and so forces that

@@ -1,4 +1,4 @@
-"""The LLM-RO reference instance (docs/model.md s9): 6 query types, 6 Llama models, 10 GPU tiers (a GPU type
+"""The LLM-RO reference instance (docs/model.md s10): 6 query types, 6 Llama models, 10 GPU tiers (a GPU type
 with a precision), tensor-parallel degrees 1/2/4/8, with nominal per-token delays and error rates and their
 maximum deviations for budgeted (Bertsimas-Sim) uncertainty.
 

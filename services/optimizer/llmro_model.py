@@ -1,4 +1,4 @@
-"""The LLM-RO allocation MILP (docs/model.md s9) built with OR-Tools' linear solver wrapper (HiGHS or SCIP).
+"""The LLM-RO allocation MILP (docs/model.md s10) built with OR-Tools' linear solver wrapper (HiGHS or SCIP).
 
 Decisions: x[i,j,k] the fraction of query type i routed to model j on GPU tier k; z[i,j,k] placement (binary,
 one (model, tier) per query type); q[j,k] deployment active; w[j,k,n] its tensor-parallel degree n; y[j,k] = n

@@ -1,4 +1,4 @@
-"""The LLM-RO reference port (docs/model.md s9): the generator matches the reference draw for draw, and the
+"""The LLM-RO reference port (docs/model.md s10): the generator matches the reference draw for draw, and the
 `robust` command reproduces the published objectives with OR-Tools (HiGHS, SCIP)."""
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ def test_default_instance_solves_to_553_4433_with_19_gpus(capsys: pytest.Capture
     assert out["breakdown"]["unmet_penalty"] == pytest.approx(0, abs=1e-6)
     assert sum(out["breakdown"].values()) == pytest.approx(out["objective"], rel=1e-9)
     assert out["solve_s"] > 0
-    # The compat right-hand side forces 11B-Vision on H100_INT8 into the answer (docs/model.md s9).
+    # The compat right-hand side forces 11B-Vision on H100_INT8 into the answer (docs/model.md s10).
     assert {"model": "Llama-3.2-11B-Vision", "tier": "H100_80GB_INT8", "tp": 1, "gpus": 1} in out["deployments"]
     routed = {}
     for route in out["routing"]:
