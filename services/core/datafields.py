@@ -3,9 +3,11 @@
 A Reader wraps a JSON object at a JSON path (``$.servers[3].currentAlloc``) of a named file. Its getters
 check type and sign and raise DataFileError naming file, path and value; keys are matched
 case-insensitively (Inferno's Go decoder does the same). Every key read is remembered, so that
-``Report.finish`` can name the keys nobody read: warnings, or errors in strict mode. Values that Inferno
-tolerates by falling back to a default (a priority outside 1..100, capacity for a card type no accelerator
-has) go through ``Report.warn``: a warning too, or an error in strict mode.
+``Report.finish`` can name the keys nobody read: warnings, or errors in strict mode. Numbers are finite and
+within a physical bound (services.core.bounds, docs/model.md s1), names valid Unicode of bounded length, and
+a value quoted in an error is shortened (bounds.short). Values that Inferno tolerates by falling back to a
+default (a priority outside 1..100, capacity for a card type no accelerator has) go through ``Report.warn``:
+a warning too, or an error in strict mode.
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ import math
 from collections.abc import Iterator
 from typing import Any
 
+from services.core import bounds
+from services.core.bounds import Bound
 from services.core.errors import DataFileError
 
 _MISSING: Any = object()
@@ -83,41 +87,60 @@ class Reader:
     def _fail(self, key: str, value: Any, expected: str) -> DataFileError:
         return DataFileError(self.file, f"{self.path}.{key}", f"expected {expected}, got {_describe(value)}")
 
+    def error(self, key: str, message: str) -> DataFileError:
+        """A DataFileError about ``key`` of this object (spelled as in the file), for checks beyond one getter."""
+        return DataFileError(self.file, f"{self.path}.{self._keys.get(key.lower(), key)}", message)
+
     def text(self, key: str, default: Any = _MISSING) -> str:
-        """A string value; a non-string raises DataFileError."""
+        """A string value of at most bounds.MAX_NAME_LENGTH characters, valid Unicode (no lone surrogate);
+        anything else raises DataFileError."""
         value, key = self._raw(key, default)
         if not isinstance(value, str):
             raise self._fail(key, value, "a string")
+        problem = bounds.name_problem(value)
+        if problem:
+            raise DataFileError(self.file, f"{self.path}.{key}", problem)
         return value
 
-    def number(self, key: str, default: Any = _MISSING) -> float:
-        """A finite, non-negative number (negative costs, rates or SLOs are errors)."""
+    def number(self, key: str, default: Any = _MISSING, bound: Bound = bounds.FIGURE) -> float:
+        """A finite number within ``bound`` (non-negative: negative costs, rates or SLOs are errors)."""
         value, key = self._raw(key, default)
         if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
             raise self._fail(key, value, "a number")
         if value < 0:
             raise self._fail(key, value, "a non-negative number")
+        if value > bound.high:
+            raise self._fail(key, value, f"a number at most {_limit(bound)}")
         return float(value)
 
     def integer(self, key: str, default: Any = _MISSING) -> int:
-        """A whole number, any sign (a float with a fraction is an error)."""
+        """A whole number, any sign, of magnitude at most 2**53 (a float with a fraction, Infinity, NaN or a
+        400-digit integer is an error)."""
         value, key = self._raw(key, default)
-        if isinstance(value, bool) or not isinstance(value, int | float) or value != int(value):
+        if (isinstance(value, bool) or not isinstance(value, int | float)
+                or (isinstance(value, float) and not math.isfinite(value)) or value != int(value)):
             raise self._fail(key, value, "a whole number")
+        if abs(value) > _WHOLE_LIMIT:
+            raise self._fail(key, value, "a whole number of magnitude at most 2**53")
         return int(value)
 
-    def count(self, key: str, default: Any = _MISSING) -> int:
-        """A non-negative whole number (replicas, batch sizes, card counts)."""
+    def count(self, key: str, default: Any = _MISSING, bound: Bound = bounds.CAPACITY) -> int:
+        """A whole number within ``bound`` (replicas, batch sizes, card counts; never negative)."""
         value = self.integer(key, default)
         if value < 0:
             raise self._fail(self._keys.get(key.lower(), key), value, "a non-negative whole number")
+        if value > bound.high:
+            raise self._fail(self._keys.get(key.lower(), key), value, f"a whole number at most {_limit(bound)}")
         return value
 
-    def positive(self, key: str, default: Any = _MISSING) -> int:
-        """A whole number >= 1 (a multiplicity: 0 cards per accelerator would make capacity free)."""
+    def positive(self, key: str, default: Any = _MISSING, bound: Bound = bounds.CAPACITY) -> int:
+        """A whole number >= 1 within ``bound`` (a multiplicity: 0 cards per accelerator would make capacity
+        free)."""
         value = self.integer(key, default)
         if value < 1:
             raise self._fail(self._keys.get(key.lower(), key), value, "a positive whole number")
+        if value > bound.high:
+            raise self._fail(self._keys.get(key.lower(), key), value, f"a whole number at most {_limit(bound)}")
         return value
 
     def warn(self, key: str, message: str) -> None:
@@ -163,18 +186,24 @@ class Reader:
         """(key, object) pairs of a map-shaped object, such as a solution's allocations."""
         for key, value in self._value.items():
             self._read.add(key)
+            problem = bounds.name_problem(key)
+            if problem:
+                raise DataFileError(self.file, f"{self.path}.{bounds.short(key)}", f"key {problem}")
             yield key, Reader(value, self.file, f"{self.path}.{key}", self._report)
 
 
+_WHOLE_LIMIT = 2**53
+"""Largest whole number a JSON reader in any language keeps exactly (a float64 mantissa)."""
+
+
+def _limit(bound: Bound) -> str:
+    unit = f" {bound.unit}" if bound.unit else ""
+    return f"{bound.high:,.0f}{unit} (docs/model.md s1)"
+
+
 def _describe(value: Any) -> str:
-    text = json_type = type(value).__name__
-    if value is None:
-        json_type = "null"
-    elif isinstance(value, bool):
-        json_type = "boolean"
-    elif isinstance(value, dict):
-        json_type = "an object"
-    elif isinstance(value, list):
-        json_type = "a list"
-    text = repr(value) if not isinstance(value, dict | list) else json_type
-    return text if len(text) <= 60 else text[:57] + "..."
+    if isinstance(value, dict):
+        return "an object"
+    if isinstance(value, list):
+        return "a list"
+    return bounds.short(value)

@@ -8,7 +8,9 @@ never used), are reported as warnings naming file, JSON path and value (strict m
 problem raises DataFileError naming file, JSON path and value: among them a negative ``accCount`` (0 keeps
 Inferno's meaning, 1 accelerator) and a ``multiplicity`` below 1. Errors found by cross-reference checks carry
 the same full path as single-field errors: ``$.models[2].acc`` in model-data.json, ``$.system.modelData.models[2]
-.acc`` in a system-data.json.
+.acc`` in a system-data.json. Every number must be finite and within its physical bound (services.core.bounds,
+docs/model.md s1); a file that is not UTF-8, holds a number of more than 4,300 digits or nests too deeply is a
+DataFileError too, never a traceback.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from services.core import bounds as b
 from services.core import inferno_json
 from services.core import model as m
 from services.core.datafields import Reader, Report
@@ -55,6 +58,15 @@ def _read_json(path: str) -> Any:
         raise DataFileError(name, "$", f"file not found at {path}") from None
     except json.JSONDecodeError as err:
         raise DataFileError(name, "$", f"invalid JSON at line {err.lineno} column {err.colno}: {err.msg}") from None
+    except UnicodeDecodeError as err:
+        raise DataFileError(name, "$", f"not UTF-8 text: byte {err.object[err.start:err.start + 1]!r} at offset "
+                                       f"{err.start}") from None
+    except RecursionError:
+        raise DataFileError(name, "$", "objects or lists nested too deeply") from None
+    except ValueError as err:  # a number of more than sys.get_int_max_str_digits() (4,300) digits
+        if "digits" in str(err):
+            raise DataFileError(name, "$", "invalid JSON: a number of more than 4,300 digits") from None
+        raise DataFileError(name, "$", f"invalid JSON: {b.short(str(err), 120)}") from None
     except OSError as err:
         raise DataFileError(name, "$", f"cannot read {path}: {err.strerror}") from None
 
@@ -63,12 +75,12 @@ def _accelerator(r: Reader) -> m.Accelerator:
     power = r.obj("power", optional=True)
     return m.Accelerator(
         name=r.text("name"), type=r.text("type", default="") or r.text("name"),
-        multiplicity=r.positive("multiplicity", default=1),
+        multiplicity=r.positive("multiplicity", default=1, bound=b.ACCELERATORS),
         mem_size_gb=r.number("memSize", default=0.0), mem_bw_gbps=r.number("memBW", default=0.0),
         power=m.PowerProfile() if power is None else m.PowerProfile(
             power.number("idle", default=0.0), power.number("full", default=0.0),
-            power.number("midPower", default=0.0), power.number("midUtil", default=0.0)),
-        cost_per_hour=r.number("cost", default=0.0),
+            power.number("midPower", default=0.0), power.number("midUtil", default=0.0, bound=b.FRACTION)),
+        cost_per_hour=r.number("cost", default=0.0, bound=b.COST),
     )
 
 
@@ -76,11 +88,13 @@ def _model_perf(r: Reader) -> m.ModelPerf:
     parms = r.obj("perfParms")
     # Inferno (core/model.go AddPerfDataFromSpec) turns accCount <= 0 into 1; 0 is also what a Go encoder
     # writes for an unset field, so keep 0 -> 1 silently. A negative count is a typo, not a spelling of 1.
-    acc_count = r.count("accCount", default=1)
+    acc_count = r.count("accCount", default=1, bound=b.ACCELERATORS)
     return m.ModelPerf(
         model=r.text("name"), accelerator=r.text("acc"), acc_count=acc_count if acc_count > 0 else 1,
-        max_batch_size=r.count("maxBatchSize", default=0), at_tokens=r.count("atTokens", default=0),
-        perf=m.PerfParms(parms.number("alpha"), parms.number("beta"), parms.number("gamma")),
+        max_batch_size=r.count("maxBatchSize", default=0, bound=b.BATCH),
+        at_tokens=r.count("atTokens", default=0, bound=b.TOKENS),
+        perf=m.PerfParms(parms.number("alpha", bound=b.TIME_MS), parms.number("beta", bound=b.TIME_MS),
+                         parms.number("gamma", bound=b.TIME_MS)),
     )
 
 
@@ -90,8 +104,9 @@ def _service_class(r: Reader) -> m.ServiceClass:
         # Inferno maps an out-of-range priority to the lowest; do the same, but say so.
         r.warn("priority", f"priority {priority} outside 1..100, using {m.LOWEST_PRIORITY} (the lowest)")
     targets = tuple(
-        m.ModelTarget(model=t.text("model"), slo_itl_ms=t.number("slo-itl", default=0.0),
-                      slo_ttft_ms=t.number("slo-ttft", default=0.0), slo_tps=t.number("slo-tps", default=0.0))
+        m.ModelTarget(model=t.text("model"), slo_itl_ms=t.number("slo-itl", default=0.0, bound=b.TIME_MS),
+                      slo_ttft_ms=t.number("slo-ttft", default=0.0, bound=b.TIME_MS),
+                      slo_tps=t.number("slo-tps", default=0.0, bound=b.TPS))
         for t in r.items("modelTargets", optional=True)
     )
     _unique((t.model for t in targets), r, "modelTargets", "model")
@@ -102,19 +117,26 @@ def _service_class(r: Reader) -> m.ServiceClass:
 def _load(r: Reader | None) -> m.Load:
     if r is None:
         return m.Load()
-    return m.Load(r.number("arrivalRate", default=0.0), r.number("avgInTokens", default=0.0),
-                  r.number("avgOutTokens", default=0.0))
+    out_tokens = r.number("avgOutTokens", default=0.0, bound=b.TOKENS)
+    if 0 < out_tokens < b.MIN_AVG_OUT_TOKENS:
+        raise r.error("avgOutTokens", f"expected 0 (no load) or at least {b.MIN_AVG_OUT_TOKENS:g} output token "
+                                      f"per request (every completed request generates one), got {out_tokens!r}")
+    return m.Load(r.number("arrivalRate", default=0.0, bound=b.RATE_RPM),
+                  r.number("avgInTokens", default=0.0, bound=b.TOKENS), out_tokens)
 
 
 def _allocation(r: Reader | None) -> m.Allocation:
     if r is None:
         return m.Allocation()
     return m.Allocation(
-        accelerator=r.text("accelerator", default=""), num_replicas=r.count("numReplicas", default=0),
-        max_batch=r.count("maxBatch", default=0), cost_per_hour=r.number("cost", default=0.0),
+        accelerator=r.text("accelerator", default=""),
+        num_replicas=r.count("numReplicas", default=0, bound=b.REPLICAS),
+        max_batch=r.count("maxBatch", default=0, bound=b.BATCH),
+        cost_per_hour=r.number("cost", default=0.0, bound=b.ALLOCATION_COST),
         itl_ms=r.number("itlAverage", default=0.0), ttft_ms=r.number("ttftAverage", default=0.0),
-        load=_load(r.obj("load", optional=True)), max_queue=r.count("maxQueue", default=0),
-        saturated=r.flag("saturated", default=False), unserved_rate_rpm=r.number("unservedRate", default=0.0),
+        load=_load(r.obj("load", optional=True)), max_queue=r.count("maxQueue", default=0, bound=b.QUEUE),
+        saturated=r.flag("saturated", default=False),
+        unserved_rate_rpm=r.number("unservedRate", default=0.0, bound=b.RATE_RPM),
     )
 
 
@@ -123,8 +145,10 @@ def _server(r: Reader) -> m.Server:
     return m.Server(
         name=r.text("name"), service_class=r.text("class", default="") or m.DEFAULT_CLASS,
         model=r.text("model"), keep_accelerator=r.flag("keepAccelerator", default=False),
-        min_replicas=r.count("minNumReplicas", default=0), max_batch_size=r.count("maxBatchSize", default=0),
-        max_queue_size=r.count("maxQueueSize", default=0), current=_allocation(r.obj("currentAlloc", optional=True)),
+        min_replicas=r.count("minNumReplicas", default=0, bound=b.REPLICAS),
+        max_batch_size=r.count("maxBatchSize", default=0, bound=b.BATCH),
+        max_queue_size=r.count("maxQueueSize", default=0, bound=b.QUEUE),
+        current=_allocation(r.obj("currentAlloc", optional=True)),
         desired=None if desired is None else _allocation(desired),
     )
 
@@ -139,15 +163,15 @@ def _settings(r: Reader | None) -> m.OptimizerSettings:
         delayed_best_effort=r.flag("delayedBestEffort", default=False),
         saturation_policy=r.choice("saturationPolicy", m.SaturationPolicy, d.saturation_policy),
         service_model=r.choice("serviceModel", m.ServiceModel, d.service_model),
-        blocking_bound=r.number("blockingBound", default=d.blocking_bound),
-        time_limit_s=r.number("timeLimitSeconds", default=d.time_limit_s),
+        blocking_bound=r.number("blockingBound", default=d.blocking_bound, bound=b.FRACTION),
+        time_limit_s=r.number("timeLimitSeconds", default=d.time_limit_s, bound=b.TIME_LIMIT_S),
     )
 
 
 def _capacity(r: Reader | None) -> m.Capacity:
     if r is None:
         return m.Capacity()
-    entries = [(e.text("type"), e.count("count")) for e in r.items("count", optional=True)]
+    entries = [(e.text("type"), e.count("count", bound=b.CAPACITY)) for e in r.items("count", optional=True)]
     _unique((t for t, _ in entries), r, "count", "type")
     return m.Capacity(dict(entries))
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from services.core.bounds import MAX_REPLICAS, check_system
 from services.core.errors import InvalidInputError
 from services.core.model import LOWEST_PRIORITY, Accelerator, ModelPerf, Server, SystemData
 from services.optimizer.queueing import ChainBatch, chain_metrics, latency_ms
@@ -79,7 +80,8 @@ class CandidateSet:
 
 
 def validate_system(system: SystemData) -> None:
-    """Raise InvalidInputError naming the field and value for a system the solver cannot trust."""
+    """Raise InvalidInputError naming the field and value for a system the solver cannot trust (also every
+    figure outside its physical bound, docs/model.md s1)."""
     _unique([a.name for a in system.accelerators], "accelerators.name")
     _unique([s.name for s in system.servers], "servers.name")
     _unique([f"{p.model}/{p.accelerator}" for p in system.models], "models.name/acc")
@@ -100,6 +102,7 @@ def validate_system(system: SystemData) -> None:
                                         f"number >= 0, got {value!r}")
     if not 0 <= system.optimizer.blocking_bound < 1:
         raise InvalidInputError(f"optimizer.blocking_bound must be in [0, 1), got {system.optimizer.blocking_bound!r}")
+    check_system(system)
 
 
 def _unique(names: list[str], what: str) -> None:
@@ -228,8 +231,11 @@ def _size(lookup: _Lookup, done: dict[str, list[Candidate]], pending: list[_Pend
     sizing = size_replicas(chains, [targets for _, targets in unique])
     rows_feasible = sizing.feasible
     feasible = [item for item in pending if rows_feasible[item.row]]
-    replicas = [max(math.ceil(item.rate_per_ms / sizing.capacity_per_ms[item.row]), item.server.min_replicas, 1)
-                for item in feasible]
+    needed = [_replicas_needed(item.rate_per_ms, float(sizing.capacity_per_ms[item.row])) for item in feasible]
+    # A candidate needing more than bounds.MAX_REPLICAS replicas is no candidate (docs/model.md s1).
+    feasible, needed = ([x for x, n in zip(feasible, needed, strict=True) if n <= MAX_REPLICAS],
+                        [n for n in needed if n <= MAX_REPLICAS])
+    replicas = [max(n, item.server.min_replicas, 1) for item, n in zip(feasible, needed, strict=True)]
     if feasible:
         rows = np.array([item.row for item in feasible])
         per_replica = np.array([item.rate_per_ms / n for item, n in zip(feasible, replicas, strict=True)])
@@ -239,6 +245,14 @@ def _size(lookup: _Lookup, done: dict[str, list[Candidate]], pending: list[_Pend
                 lookup, item.server, item.perf, replicas[k], item.model.max_batch, item.model.max_queue,
                 item.rate_per_ms, item.row, float(itl[k]), float(ttft[k])))
     return chains
+
+
+def _replicas_needed(rate_per_ms: float, capacity_per_ms: float) -> int:
+    """ceil(rate / capacity), or MAX_REPLICAS + 1 when that is beyond the bound (also for a capacity that
+    underflowed to 0), so the count never overflows."""
+    if not capacity_per_ms > 0 or rate_per_ms / capacity_per_ms > MAX_REPLICAS:
+        return MAX_REPLICAS + 1
+    return math.ceil(rate_per_ms / capacity_per_ms)
 
 
 def _infeasible_reason(system: SystemData, server: Server) -> str:

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from services.core.bounds import MAX_BATCH_SIZE
 from services.core.model import ModelPerf, ModelTarget
 from services.optimizer.queueing import ChainBatch, ChainMetrics, chain_metrics, latency_ms
 
@@ -27,13 +28,14 @@ _ITL, _TTFT, _BLOCK = 0, 1, 2
 
 
 def batch_size(server_max_batch: int, perf: ModelPerf, out_tokens: float) -> int:
-    """N: the server's max batch if > 0, else max(floor(maxBatchSize x atTokens / K), 1) (docs/model.md s4).
+    """N: the server's max batch if > 0, else max(floor(maxBatchSize x atTokens / K), 1) (docs/model.md s4),
+    at most bounds.MAX_BATCH_SIZE (a replica's model never grows past it, however short the requests).
 
     ``out_tokens`` (K) must be > 0. Example: 76 x 512 // 1024 = 38.
     """
     if server_max_batch > 0:
-        return server_max_batch
-    return max(int(perf.max_batch_size * perf.at_tokens // int(out_tokens)), 1)
+        return min(server_max_batch, MAX_BATCH_SIZE)
+    return min(max(int(perf.max_batch_size * perf.at_tokens // int(out_tokens)), 1), MAX_BATCH_SIZE)
 
 
 @dataclass(frozen=True, slots=True)

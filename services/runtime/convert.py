@@ -1,19 +1,22 @@
 """The only mapping between protos (package inferno.v1) and the data model (services.core.model).
 
 Every ``*_from_proto`` validates what the wire cannot: enum strings and negative counts raise
-InvalidInputError naming the field and value, so servicers answer INVALID_ARGUMENT.
+InvalidInputError naming the field and value (names and values shortened, services.core.bounds.short, so an
+error detail stays far below gRPC's header limit), so servicers answer INVALID_ARGUMENT. Physical bounds of
+every figure are checked on the model by services.core.bounds.check_system (docs/model.md s1).
 """
 
 from __future__ import annotations
 
 from proto import actuator_pb2, collector_pb2, optimizer_pb2, types_pb2
 from services.core import model as m
+from services.core.bounds import short, short_name
 from services.core.errors import InvalidInputError
 
 
 def _non_negative(value: float, field: str) -> float:
     if value < 0 or value != value:
-        raise InvalidInputError(f"{field} must be a non-negative number, got {value!r}")
+        raise InvalidInputError(f"{field} must be a non-negative number, got {short(value)}")
     return value
 
 
@@ -90,7 +93,7 @@ def server_from_proto(msg: types_pb2.Server, field: str = "server") -> m.Server:
     """Proto -> Server; an empty name or negative count raises InvalidInputError naming ``field``."""
     if not msg.name:
         raise InvalidInputError(f"{field}.name must not be empty")
-    field = f"{field}[{msg.name}]"
+    field = f"{field}[{short_name(msg.name)}]"
     return m.Server(
         name=msg.name, service_class=getattr(msg, "class") or m.DEFAULT_CLASS, model=msg.model,
         keep_accelerator=msg.keep_accelerator,
@@ -115,7 +118,7 @@ def accelerator_to_proto(acc: m.Accelerator) -> types_pb2.Accelerator:
 
 def accelerator_from_proto(msg: types_pb2.Accelerator, field: str = "accelerator") -> m.Accelerator:
     """Proto -> Accelerator; negative cost or multiplicity raises InvalidInputError naming ``field``."""
-    field = f"{field}[{msg.name}]"
+    field = f"{field}[{short_name(msg.name)}]"
     return m.Accelerator(
         name=msg.name, type=msg.type or msg.name,
         multiplicity=int(_non_negative(msg.multiplicity, f"{field}.multiplicity")) or 1,
@@ -135,7 +138,7 @@ def model_perf_to_proto(perf: m.ModelPerf) -> types_pb2.ModelPerf:
 
 def model_perf_from_proto(msg: types_pb2.ModelPerf, field: str = "model") -> m.ModelPerf:
     """Proto -> ModelPerf; negative figures raise InvalidInputError naming ``field``."""
-    field = f"{field}[{msg.name}/{msg.acc}]"
+    field = f"{field}[{short_name(msg.name)}/{short_name(msg.acc)}]"
     parms = msg.perf_parms
     return m.ModelPerf(
         model=msg.name, accelerator=msg.acc, acc_count=msg.acc_count,
@@ -156,11 +159,12 @@ def service_class_to_proto(sc: m.ServiceClass) -> types_pb2.ServiceClass:
 
 def service_class_from_proto(msg: types_pb2.ServiceClass, field: str = "service_class") -> m.ServiceClass:
     """Proto -> ServiceClass; negative SLOs raise InvalidInputError naming ``field``."""
-    field = f"{field}[{msg.name}]"
+    field = f"{field}[{short_name(msg.name)}]"
     targets = tuple(
-        m.ModelTarget(model=t.model, slo_itl_ms=_non_negative(t.slo_itl_ms, f"{field}.{t.model}.slo_itl_ms"),
-                      slo_ttft_ms=_non_negative(t.slo_ttft_ms, f"{field}.{t.model}.slo_ttft_ms"),
-                      slo_tps=_non_negative(t.slo_tps, f"{field}.{t.model}.slo_tps"))
+        m.ModelTarget(model=t.model,
+                      slo_itl_ms=_non_negative(t.slo_itl_ms, f"{field}.{short_name(t.model)}.slo_itl_ms"),
+                      slo_ttft_ms=_non_negative(t.slo_ttft_ms, f"{field}.{short_name(t.model)}.slo_ttft_ms"),
+                      slo_tps=_non_negative(t.slo_tps, f"{field}.{short_name(t.model)}.slo_tps"))
         for t in msg.model_targets
     )
     return m.ServiceClass(name=msg.name, priority=msg.priority, targets=targets)
@@ -174,7 +178,7 @@ def capacity_to_proto(capacity: m.Capacity) -> types_pb2.Capacity:
 
 def capacity_from_proto(msg: types_pb2.Capacity, field: str = "capacity") -> m.Capacity:
     """Proto -> Capacity; a negative count raises InvalidInputError naming the type."""
-    return m.Capacity({e.type: int(_non_negative(e.count, f"{field}.count[{e.type}]")) for e in msg.count})
+    return m.Capacity({e.type: int(_non_negative(e.count, f"{field}.count[{short_name(e.type)}]")) for e in msg.count})
 
 
 def _enum(enum_type: type, value: str, default: object, field: str) -> object:
@@ -184,7 +188,7 @@ def _enum(enum_type: type, value: str, default: object, field: str) -> object:
         return enum_type(value)
     except ValueError:
         allowed = ", ".join(v.value for v in enum_type)
-        raise InvalidInputError(f"{field} must be one of {allowed}, got {value!r}") from None
+        raise InvalidInputError(f"{field} must be one of {allowed}, got {short(value)}") from None
 
 
 def settings_to_proto(s: m.OptimizerSettings) -> types_pb2.OptimizerSettings:
@@ -248,8 +252,9 @@ def allocations_from_proto(rows: list[optimizer_pb2.ServerAllocation]) -> dict[s
     allocations: dict[str, m.Allocation] = {}
     for row in rows:
         if not row.server_name or row.server_name in allocations:
-            raise InvalidInputError(f"allocations: server_name {row.server_name!r} is empty or repeated")
-        allocations[row.server_name] = allocation_from_proto(row.allocation, f"allocations[{row.server_name}]")
+            raise InvalidInputError(f"allocations: server_name {short(row.server_name)} is empty or repeated")
+        allocations[row.server_name] = allocation_from_proto(row.allocation,
+                                                             f"allocations[{short_name(row.server_name)}]")
     return allocations
 
 
@@ -267,7 +272,7 @@ def kube_ref_to_proto(ref: m.KubeRef) -> types_pb2.KubeRef:
 def kube_ref_from_proto(msg: types_pb2.KubeRef, field: str = "ref") -> m.KubeRef:
     """Proto -> KubeRef; an empty namespace or name raises InvalidInputError naming ``field``."""
     if not msg.namespace or not msg.name:
-        raise InvalidInputError(f"{field} needs a namespace and a name, got {msg.namespace!r}/{msg.name!r}")
+        raise InvalidInputError(f"{field} needs a namespace and a name, got {short(msg.namespace)}/{short(msg.name)}")
     return m.KubeRef(namespace=msg.namespace, name=msg.name, uid=msg.uid)
 
 
@@ -293,7 +298,7 @@ def actuation_result_to_proto(result: m.ActuationResult) -> actuator_pb2.Actuati
 def actuation_result_from_proto(msg: actuator_pb2.ActuationResult, field: str = "results") -> m.ActuationResult:
     """Proto -> ActuationResult; an unspecified outcome raises InvalidInputError naming ``field``."""
     if msg.outcome == actuator_pb2.ActuationResult.Outcome.OUTCOME_UNSPECIFIED:
-        raise InvalidInputError(f"{field}[{msg.server_name}].outcome must be set")
+        raise InvalidInputError(f"{field}[{short_name(msg.server_name)}].outcome must be set")
     outcome = m.ActuationOutcome[actuator_pb2.ActuationResult.Outcome.Name(msg.outcome)]
     return m.ActuationResult(
         server_name=msg.server_name, ref=m.KubeRef(msg.ref.namespace, msg.ref.name, msg.ref.uid), outcome=outcome,

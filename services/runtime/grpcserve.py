@@ -47,6 +47,20 @@ def status_for(err: Exception) -> grpc.StatusCode:
     return grpc.StatusCode.INTERNAL
 
 
+MAX_DETAIL_CHARS = 1_000
+"""Longest status detail sent: a value echoed whole could exceed the peer's header limit (8 KiB by default),
+and the client would see RESOURCE_EXHAUSTED instead of the error."""
+
+
+def error_detail(err: Exception) -> str:
+    """The status detail of ``err``: its message (or type name) as valid UTF-8 (a lone surrogate escaped), cut
+    to MAX_DETAIL_CHARS characters."""
+    text = (str(err) or type(err).__name__).encode("utf-8", "backslashreplace").decode("utf-8")
+    if len(text) <= MAX_DETAIL_CHARS:
+        return text
+    return f"{text[:MAX_DETAIL_CHARS - 40]}... ({len(text)} characters, cut)"
+
+
 def grpc_method(method: F) -> F:
     """Wrap a servicer method ``(self, request, context)`` so domain errors abort with their status code."""
 
@@ -56,8 +70,9 @@ def grpc_method(method: F) -> F:
             return method(self, request, context)
         except Exception as err:  # noqa: BLE001 - every error becomes a status, none escapes as a crash
             code = status_for(err)
-            _log.warning("rpc_failed", method=method.__name__, code=code.name, error=str(err))
-            context.abort(code, str(err) or type(err).__name__)
+            detail = error_detail(err)
+            _log.warning("rpc_failed", method=method.__name__, code=code.name, error=detail)
+            context.abort(code, detail)
 
     return wrapper  # type: ignore[return-value]
 
