@@ -2,7 +2,10 @@ r"""Command line of the local cluster: ``up`` (start a cluster from a config) an
 
     python -m emulator up --config emulator/examples/small3.yaml [--no-load] [--duration S]
     python -m emulator loadgen --url http://127.0.0.1:PORT [--url ...] --rate 1 --duration 30 \
-        [--stairs FROM:TO:STEP:EVERY] [--in 128] [--out 64] [--slo-ttft MS] [--slo-itl MS]
+        [--stairs FROM:TO:STEP:EVERY] [--in 128] [--out 64] [--slo-ttft MS] [--slo-itl MS] [--seed N]
+
+--in and --out take a token-length distribution: N (fixed), exponential:MEAN[:MIN:MAX], uniform:LOW:HIGH or
+file:PATH (a number per line or a JSON list, drawn uniformly); lengths and arrivals are seeded by --seed.
 
 loadgen exits 1 when no request completed (the report is printed anyway).
 """
@@ -21,7 +24,7 @@ import yaml
 
 from emulator.cluster import Cluster
 from emulator.loadgen import LoadGenerator, Target
-from emulator.loadshape import Schedule, constant, parse_length, stairs
+from emulator.loadshape import LENGTH_FORMS, Length, Schedule, constant, length_arg, stairs
 
 
 def _number(kind: str, low: float, *, strict: bool) -> Callable[[str], float]:
@@ -50,6 +53,18 @@ def _integer(low: int) -> Callable[[str], int]:
         if value < low:
             raise argparse.ArgumentTypeError(f"{text!r} must be >= {low}")
         return value
+
+    return parse
+
+
+def _length(minimum: int) -> Callable[[str], Length]:
+    """An argparse type: a token-length distribution (LENGTH_FORMS) whose lengths are >= ``minimum``."""
+
+    def parse(text: str) -> Length:
+        try:
+            return length_arg(text, minimum)
+        except (ValueError, OSError) as error:
+            raise argparse.ArgumentTypeError(str(error)) from None
 
     return parse
 
@@ -108,7 +123,7 @@ def _loadgen(args: argparse.Namespace) -> int:
         schedule = Schedule(stairs(*args.stairs))
     else:
         schedule = constant(args.rate, args.duration)
-    target = Target("cli", args.url, schedule, parse_length(args.in_tokens, minimum=0), parse_length(args.out_tokens),
+    target = Target("cli", args.url, schedule, args.in_tokens, args.out_tokens,
                     model=args.model, slo_ttft_ms=args.slo_ttft, slo_itl_ms=args.slo_itl)
     report = LoadGenerator([target], seed=args.seed, max_requests=args.max_requests).run()["cli"]
     print(json.dumps(report, indent=1), flush=True)
@@ -137,12 +152,14 @@ def main(argv: list[str] | None = None) -> int:
     load.add_argument("--duration", type=_number("seconds", 0, strict=True), default=30.0, help="seconds, > 0")
     load.add_argument("--stairs", type=_stairs, metavar="FROM:TO:STEP:EVERY",
                       help=f"{STAIRS_FORM}, instead of --rate and --duration")
-    load.add_argument("--in", dest="in_tokens", type=_integer(0), default=128, help="prompt tokens, >= 0")
-    load.add_argument("--out", dest="out_tokens", type=_integer(1), default=64, help="output tokens, >= 1")
+    load.add_argument("--in", dest="in_tokens", type=_length(0), default=Length("fixed", 128, 0, 128),
+                      metavar="LENGTH", help=f"prompt tokens, >= 0: {LENGTH_FORMS} (default 128)")
+    load.add_argument("--out", dest="out_tokens", type=_length(1), default=Length("fixed", 64, 1, 64),
+                      metavar="LENGTH", help=f"output tokens, >= 1: {LENGTH_FORMS} (default 64)")
     load.add_argument("--model")
     load.add_argument("--slo-ttft", type=_number("ms", 0, strict=False), default=0.0, help="ms (0: none)")
     load.add_argument("--slo-itl", type=_number("ms", 0, strict=False), default=0.0, help="ms (0: none)")
-    load.add_argument("--seed", type=int, default=0)
+    load.add_argument("--seed", type=int, default=0, help="seeds the arrivals and the token lengths")
     load.add_argument("--max-requests", type=_integer(1), default=100_000)
     load.set_defaults(run=_loadgen)
     args = parser.parse_args(argv)

@@ -16,6 +16,10 @@ Config keys (all optional but ``deployments``)::
     loads:
       - {deployment, namespace, in_tokens, out_tokens, slo_ttft_ms, slo_itl_ms, phases: [...]}  # loadshape.py
 
+A load's ``in_tokens`` and ``out_tokens`` are token-length distributions (emulator/loadshape.py): an int, or
+``{dist: exponential, mean: 64}``, ``{dist: uniform, low: 16, high: 128}``, ``{dist: file, path: out.txt}``
+(a relative path is taken from the config file's directory). Loads are checked when the cluster is built.
+
 Each deployment becomes a managed Deployment with the inferno labels of docs/contract.md s3 on it and on its
 pod template, and the emulator annotations of emulator/podtemplate.py on the template.
 
@@ -135,10 +139,12 @@ class Cluster:
 
     def __init__(self, config: dict, *, prometheus: bool | None = None, workdir: str | None = None,
                  base_dir: str | None = None) -> None:
-        """``base_dir`` resolves relative ``manifest`` paths (default: the working directory). ValueError or
-        OSError when a deployments entry cannot be built (before anything starts)."""
+        """``base_dir`` resolves relative ``manifest`` and length-file paths (default: the working directory).
+        ValueError, KeyError or OSError when a deployments or loads entry cannot be built (before anything
+        starts)."""
         self.config = config
         self.deployments = [deployment_object(spec, base_dir) for spec in config.get("deployments") or []]
+        self.targets = [self._target(spec, base_dir) for spec in config.get("loads") or []]
         want = config.get("prometheus", True) if prometheus is None else prometheus
         self._want_prometheus = bool(want and prometheus_binary())
         self._own_dir = workdir is None
@@ -216,15 +222,20 @@ class Cluster:
 
     def start_load(self, seed: int = 0) -> LoadGenerator:
         """Start the configured ``loads`` in the background; returns the generator (wait() gives reports)."""
-        targets = [self._target(spec) for spec in self.config.get("loads") or []]
-        self.load = LoadGenerator(targets, seed=seed).start()
+        self.load = LoadGenerator(self.targets, seed=seed).start()
         return self.load
 
-    def _target(self, spec: dict) -> Target:
+    def _target(self, spec: dict, base_dir: str | None) -> Target:
         namespace, name = spec.get("namespace", "default"), spec["deployment"]
+        lengths = []
+        for key, default, minimum in (("in_tokens", 128, 0), ("out_tokens", 64, 1)):
+            try:
+                lengths.append(parse_length(spec.get(key, default), minimum, base_dir))
+            except (KeyError, ValueError) as error:
+                raise ValueError(f"loads entry for {namespace}/{name}: {key}: {error}") from None
         return Target(f"{namespace}/{name}", lambda: self.endpoints(namespace, name), parse_schedule(spec["phases"]),
-                      parse_length(spec.get("in_tokens", 128), minimum=0), parse_length(spec.get("out_tokens", 64)),
-                      slo_ttft_ms=float(spec.get("slo_ttft_ms", 0)), slo_itl_ms=float(spec.get("slo_itl_ms", 0)))
+                      *lengths, slo_ttft_ms=float(spec.get("slo_ttft_ms", 0)),
+                      slo_itl_ms=float(spec.get("slo_itl_ms", 0)))
 
     def stop(self) -> None:
         """Stop the load, the replicas (no grace), Prometheus and the API server; remove the work directory."""
