@@ -43,6 +43,8 @@ MAX_FIGURE = 1e12
 """Any other figure (memory, bandwidth, power): finite and below this, so that sums stay finite."""
 MAX_TIME_LIMIT_S = 3_600.0
 """The solver's time limit."""
+MAX_C2 = 100.0
+"""Squared coefficient of variation of output lengths (0 fixed, 1 exponential; heavy tails reach tens)."""
 MAX_NAME_LENGTH = 1_024
 """Characters of a name (server, model, accelerator, class)."""
 SHORT_LENGTH = 60
@@ -106,6 +108,7 @@ TPS = Bound(0, MAX_TPS, "tokens/s")
 FIGURE = Bound(0, MAX_FIGURE)
 TIME_LIMIT_S = Bound(0, MAX_TIME_LIMIT_S, "s")
 FRACTION = Bound(0, 1)
+C2 = Bound(0, MAX_C2)
 ALLOCATION_COST = Bound(0, MAX_COST_PER_HOUR * MAX_ACCELERATORS * MAX_REPLICAS, "per hour")
 """A whole allocation's cost: cost x accCount x replicas at their bounds."""
 

@@ -91,6 +91,10 @@ class Reader:
         """A DataFileError about ``key`` of this object (spelled as in the file), for checks beyond one getter."""
         return DataFileError(self.file, f"{self.path}.{self._keys.get(key.lower(), key)}", message)
 
+    def has(self, key: str) -> bool:
+        """Whether the object has ``key`` (any case)."""
+        return key.lower() in self._keys
+
     def text(self, key: str, default: Any = _MISSING) -> str:
         """A string value of at most bounds.MAX_NAME_LENGTH characters, valid Unicode (no lone surrogate);
         anything else raises DataFileError."""

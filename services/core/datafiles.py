@@ -122,7 +122,13 @@ def _load(r: Reader | None) -> m.Load:
         raise r.error("avgOutTokens", f"expected 0 (no load) or at least {b.MIN_AVG_OUT_TOKENS:g} output token "
                                       f"per request (every completed request generates one), got {out_tokens!r}")
     return m.Load(r.number("arrivalRate", default=0.0, bound=b.RATE_RPM),
-                  r.number("avgInTokens", default=0.0, bound=b.TOKENS), out_tokens)
+                  r.number("avgInTokens", default=0.0, bound=b.TOKENS), out_tokens,
+                  _measured(r, "outTokensC2"))
+
+
+def _measured(r: Reader, key: str) -> float | None:
+    """An optional measurement within bounds.C2, or None when the key is absent."""
+    return r.number(key, bound=b.C2) if r.has(key) else None
 
 
 def _allocation(r: Reader | None) -> m.Allocation:
@@ -165,6 +171,8 @@ def _settings(r: Reader | None) -> m.OptimizerSettings:
         service_model=r.choice("serviceModel", m.ServiceModel, d.service_model),
         blocking_bound=r.number("blockingBound", default=d.blocking_bound, bound=b.FRACTION),
         time_limit_s=r.number("timeLimitSeconds", default=d.time_limit_s, bound=b.TIME_LIMIT_S),
+        output_c2=r.number("outputC2", default=d.output_c2, bound=b.C2),
+        token_budget=r.positive("tokenBudget", d.token_budget, bound=b.TOKENS),
     )
 
 

@@ -12,9 +12,12 @@ from services.core import model as m
 
 
 def load_json(load: m.Load) -> dict[str, Any]:
-    """Load -> {"arrivalRate", "avgInTokens", "avgOutTokens"}."""
-    return {"arrivalRate": load.arrival_rate_rpm, "avgInTokens": load.avg_in_tokens,
-            "avgOutTokens": load.avg_out_tokens}
+    """Load -> {"arrivalRate", "avgInTokens", "avgOutTokens"} (and "outTokensC2" when measured)."""
+    data: dict[str, Any] = {"arrivalRate": load.arrival_rate_rpm, "avgInTokens": load.avg_in_tokens,
+                            "avgOutTokens": load.avg_out_tokens}
+    if load.out_tokens_c2 is not None:
+        data["outTokensC2"] = load.out_tokens_c2
+    return data
 
 
 def allocation_json(alloc: m.Allocation) -> dict[str, Any]:
@@ -84,6 +87,10 @@ def settings_json(s: m.OptimizerSettings) -> dict[str, Any]:
         data["blockingBound"] = s.blocking_bound
     if s.time_limit_s != defaults.time_limit_s:
         data["timeLimitSeconds"] = s.time_limit_s
+    if s.output_c2 != defaults.output_c2:
+        data["outputC2"] = s.output_c2
+    if s.token_budget != defaults.token_budget:
+        data["tokenBudget"] = s.token_budget
     return data
 
 

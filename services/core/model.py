@@ -116,11 +116,16 @@ class ServiceClass:
 
 @dataclass(frozen=True, slots=True)
 class Load:
-    """Offered load of a server: arrival rate in requests per minute and mean tokens per request."""
+    """Offered load of a server: arrival rate in requests per minute and mean tokens per request.
+
+    ``out_tokens_c2``: squared coefficient of variation of the output length (variance / mean^2; 0 for fixed
+    lengths, 1 for exponential ones), None when not measured (the optimizer setting ``output_c2`` applies).
+    """
 
     arrival_rate_rpm: float = 0.0
     avg_in_tokens: float = 0.0
     avg_out_tokens: float = 0.0
+    out_tokens_c2: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -211,15 +216,21 @@ class SaturationPolicy(enum.StrEnum):
 
 
 class ServiceModel(enum.StrEnum):
-    """Which service-time model sizes replicas (docs/model.md s3)."""
+    """Which service-time model sizes replicas (docs/model.md s3).
 
+    ``auto`` (the default) is "v1" (continuous batching, docs/model.md s3.1) except in Inferno-compatible
+    mode (the greedy solver), where it is "v0.3" so that Inferno's published solutions come out.
+    """
+
+    AUTO = "auto"
     V03 = "v0.3"
     V07 = "v0.7"
+    V1 = "v1"
 
 
 @dataclass(frozen=True, slots=True)
 class OptimizerSettings:
-    """Optimizer settings from optimizer-data.json, plus our extensions (last three fields)."""
+    """Optimizer settings from optimizer-data.json, plus our extensions (from ``service_model`` on)."""
 
     unlimited: bool = False
     heterogeneous: bool = False
@@ -227,10 +238,14 @@ class OptimizerSettings:
     use_cplex: bool = False
     delayed_best_effort: bool = False
     saturation_policy: SaturationPolicy = SaturationPolicy.NONE
-    service_model: ServiceModel = ServiceModel.V03
+    service_model: ServiceModel = ServiceModel.AUTO
     blocking_bound: float = 0.0
     """Largest loss probability p(C) allowed at the sized point; 0 disables the check (Inferno's way)."""
     time_limit_s: float = 10.0
+    output_c2: float = 1.0
+    """Squared coefficient of variation of output lengths where a server has no measured one (model v1)."""
+    token_budget: int = 8192
+    """Tokens one engine iteration may compute (vLLM's max-num-batched-tokens), model v1's chunked prefill."""
 
 
 @dataclass(frozen=True, slots=True)

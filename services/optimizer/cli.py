@@ -13,10 +13,10 @@ from dataclasses import replace
 
 from services.core.datafiles import LoadedSystem, load_system_dir, load_system_file, write_solution
 from services.core.errors import InfernoError, InvalidInputError
-from services.core.model import ServiceModel, SystemData
+from services.core.model import Load, ServiceModel, SystemData
 from services.optimizer import llmro_cli
 from services.optimizer.queueing import ChainBatch, analyze_point
-from services.optimizer.servicetime import QUEUE_TO_BATCH_RATIO, ReplicaModel
+from services.optimizer.servicetime import QUEUE_TO_BATCH_RATIO, replica_model_for
 from services.optimizer.sizing import Targets, batch_size, size_replicas
 from services.optimizer.solver import solve
 from services.optimizer.table import analysis_text, solution_table
@@ -143,8 +143,8 @@ def _analyze(args: argparse.Namespace) -> int:
     if perf is None:
         raise InvalidInputError(f"no performance data for model {args.model!r} on accelerator {args.accelerator!r}")
     batch = batch_size(args.batch, perf, args.out_tokens)
-    rm = ReplicaModel(perf.perf, args.in_tokens, args.out_tokens, batch, QUEUE_TO_BATCH_RATIO * batch,
-                      system.optimizer.service_model)
+    rm = replica_model_for(system.optimizer, Load(args.rpm, args.in_tokens, args.out_tokens), perf.perf, batch,
+                           QUEUE_TO_BATCH_RATIO * batch)
     targets = _targets(args, system)
     # Inferno's slo-tps (docs/model.md s6): a throughput target sets the load, Lambda = slo-tps / K.
     total_per_ms = targets.tps / (1000 * args.out_tokens) if targets.tps > 0 else args.rpm / 60_000

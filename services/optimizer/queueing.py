@@ -19,7 +19,10 @@ from services.optimizer.servicetime import (
     prefill_grid_v03_ms,
     prefill_v07_ms,
     service_time_grid_v03_ms,
+    service_time_grid_v1_ms,
     service_time_ms,
+    v1_grid_terms,
+    v1_params,
 )
 
 _TINY_RATE_PER_MS = 1e-200
@@ -46,6 +49,10 @@ class ChainBatch:
     prefill_base_ms: np.ndarray
     prefill_slope_ms: np.ndarray
     chunked: np.ndarray
+    v1: np.ndarray
+    """Rows under model v1 (docs/model.md s3.1)."""
+    v1_params: np.ndarray
+    """servicetime.v1_params of every row, shape (rows, 8)."""
 
     @classmethod
     def build(cls, models: Sequence[ReplicaModel]) -> ChainBatch:
@@ -60,7 +67,8 @@ class ChainBatch:
         once, rows = cls._build(distinct), np.array([first[rm] for rm in models])
         return cls(tuple(models), once.log_weights[rows], once.batch[rows], once.queue[rows],
                    once.mu_one_per_ms[rows], once.mu_full_per_ms[rows], once.out_tokens[rows],
-                   once.prefill_base_ms[rows], once.prefill_slope_ms[rows], once.chunked[rows])
+                   once.prefill_base_ms[rows], once.prefill_slope_ms[rows], once.chunked[rows], once.v1[rows],
+                   once.v1_params[rows])
 
     @classmethod
     def _build(cls, models: Sequence[ReplicaModel]) -> ChainBatch:
@@ -69,10 +77,13 @@ class ChainBatch:
         states = np.arange(1, width + 1, dtype=float)
         log_times = np.full((len(models), width), np.inf)
         buckets = np.ceil(np.log2(batch + 1))
+        v1 = np.array([rm.service_model == ServiceModel.V1 for rm in models], dtype=bool)
         for bucket in np.unique(buckets):  # similar widths together: little padding
-            rows = np.flatnonzero(buckets == bucket)
-            cols = int(batch[rows].max())
-            log_times[rows, :cols] = np.log(service_time_grid_v03_ms([models[r] for r in rows], cols))
+            for is_v1, grid in ((False, service_time_grid_v03_ms), (True, service_time_grid_v1_ms)):
+                rows = np.flatnonzero((buckets == bucket) & (v1 == is_v1))
+                if rows.size:
+                    cols = int(batch[rows].max())
+                    log_times[rows, :cols] = np.log(grid([models[r] for r in rows], cols))
         for r, rm in enumerate(models):
             if rm.service_model == ServiceModel.V07:
                 log_times[r, :rm.max_batch] = np.log(service_time_ms(rm))
@@ -86,7 +97,7 @@ class ChainBatch:
         return cls(tuple(models), log_weights, batch,
                    np.array([rm.max_queue for rm in models], dtype=float), mu_one, mu_full,
                    np.array([rm.out_tokens for rm in models], dtype=float), base, slope,
-                   np.array([rm.service_model == ServiceModel.V07 for rm in models]))
+                   np.array([rm.service_model == ServiceModel.V07 for rm in models]), v1, v1_params(models))
 
     def __len__(self) -> int:
         return len(self.models)
@@ -104,6 +115,8 @@ class ChainMetrics:
     wait_ms: np.ndarray
     utilization: np.ndarray
     blocking: np.ndarray
+    idle: np.ndarray
+    """p(0), the chance the replica is empty."""
 
 
 def _log_ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
@@ -183,18 +196,73 @@ def chain_metrics(chains: ChainBatch, rate_per_ms: np.ndarray, rows: np.ndarray 
     throughput = rate * (1.0 - blocking)
     response, service = in_system / throughput, in_service / throughput
     return ChainMetrics(throughput, in_system, in_service, response, service,
-                        np.maximum(response - service, 0.0), in_service / batch, blocking)
+                        np.maximum(response - service, 0.0), in_service / batch, blocking, np.exp(-top) / total)
 
 
-def latency_ms(chains: ChainBatch, metrics: ChainMetrics, rows: np.ndarray | None = None
-               ) -> tuple[np.ndarray, np.ndarray]:
-    """(ITL, TTFT) per row, ms: ITL = (Sbar - P(X)) / K, TTFT = W + P(X) + ITL (docs/model.md s3)."""
+def wait_factor(arrival_c2: np.ndarray, service_c2: np.ndarray, servers: np.ndarray, utilization: np.ndarray
+                ) -> np.ndarray:
+    """W(G/G/c) / W(M/M/c): (Ca2 + Cs2) / 2 (Allen-Cunneen) plus Cosmetatos' correction of M/D/c,
+    Ca2 (1 - Cs2) g / 2 with g = (1 - rho)(c - 1)(sqrt(4 + 5c) - 2) / (16 rho c) (docs/model.md s3.1).
+
+    Arrays broadcast together: inter-arrival and service-time C2 (Cs2 <= 1), c servers (the batch N),
+    utilization rho in (0, 1]. Poisson arrivals and exponential service give 1; fixed service about 1/2.
+    """
+    rho = np.clip(utilization, 1e-9, 1.0)
+    c = np.maximum(servers, 1.0)
+    g = (1.0 - rho) * (c - 1.0) * (np.sqrt(4.0 + 5.0 * c) - 2.0) / (16.0 * rho * c)
+    return (arrival_c2 + service_c2) / 2.0 + arrival_c2 * (1.0 - service_c2) * g / 2.0
+
+
+@dataclass(frozen=True, slots=True)
+class Latency:
+    """Per row (shape (rows,)), ms: mean ITL, TTFT, the wait before the first iteration, the prefill."""
+
+    itl_ms: np.ndarray
+    ttft_ms: np.ndarray
+    wait_ms: np.ndarray
+    prefill_ms: np.ndarray
+
+
+def latency_parts(chains: ChainBatch, metrics: ChainMetrics, rows: np.ndarray | None = None) -> Latency:
+    """ITL, TTFT and their parts per row.
+
+    v0.3 / v0.7 (docs/model.md s3): ITL = (Sbar - P(X)) / K, TTFT = W + P(X) + ITL, W the chain's wait.
+    v1 (docs/model.md s3.1): with s = c + K - 1 iterations per request and delta its mean work per iteration,
+    the others' part of an iteration is B = Sbar / s - delta; prefill P = c B + wP, ITL = B + wD;
+    wait = W wait_factor(Ca2, Cs2, N, X / N) + the rest of the iteration in flight at arrival,
+    ((1 - p(0)) Sbar / s + Theta c (wP / c)^2) / 2; TTFT = wait + P.
+    """
     idx = np.arange(len(chains)) if rows is None else rows
     prefill = chains.prefill_base_ms[idx] + chains.prefill_slope_ms[idx] * metrics.in_service
     for k in np.flatnonzero(chains.chunked[idx]):
         prefill[k] = float(prefill_v07_ms(chains.models[idx[k]], metrics.in_service[k]))
     itl = (metrics.service_ms - prefill) / chains.out_tokens[idx]
-    return itl, metrics.wait_ms + prefill + itl
+    wait = metrics.wait_ms.copy()
+    v1 = np.flatnonzero(chains.v1[idx])
+    if v1.size:
+        params = chains.v1_params[idx[v1]]
+        batch = np.maximum(np.rint(metrics.in_service[v1]), 1.0)[:, None]
+        terms = v1_grid_terms(params, batch)
+        steps, delta = terms.steps[:, 0], terms.delta[:, 0]
+        step_ms = metrics.service_ms[v1] / steps
+        others = step_ms - delta
+        prefill[v1] = terms.chunks[:, 0] * others + terms.prefill_work[:, 0]
+        itl[v1] = others + terms.decode_work[:, 0]
+        out_tokens, out_c2, arrival_c2 = params[:, 4], params[:, 5], params[:, 6]
+        service_c2 = np.minimum(out_c2 * out_tokens * out_tokens / (steps * steps), 1.0)
+        factor = wait_factor(arrival_c2, service_c2, chains.batch[idx[v1]], metrics.utilization[v1])
+        chunk_ms = terms.prefill_work[:, 0] / terms.chunks[:, 0]
+        residual = ((1.0 - metrics.idle[v1]) * step_ms
+                    + metrics.throughput_per_ms[v1] * terms.chunks[:, 0] * chunk_ms * chunk_ms) / 2.0
+        wait[v1] = metrics.wait_ms[v1] * factor + residual
+    return Latency(itl, wait + prefill + np.where(chains.v1[idx], 0.0, itl), wait, prefill)
+
+
+def latency_ms(chains: ChainBatch, metrics: ChainMetrics, rows: np.ndarray | None = None
+               ) -> tuple[np.ndarray, np.ndarray]:
+    """(ITL, TTFT) per row, ms (latency_parts)."""
+    parts = latency_parts(chains, metrics, rows)
+    return parts.itl_ms, parts.ttft_ms
 
 
 @dataclass(frozen=True, slots=True)
@@ -216,9 +284,9 @@ def analyze_point(rm: ReplicaModel, rate_per_ms: float) -> PointAnalysis:
     """Evaluate one replica model at ``rate_per_ms`` (requests/ms); max_rate is 0.999 mu(N) (docs/model.md s5)."""
     chains = ChainBatch.build([rm])
     metrics = chain_metrics(chains, np.array([rate_per_ms]))
-    itl, ttft = latency_ms(chains, metrics)
-    return PointAnalysis(rate_per_ms, float(metrics.throughput_per_ms[0]), float(metrics.wait_ms[0]),
-                         float(metrics.service_ms[0]), float(itl[0]), float(ttft[0]),
+    parts = latency_parts(chains, metrics)
+    return PointAnalysis(rate_per_ms, float(metrics.throughput_per_ms[0]), float(parts.wait_ms[0]),
+                         float(metrics.service_ms[0]), float(parts.itl_ms[0]), float(parts.ttft_ms[0]),
                          float(metrics.utilization[0]), float(metrics.blocking[0]),
                          0.999 * float(chains.mu_full_per_ms[0]))
 

@@ -285,3 +285,22 @@ def test_static_data_loads_without_server_file_when_servers_come_from_the_cluste
     assert system.servers == () and len(system.models) == 30
     with pytest.raises(DataFileError, match="server-data.json"):
         datafiles.load_system_dir(str(small_copy))
+
+
+def test_model_v1_settings_and_measured_c2_are_read_and_written_back(small_copy: Path, tmp_path: Path) -> None:
+    edit(small_copy / "optimizer-data.json",
+         lambda d: d["optimizer"].update(serviceModel="v1", outputC2=0.5, tokenBudget=2048))
+    edit(small_copy / "server-data.json", lambda d: d["servers"][0]["currentAlloc"]["load"].update(outTokensC2=0.25))
+    system = datafiles.load_system_dir(str(small_copy), strict=True).system
+    settings = system.optimizer
+    assert (settings.service_model.value, settings.output_c2, settings.token_budget) == ("v1", 0.5, 2048)
+    assert [s.load.out_tokens_c2 for s in system.servers][:2] == [0.25, None]
+    (tmp_path / "out").mkdir()
+    datafiles.write_system_dir(str(tmp_path / "out"), system)
+    assert datafiles.load_system_dir(str(tmp_path / "out"), strict=True).system == system
+
+
+def test_token_budget_must_be_positive(small_copy: Path) -> None:
+    edit(small_copy / "optimizer-data.json", lambda d: d["optimizer"].update(tokenBudget=0))
+    with pytest.raises(DataFileError, match="tokenBudget"):
+        datafiles.load_system_dir(str(small_copy))

@@ -8,7 +8,7 @@ import pytest
 
 from services.core.model import Server, SystemData
 from services.optimizer.queueing import analyze_point
-from services.optimizer.servicetime import QUEUE_TO_BATCH_RATIO, ReplicaModel
+from services.optimizer.servicetime import QUEUE_TO_BATCH_RATIO, replica_model_for
 from services.optimizer.solver import solve
 
 MS_PER_MINUTE = 60_000.0
@@ -38,8 +38,7 @@ def test_every_sample_allocation_recomputed_from_the_model_meets_its_class_slos(
         assert perf is not None and target is not None, srv.name
         load = srv.load
         queue = srv.max_queue_size if srv.max_queue_size > 0 else QUEUE_TO_BATCH_RATIO * alloc.max_batch
-        rm = ReplicaModel(perf.perf, load.avg_in_tokens, load.avg_out_tokens, alloc.max_batch, queue,
-                          system.optimizer.service_model)
+        rm = replica_model_for(system.optimizer, load, perf.perf, alloc.max_batch, queue)
         point = analyze_point(rm, total_rate_per_ms(system, srv) / alloc.num_replicas)
         if target.slo_itl_ms > 0:
             assert point.itl_ms <= target.slo_itl_ms * (1 + 1e-6), (srv.name, point.itl_ms, target.slo_itl_ms)
