@@ -44,7 +44,10 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass, field
+from operator import attrgetter
 from typing import Protocol
+
+_CANCELLED = attrgetter("cancelled")
 
 DEFAULT_BLOCK_SIZE = 16
 """vLLM's default KV-cache block size on CUDA, tokens."""
@@ -358,38 +361,58 @@ class EngineCore:
         if not self.has_work:
             return None
         params = self.params
+        size = params.block_size
         budget = params.token_budget
+        running = self._running
         scheduled: list[tuple[Request, int]] = []
+        batch: list[Request] = []
         preempted: list[Request] = []
+        kv_read = 0
         index = 0
-        while index < len(self._running) and budget > 0:
-            request = self._running[index]
-            tokens = min(request.context_tokens - request.computed, budget)
-            need = self._blocks_for(request.computed + tokens) - request.blocks
-            while need > self._free_blocks and request in self._running:
-                preempted.append(self._preempt_last())
-            if preempted and preempted[-1] is request:
-                break
-            request.blocks += need
-            self._free_blocks -= need
+        while index < len(running) and budget > 0:
+            request = running[index]
+            context = request.prompt_tokens + request.generated
+            tokens = min(context - request.computed, budget)
+            end = request.computed + tokens
+            if end > request.blocks * size:
+                need = -(-end // size) - request.blocks
+                while need > self._free_blocks and running[-1] is not request:
+                    preempted.append(self._preempt_last())
+                if need > self._free_blocks:
+                    preempted.append(self._preempt_last())  # the request itself: it waits too
+                    break
+                request.blocks += need
+                self._free_blocks -= need
             scheduled.append((request, tokens))
+            kv_read += end
+            if end >= context:
+                batch.append(request)
             budget -= tokens
             index += 1
         admitted = 0
-        while (not preempted and self._waiting and budget > 0 and len(self._running) < params.max_num_seqs):
-            request = self._waiting[0]
-            tokens = request.context_tokens - request.computed
+        waiting = self._waiting
+        while not preempted and waiting and budget > 0 and len(running) < params.max_num_seqs:
+            request = waiting[0]
+            if request.cancelled:
+                waiting.popleft()
+                continue
+            context = request.prompt_tokens + request.generated
+            tokens = context - request.computed
             if tokens > budget and not params.enable_chunked_prefill:
                 break
             tokens = min(tokens, budget)
-            need = self._blocks_for(request.computed + tokens) - request.blocks
+            end = request.computed + tokens
+            need = -(-end // size) - request.blocks
             if need > self._free_blocks:
                 break
-            self._waiting.popleft()
+            waiting.popleft()
             request.blocks += need
             self._free_blocks -= need
-            self._running.append(request)
+            running.append(request)
             scheduled.append((request, tokens))
+            kv_read += end
+            if end >= context:
+                batch.append(request)
             budget -= tokens
             admitted += 1
             if request.scheduled_s is None:
@@ -397,11 +420,11 @@ class EngineCore:
                 if self.observer is not None:
                     self.observer.on_scheduled(max(start_s - request.arrival_s, 0.0), request.prompt_tokens)
         if not scheduled:
+            if not self.has_work:  # only cancelled requests were left
+                return None
             raise RuntimeError("the engine scheduled nothing with requests queued (an unservable request was "
                                "admitted)")
         computed = params.token_budget - budget
-        kv_read = sum(r.computed + n for r, n in scheduled)
-        batch = [r for r, n in scheduled if r.computed + n >= r.context_tokens]
         return Iteration(start_s, start_s + params.iteration_s(computed, kv_read), scheduled, batch, admitted,
                          computed, kv_read, preempted)
 
@@ -411,8 +434,9 @@ class EngineCore:
         for request, tokens in iteration.scheduled:
             if request.cancelled:
                 continue
-            request.computed += tokens
-            if request.computed < request.context_tokens:
+            computed = request.computed + tokens
+            request.computed = computed
+            if computed < request.prompt_tokens + request.generated:
                 continue
             if request.first_token_s is None:
                 request.first_token_s = at_s
@@ -436,14 +460,16 @@ class EngineCore:
         return iteration
 
     def _drop_cancelled(self) -> None:
-        if any(r.cancelled for r in self._running):
+        """Drop the cancelled running requests (freeing their blocks); cancelled waiting ones are dropped as
+        they reach the head of the queue."""
+        if any(map(_CANCELLED, self._running)):
             for request in self._running:
                 if request.cancelled:
                     self._free_blocks += request.blocks
                     request.blocks = 0
             self._running = [r for r in self._running if not r.cancelled]
-        if any(r.cancelled for r in self._waiting):
-            self._waiting = deque(r for r in self._waiting if not r.cancelled)
+        while self._waiting and self._waiting[0].cancelled:
+            self._waiting.popleft()
 
     def _report_state(self) -> None:
         if self.observer is not None:
