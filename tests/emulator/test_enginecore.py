@@ -208,3 +208,27 @@ def test_event_time_and_fake_wall_clock_give_the_same_token_times():
     # the load queued: some requests waited for the batch or the KV cache (else the test proves little)
     assert any(t[0] - a > 0.05 for t, (a, _, _) in zip(event_times, arrivals, strict=True))
     assert "vllm:num_preemptions_total{model_name=\"m\"} 0.0" not in event_metrics.decode()
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_under_overload_with_a_tight_cache_every_request_finishes_with_all_its_tokens(seed):
+    rng = random.Random(seed)
+    params = EngineParams(alpha_ms=5, beta_ms=0.02, gamma_ms=0.001, max_num_seqs=16, kv_cache_tokens=1024,
+                          max_num_batched_tokens=256, enable_chunked_prefill=seed != 3)
+    core = EngineCore(params)
+    t, requests, checked = 0.0, [], 0
+    for _ in range(300):
+        t += rng.expovariate(30.0)
+        requests.append(Request(rng.randint(0, 200), rng.randint(1, 50)))
+        for iteration in core.advance_to(t):
+            running = core.running()
+            # the blocks held are the running requests' and never more than the cache
+            assert core.used_blocks == sum(r.blocks for r in running) <= params.num_blocks
+            assert iteration.computed_tokens <= params.token_budget
+            checked += 1
+        core.add(requests[-1], t)
+    core.advance_to(math.inf)
+    assert checked > 100 and core.preemptions > 0 and core.used_blocks == 0 and not core.has_work
+    for request in requests:
+        assert request.generated == request.max_tokens and request.finished
+        assert request.arrival_s <= request.scheduled_s < request.first_token_s <= request.finished_s
