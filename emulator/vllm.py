@@ -3,11 +3,16 @@
 Routes: ``POST /v1/completions`` and ``/v1/chat/completions`` (``stream`` true: SSE ``data: {...}`` chunks
 ending with ``data: [DONE]``, over chunked transfer encoding; false: one JSON body with ``usage``),
 ``GET /v1/models``, ``/health`` and ``/metrics`` (vLLM's names, see emulator/vllmmetrics.py).
-Output length is ``max_tokens`` (default 16; the engine always generates exactly that many tokens).
-Prompt length is the extension field ``prompt_tokens`` when given, else the number of whitespace-separated
-words of ``prompt`` (a string, a list of strings, or a list of token ids) or of the chat messages' contents.
-A request naming another model gets 404, one too long for the KV cache 400, and one arriving while the
-replica drains 503. Sockets use TCP_NODELAY so that every token leaves at once.
+Output length is ``max_tokens``, or for chat ``max_completion_tokens`` (which wins, as in vLLM; default 16;
+the engine always generates exactly that many tokens, as vLLM with ``ignore_eos``). Prompt length is the
+extension field ``prompt_tokens`` when given, else the number of whitespace-separated words ("tokens") of
+``prompt`` (a string, a list of strings, or a list of token ids) or of the chat messages' contents (a string,
+or a list of parts whose ``text`` parts count; an image, video or audio part gets 400: the emulated models are
+text-only). ``usage.prompt_tokens`` is that count, the prompt the engine processed. Streams send ``usage`` in
+a last chunk with ``stream_options.include_usage``, and in every chunk (tokens so far) with
+``continuous_usage_stats`` too, as vLLM does; GuideLLM asks for both. ``stop`` and ``ignore_eos`` are
+accepted and change nothing. A request naming another model gets 404, one too long for the KV cache 400, and
+one arriving while the replica drains 503. Sockets use TCP_NODELAY so that every token leaves at once.
 """
 
 from __future__ import annotations
@@ -136,17 +141,16 @@ class _Handler(BaseHTTPRequestHandler):
             self._error(503, "the replica is shutting down", "ServiceUnavailableError")
             return
         try:
-            prompt_tokens, max_tokens = prompt_length(body, kind), int(body.get("max_tokens") or DEFAULT_MAX_TOKENS)
-            request = replica.engine.submit(prompt_tokens, max_tokens)
+            request = replica.engine.submit(prompt_length(body, kind), output_length(body, kind))
         except (TypeError, ValueError, RuntimeError) as err:
             self._error(400, str(err), "BadRequestError")
             return
-        shape = _Shape(kind, model, request)
         if body.get("stream"):
-            include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
-            self._stream(request, shape, include_usage)
+            options = body.get("stream_options") or {}
+            continuous = bool(options.get("include_usage") and options.get("continuous_usage_stats"))
+            self._stream(request, _Shape(kind, model, request, continuous), bool(options.get("include_usage")))
         else:
-            self._whole(request, shape)
+            self._whole(request, _Shape(kind, model, request))
 
     def _stream(self, request: Request, shape: _Shape, include_usage: bool) -> None:
         self.send_response(200)
@@ -210,13 +214,42 @@ def _tokens(request: Request):
         yield index
 
 
+def output_length(body: dict, kind: str) -> int:
+    """Tokens to generate: ``max_completion_tokens`` (chat; wins over ``max_tokens`` as in vLLM), else
+    ``max_tokens``, else DEFAULT_MAX_TOKENS. ValueError when the value is not a positive integer."""
+    names = ("max_completion_tokens", "max_tokens") if kind == "chat" else ("max_tokens",)
+    for name in names:
+        value = body.get(name)
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        return value
+    return DEFAULT_MAX_TOKENS
+
+
+def _content_words(content: object) -> int:
+    """Words of one chat message's content: a string, or a list of parts of which only text may appear."""
+    if content is None or isinstance(content, str):
+        return len((content or "").split())
+    if not isinstance(content, list):
+        raise ValueError(f"message content must be a string or a list of parts, got {type(content).__name__}")
+    words = 0
+    for part in content:
+        kind = part.get("type") if isinstance(part, dict) else None
+        if kind != "text":
+            raise ValueError(f"content part of type {kind!r} is not supported: the emulated model is text-only")
+        words += len(str(part.get("text") or "").split())
+    return words
+
+
 def prompt_length(body: dict, kind: str) -> int:
-    """Prompt tokens of a request body: ``prompt_tokens`` if present, else whitespace words of the text."""
+    """Prompt tokens of a request body: ``prompt_tokens`` if present, else whitespace words of the text (the
+    chat messages' text contents, strings or text parts). ValueError on a non-text content part."""
     if body.get("prompt_tokens") is not None:
         return int(body["prompt_tokens"])
     if kind == "chat":
-        texts = [m.get("content") or "" for m in body.get("messages") or [] if isinstance(m, dict)]
-        return sum(len(str(t).split()) for t in texts)
+        return sum(_content_words(m.get("content")) for m in body.get("messages") or [] if isinstance(m, dict))
     prompt = body.get("prompt") or ""
     if isinstance(prompt, str):
         return len(prompt.split())
@@ -228,8 +261,9 @@ def prompt_length(body: dict, kind: str) -> int:
 class _Shape:
     """The OpenAI response documents for one request (completion or chat)."""
 
-    def __init__(self, kind: str, model: str, request: Request) -> None:
+    def __init__(self, kind: str, model: str, request: Request, continuous_usage: bool = False) -> None:
         self.kind, self.model, self.request = kind, model, request
+        self.continuous_usage = continuous_usage
         self.created = int(time.time())
         prefix = "chatcmpl" if kind == "chat" else "cmpl"
         self.id = f"{prefix}-{request.request_id.removeprefix('cmpl-')}"
@@ -244,8 +278,13 @@ class _Shape:
         reason = "length" if last else None
         if self.kind == "chat":
             delta = {"role": "assistant", "content": f" t{index}"} if index == 0 else {"content": f" t{index}"}
-            return self._envelope(".chunk", [{"index": 0, "delta": delta, "finish_reason": reason}])
-        return self._envelope("", [{"index": 0, "text": f" t{index}", "logprobs": None, "finish_reason": reason}])
+            document = self._envelope(".chunk", [{"index": 0, "delta": delta, "finish_reason": reason}])
+        else:
+            document = self._envelope("", [{"index": 0, "text": f" t{index}", "logprobs": None,
+                                            "finish_reason": reason}])
+        if self.continuous_usage:
+            document["usage"] = self.usage(index + 1)
+        return document
 
     def usage(self, count: int | None = None) -> dict:
         """The usage block."""
