@@ -1,19 +1,20 @@
 r"""Command line of the local cluster: ``up`` (start a cluster from a config) and ``loadgen`` (drive a server).
 
-    python -m emulator up --config emulator/examples/small3.yaml [--no-load] [--duration S]
+    python -m emulator up --config emulator/examples/small3.yaml [--no-load] [--duration S] [--json]
     python -m emulator loadgen --url http://127.0.0.1:PORT [--url ...] --rate 1 --duration 30 \
-        [--stairs FROM:TO:STEP:EVERY] [--in 128] [--out 64] [--slo-ttft MS] [--slo-itl MS] [--seed N]
+        [--stairs FROM:TO:STEP:EVERY] [--in 128] [--out 64] [--slo-ttft MS] [--slo-itl MS] [--seed N] [--json]
 
 --in and --out take a token-length distribution: N (fixed), exponential:MEAN[:MIN:MAX], uniform:LOW:HIGH or
 file:PATH (a number per line or a JSON list, drawn uniformly); lengths and arrivals are seeded by --seed.
 
-loadgen exits 1 when no request completed (the report is printed anyway).
+While ``up`` runs it prints what happens in the cluster: Deployments scaled, replicas (endpoints) ready or
+removed, Events. loadgen, and ``up`` when its loads stop, print the load report as a table (latencies in ms;
+--json: the report as JSON). loadgen exits 1 when no request completed (the report is printed anyway).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import signal
 import sys
@@ -24,6 +25,7 @@ import yaml
 
 from emulator.cluster import Cluster
 from emulator.loadgen import LoadGenerator, Target
+from emulator.loadreport import report_json, report_text
 from emulator.loadshape import LENGTH_FORMS, Length, Schedule, constant, length_arg, stairs
 
 
@@ -113,7 +115,8 @@ def _up(args: argparse.Namespace) -> int:
         stop.wait(args.duration if args.duration > 0 else None)
         if cluster.load is not None:
             cluster.load.stop()
-            print(json.dumps(cluster.load.reports(), indent=1), flush=True)
+            reports = cluster.load.reports()
+            print(report_json(reports) if args.json else report_text(reports), flush=True)
     print("stopped", flush=True)
     return 0
 
@@ -126,7 +129,7 @@ def _loadgen(args: argparse.Namespace) -> int:
     target = Target("cli", args.url, schedule, args.in_tokens, args.out_tokens,
                     model=args.model, slo_ttft_ms=args.slo_ttft, slo_itl_ms=args.slo_itl)
     report = LoadGenerator([target], seed=args.seed, max_requests=args.max_requests).run()["cli"]
-    print(json.dumps(report, indent=1), flush=True)
+    print(report_json(report) if args.json else report_text({"cli": report}), flush=True)
     if report["completed"] == 0:
         reasons = ", ".join(f"{error} x{count}" for error, count in report["errors"].items()) or "none sent"
         print(f"emulator loadgen: no request completed ({report['sent']} sent; failures: {reasons})",
@@ -145,6 +148,7 @@ def main(argv: list[str] | None = None) -> int:
     up.add_argument("--no-load", action="store_true", help="do not start the configured loads")
     up.add_argument("--duration", type=_number("seconds", 0, strict=False), default=0.0,
                     help="stop after this many seconds (0: on a signal)")
+    up.add_argument("--json", action="store_true", help="the final load report as JSON instead of a table")
     up.set_defaults(run=_up)
     load = sub.add_parser("loadgen", help="send Poisson load to replica URLs (exit 1 when none completed)")
     load.add_argument("--url", action="append", required=True)
@@ -161,6 +165,7 @@ def main(argv: list[str] | None = None) -> int:
     load.add_argument("--slo-itl", type=_number("ms", 0, strict=False), default=0.0, help="ms (0: none)")
     load.add_argument("--seed", type=int, default=0, help="seeds the arrivals and the token lengths")
     load.add_argument("--max-requests", type=_integer(1), default=100_000)
+    load.add_argument("--json", action="store_true", help="the report as JSON instead of a table")
     load.set_defaults(run=_loadgen)
     args = parser.parse_args(argv)
     return args.run(args)

@@ -72,7 +72,8 @@ def test_bad_stairs_from_the_shell_has_no_traceback() -> None:
 
 
 def test_loadgen_exits_1_when_no_request_completed() -> None:
-    done = _run("loadgen", "--url", f"http://127.0.0.1:{_free_port()}", "--rate", "20", "--duration", "0.5")
+    done = _run("loadgen", "--url", f"http://127.0.0.1:{_free_port()}", "--rate", "20", "--duration", "0.5",
+                "--json")
     assert done.returncode == 1
     report = json.loads(done.stdout)
     assert report["completed"] == 0 and report["failed"] > 0
@@ -89,4 +90,19 @@ def test_loadgen_exits_0_when_requests_complete(capsys) -> None:
     finally:
         server.stop()
     assert status == 0
-    assert json.loads(capsys.readouterr().out)["completed"] > 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split()[:4] == ["target", "sent", "done", "failed"] and set(lines[1]) == {"-", " "}
+    row = lines[2].split()
+    assert row[0] == "cli" and int(row[2]) > 0 and row[-1].endswith("%")
+    assert all(len(cell.rpartition(".")[2]) <= 2 for cell in row[1:-1]), "rounded, not 15-digit floats"
+
+
+def test_loadgen_json_report_has_rounded_numbers(capsys) -> None:
+    server = VllmServer(EngineParams(alpha_ms=1, beta_ms=0, gamma_ms=0), "m").start()
+    try:
+        status = main(["loadgen", "--url", server.url, "--rate", "20", "--duration", "0.3", "--out", "2", "--json"])
+    finally:
+        server.stop()
+    report = json.loads(capsys.readouterr().out)
+    assert status == 0 and report["completed"] > 0
+    assert all(len(repr(v).rpartition(".")[2]) <= 3 for v in report["ttft_ms"].values())
