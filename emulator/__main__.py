@@ -24,6 +24,7 @@ from collections.abc import Callable
 import yaml
 
 from emulator.cluster import Cluster
+from emulator.clusterlog import ClusterLog
 from emulator.loadgen import LoadGenerator, Target
 from emulator.loadreport import report_json, report_text
 from emulator.loadshape import LENGTH_FORMS, Length, Schedule, constant, length_arg, stairs
@@ -109,10 +110,14 @@ def _up(args: argparse.Namespace) -> int:
         for obj in cluster.deployments:
             namespace, name = obj["metadata"]["namespace"], obj["metadata"]["name"]
             print(f"endpoints {namespace}/{name}: {' '.join(cluster.endpoints(namespace, name))}", flush=True)
+        watching = ClusterLog(cluster.store, lambda line: print(line, flush=True))
         if not args.no_load and cluster.config.get("loads"):
             cluster.start_load()
             print("load: started", flush=True)
+        else:
+            print("load: none (--no-load, or no loads in the config)", flush=True)
         stop.wait(args.duration if args.duration > 0 else None)
+        watching.close()
         if cluster.load is not None:
             cluster.load.stop()
             reports = cluster.load.reports()

@@ -38,6 +38,7 @@ import yaml
 
 from emulator.kuberoutes import answer, discovery, route
 from emulator.kubestore import BadRequestError, KubeStore, StoreError
+from emulator.kubetable import as_table, wants_table
 from emulator.kubewatch import stream_watch
 
 __all__ = ["KubeApiServer", "KubeRequest", "request_info", "write_kubeconfig"]
@@ -195,6 +196,8 @@ class _Handler(BaseHTTPRequestHandler):
                 return self._watch(where, query)
             code, result = answer(self.server.store, method, where, query,
                                   self.headers.get("Content-Type", ""), body)
+            if method == "GET" and where.subresource is None and wants_table(self.headers.get("Accept", "")):
+                result = as_table(where.resource, result, query.get("includeObject", "Metadata"))
             self._json(code, result)
         except StoreError as err:
             self._json(err.code, err.status)

@@ -41,6 +41,7 @@ RESOURCES: tuple[Resource, ...] = (
     Resource("v1", "nodes", "Node", namespaced=False, short_names=("no",), subresources=("status",)),
     Resource("v1", "pods", "Pod", short_names=("po",), subresources=("status",)),
     Resource("v1", "configmaps", "ConfigMap", short_names=("cm",)),
+    Resource("v1", "events", "Event", short_names=("ev",)),
     Resource("apps/v1", "deployments", "Deployment", short_names=("deploy",), subresources=("scale", "status"),
              has_generation=True),
     Resource("apps/v1", "replicasets", "ReplicaSet", short_names=("rs",), subresources=("scale", "status"),

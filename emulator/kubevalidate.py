@@ -50,8 +50,28 @@ def validate(resource: Resource, obj: dict[str, Any]) -> None:
                        "alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character"))
     if resource.plural in _WORKLOADS:
         causes += _workload_causes(obj.get("spec"))
+    if resource.plural == "events":
+        causes += _event_causes(obj)
     if causes:
         raise InvalidError.of(resource.qualified_kind, name, causes)
+
+
+def _event_causes(event: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """core/v1 Event: an involvedObject in the Event's own namespace, a reason and a type of Normal or Warning."""
+    involved = event.get("involvedObject")
+    namespace = (event.get("metadata") or {}).get("namespace")
+    causes = []
+    if not isinstance(involved, dict) or not involved.get("kind") or not involved.get("name"):
+        causes.append(("FieldValueRequired", "involvedObject", "Required value: kind and name"))
+    elif namespace and involved.get("namespace", namespace) != namespace:
+        causes.append(("FieldValueInvalid", "involvedObject.namespace",
+                       f'Invalid value: "{involved.get("namespace")}": does not match event.namespace'))
+    if not event.get("reason"):
+        causes.append(("FieldValueRequired", "reason", "Required value"))
+    if event.get("type", "Normal") not in ("Normal", "Warning"):
+        causes.append(("FieldValueNotSupported", "type", f'Unsupported value: "{event.get("type")}": supported '
+                       'values: "Normal", "Warning"'))
+    return causes
 
 
 def _workload_causes(spec: Any) -> list[tuple[str, str, str]]:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+import queue
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
@@ -100,6 +102,54 @@ def test_up_prints_the_cluster_and_stops_on_sigterm(tmp_path):
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=20) == 0
         assert process.stdout.read().strip().endswith("stopped")
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+class _Lines:
+    """The lines of a process's stdout, read by one background thread."""
+
+    def __init__(self, stream) -> None:
+        self._queue: queue.Queue[str] = queue.Queue()
+        threading.Thread(target=lambda: [self._queue.put(line) for line in iter(stream.readline, "")],
+                         daemon=True).start()
+
+    def until(self, wanted: list[str], timeout_s: float = 30.0) -> list[str]:
+        """Lines until every fragment of ``wanted`` was seen in one of them, or the timeout."""
+        seen, end = [], time.monotonic() + timeout_s
+        while time.monotonic() < end and not all(any(w in line for line in seen) for w in wanted):
+            try:
+                seen.append(self._queue.get(timeout=0.2))
+            except queue.Empty:
+                continue
+        return seen
+
+
+def test_up_prints_scaling_new_endpoints_and_events_while_it_runs(tmp_path):
+    path = tmp_path / "cluster.yaml"
+    path.write_text(yaml.safe_dump({**CONFIG, "loads": []}))
+    process = subprocess.Popen([sys.executable, "-m", "emulator", "up", "--config", str(path), "--no-load"],
+                               stdout=subprocess.PIPE, text=True, cwd=REPO)
+    try:
+        output = _Lines(process.stdout)
+        head = output.until(["load: none"])
+        kubeconfig = head[0].split(": ", 1)[1].strip()
+        assert any("--no-load" in line for line in head)
+        api = config.new_client_from_config(config_file=kubeconfig)
+        client.AppsV1Api(api).patch_namespaced_deployment_scale("premium-llama", "llm", {"spec": {"replicas": 3}})
+        client.CoreV1Api(api).create_namespaced_event("llm", {
+            "metadata": {"generateName": "premium-llama."}, "type": "Normal", "reason": "ScaledUp",
+            "message": "replicas 2 -> 3", "source": {"component": "inferno-actuator"},
+            "involvedObject": {"kind": "Deployment", "namespace": "llm", "name": "premium-llama"}})
+        lines = output.until(["scaled 2 -> 3 replicas", "replica ready", "ScaledUp"])
+        text = "".join(lines)
+        assert "deployment llm/premium-llama: scaled 2 -> 3 replicas" in text
+        assert "replica ready llm/premium-llama pod premium-llama-" in text and ": http://127.0.0.1:" in text
+        assert "event llm/premium-llama Normal ScaledUp: replicas 2 -> 3 (from inferno-actuator)" in text
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=20) == 0
     finally:
         if process.poll() is None:
             process.kill()
