@@ -135,8 +135,9 @@ class Request:
     The core fills in the rest (times in the caller's seconds): ``arrival_s`` (set by ``add``),
     ``scheduled_s`` (first admitted), ``first_token_s``, ``last_token_s``, ``finished_s``, ``generated``
     (tokens emitted so far), ``computed`` (tokens whose KV is computed now), ``blocks`` (KV blocks held now),
-    ``preemptions`` (times it was preempted and recomputed). Setting ``cancelled`` drops the request at the
-    next iteration boundary; ``aborted`` is set when the engine is shut down with the request unfinished.
+    ``preemptions`` (times it was preempted and recomputed). ``EngineCore.cancel`` drops a request at once
+    (setting ``cancelled`` directly drops it at the next iteration boundary, or when it reaches the head of
+    the queue); ``aborted`` is set when the engine is shut down with the request unfinished.
     """
 
     prompt_tokens: int
@@ -249,6 +250,18 @@ class EngineCore:
             self._ready_s = now_s
         self._report_state()
         return request
+
+    def cancel(self, request: Request) -> None:
+        """Abort ``request`` (the client went away): it leaves the queue or the batch now, its blocks are
+        freed, and it emits no more tokens (also none at the end of the iteration in flight)."""
+        request.cancelled = True
+        if request in self._running:
+            self._running = [r for r in self._running if r is not request]
+            self._free_blocks += request.blocks
+            request.blocks = 0
+        elif request in self._waiting:
+            self._waiting.remove(request)
+        self._report_state()
 
     # --- time ----------------------------------------------------------------------------------------------
 

@@ -167,7 +167,7 @@ class _Handler(BaseHTTPRequestHandler):
                 self._chunk(shape.usage_chunk())
             self._frame(b"data: [DONE]\n\n", last=True)
         except OSError:
-            request.cancelled = True
+            self.server.replica.engine.cancel(request)
             self.close_connection = True
 
     def _chunk(self, document: dict) -> None:

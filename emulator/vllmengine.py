@@ -101,6 +101,12 @@ class Engine:
             self._cond.notify_all()
         return request
 
+    def cancel(self, request: Request) -> None:
+        """Abort a request whose client went away (EngineCore.cancel): no more tokens, its KV blocks freed."""
+        with self._cond:
+            self.core.cancel(request)
+            self._cond.notify_all()
+
     def in_flight(self) -> int:
         """Requests waiting or running."""
         with self._cond:

@@ -232,3 +232,17 @@ def test_under_overload_with_a_tight_cache_every_request_finishes_with_all_its_t
     for request in requests:
         assert request.generated == request.max_tokens and request.finished
         assert request.arrival_s <= request.scheduled_s < request.first_token_s <= request.finished_s
+
+
+def test_cancel_takes_a_request_out_of_the_queue_or_the_batch_at_once():
+    core = EngineCore(EngineParams(alpha_ms=10, beta_ms=0, gamma_ms=0, max_num_seqs=1, kv_cache_tokens=160))
+    running, waiting, other = core.add(Request(40, 5), 0.0), core.add(Request(10, 5), 0.0), Request(10, 2)
+    core.step(0.0)
+    core.cancel(waiting)
+    assert (core.num_running, core.num_waiting) == (1, 0)
+    core.cancel(running)  # mid-iteration: its blocks are free now and it gets no token at the iteration's end
+    assert (core.num_running, core.used_blocks) == (0, 0)
+    core.add(other, 0.005)
+    core.advance_to(math.inf)
+    assert (running.generated, waiting.generated, other.generated) == (0, 0, 2)
+    assert other.scheduled_s == pytest.approx(0.01)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import http.client
 import json
 import re
+import socket
 import threading
 import time
 
@@ -181,3 +182,20 @@ def test_drain_finishes_in_flight_and_refuses_new_requests(vllm_replica):
 ])
 def test_prompt_length(body, kind, tokens):
     assert prompt_length(body, kind) == tokens
+
+
+@pytest.mark.parametrize("vllm_replica", [EngineParams(alpha_ms=10, beta_ms=0, gamma_ms=0)], indirect=True)
+def test_a_client_that_goes_away_is_aborted_and_frees_the_batch(vllm_replica):
+    conn = http.client.HTTPConnection("127.0.0.1", vllm_replica.port, timeout=10)
+    conn.request("POST", "/v1/completions", json.dumps({"prompt_tokens": 5, "max_tokens": 1000, "stream": True}),
+                 {"Content-Type": "application/json"})
+    response = conn.getresponse()
+    assert response.readline().startswith(b"data: {")  # generating
+    conn.sock.shutdown(socket.SHUT_RDWR)
+    conn.close()
+    deadline = time.monotonic() + 5
+    while vllm_replica.engine.in_flight() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    text = vllm_replica.metrics.render().decode()
+    assert vllm_replica.engine.in_flight() == 0 and metric(text, "vllm:num_requests_running") == 0
+    assert metric(text, "vllm:generation_tokens_total") < 100
