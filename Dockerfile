@@ -16,9 +16,7 @@ WORKDIR /app
 
 # gRPC stubs generated here, by the grpcio-tools and protobuf that run them (as `make proto` does).
 COPY proto/ proto/
-RUN cd proto \
-    && python -m grpc_tools.protoc -I. --python_out=. --pyi_out=. --grpc_python_out=. *.proto \
-    && sed -i -E 's/^import (\w+_pb2)/from . import \1/' *_pb2.py *_pb2_grpc.py
+RUN python -m grpc_tools.protoc -I. --python_out=. --pyi_out=. --grpc_python_out=. proto/*.proto
 
 COPY services/ services/
 RUN python -m compileall -q proto services

@@ -20,9 +20,10 @@ $(STAMP): pyproject.toml constraints.txt
 
 install: $(STAMP)  ## create .venv and install the pinned dependencies
 
+# Run from the repository root with -I. so proto/x.proto imports "proto/y.proto" and the stubs import
+# `from proto import y_pb2`: no post-editing of generated code.
 proto/%_pb2.py: proto/%.proto $(STAMP)
-	cd proto && ../$(BIN)/python -m grpc_tools.protoc -I. --python_out=. --pyi_out=. --grpc_python_out=. $(notdir $<)
-	sed -i -E 's/^import (\w+_pb2)/from . import \1/' proto/$*_pb2.py proto/$*_pb2_grpc.py
+	$(BIN)/python -m grpc_tools.protoc -I. --python_out=. --pyi_out=. --grpc_python_out=. $<
 
 proto: $(STUBS)  ## generate the gRPC stubs into proto/
 

@@ -30,7 +30,7 @@ from services.actuator.plan import (
     sort_key,
 )
 from services.actuator.stabilize import ScaleDownWindow
-from services.core.model import ActuationOutcome, Allocation, KubeRef, Server
+from services.core.model import ActuationOutcome, Allocation, KubeRef, ManagedServer
 from services.runtime.logs import get_logger
 
 STRATEGIC_MERGE = "application/strategic-merge-patch+json"
@@ -83,10 +83,9 @@ class KubeActuator:
         self._attempts = max(1, attempts)
         self._timeout_s = timeout_s
 
-    def actuate(self, targets: Iterable[tuple[str, KubeRef]], allocations: Mapping[str, Allocation],
-                servers: Mapping[str, Server], dry_run: bool,
+    def actuate(self, managed: Iterable[ManagedServer], allocations: Mapping[str, Allocation], dry_run: bool,
                 proceed: Callable[[], bool] = lambda: True) -> list[Change]:
-        """Make each (server name, Deployment) target match its server's allocation; never raises.
+        """Make each managed server's Deployment match its allocation (keyed by server name); never raises.
 
         Returns one Change per target, sorted by (namespace, Deployment, server), whose outcome says what was
         done (in a dry run: what would have been done; nothing is written). ``proceed`` is asked before each
@@ -94,22 +93,24 @@ class KubeActuator:
         """
         scalers: dict[str, list[Autoscaler]] = {}
         changes = []
-        for name, ref in sorted(targets, key=lambda t: sort_key(*t)):
+        for record in sorted(managed, key=lambda r: sort_key(r.name, r.ref)):
             if not proceed():
-                changes.append(Change(name, ref, ActuationOutcome.FAILED, NOT_ATTEMPTED))
+                changes.append(Change(record.name, record.ref, ActuationOutcome.FAILED, NOT_ATTEMPTED))
                 continue
-            changes.append(self._actuate_one(name, ref, allocations.get(name), servers.get(name), dry_run, scalers))
+            changes.append(self._actuate_one(record, allocations.get(record.name), dry_run, scalers))
         return changes
 
-    def _actuate_one(self, name: str, ref: KubeRef, allocation: Allocation | None, server: Server | None,
-                     dry_run: bool, scalers: dict[str, list[Autoscaler]]) -> Change:
+    def _actuate_one(self, record: ManagedServer, allocation: Allocation | None, dry_run: bool,
+                     scalers: dict[str, list[Autoscaler]]) -> Change:
+        name, ref, server = record.name, record.ref, record.server
         change = Change(name, ref, ActuationOutcome.FAILED)
         key, now_s = (ref.namespace, ref.name), self._clock()
         for attempt in range(1, self._attempts + 1):
             try:
                 state = self._read(ref, scalers)
                 hold_at = self._window.highest(key, now_s, state.replicas)
-                change = plan_deployment(name, ref, state, allocation, server, self._settings, hold_at)
+                change = plan_deployment(name, ref, state, allocation, server, self._settings, hold_at,
+                                         record.load_measured)
                 if change.desired_replicas is not None:
                     self._window.record(key, change.desired_replicas, now_s)
                 if not dry_run and change.outcome is ActuationOutcome.CHANGED:

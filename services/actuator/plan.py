@@ -6,8 +6,8 @@ Pure: every safety rule is decided here, the kube module only reads and writes. 
 - never below the min replicas; at most ``max_replica_change`` replicas per cycle (0 = unlimited);
 - a scale-down stops at the highest desired count of the stabilization window (``hold_at``, see
   stabilize.py), never above the current replicas;
-- no scale-down on a load that was not measured (the load came from the labels and no live figure was read:
-  Prometheus down, erroring or without series for the pods), as an HPA holds on missing metrics; scaling up
+- no scale-down on a load that was not measured (``ManagedServer.load_measured``, decided by the collector:
+  the load came from the labels and no live figure was read), as an HPA holds on missing metrics; scaling up
   on it is allowed. An idle server (its metrics read, no request completed in the window) may scale down;
 - a Deployment whose replicas an autoscaler (HPA, KEDA ScaledObject) owns is skipped;
 - a vanished Deployment is skipped and reported.
@@ -20,12 +20,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 
-from services.core.model import ActuationOutcome, ActuationResult, Allocation, KubeRef, LoadSource, Server
+from services.core import labels as lb
+from services.core.labels import LabelValueError
+from services.core.model import ActuationOutcome, ActuationResult, Allocation, KubeRef, ManagedServer, Server
 
-LABEL_ACCELERATOR = "inferno.server.allocation.accelerator"
-LABEL_MAX_BATCH = "inferno.server.allocation.maxbatchsize"
-LABEL_MAX_QUEUE = "inferno.server.allocation.maxqueuesize"
-LABEL_MIN_REPLICAS = "inferno.server.minreplicas"
 MAX_NUM_SEQS = "--max-num-seqs"
 NOT_ATTEMPTED = "not attempted: the caller stopped waiting (deadline passed or cancelled)"
 """The reason of a Deployment the actuator did not reach in its call (nothing read or written)."""
@@ -144,11 +142,14 @@ def owner_of(deployment: str, autoscalers: Iterable[Autoscaler]) -> str:
 
 
 def min_replicas(server: Server | None, state: DeploymentState) -> int | None:
-    """The server's min replicas: from the server record, else the Deployment's label; None when unknown."""
+    """The server's min replicas: from the server record, else the Deployment's label (parsed as the collector
+    parses it); None when unknown or malformed."""
     if server is not None:
         return server.min_replicas
-    raw = state.labels.get(LABEL_MIN_REPLICAS, "")
-    return int(raw) if raw.isdigit() else None
+    try:
+        return lb.parse_count(state.labels.get(lb.MIN_REPLICAS, ""))
+    except LabelValueError:
+        return None
 
 
 def target_replicas(allocated: int, minimum: int | None, current: int, max_change: int,
@@ -174,11 +175,11 @@ def target_replicas(allocated: int, minimum: int | None, current: int, max_chang
 
 
 def _label_patch(allocation: Allocation, labels: Mapping[str, str]) -> dict[str, str]:
-    wanted = {LABEL_ACCELERATOR: allocation.accelerator}
+    wanted = {lb.ACCELERATOR: allocation.accelerator}
     if allocation.max_batch > 0:
-        wanted[LABEL_MAX_BATCH] = str(allocation.max_batch)
+        wanted[lb.MAX_BATCH] = str(allocation.max_batch)
     if allocation.max_queue > 0:
-        wanted[LABEL_MAX_QUEUE] = str(allocation.max_queue)
+        wanted[lb.MAX_QUEUE] = str(allocation.max_queue)
     return {key: value for key, value in sorted(wanted.items()) if labels.get(key) != value}
 
 
@@ -226,9 +227,11 @@ def _skip(server_name: str, ref: KubeRef, state: DeploymentState, reason: str,
 
 
 def plan_deployment(server_name: str, ref: KubeRef, state: DeploymentState | None, allocation: Allocation | None,
-                    server: Server | None, settings: PlanSettings, hold_at: int = 0) -> Change:
+                    server: Server | None, settings: PlanSettings, hold_at: int = 0,
+                    load_measured: bool = True) -> Change:
     """The change for one Deployment of server ``server_name``; ``state`` None means the Deployment is gone;
-    ``hold_at`` is the stabilization window's highest desired count (0 = none).
+    ``hold_at`` is the stabilization window's highest desired count (0 = none); ``load_measured`` False holds
+    any scale-down.
 
     Outcome: SKIPPED (vanished, no allocation, owned by another autoscaler), UNCHANGED (already as allocated)
     or CHANGED (replicas, labels or pod template to write); the reason says why, in words.
@@ -241,7 +244,7 @@ def plan_deployment(server_name: str, ref: KubeRef, state: DeploymentState | Non
                                              settings.max_replica_change, hold_at)
     if state.owner:
         return _skip(server_name, ref, state, f"replicas owned by {state.owner}", allocation, desired)
-    if target < state.replicas and _load_unmeasured(server):
+    if target < state.replicas and not load_measured:
         notes.append(f"scale-down to {target} held: load not measured (from the load labels)")
         target = state.replicas
     labels = _label_patch(allocation, state.labels)
@@ -261,18 +264,13 @@ def plan_deployment(server_name: str, ref: KubeRef, state: DeploymentState | Non
     return replace(change, outcome=outcome, reason="; ".join(notes))
 
 
-def _load_unmeasured(server: Server | None) -> bool:
-    observed = server.observed if server is not None else None
-    return (observed is not None and observed.source == LoadSource.LABELS
-            and observed.requests_running is None and observed.requests_waiting is None)
+def plan(managed: Iterable[ManagedServer], states: Mapping[KubeRef, DeploymentState | None],
+         allocations: Mapping[str, Allocation], settings: PlanSettings) -> list[Change]:
+    """Changes for every managed server's Deployment, sorted by (namespace, Deployment, server).
 
-
-def plan(targets: Iterable[tuple[str, KubeRef]], states: Mapping[KubeRef, DeploymentState | None],
-         allocations: Mapping[str, Allocation], servers: Mapping[str, Server], settings: PlanSettings) -> list[Change]:
-    """Changes for every (server name, Deployment) target, sorted by (namespace, Deployment, server).
-
-    ``states`` maps each target's ref to what was read (None or absent = Deployment gone); ``allocations`` and
-    ``servers`` are keyed by server name.
+    ``states`` maps each Deployment ref to what was read (None or absent = Deployment gone); ``allocations``
+    are keyed by server name.
     """
-    return [plan_deployment(name, ref, states.get(ref), allocations.get(name), servers.get(name), settings)
-            for name, ref in sorted(targets, key=lambda t: sort_key(*t))]
+    return [plan_deployment(r.name, r.ref, states.get(r.ref), allocations.get(r.name), r.server, settings,
+                            load_measured=r.load_measured)
+            for r in sorted(managed, key=lambda r: sort_key(r.name, r.ref))]

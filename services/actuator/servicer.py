@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 
 import grpc
 
 from proto import actuator_pb2, actuator_pb2_grpc
 from services.actuator.kube import KubeActuator
 from services.actuator.metrics import ActuatorMetrics
-from services.core.errors import InvalidInputError
 from services.runtime import convert
 from services.runtime.grpcserve import grpc_method
 from services.runtime.logs import get_logger
@@ -21,7 +20,7 @@ _log = get_logger("actuator")
 
 
 class ActuatorServicer(actuator_pb2_grpc.ActuatorServiceServicer):
-    """Actuate: apply allocations to the Deployments named in ``refs``; ``force_dry_run`` (the INFERNO_DRY_RUN
+    """Actuate: apply allocations to the Deployments of the ``managed`` servers; ``force_dry_run`` (the INFERNO_DRY_RUN
     setting) makes every call a dry run whatever the request says."""
 
     def __init__(self, actuator: KubeActuator, metrics: ActuatorMetrics, *, force_dry_run: bool = False,
@@ -37,24 +36,15 @@ class ActuatorServicer(actuator_pb2_grpc.ActuatorServiceServicer):
         """One result per ref, sorted by (namespace, Deployment, server). Bad input -> INVALID_ARGUMENT."""
         started = self._now()
         allocations = convert.allocations_from_proto(list(request.allocations))
-        targets = convert.server_refs_from_proto(list(request.refs))
-        servers = _by_name([convert.server_from_proto(s, f"servers[{i}]") for i, s in enumerate(request.servers)])
+        managed = convert.managed_servers_from_proto(list(request.managed))
         dry_run = request.dry_run or self._force_dry_run
-        changes = self._actuator.actuate(targets, allocations, servers, dry_run, proceed=context.is_active)
+        changes = self._actuator.actuate(managed, allocations, dry_run, proceed=context.is_active)
         self._metrics.record(changes, dry_run)
         counts = Counter(c.outcome.value for c in changes)
         _log.info("actuation_completed", dry_run=dry_run, deployments=len(changes), **counts,
                   duration_ms=round((self._now() - started) * 1000, 1))
         return actuator_pb2.ActuateResponse(results=[convert.actuation_result_to_proto(c.result(dry_run))
                                                      for c in changes])
-
-
-def _by_name(servers: Sequence) -> dict:
-    names = [s.name for s in servers]
-    repeated = sorted({n for n in names if names.count(n) > 1})
-    if repeated:
-        raise InvalidInputError(f"servers: name {repeated[0]!r} is repeated")
-    return {s.name: s for s in servers}
 
 
 def register(servicer: ActuatorServicer) -> Callable[[grpc.Server], None]:

@@ -1,7 +1,8 @@
 """Pure aggregation: managed Deployment facts + per-pod metric rates -> servers with load and observations.
 
-Inputs are what the sources read (DeploymentFacts, PodRates); the output is a Collection of
-services.core.model Servers with their Deployments and the warnings met on the way. Label parsing
+Inputs are what the sources read (DeploymentFacts, PodRates); the output is a services.core.model
+Collection: ManagedServers (server, Deployment, replicas, whether the load was measured) and the warnings
+met on the way. Label parsing
 follows docs/contract.md s3. Fallback rule: a load figure the metrics do not give comes from the
 Deployment's load labels, and the answer says so (ObservedMetrics.source, warnings); a server whose
 arrival rate or output tokens are known from neither is skipped, never reported as zero load.
@@ -14,10 +15,9 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
-from types import MappingProxyType
 
-from services.collector.labels import LabelLoad, ServerLabels, parse_labels
 from services.core import model as m
+from services.core.labels import LabelLoad, ServerLabels, parse_labels
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,30 +89,6 @@ class Measurement:
     requests_running: float | None = None
     requests_waiting: float | None = None
     kv_cache_usage: float | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class ServerRef:
-    """A collected server's Deployment with its spec and ready replica counts."""
-
-    server_name: str
-    ref: m.KubeRef
-    spec_replicas: int = 0
-    ready_replicas: int = 0
-
-
-@dataclass(frozen=True, slots=True)
-class Collection:
-    """The collector's answer before the wire: servers sorted by name, their Deployments, warnings."""
-
-    servers: tuple[m.Server, ...] = ()
-    refs: tuple[ServerRef, ...] = ()
-    warnings: tuple[str, ...] = ()
-    sources: Mapping[str, int] = field(default_factory=dict)
-    """Servers per load source (prometheus, direct_scrape, labels), for the summary log line."""
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "sources", MappingProxyType(dict(self.sources)))
 
 
 def _finite(value: float | None) -> float | None:
@@ -223,14 +199,23 @@ def build_server(facts: DeploymentFacts, labels: ServerLabels, load: m.Load, obs
                     max_queue_size=labels.max_queue, current=current, observed=observed)
 
 
+def load_measured(observed: m.ObservedMetrics) -> bool:
+    """Whether a server's load was measured: False when its arrival rate came from the load labels and no live
+    figure (running or waiting requests) was read, i.e. the metrics were missing (Prometheus down, erroring or
+    without series for the pods). An idle server (metrics read, no request completed) counts as measured.
+    Decided here once; the actuator holds scale-downs on an unmeasured load (docs/contract.md s4)."""
+    return not (observed.source == m.LoadSource.LABELS and observed.requests_running is None
+                and observed.requests_waiting is None)
+
+
 def _observed(measured: Measurement, facts: DeploymentFacts, source: m.LoadSource) -> m.ObservedMetrics:
     values = {f.name: getattr(measured, f.name) for f in fields(m.ObservedMetrics) if hasattr(measured, f.name)}
     return m.ObservedMetrics(ready_replicas=facts.ready_replicas, source=source.value, **values)
 
 
 def collect_one(facts: DeploymentFacts, pods: Mapping[str, PodRates] | None, source: m.LoadSource,
-                static: m.SystemData | None) -> tuple[m.Server | None, list[str]]:
-    """One Deployment -> (Server, warnings), or (None, warnings) when it cannot be sized.
+                static: m.SystemData | None) -> tuple[m.ManagedServer | None, list[str]]:
+    """One Deployment -> (ManagedServer, warnings), or (None, warnings) when it cannot be sized.
 
     ``pods`` are the rates read for its pods (None: the metrics source had nothing for it); only pods
     that belong to the Deployment now are counted.
@@ -245,33 +230,30 @@ def collect_one(facts: DeploymentFacts, pods: Mapping[str, PodRates] | None, sou
     warnings.extend(load_warnings)
     if load is None:
         return None, warnings
-    return build_server(facts, labels, load, _observed(measured, facts, load_source), static), warnings
+    observed = _observed(measured, facts, load_source)
+    server = build_server(facts, labels, load, observed, static)
+    return m.ManagedServer(server, facts.ref, facts.spec_replicas, facts.ready_replicas,
+                           load_measured(observed)), warnings
 
 
 def collect(deployments: Sequence[DeploymentFacts], rates: PodRatesByDeployment, source: m.LoadSource,
-            static: m.SystemData | None, warnings: Sequence[str] = ()) -> Collection:
-    """All managed Deployments -> Collection (servers sorted by name).
+            static: m.SystemData | None, warnings: Sequence[str] = (),
+            capacity: m.Capacity | None = None) -> m.Collection:
+    """All managed Deployments -> Collection (managed servers sorted by name, with ``capacity``).
 
     Deployments are taken in (namespace, name) order; a second Deployment carrying a server name already
     seen is skipped with a warning. ``warnings`` (e.g. from the sources) lead the answer's warnings.
     """
-    servers: dict[str, m.Server] = {}
-    refs: list[ServerRef] = []
+    found: dict[str, m.ManagedServer] = {}
     notes = list(warnings)
     for facts in sorted(deployments, key=lambda d: (d.ref.namespace, d.ref.name)):
-        server, found = collect_one(facts, rates.get((facts.ref.namespace, facts.ref.name)), source, static)
-        notes.extend(found)
-        if server is None:
+        managed, more = collect_one(facts, rates.get((facts.ref.namespace, facts.ref.name)), source, static)
+        notes.extend(more)
+        if managed is None:
             continue
-        if server.name in servers:
-            notes.append(f"{facts.where}: skipped: server name {server.name!r} is already used by "
+        if managed.name in found:
+            notes.append(f"{facts.where}: skipped: server name {managed.name!r} is already used by "
                          f"another Deployment")
             continue
-        servers[server.name] = server
-        refs.append(ServerRef(server.name, facts.ref, facts.spec_replicas, facts.ready_replicas))
-    ordered = tuple(servers[name] for name in sorted(servers))
-    counts: dict[str, int] = {}
-    for server in ordered:
-        key = server.observed.source if server.observed else ""
-        counts[key] = counts.get(key, 0) + 1
-    return Collection(ordered, tuple(sorted(refs, key=lambda r: r.server_name)), tuple(notes), counts)
+        found[managed.name] = managed
+    return m.Collection(tuple(found[name] for name in sorted(found)), tuple(notes), capacity or m.Capacity())

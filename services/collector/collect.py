@@ -1,4 +1,4 @@
-"""One collection: static data, managed Deployments, their metrics and capacity -> aggregate.Collection.
+"""One collection: static data, managed Deployments, their metrics and capacity -> a model Collection.
 
 The sources are injected (KubeSource, a metrics source, optionally a node capacity source), so tests can
 pass fakes. Each call builds a new snapshot; nothing is carried between calls.
@@ -7,7 +7,6 @@ pass fakes. Each call builds a new snapshot; nothing is carried between calls.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
 from typing import Protocol
 
 from services.collector import aggregate, capacity
@@ -36,14 +35,6 @@ class CapacitySource(Protocol):
 
     def capacity(self, static: m.SystemData | None,
                  managed_pods: set[tuple[str, str]]) -> tuple[m.Capacity, list[str]]: ...
-
-
-@dataclass(frozen=True, slots=True)
-class Snapshot:
-    """A collection and the capacity known with it (empty when unknown)."""
-
-    collection: aggregate.Collection
-    capacity: m.Capacity = field(default_factory=m.Capacity)
 
 
 def read_static(data_path: str) -> tuple[m.SystemData | None, list[str]]:
@@ -82,21 +73,21 @@ class Collector:
         self._watch = tuple(watch_namespaces)
         self._nodes = nodes
 
-    def collect(self, namespaces: Sequence[str] = ()) -> Snapshot:
-        """One snapshot of the managed servers in ``namespaces`` (empty = the watched ones, or all).
+    def collect(self, namespaces: Sequence[str] = ()) -> m.Collection:
+        """One collection of the managed servers in ``namespaces`` (empty = the watched ones, or all).
 
         Raises UnavailableError when the Kubernetes API cannot list Deployments; metrics and capacity
         failures are warnings in the answer.
         """
         chosen, warnings = choose_namespaces(namespaces, self._watch)
         if self._watch and namespaces and not chosen:
-            return Snapshot(aggregate.Collection(warnings=tuple(warnings)))
+            return m.Collection(warnings=tuple(warnings))
         static, static_warnings = read_static(self._data_path)
         deployments = self._kube.deployments(chosen)
         rates, metric_warnings = self._metrics.read(deployments)
         cards, capacity_warnings = self._capacity(static, deployments)
         notes = [*warnings, *static_warnings, *metric_warnings, *capacity_warnings]
-        return Snapshot(aggregate.collect(deployments, rates, self._metrics.source, static, notes), cards)
+        return aggregate.collect(deployments, rates, self._metrics.source, static, notes, cards)
 
     def _capacity(self, static: m.SystemData | None,
                   deployments: Sequence[DeploymentFacts]) -> tuple[m.Capacity, list[str]]:

@@ -8,25 +8,13 @@ from collections.abc import Callable
 import grpc
 
 from proto import collector_pb2, collector_pb2_grpc
-from services.collector.collect import Collector, Snapshot
+from services.collector.collect import Collector
 from services.runtime import convert
 from services.runtime.grpcserve import grpc_method
 from services.runtime.logs import get_logger
 
 SERVICE_NAME = collector_pb2.DESCRIPTOR.services_by_name["CollectorService"].full_name
 _log = get_logger("collector")
-
-
-def response_from(snapshot: Snapshot) -> collector_pb2.CollectResponse:
-    """Snapshot -> CollectResponse (servers and refs sorted by server name, warnings in order found)."""
-    collection = snapshot.collection
-    return collector_pb2.CollectResponse(
-        servers=[convert.server_to_proto(s) for s in collection.servers],
-        refs=[convert.server_ref_to_proto(r.server_name, r.ref, r.spec_replicas, r.ready_replicas)
-              for r in collection.refs],
-        warnings=list(collection.warnings),
-        capacity=convert.capacity_to_proto(snapshot.capacity),
-    )
 
 
 class CollectorServicer(collector_pb2_grpc.CollectorServiceServicer):
@@ -44,12 +32,11 @@ class CollectorServicer(collector_pb2_grpc.CollectorServiceServicer):
                 context: grpc.ServicerContext) -> collector_pb2.CollectResponse:
         """One snapshot of the managed servers in the requested namespaces (empty = the watched ones)."""
         started = self._now()
-        snapshot = self._collector.collect(list(request.namespaces))
-        collection = snapshot.collection
-        _log.info("collection_completed", servers=len(collection.servers), warnings=len(collection.warnings),
-                  sources=dict(collection.sources), capacity_types=len(snapshot.capacity.counts),
+        collection = self._collector.collect(list(request.namespaces))
+        _log.info("collection_completed", servers=len(collection.managed), warnings=len(collection.warnings),
+                  sources=dict(collection.sources), capacity_types=len(collection.capacity.counts),
                   duration_ms=round((self._now() - started) * 1000, 1))
-        return response_from(snapshot)
+        return convert.collection_to_proto(collection)
 
 
 def register(servicer: CollectorServicer) -> Callable[[grpc.Server], None]:

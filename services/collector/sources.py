@@ -15,8 +15,8 @@ from kubernetes.client.exceptions import ApiException
 from urllib3.exceptions import HTTPError
 
 from services.collector.aggregate import DeploymentFacts, PodFacts
-from services.collector.labels import MANAGED_SELECTOR
 from services.core.errors import UnavailableError
+from services.core.labels import MANAGED_SELECTOR
 from services.core.model import KubeRef
 
 PORT_ANNOTATION = "prometheus.io/port"

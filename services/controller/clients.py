@@ -1,13 +1,15 @@
 """gRPC clients of the collector, optimizer and actuator, as the cycle's CycleClients; every call has a deadline.
 
-Failures surface as grpc.RpcError (the cycle names the service and the status code). Protos stop here:
-services.runtime.convert maps them to the model.
+Failures surface as grpc.RpcError (the cycle names the service and the status code). Protos stop here: each
+answer is decoded once (services.runtime.convert) for the cycle, and what the services answered is forwarded
+as received: the collector's servers to the optimizer, its managed servers and the optimizer's allocations
+to the actuator. Only the static data, which the controller reads itself, is encoded here.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from dataclasses import replace
 
 import grpc
 from google.protobuf.json_format import MessageToDict
@@ -21,7 +23,7 @@ from proto import (
     optimizer_pb2,
     optimizer_pb2_grpc,
 )
-from services.controller.cycle import Collection, ManagedRef
+from services.controller.cycle import Reply, Solved
 from services.core import model as m
 from services.runtime import convert
 
@@ -43,31 +45,28 @@ class ServiceClients:
         self._optimizer = optimizer_pb2_grpc.OptimizerServiceStub(self._channels["optimizer"])
         self._actuator = actuator_pb2_grpc.ActuatorServiceStub(self._channels["actuator"])
 
-    def collect(self) -> Collection:
-        """Collector.Collect -> Collection. Raises grpc.RpcError."""
+    def collect(self) -> Reply[m.Collection]:
+        """Collector.Collect -> the Collection, decoded once, and the answer. Raises grpc.RpcError, or
+        InvalidInputError when the answer is malformed."""
         reply = self._collector.Collect(collector_pb2.CollectRequest(namespaces=self._namespaces),
                                         timeout=self._deadline_s)
-        refs = tuple(ManagedRef(r.server_name, convert.kube_ref_from_proto(r.ref, f"refs[{r.server_name}]"),
-                                r.spec_replicas, r.ready_replicas) for r in reply.refs)
-        return Collection(servers=tuple(convert.server_from_proto(s, "servers") for s in reply.servers),
-                          refs=refs, warnings=tuple(reply.warnings),
-                          capacity=convert.capacity_from_proto(reply.capacity))
+        return Reply(convert.collection_from_proto(reply), reply)
 
-    def optimize(self, system: m.SystemData) -> tuple[m.Solution, dict[str, Any]]:
-        """Optimizer.Optimize -> (Solution, stats as a dict). Raises grpc.RpcError."""
-        reply = self._optimizer.Optimize(optimizer_pb2.OptimizeRequest(system=convert.system_to_proto(system)),
-                                         timeout=self._deadline_s)
+    def optimize(self, system: m.SystemData, collected: Reply[m.Collection]) -> Reply[Solved]:
+        """Optimizer.Optimize over ``system`` whose servers are the collector's, forwarded as received ->
+        (Solution, stats as a dict) and the answer. Raises grpc.RpcError."""
+        request = convert.system_to_proto(replace(system, servers=()))
+        request.servers.extend(r.server for r in collected.wire.managed)
+        reply = self._optimizer.Optimize(optimizer_pb2.OptimizeRequest(system=request), timeout=self._deadline_s)
         stats = MessageToDict(reply.stats, preserving_proto_field_name=True)
-        return convert.solution_from_proto(reply), stats
+        return Reply(Solved(convert.solution_from_proto(reply), stats), reply)
 
-    def actuate(self, solution: m.Solution, collection: Collection, dry_run: bool) -> list[m.ActuationResult]:
-        """Actuator.Actuate for the solution's allocations over the collected Deployments. Raises grpc.RpcError,
-        or InvalidInputError when the answer is malformed."""
-        request = actuator_pb2.ActuateRequest(
-            allocations=convert.solution_to_proto(solution).allocations,
-            refs=[convert.server_ref_to_proto(r.server_name, r.ref, r.spec_replicas, r.ready_replicas)
-                  for r in collection.refs],
-            servers=[convert.server_to_proto(s) for s in collection.servers], dry_run=dry_run)
+    def actuate(self, solved: Reply[Solved], collected: Reply[m.Collection],
+                dry_run: bool) -> list[m.ActuationResult]:
+        """Actuator.Actuate with the optimizer's allocations and the collector's managed servers as received.
+        Raises grpc.RpcError, or InvalidInputError when the answer is malformed."""
+        request = actuator_pb2.ActuateRequest(allocations=solved.wire.allocations, managed=collected.wire.managed,
+                                              dry_run=dry_run)
         reply = self._actuator.Actuate(request, timeout=self._deadline_s)
         return [convert.actuation_result_from_proto(r) for r in reply.results]
 

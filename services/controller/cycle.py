@@ -13,40 +13,40 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any, Protocol
+from typing import Any, Generic, Protocol, TypeVar
 
 from services.core import model as m
 
-
-@dataclass(frozen=True, slots=True)
-class ManagedRef:
-    """A managed server's Deployment and its replica counts, as the collector saw them."""
-
-    server_name: str
-    ref: m.KubeRef
-    spec_replicas: int = 0
-    ready_replicas: int = 0
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
-class Collection:
-    """What the collector answered: servers (with load and observations), their Deployments, warnings and
-    the capacity it knows (empty = use the capacity data file)."""
+class Reply(Generic[T]):
+    """A service's answer: ``value`` decoded once (for the cycle's decisions and record) and ``wire``, the
+    message as received, opaque here: the clients forward it unchanged to the next service (the collector's
+    managed servers to the optimizer and the actuator, the optimizer's allocations to the actuator)."""
 
-    servers: tuple[m.Server, ...] = ()
-    refs: tuple[ManagedRef, ...] = ()
-    warnings: tuple[str, ...] = ()
-    capacity: m.Capacity = field(default_factory=m.Capacity)
+    value: T
+    wire: Any = None
+
+
+@dataclass(frozen=True, slots=True)
+class Solved:
+    """The optimizer's answer: the solution and its stats (solver, time, candidates; as JSON values)."""
+
+    solution: m.Solution
+    stats: Mapping[str, Any] = field(default_factory=dict)
 
 
 class CycleClients(Protocol):
     """The three services as the cycle sees them; each method raises on failure (any exception)."""
 
-    def collect(self) -> Collection: ...
+    def collect(self) -> Reply[m.Collection]: ...
 
-    def optimize(self, system: m.SystemData) -> tuple[m.Solution, Mapping[str, Any]]: ...
+    def optimize(self, system: m.SystemData, collected: Reply[m.Collection]) -> Reply[Solved]: ...
 
-    def actuate(self, solution: m.Solution, collection: Collection, dry_run: bool) -> list[m.ActuationResult]: ...
+    def actuate(self, solved: Reply[Solved], collected: Reply[m.Collection],
+                dry_run: bool) -> list[m.ActuationResult]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,7 +146,7 @@ def _describe(err: Exception) -> str:
     return str(err) or type(err).__name__
 
 
-def build_system(static: m.SystemData, capacity_file: m.Capacity, collection: Collection) -> m.SystemData:
+def build_system(static: m.SystemData, capacity_file: m.Capacity, collection: m.Collection) -> m.SystemData:
     """The optimizer's input: static data, the collected servers, and the collector's capacity when it has
     one (from Nodes), else the capacity file's."""
     capacity = collection.capacity if collection.capacity.counts else capacity_file
@@ -168,18 +168,20 @@ def run_cycle(
     """
     timer = _Timer(now_s)
     start = now_s()
-    collection = Collection()
+    collection = m.Collection()
     try:
         static, capacity = timer.run("read_data", "reading the data files", load_static)
-        collection = timer.run("collect", "collector", clients.collect)
-        if not collection.servers:
+        collected = timer.run("collect", "collector", clients.collect)
+        collection = collected.value
+        if not collection.managed:
             raise _Skip("collector found no managed servers")
         system = build_system(static, capacity, collection)
-        solution, stats = timer.run("optimize", "optimizer", lambda: clients.optimize(system))
+        solved = timer.run("optimize", "optimizer", lambda: clients.optimize(system, collected))
+        solution, stats = solved.value.solution, solved.value.stats
         if not solution.allocations:
             raise _Skip("optimizer found no feasible allocation: " + "; ".join(
                 f"{name}: {reason}" for name, reason in solution.unallocated.items()))
-        actions = timer.run("actuate", "actuator", lambda: clients.actuate(solution, collection, dry_run),
+        actions = timer.run("actuate", "actuator", lambda: clients.actuate(solved, collected, dry_run),
                             writes=not dry_run)
     except _Skip as skip:
         timer.timings_ms["total"] = round((now_s() - start) * 1000.0, 3)
@@ -196,30 +198,27 @@ def _targets(system: m.SystemData | None, server: m.Server) -> m.ModelTarget | N
     return service_class.target_for(server.model) if service_class else None
 
 
-def _rows(collection: Collection, solution: m.Solution | None, actions: list[m.ActuationResult],
+def _rows(collection: m.Collection, solution: m.Solution | None, actions: list[m.ActuationResult],
           system: m.SystemData | None) -> tuple[dict[str, Any], ...]:
-    refs = {r.server_name: r for r in collection.refs}
     by_server = {a.server_name: a for a in actions}
-    rows = []
-    for server in sorted(collection.servers, key=lambda s: s.name):
-        rows.append(_row(server, refs.get(server.name), solution, by_server.get(server.name),
-                         _targets(system, server)))
-    return tuple(rows)
+    return tuple(_row(r, solution, by_server.get(r.name), _targets(system, r.server))
+                 for r in sorted(collection.managed, key=lambda r: r.name))
 
 
-def _row(server: m.Server, ref: ManagedRef | None, solution: m.Solution | None, action: m.ActuationResult | None,
+def _row(managed: m.ManagedServer, solution: m.Solution | None, action: m.ActuationResult | None,
          target: m.ModelTarget | None) -> dict[str, Any]:
+    server = managed.server
     observed = server.observed or m.ObservedMetrics()
     desired = solution.allocations.get(server.name) if solution else None
     row: dict[str, Any] = {
         "server": server.name, "class": server.service_class, "model": server.model,
-        "namespace": ref.ref.namespace if ref else "", "deployment": ref.ref.name if ref else "",
+        "namespace": managed.ref.namespace, "deployment": managed.ref.name,
         "arrival_rate_rpm": server.load.arrival_rate_rpm, "avg_in_tokens": server.load.avg_in_tokens,
         "avg_out_tokens": server.load.avg_out_tokens, "load_source": observed.source,
         "observed_itl_ms": observed.itl_ms, "observed_ttft_ms": observed.ttft_ms,
         "slo_itl_ms": target.slo_itl_ms if target else None, "slo_ttft_ms": target.slo_ttft_ms if target else None,
-        "current_accelerator": server.current.accelerator, "current_replicas": ref.spec_replicas if ref else None,
-        "ready_replicas": ref.ready_replicas if ref else None,
+        "current_accelerator": server.current.accelerator, "current_replicas": managed.spec_replicas,
+        "ready_replicas": managed.ready_replicas,
     }
     if desired is not None:
         row.update(accelerator=desired.accelerator, replicas=desired.num_replicas, max_batch=desired.max_batch,

@@ -301,6 +301,49 @@ class KubeRef:
     uid: str = ""
 
 
+@dataclass(frozen=True, slots=True)
+class ManagedServer:
+    """One managed server as it crosses the pod (collector -> controller -> actuator): the server record, the
+    Deployment that runs it, that Deployment's spec and ready replicas, and ``load_measured``, decided once by
+    the collector: False when the load came from the load labels and no live figure was read (metrics missing),
+    so the actuator holds scale-downs on it (docs/contract.md s4)."""
+
+    server: Server
+    ref: KubeRef
+    spec_replicas: int = 0
+    ready_replicas: int = 0
+    load_measured: bool = True
+
+    @property
+    def name(self) -> str:
+        """The server's name."""
+        return self.server.name
+
+
+@dataclass(frozen=True, slots=True)
+class Collection:
+    """What the collector found: managed servers sorted by name, the warnings met on the way, and the capacity
+    it knows (cards per type; empty = unknown, use the capacity data file)."""
+
+    managed: tuple[ManagedServer, ...] = ()
+    warnings: tuple[str, ...] = ()
+    capacity: Capacity = field(default_factory=Capacity)
+
+    @property
+    def servers(self) -> tuple[Server, ...]:
+        """The server records, in the order of ``managed``."""
+        return tuple(entry.server for entry in self.managed)
+
+    @property
+    def sources(self) -> Mapping[str, int]:
+        """Servers per load source (prometheus, direct_scrape, labels), for the summary log line."""
+        counts: dict[str, int] = {}
+        for server in self.servers:
+            key = server.observed.source if server.observed else ""
+            counts[key] = counts.get(key, 0) + 1
+        return MappingProxyType(counts)
+
+
 class ActuationOutcome(enum.StrEnum):
     """What the actuator did to one Deployment."""
 

@@ -276,16 +276,6 @@ def kube_ref_from_proto(msg: types_pb2.KubeRef, field: str = "ref") -> m.KubeRef
     return m.KubeRef(namespace=msg.namespace, name=msg.name, uid=msg.uid)
 
 
-def server_refs_from_proto(rows: list[collector_pb2.ServerRef], field: str = "refs") -> list[tuple[str, m.KubeRef]]:
-    """ServerRef rows -> [(server name, KubeRef)]; an empty server name or ref raises InvalidInputError."""
-    refs = []
-    for i, row in enumerate(rows):
-        if not row.server_name:
-            raise InvalidInputError(f"{field}[{i}].server_name must not be empty")
-        refs.append((row.server_name, kube_ref_from_proto(row.ref, f"{field}[{i}].ref")))
-    return refs
-
-
 def actuation_result_to_proto(result: m.ActuationResult) -> actuator_pb2.ActuationResult:
     """ActuationResult -> proto."""
     return actuator_pb2.ActuationResult(
@@ -306,8 +296,39 @@ def actuation_result_from_proto(msg: actuator_pb2.ActuationResult, field: str = 
         accelerator=msg.accelerator, dry_run=msg.dry_run)
 
 
-def server_ref_to_proto(server_name: str, ref: m.KubeRef, spec_replicas: int,
-                        ready_replicas: int) -> collector_pb2.ServerRef:
-    """A managed server's Deployment with its spec and ready replica counts -> ServerRef."""
-    return collector_pb2.ServerRef(server_name=server_name, ref=kube_ref_to_proto(ref),
-                                   spec_replicas=spec_replicas, ready_replicas=ready_replicas)
+def managed_server_to_proto(managed: m.ManagedServer) -> types_pb2.ManagedServer:
+    """ManagedServer -> proto."""
+    return types_pb2.ManagedServer(server=server_to_proto(managed.server), ref=kube_ref_to_proto(managed.ref),
+                                   spec_replicas=managed.spec_replicas, ready_replicas=managed.ready_replicas,
+                                   load_measured=managed.load_measured)
+
+
+def managed_servers_from_proto(rows: list[types_pb2.ManagedServer],
+                               field: str = "managed") -> tuple[m.ManagedServer, ...]:
+    """ManagedServer rows -> records; a missing server or ref, negative counts or a repeated server name raise
+    InvalidInputError naming the field (``managed[i].server.name``, ``managed[i].ref``, ...)."""
+    records: list[m.ManagedServer] = []
+    for i, row in enumerate(rows):
+        where = f"{field}[{i}]"
+        server = server_from_proto(row.server, f"{where}.server")
+        if any(r.name == server.name for r in records):
+            raise InvalidInputError(f"{where}.server.name {server.name!r} is repeated")
+        records.append(m.ManagedServer(
+            server=server, ref=kube_ref_from_proto(row.ref, f"{where}.ref"),
+            spec_replicas=int(_non_negative(row.spec_replicas, f"{where}.spec_replicas")),
+            ready_replicas=int(_non_negative(row.ready_replicas, f"{where}.ready_replicas")),
+            load_measured=row.load_measured))
+    return tuple(records)
+
+
+def collection_to_proto(collection: m.Collection) -> collector_pb2.CollectResponse:
+    """Collection -> CollectResponse (the same fields)."""
+    return collector_pb2.CollectResponse(
+        managed=[managed_server_to_proto(r) for r in collection.managed], warnings=list(collection.warnings),
+        capacity=capacity_to_proto(collection.capacity))
+
+
+def collection_from_proto(msg: collector_pb2.CollectResponse) -> m.Collection:
+    """CollectResponse -> Collection; bad values raise InvalidInputError naming the field."""
+    return m.Collection(managed=managed_servers_from_proto(list(msg.managed)), warnings=tuple(msg.warnings),
+                        capacity=capacity_from_proto(msg.capacity))

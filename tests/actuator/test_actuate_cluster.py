@@ -6,7 +6,7 @@ import grpc
 import pytest
 from kubernetes import client
 
-from proto import actuator_pb2, actuator_pb2_grpc, collector_pb2, optimizer_pb2, types_pb2
+from proto import actuator_pb2, actuator_pb2_grpc, optimizer_pb2, types_pb2
 from services.actuator import plan as p
 from services.actuator.kube import KubeActuator
 from services.actuator.metrics import ActuatorMetrics
@@ -37,9 +37,11 @@ def request(replicas: dict[str, int], dry_run: bool = False) -> actuator_pb2.Act
     return actuator_pb2.ActuateRequest(
         allocations=[optimizer_pb2.ServerAllocation(server_name=name, allocation=types_pb2.Allocation(
             accelerator="A100", num_replicas=n, max_batch=16)) for name, n in replicas.items()],
-        refs=[collector_pb2.ServerRef(server_name=name, ref=types_pb2.KubeRef(namespace=NS, name=name))
-              for name in NAMES],
-        servers=[types_pb2.Server(name=name) for name in NAMES], dry_run=dry_run)
+        managed=[managed(name) for name in NAMES], dry_run=dry_run)
+
+
+def managed(name: str) -> types_pb2.ManagedServer:
+    return types_pb2.ManagedServer(server=types_pb2.Server(name=name), ref=types_pb2.KubeRef(namespace=NS, name=name))
 
 
 def test_actuate_scales_the_cluster_and_exports_desired_replicas(actuator, cluster) -> None:
@@ -66,7 +68,7 @@ def test_forced_dry_run_setting_writes_nothing(cluster) -> None:
         reply = actuator_pb2_grpc.ActuatorServiceStub(channel).Actuate(actuator_pb2.ActuateRequest(
             allocations=[optimizer_pb2.ServerAllocation(server_name="granite", allocation=types_pb2.Allocation(
                 accelerator="A100", num_replicas=4))],
-            refs=[collector_pb2.ServerRef(server_name="granite", ref=types_pb2.KubeRef(namespace=NS, name="granite"))]),
+            managed=[managed("granite")]),
             timeout=10)
     server.stop(None)
     assert reply.results[0].dry_run and reply.results[0].replicas_to == 4

@@ -9,7 +9,8 @@ from kubernetes import client
 
 from services.actuator import plan as p
 from services.actuator.kube import KubeActuator
-from services.core.model import ActuationOutcome, Allocation, KubeRef, Server
+from services.core import labels as lb
+from services.core.model import ActuationOutcome, Allocation, KubeRef, ManagedServer, Server
 
 NS = "llm"
 OK = ActuationOutcome
@@ -21,7 +22,7 @@ def deployment(name: str, replicas: int, *, labels: dict | None = None, args: tu
         "apiVersion": "apps/v1", "kind": "Deployment",
         "metadata": {"name": name, "namespace": NS, "labels": {
             "inferno.server.managed": "true", "inferno.server.name": name,
-            p.LABEL_ACCELERATOR: "A100", p.LABEL_MAX_BATCH: "16", **(labels or {})}},
+            lb.ACCELERATOR: "A100", lb.MAX_BATCH: "16", **(labels or {})}},
         "spec": {"replicas": replicas, "selector": {"matchLabels": pod_labels}, "template": {
             "metadata": {"labels": pod_labels},
             "spec": {"containers": [{"name": "vllm", "image": "vllm/vllm-openai", "args": list(args)}]}}},
@@ -41,7 +42,7 @@ def read(api, name: str) -> dict:
 def actuate(api, allocations: dict, names=("granite",), servers=None, dry_run=False, actuator=None, **settings):
     actuator = actuator or KubeActuator(api, p.PlanSettings(**settings))
     servers = {n: Server(n) for n in names} if servers is None else servers
-    return actuator.actuate([(n, KubeRef(NS, n)) for n in names], allocations, servers, dry_run)
+    return actuator.actuate([ManagedServer(servers[n], KubeRef(NS, n)) for n in names], allocations, dry_run)
 
 
 def a100(replicas: int, batch: int = 16) -> Allocation:
@@ -49,13 +50,13 @@ def a100(replicas: int, batch: int = 16) -> Allocation:
 
 
 def test_allocation_scales_through_the_scale_subresource_and_labels_the_deployment(cluster) -> None:
-    create(cluster, deployment("granite", 2, labels={p.LABEL_ACCELERATOR: "L40"}))
+    create(cluster, deployment("granite", 2, labels={lb.ACCELERATOR: "L40"}))
     [change] = actuate(cluster, {"granite": a100(5, batch=32)})
     after = read(cluster, "granite")
     assert (change.outcome, change.replicas_from, change.replicas_to) == (OK.CHANGED, 2, 5)
     assert after["spec"]["replicas"] == 5
-    assert after["metadata"]["labels"][p.LABEL_ACCELERATOR] == "A100"
-    assert after["metadata"]["labels"][p.LABEL_MAX_BATCH] == "32"
+    assert after["metadata"]["labels"][lb.ACCELERATOR] == "A100"
+    assert after["metadata"]["labels"][lb.MAX_BATCH] == "32"
     assert after["spec"]["template"]["spec"]["containers"][0]["image"] == "vllm/vllm-openai"
 
 
@@ -92,14 +93,14 @@ def test_replica_change_per_cycle_is_limited_when_configured(cluster) -> None:
 
 
 def test_dry_run_reports_the_change_without_writing(cluster) -> None:
-    create(cluster, deployment("granite", 2, labels={p.LABEL_ACCELERATOR: "L40"}))
+    create(cluster, deployment("granite", 2, labels={lb.ACCELERATOR: "L40"}))
     before = read(cluster, "granite")
     [change] = actuate(cluster, {"granite": a100(4)}, dry_run=True)
     after = read(cluster, "granite")
     assert (change.outcome, change.replicas_to) == (OK.CHANGED, 4)
     assert change.result(dry_run=True).dry_run
     assert after["metadata"]["resourceVersion"] == before["metadata"]["resourceVersion"]
-    assert after["spec"]["replicas"] == 2 and after["metadata"]["labels"][p.LABEL_ACCELERATOR] == "L40"
+    assert after["spec"]["replicas"] == 2 and after["metadata"]["labels"][lb.ACCELERATOR] == "L40"
 
 
 def test_hpa_owned_deployment_is_skipped_with_reason(cluster) -> None:
@@ -136,9 +137,8 @@ def test_once_the_caller_stops_waiting_the_remaining_deployments_are_neither_rea
     create(cluster, deployment("granite", 1), deployment("llama", 1))
     answers = iter([True, False])
     actuator = KubeActuator(cluster, p.PlanSettings())
-    granite, llama = actuator.actuate([(n, KubeRef(NS, n)) for n in ("granite", "llama")],
-                                      {"granite": a100(2), "llama": a100(3)},
-                                      {n: Server(n) for n in ("granite", "llama")}, False,
+    granite, llama = actuator.actuate([ManagedServer(Server(n), KubeRef(NS, n)) for n in ("granite", "llama")],
+                                      {"granite": a100(2), "llama": a100(3)}, False,
                                       proceed=lambda: next(answers))
     assert (granite.outcome, llama.outcome) == (OK.CHANGED, OK.FAILED)
     assert llama.reason.startswith("not attempted: the caller stopped waiting")
@@ -182,13 +182,13 @@ class ConcurrentWriter(KubeActuator):
 
 
 def test_conflict_is_retried_on_a_fresh_read(cluster) -> None:
-    create(cluster, deployment("granite", 1, labels={p.LABEL_ACCELERATOR: "L40"}))
+    create(cluster, deployment("granite", 1, labels={lb.ACCELERATOR: "L40"}))
     writer = ConcurrentWriter(cluster, {"granite": 1})
     [change] = actuate(cluster, {"granite": a100(3)}, actuator=writer)
     assert change.outcome is OK.CHANGED and writer.reads == 2
     after = read(cluster, "granite")
     assert after["spec"]["replicas"] == 3 and after["metadata"]["annotations"]["bumped"] == "1"
-    assert after["metadata"]["labels"][p.LABEL_ACCELERATOR] == "A100"
+    assert after["metadata"]["labels"][lb.ACCELERATOR] == "A100"
 
 
 def test_persistent_conflict_fails_that_deployment_only(cluster) -> None:

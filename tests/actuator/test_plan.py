@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from services.actuator import plan as p
-from services.core.model import ActuationOutcome, Allocation, KubeRef, ObservedMetrics, Server
+from services.core import labels as lb
+from services.core.model import ActuationOutcome, Allocation, KubeRef, ManagedServer, Server
 
 REF = KubeRef("llm", "granite")
 OK = ActuationOutcome
@@ -16,13 +17,14 @@ def alloc(replicas: int, accelerator: str = "A100", batch: int = 16) -> Allocati
 
 
 def state(replicas: int, **kw) -> p.DeploymentState:
-    labels = {p.LABEL_ACCELERATOR: "A100", p.LABEL_MAX_BATCH: "16", **kw.pop("labels", {})}
+    labels = {lb.ACCELERATOR: "A100", lb.MAX_BATCH: "16", **kw.pop("labels", {})}
     return p.DeploymentState(replicas=replicas, resource_version="7", labels=labels, **kw)
 
 
 def decide(current: p.DeploymentState | None, allocation: Allocation | None, server: Server | None = None,
-           **settings) -> p.Change:
-    return p.plan_deployment("granite", REF, current, allocation, server, p.PlanSettings(**settings))
+           load_measured: bool = True, **settings) -> p.Change:
+    return p.plan_deployment("granite", REF, current, allocation, server, p.PlanSettings(**settings),
+                             load_measured=load_measured)
 
 
 @pytest.mark.parametrize(("current", "allocation", "server", "settings", "outcome", "replicas_to"), [
@@ -44,31 +46,20 @@ def test_replicas_follow_the_safety_rules(current, allocation, server, settings,
     assert (change.outcome, change.replicas_from, change.replicas_to) == (outcome, current, replicas_to)
 
 
-def on_load(source: str, running: float | None = None) -> Server:
-    return Server("granite", observed=ObservedMetrics(source=source, requests_running=running,
-                                                      requests_waiting=running))
-
-
-@pytest.mark.parametrize(("source", "current", "allocated", "replicas_to"), [
-    pytest.param("labels", 4, 2, 4, id="label_load_holds_scale_down"),
-    pytest.param("labels", 2, 4, 4, id="label_load_still_scales_up"),
-    pytest.param("prometheus", 4, 2, 2, id="measured_load_scales_down"),
-    pytest.param("direct_scrape", 4, 2, 2, id="scraped_load_scales_down"),
+@pytest.mark.parametrize(("measured", "current", "allocated", "replicas_to"), [
+    pytest.param(False, 4, 2, 4, id="label_load_holds_scale_down"),
+    pytest.param(False, 2, 4, 4, id="label_load_still_scales_up"),
+    pytest.param(True, 4, 2, 2, id="measured_load_scales_down"),
 ])
-def test_no_scale_down_on_a_load_that_was_not_measured(source, current, allocated, replicas_to) -> None:
-    change = decide(state(current), alloc(allocated), on_load(source))
+def test_no_scale_down_on_a_load_that_was_not_measured(measured, current, allocated, replicas_to) -> None:
+    change = decide(state(current), alloc(allocated), Server("granite"), load_measured=measured)
     assert change.replicas_to == replicas_to and change.desired_replicas == allocated
     assert ("held: load not measured" in change.reason) == (replicas_to > allocated)
 
 
-def test_an_idle_server_whose_metrics_were_read_may_scale_down_on_its_label_load() -> None:
-    change = decide(state(4), alloc(2), on_load("labels", running=0.0))
-    assert change.replicas_to == 2 and "held" not in change.reason
-
-
 def test_held_scale_down_still_moves_the_allocation_labels() -> None:
-    change = decide(state(4), alloc(2, batch=32), on_load("labels"))
-    assert change.outcome is OK.CHANGED and not change.scales and change.labels == {p.LABEL_MAX_BATCH: "32"}
+    change = decide(state(4), alloc(2, batch=32), Server("granite"), load_measured=False)
+    assert change.outcome is OK.CHANGED and not change.scales and change.labels == {lb.MAX_BATCH: "32"}
 
 
 def test_server_missing_from_solution_keeps_its_replicas() -> None:
@@ -78,8 +69,17 @@ def test_server_missing_from_solution_keeps_its_replicas() -> None:
 
 
 def test_min_replicas_label_allows_zero_when_the_server_record_is_missing() -> None:
-    current = state(2, labels={p.LABEL_MIN_REPLICAS: "0"})
+    current = state(2, labels={lb.MIN_REPLICAS: "0"})
     assert decide(current, alloc(0), None).replicas_to == 0
+
+
+@pytest.mark.parametrize(("label", "expected"), [
+    pytest.param("2", 2, id="whole"), pytest.param("2.0", 2, id="whole_written_as_decimal"),
+    pytest.param("2.5", None, id="fraction_unknown"), pytest.param("-1", None, id="negative_unknown"),
+    pytest.param("", None, id="absent_unknown"),
+])
+def test_min_replicas_label_is_parsed_as_the_collector_parses_it(label, expected) -> None:
+    assert p.min_replicas(None, state(2, labels={lb.MIN_REPLICAS: label})) == expected
 
 
 def test_deployment_owned_by_another_autoscaler_is_skipped_but_desired_is_known() -> None:
@@ -100,9 +100,9 @@ def test_limited_change_reports_the_desired_target() -> None:
 
 @pytest.mark.parametrize(("labels", "allocation", "patch"), [
     pytest.param({}, alloc(2), {}, id="labels_already_match"),
-    pytest.param({p.LABEL_ACCELERATOR: "L40"}, alloc(2), {p.LABEL_ACCELERATOR: "A100"}, id="new_accelerator"),
-    pytest.param({p.LABEL_MAX_BATCH: "8"}, alloc(2), {p.LABEL_MAX_BATCH: "16"}, id="new_batch"),
-    pytest.param({}, Allocation("A100", 2, 16, max_queue=32), {p.LABEL_MAX_QUEUE: "32"}, id="queue_when_known"),
+    pytest.param({lb.ACCELERATOR: "L40"}, alloc(2), {lb.ACCELERATOR: "A100"}, id="new_accelerator"),
+    pytest.param({lb.MAX_BATCH: "8"}, alloc(2), {lb.MAX_BATCH: "16"}, id="new_batch"),
+    pytest.param({}, Allocation("A100", 2, 16, max_queue=32), {lb.MAX_QUEUE: "32"}, id="queue_when_known"),
     pytest.param({}, alloc(2, batch=0), {}, id="batch_zero_leaves_label"),
 ])
 def test_allocation_labels_are_patched_only_where_they_differ(labels, allocation, patch) -> None:
@@ -162,10 +162,11 @@ def test_plan_is_sorted_by_namespace_deployment_and_server() -> None:
     targets = [("b", KubeRef("ns2", "a")), ("z", KubeRef("ns1", "b")), ("a", KubeRef("ns1", "b")),
                ("c", KubeRef("ns1", "a"))]
     states = {ref: state(1) for _, ref in targets}
-    changes = p.plan(targets, states, {"a": alloc(2)}, {}, p.PlanSettings())
+    managed = [ManagedServer(Server(name), ref) for name, ref in targets]
+    changes = p.plan(managed, states, {"a": alloc(2)}, p.PlanSettings())
     assert [(c.ref.namespace, c.ref.name, c.server_name) for c in changes] == [
         ("ns1", "a", "c"), ("ns1", "b", "a"), ("ns1", "b", "z"), ("ns2", "a", "b")]
-    assert changes == p.plan(list(reversed(targets)), states, {"a": alloc(2)}, {}, p.PlanSettings())
+    assert changes == p.plan(list(reversed(managed)), states, {"a": alloc(2)}, p.PlanSettings())
 
 
 def test_failed_change_keeps_the_replicas_it_found() -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import grpc
 import pytest
 
-from proto import actuator_pb2, actuator_pb2_grpc, collector_pb2, optimizer_pb2, types_pb2
+from proto import actuator_pb2, actuator_pb2_grpc, optimizer_pb2, types_pb2
 from services.actuator import plan as p
 from services.actuator.metrics import ActuatorMetrics
 from services.actuator.servicer import SERVICE_NAME, ActuatorServicer, register
@@ -20,9 +20,9 @@ class PlanOnly:
         self.states = states
         self.calls: list[tuple] = []
 
-    def actuate(self, targets, allocations, servers, dry_run, proceed=lambda: True):
-        self.calls.append((targets, allocations, servers, dry_run, proceed()))
-        return p.plan(targets, self.states, allocations, servers, p.PlanSettings())
+    def actuate(self, managed, allocations, dry_run, proceed=lambda: True):
+        self.calls.append((managed, allocations, dry_run, proceed()))
+        return p.plan(managed, self.states, allocations, p.PlanSettings())
 
 
 @pytest.fixture
@@ -36,13 +36,16 @@ def served():
     server.stop(None)
 
 
+def managed(name: str, namespace: str = "llm", deployment: str = "", **server) -> types_pb2.ManagedServer:
+    return types_pb2.ManagedServer(server=types_pb2.Server(name=name, **server),
+                                   ref=types_pb2.KubeRef(namespace=namespace, name=deployment or name))
+
+
 def request(**overrides) -> actuator_pb2.ActuateRequest:
     fields = {
         "allocations": [optimizer_pb2.ServerAllocation(
             server_name="granite", allocation=types_pb2.Allocation(accelerator="A100", num_replicas=4, max_batch=8))],
-        "refs": [collector_pb2.ServerRef(server_name=n, ref=types_pb2.KubeRef(namespace="llm", name=n))
-                 for n in ("llama", "granite")],
-        "servers": [types_pb2.Server(name="granite", min_num_replicas=1)],
+        "managed": [managed("llama"), managed("granite", min_num_replicas=1)],
     }
     fields.update(overrides)
     return actuator_pb2.ActuateRequest(**fields)
@@ -59,21 +62,22 @@ def test_actuate_reports_one_result_per_deployment_in_order(served) -> None:
 def test_dry_run_is_passed_through_and_reported(served) -> None:
     stub, fake = served
     results = stub.Actuate(request(dry_run=True), timeout=5).results
-    assert fake.calls[-1][3] is True and all(r.dry_run for r in results)
-    assert fake.calls[-1][4] is True  # the caller is still waiting while the actuator works
+    assert fake.calls[-1][2] is True and all(r.dry_run for r in results)
+    assert fake.calls[-1][3] is True  # the caller is still waiting while the actuator works
 
 
 @pytest.mark.parametrize(("overrides", "field"), [
-    pytest.param({"refs": [collector_pb2.ServerRef(server_name="granite", ref=types_pb2.KubeRef(name="g"))]},
-                 "refs[0].ref", id="ref_without_namespace"),
-    pytest.param({"refs": [collector_pb2.ServerRef(ref=types_pb2.KubeRef(namespace="llm", name="g"))]},
-                 "refs[0].server_name", id="ref_without_server_name"),
+    pytest.param({"managed": [managed("granite", namespace="", deployment="g")]},
+                 "managed[0].ref", id="ref_without_namespace"),
+    pytest.param({"managed": [types_pb2.ManagedServer(ref=types_pb2.KubeRef(namespace="llm", name="g"))]},
+                 "managed[0].server.name", id="ref_without_server_name"),
     pytest.param({"allocations": [optimizer_pb2.ServerAllocation(
         server_name="granite", allocation=types_pb2.Allocation(accelerator="A100", num_replicas=-1))]},
                  "allocations[granite].num_replicas", id="negative_replicas"),
-    pytest.param({"servers": [types_pb2.Server(name="granite", min_num_replicas=-2)]},
-                 "servers[0][granite].min_num_replicas", id="negative_min_replicas"),
-    pytest.param({"servers": [types_pb2.Server(name="g"), types_pb2.Server(name="g")]}, "servers", id="repeated"),
+    pytest.param({"managed": [managed("granite", min_num_replicas=-2)]},
+                 "managed[0].server[granite].min_num_replicas", id="negative_min_replicas"),
+    pytest.param({"managed": [managed("g"), managed("g", deployment="h")]}, "managed[1].server.name",
+                 id="repeated"),
 ])
 def test_bad_input_is_invalid_argument_naming_the_field(served, overrides, field) -> None:
     stub, fake = served

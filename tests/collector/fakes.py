@@ -10,7 +10,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlparse
 
 from services.collector.aggregate import DeploymentFacts, PodFacts
-from services.collector.labels import LOAD_IN_TOKENS, LOAD_OUT_TOKENS, LOAD_RPM, MANAGED, MODEL, NAME
+from services.core.labels import LOAD_IN_TOKENS, LOAD_OUT_TOKENS, LOAD_RPM, MANAGED, MODEL, NAME
 from services.core.model import KubeRef, LoadSource
 
 # Per-pod figures the fake Prometheus answers, keyed by a fragment of the vLLM name in the query.

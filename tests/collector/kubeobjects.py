@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from services.collector import labels as lb
+from services.core import labels as lb
 
 LABELS = {lb.MANAGED: "true", lb.NAME: "premium-llama", lb.MODEL: "llama", lb.CLASS: "Premium",
           lb.ACCELERATOR: "A100", lb.MAX_BATCH: "16", lb.LOAD_RPM: "30", lb.LOAD_IN_TOKENS: "100",

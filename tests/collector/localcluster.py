@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from services.collector import labels as lb
+from services.core import labels as lb
 
 NS = "llm"
 DEPLOYMENT = "granite"

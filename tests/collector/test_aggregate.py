@@ -8,7 +8,7 @@ from dataclasses import replace
 import pytest
 
 from services.collector import aggregate as agg
-from services.collector import labels as lb
+from services.core import labels as lb
 from services.core import model as m
 
 STATIC = m.SystemData(
@@ -34,8 +34,27 @@ def busy_pod(requests_per_s=1.0, in_tokens=200.0, out_tokens=100.0, itl_s=0.02, 
                         requests_running=3, requests_waiting=1, kv_cache_usage=0.5)
 
 
-def collect_one(labels, pods=None, **kw):
+def collect_managed(labels, pods=None, **kw):
     return agg.collect_one(facts(labels, **kw), pods, m.LoadSource.PROMETHEUS, STATIC)
+
+
+def collect_one(labels, pods=None, **kw):
+    managed, warnings = collect_managed(labels, pods, **kw)
+    return (managed.server if managed else None), warnings
+
+
+@pytest.mark.parametrize(("source", "pods", "measured"), [
+    pytest.param(m.LoadSource.PROMETHEUS, None, False, id="label_load_without_live_figures_is_not_measured"),
+    pytest.param(m.LoadSource.PROMETHEUS, {"p1": busy_pod()}, True, id="prometheus_load_is_measured"),
+    pytest.param(m.LoadSource.DIRECT_SCRAPE, {"p1": busy_pod()}, True, id="scraped_load_is_measured"),
+    pytest.param(m.LoadSource.PROMETHEUS, {"p1": agg.PodRates(requests_per_s=0.0, requests_running=0.0,
+                                                             requests_waiting=0.0)}, True,
+                 id="idle_server_whose_metrics_were_read_is_measured"),
+])
+def test_load_measured_is_decided_once_with_the_deployment(source, pods, measured):
+    managed, _ = agg.collect_one(facts(LABELLED), pods, source, STATIC)
+    assert managed.load_measured is measured
+    assert (managed.ref.name, managed.spec_replicas, managed.ready_replicas) == ("llama", 2, 2)
 
 
 def test_two_busy_pods_sum_to_the_servers_load_and_mean_latency():
@@ -151,7 +170,7 @@ def test_collect_sorts_servers_skips_duplicate_names_and_keeps_source_warnings()
     rates = {("ns", "c"): {"p9": busy_pod(0.5)}}
     result = agg.collect([other, dup, first], rates, m.LoadSource.PROMETHEUS, STATIC, ["source said"])
     assert [s.name for s in result.servers] == ["free-llama", "premium-llama"]
-    assert [(r.server_name, r.ref.name, r.spec_replicas) for r in result.refs] == [
+    assert [(r.name, r.ref.name, r.spec_replicas) for r in result.managed] == [
         ("free-llama", "c", 2), ("premium-llama", "a", 2)]
     assert result.warnings[0] == "source said"
     assert any("Deployment ns/b: skipped: server name 'premium-llama'" in w for w in result.warnings)

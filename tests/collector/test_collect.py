@@ -21,15 +21,15 @@ class FixedNodes:
 def test_unknown_class_is_a_warning_against_the_static_data(tmp_path):
     labels = {**deployment().labels, "inferno.server.class": "Gold"}
     snapshot = Collector(FixedKube([deployment(labels=labels)]), FixedMetrics(), write_data(tmp_path)).collect()
-    assert [s.service_class for s in snapshot.collection.servers] == ["Gold"]
+    assert [s.service_class for s in snapshot.servers] == ["Gold"]
     assert any("llm/vllm: label inferno.server.class='Gold' names a service class the data does not know" in w
-               for w in snapshot.collection.warnings)
+               for w in snapshot.warnings)
 
 
 def test_unreadable_static_data_is_a_warning_and_servers_are_still_collected(tmp_path):
     snapshot = Collector(FixedKube([deployment()]), FixedMetrics(), str(tmp_path / "absent")).collect()
-    assert len(snapshot.collection.servers) == 1
-    assert snapshot.collection.warnings[0].startswith("static data not read, labels not checked against it")
+    assert len(snapshot.servers) == 1
+    assert snapshot.warnings[0].startswith("static data not read, labels not checked against it")
     assert snapshot.capacity.counts == {}
 
 
@@ -44,7 +44,7 @@ def test_capacity_from_nodes_excludes_managed_pods_and_wins_over_the_file(tmp_pa
 def test_nodes_without_gpus_fall_back_to_the_capacity_file(tmp_path):
     snapshot = Collector(FixedKube([]), FixedMetrics(), write_data(tmp_path), nodes=FixedNodes({})).collect()
     assert dict(snapshot.capacity.counts) == {"A100": 6}
-    assert "no GPUs found on Nodes; capacity from the data file" in snapshot.collection.warnings
+    assert "no GPUs found on Nodes; capacity from the data file" in snapshot.warnings
 
 
 def test_malformed_capacity_file_is_a_warning(tmp_path):
@@ -52,4 +52,4 @@ def test_malformed_capacity_file_is_a_warning(tmp_path):
     (tmp_path / "capacity-data.json").write_text("{not json")
     snapshot = Collector(FixedKube([]), FixedMetrics(), path).collect()
     assert snapshot.capacity.counts == {}
-    assert any(w.startswith("capacity not read: capacity-data.json") for w in snapshot.collection.warnings)
+    assert any(w.startswith("capacity not read: capacity-data.json") for w in snapshot.warnings)

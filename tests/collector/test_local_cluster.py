@@ -82,7 +82,7 @@ def test_load_tokens_and_latency_match_what_the_load_generator_applied_and_saw(l
     started = time.monotonic()
     snapshot = collector.collect()
     collect_ms = (time.monotonic() - started) * 1000
-    [server] = snapshot.collection.servers
+    [server] = snapshot.servers
     window = load.window(started, WINDOW_S)
     applied_rpm = len(window) / WINDOW_S * 60
     in_tokens = sum(p for p, _ in window) / len(window)
@@ -94,7 +94,7 @@ def test_load_tokens_and_latency_match_what_the_load_generator_applied_and_saw(l
           f"in {server.load.avg_in_tokens:.1f} vs {in_tokens:.1f}; out {server.load.avg_out_tokens:.2f} vs "
           f"{out_tokens:.2f}; itl {observed.itl_ms:.2f} vs {itl_ms:.2f} ms; ttft {observed.ttft_ms:.2f} vs "
           f"{ttft_ms:.2f} ms; collect {collect_ms:.0f} ms")
-    assert observed.source == "prometheus" and snapshot.collection.warnings == ()
+    assert observed.source == "prometheus" and snapshot.warnings == ()
     assert server.load.arrival_rate_rpm == pytest.approx(applied_rpm, rel=0.10)
     assert server.load.avg_in_tokens == pytest.approx(in_tokens, rel=0.05)
     assert server.load.avg_out_tokens == pytest.approx(out_tokens, rel=0.05)
@@ -108,11 +108,11 @@ def test_prometheus_stopped_mid_test_the_labels_are_used_and_the_answer_says_so(
     cluster, collector, _ = loaded
     cluster.prometheus.stop()
     snapshot = collector.collect()
-    [server] = snapshot.collection.servers
+    [server] = snapshot.servers
     assert server.observed.source == "labels"
     assert (server.load.arrival_rate_rpm, server.load.avg_in_tokens, server.load.avg_out_tokens) == (7, 11, 13)
-    assert any("gave no usable answer" in w for w in snapshot.collection.warnings)
-    assert any("from load labels" in w for w in snapshot.collection.warnings)
+    assert any("gave no usable answer" in w for w in snapshot.warnings)
+    assert any("from load labels" in w for w in snapshot.warnings)
 
 
 def test_a_deployment_without_a_name_label_is_skipped_with_a_warning(loaded):
@@ -120,9 +120,9 @@ def test_a_deployment_without_a_name_label_is_skipped_with_a_warning(loaded):
     labels = {"inferno.server.managed": "true", "inferno.server.model": "granite"}
     cluster.store.create("apps/v1", "deployments", NS, managed_deployment(0, labels=labels, name="nameless"))
     snapshot = collector.collect()
-    assert [s.name for s in snapshot.collection.servers] == ["premium-granite"]
+    assert [s.name for s in snapshot.servers] == ["premium-granite"]
     assert f"Deployment {NS}/nameless: skipped: label inferno.server.name is missing or empty" in \
-        snapshot.collection.warnings
+        snapshot.warnings
 
 
 def test_direct_scrape_reads_the_replicas_without_prometheus(loaded):
@@ -130,7 +130,7 @@ def test_direct_scrape_reads_the_replicas_without_prometheus(loaded):
     kube = KubeSource(load_api_client(cluster.kubeconfig))
     snapshot = Collector(kube, DirectScrapeSource(5.0, 2.0), str(cluster.prometheus.workdir)).collect()
     ended = time.monotonic()
-    [server] = snapshot.collection.servers
+    [server] = snapshot.servers
     window = load.window(ended, 5.0)
     itl_ms = sum(s.itl_s * (s.tokens - 1) for _, s in window) / sum(s.tokens - 1 for _, s in window) * 1000
     assert server.observed.source == "direct_scrape"

@@ -23,7 +23,8 @@ def test_figures_are_read_per_pod_and_summed_per_deployment(prom):
     facts = deployment(pods=("pod-a", "pod-b"))
     rates, warnings = PrometheusSource(prom.url, "20s", 2.0).read([facts])
     assert warnings == []
-    server, notes = aggregate.collect_one(facts, rates[("llm", "vllm")], LoadSource.PROMETHEUS, None)
+    managed, notes = aggregate.collect_one(facts, rates[("llm", "vllm")], LoadSource.PROMETHEUS, None)
+    server = managed.server
     assert notes == []
     assert server.load.arrival_rate_rpm == pytest.approx(2 * 2.0 * 60)
     # per-request token histograms (190 / 95 per request) win over the token counters (200 / 100)

@@ -39,15 +39,15 @@ def test_collect_answers_servers_refs_warnings_and_capacity(serve):
                                                  generation_tokens_per_s=100.0)}}
     stub = serve(FixedKube(facts), FixedMetrics(rates, ["a source warning"]))
     reply = stub.Collect(collector_pb2.CollectRequest(), timeout=10)
-    [server] = [convert.server_from_proto(s) for s in reply.servers]
+    [managed] = convert.collection_from_proto(reply).managed
+    server = managed.server
     assert (server.name, server.service_class, server.model) == ("premium-llama", "Premium", "llama")
     assert (server.load.arrival_rate_rpm, server.load.avg_in_tokens, server.load.avg_out_tokens) == (60, 50, 100)
     assert server.current.accelerator == "A100" and server.current.num_replicas == 1
     assert server.current.cost_per_hour == 40.0
     assert server.observed.source == "prometheus" and server.observed.itl_ms is None
-    [ref] = reply.refs
-    assert (ref.server_name, ref.ref.namespace, ref.ref.name, ref.spec_replicas, ref.ready_replicas) == (
-        "premium-llama", "llm", "vllm", 1, 1)
+    assert (managed.name, managed.ref.namespace, managed.ref.name, managed.spec_replicas,
+            managed.ready_replicas, managed.load_measured) == ("premium-llama", "llm", "vllm", 1, 1, True)
     assert list(reply.warnings) == ["a source warning",
                                     "Deployment llm/nameless: skipped: label inferno.server.name is missing or empty"]
     assert dict(convert.capacity_from_proto(reply.capacity).counts) == {"A100": 6}
@@ -66,12 +66,12 @@ def test_requested_namespaces_are_limited_to_the_watched_ones(serve):
     reply = stub.Collect(collector_pb2.CollectRequest(namespaces=["llm", "secret"]), timeout=10)
     assert kube.asked == [["llm"]]
     assert "namespace secret is not watched (WATCH_NAMESPACE); ignored" in reply.warnings
-    assert [s.name for s in reply.servers] == ["premium-llama"]
+    assert [r.server.name for r in reply.managed] == ["premium-llama"]
 
 
 def test_no_managed_deployment_is_an_empty_answer(serve):
     reply = serve(FixedKube([]), FixedMetrics()).Collect(collector_pb2.CollectRequest(), timeout=10)
-    assert list(reply.servers) == [] and list(reply.refs) == []
+    assert list(reply.managed) == []
 
 
 @pytest.mark.parametrize("requested, watched, expected", [

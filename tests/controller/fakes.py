@@ -6,13 +6,13 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-from services.controller.cycle import Collection, ManagedRef
+from services.controller.cycle import Reply, Solved
 from services.core import model as m
 
 SERVER = m.Server(name="Premium-llama_13b", service_class="Premium", model="llama_13b",
                   current=m.Allocation(accelerator="G2", num_replicas=1, load=m.Load(60, 128, 1024)),
                   observed=m.ObservedMetrics(itl_ms=30.0, ttft_ms=400.0, source="prometheus"))
-REF = ManagedRef("Premium-llama_13b", m.KubeRef("llm", "llama-13b"), spec_replicas=1, ready_replicas=1)
+MANAGED = m.ManagedServer(SERVER, m.KubeRef("llm", "llama-13b"), spec_replicas=1, ready_replicas=1)
 STATIC = m.SystemData(
     accelerators=(m.Accelerator("G2", "G2", cost_per_hour=23.0),),
     models=(m.ModelPerf("llama_13b", "G2", 1, 38, 1024, m.PerfParms(17.0, 0.03, 0.001)),),
@@ -24,7 +24,7 @@ CAPACITY = m.Capacity({"G2": 8})
 class FakeClients:
     """Answers like the three services; ``fail`` maps a method name to the exception it raises."""
 
-    collection: Collection = field(default_factory=lambda: Collection(servers=(SERVER,), refs=(REF,)))
+    collection: m.Collection = field(default_factory=lambda: m.Collection((MANAGED,)))
     solution: m.Solution = field(default_factory=lambda: m.Solution(
         {"Premium-llama_13b": m.Allocation("G2", 3, 38, 69.0, 36.4, 425.2, m.Load(60, 128, 1024))}))
     fail: dict[str, Exception] = field(default_factory=dict)
@@ -40,16 +40,18 @@ class FakeClients:
         if name in self.fail:
             raise self.fail[name]
 
-    def collect(self) -> Collection:
+    def collect(self) -> Reply[m.Collection]:
         self._enter("collect")
-        return self.collection
+        return Reply(self.collection)
 
-    def optimize(self, system: m.SystemData):
+    def optimize(self, system: m.SystemData, collected: Reply[m.Collection]) -> Reply[Solved]:
         self._enter("optimize")
         self.systems.append(system)
-        return self.solution, {"solver": "greedy"}
+        return Reply(Solved(self.solution, {"solver": "greedy"}))
 
-    def actuate(self, solution: m.Solution, collection: Collection, dry_run: bool) -> list[m.ActuationResult]:
+    def actuate(self, solved: Reply[Solved], collected: Reply[m.Collection],
+                dry_run: bool) -> list[m.ActuationResult]:
+        solution = solved.value.solution
         with self._guard:
             self.active += 1
             self.overlaps += self.active > 1

@@ -6,10 +6,10 @@ import itertools
 
 import pytest
 
-from services.controller.cycle import Collection, run_cycle
+from services.controller.cycle import run_cycle
 from services.core import model as m
 from services.core.errors import DataFileError
-from tests.controller.fakes import CAPACITY, REF, SERVER, STATIC, FakeClients
+from tests.controller.fakes import CAPACITY, MANAGED, SERVER, STATIC, FakeClients
 
 
 def clock():
@@ -43,7 +43,7 @@ def test_optimizer_sees_static_data_collected_servers_and_file_capacity() -> Non
 
 
 def test_capacity_from_the_collector_wins_over_the_file() -> None:
-    clients = FakeClients(collection=Collection((SERVER,), (REF,), capacity=m.Capacity({"G2": 2})))
+    clients = FakeClients(collection=m.Collection((MANAGED,), capacity=m.Capacity({"G2": 2})))
     run_cycle(1, "t", static, clients, clock())
     assert dict(clients.systems[0].capacity.counts) == {"G2": 2}
 
@@ -111,7 +111,7 @@ def test_actuator_failure_in_a_dry_run_is_a_plain_skip() -> None:
 
 
 def test_empty_collection_skips_without_optimizing() -> None:
-    clients = FakeClients(collection=Collection())
+    clients = FakeClients(collection=m.Collection())
     record = run_cycle(1, "t", static, clients, clock())
     assert (record.outcome, record.skip_reason) == ("skipped", "collector found no managed servers")
     assert clients.calls == ["collect"]

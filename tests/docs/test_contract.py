@@ -6,7 +6,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from services.collector import labels, promql
+from services.collector import promql
+from services.core import labels
 from services.runtime.config import VARIABLES, load_config
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"

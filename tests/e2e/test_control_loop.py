@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from demo.scenario import MANIFESTS, NAMESPACE
-from services.collector import labels as contract
+from services.core import labels as contract
 from tests.e2e.conftest import E2E_SCENARIO
 
 STEPPED = E2E_SCENARIO.stepped

@@ -58,19 +58,32 @@ def test_the_build_context_leaves_out_local_state_and_generated_stubs():
         assert not _ignored(path), path
 
 
-def _makefile_stub_commands() -> tuple[str, str]:
+def _makefile_protoc_options() -> str:
     makefile = (REPO / "Makefile").read_text(encoding="utf-8")
-    protoc = re.search(r"-m grpc_tools\.protoc (.*?) \$\(notdir \$<\)", makefile).group(1)
-    sed = re.search(r"sed -i -E ('[^']*')", makefile).group(1)
-    return protoc, sed
+    return re.search(r"-m grpc_tools\.protoc (.*?) \$<", makefile).group(1)
 
 
-def test_stubs_are_generated_with_the_makefile_protoc_options_and_import_fix():
-    protoc, sed = _makefile_stub_commands()
+def test_stubs_are_generated_with_the_makefile_protoc_options_and_no_post_edit():
+    protoc = _makefile_protoc_options()
     (run,) = [args for keyword, args in instructions() if keyword == "RUN" and "grpc_tools.protoc" in args]
-    assert run.startswith("cd proto ")
-    assert f"python -m grpc_tools.protoc {protoc} *.proto" in run
-    assert f"sed -i -E {sed} *_pb2.py *_pb2_grpc.py" in run
+    assert run == f"python -m grpc_tools.protoc {protoc} proto/*.proto"
+    assert "sed" not in DOCKERFILE and "sed " not in (REPO / "Makefile").read_text(encoding="utf-8")
+
+
+def test_generated_stubs_import_each_other_through_the_proto_package(tmp_path):
+    import shutil
+    import subprocess
+    import sys
+
+    shutil.copytree(REPO / "proto", tmp_path / "proto", ignore=shutil.ignore_patterns("*_pb2*", "__pycache__"))
+    protos = sorted(str(p.relative_to(tmp_path)) for p in (tmp_path / "proto").glob("*.proto"))
+    subprocess.run([sys.executable, "-m", "grpc_tools.protoc", *_makefile_protoc_options().split(), *protos],
+                   cwd=tmp_path, check=True)
+    stubs = sorted((tmp_path / "proto").glob("*_pb2*.py"))
+    assert len(stubs) == 2 * len(protos)
+    bare = [f"{s.name}: {line}" for s in stubs for line in s.read_text().splitlines()
+            if re.match(r"import \w+_pb2", line)]
+    assert bare == [], "a stub imports a sibling as a top-level module"
 
 
 def test_dependencies_are_the_pinned_set_installed_non_editable():

@@ -16,11 +16,11 @@ from emulator.kubeapi import KubeApiServer, KubeRequest, write_kubeconfig
 from emulator.kubestore import KubeStore
 from services.actuator import plan as p
 from services.actuator.kube import KubeActuator
-from services.collector import labels as lb
 from services.collector.capacity import NodeCapacitySource
 from services.collector.collect import Collector
 from services.collector.sources import KubeSource
-from services.core.model import ActuationOutcome, Allocation, KubeRef, Server
+from services.core import labels as lb
+from services.core.model import ActuationOutcome, Allocation, KubeRef, ManagedServer, Server
 from services.runtime.kube import load_api_client
 from tests.collector.fakes import FixedMetrics, write_data
 from tests.collector.kubeobjects import LABELS, add_deployment, add_node, add_pod, add_replica_set
@@ -85,8 +85,8 @@ def test_rule_matching_follows_kubernetes() -> None:
 def _managed(store, ns: str, name: str, replicas: int, *, accelerator: str = "L40") -> None:
     """A managed Deployment with one ReplicaSet and one running pod on a GPU node."""
     deployment = add_deployment(store, ns, name, replicas, labels={**LABELS, lb.NAME: name,
-                                                                   p.LABEL_ACCELERATOR: accelerator,
-                                                                   p.LABEL_MAX_BATCH: "16"})
+                                                                   lb.ACCELERATOR: accelerator,
+                                                                   lb.MAX_BATCH: "16"})
     replica_set = add_replica_set(store, deployment, f"{name}-rs")
     add_pod(store, ns, f"{name}-pod", replica_set, name, gpus=1)
 
@@ -113,8 +113,8 @@ def actuate(api, ns: str, *, dry_run: bool) -> list:
                               set_max_num_seqs=True)
     names = ("granite", "hpa-owned", "keda-owned", "vanished")
     allocations = {n: Allocation(accelerator="A100", num_replicas=3, max_batch=32) for n in names}
-    return KubeActuator(api, settings).actuate([(n, KubeRef(ns, n)) for n in names], allocations,
-                                               {n: Server(n) for n in names}, dry_run)
+    return KubeActuator(api, settings).actuate([ManagedServer(Server(n), KubeRef(ns, n)) for n in names],
+                                               allocations, dry_run)
 
 
 def observe(tmp_path, ns: str, *, watch_namespaces: tuple[str, ...], capacity_from_nodes: bool) -> list[KubeRequest]:
@@ -135,13 +135,13 @@ def observe(tmp_path, ns: str, *, watch_namespaces: tuple[str, ...], capacity_fr
             api.close()
         requests = server.requests()
     # the calls did what the scenario intends, so the record covers the write paths too
-    assert {s.name for s in collected.collection.servers} >= {"granite", "hpa-owned", "keda-owned"}
+    assert {s.name for s in collected.servers} >= {"granite", "hpa-owned", "keda-owned"}
     assert [c.outcome for c in dry] == [ActuationOutcome.CHANGED, *[ActuationOutcome.SKIPPED] * 3]
     assert [c.outcome for c in wet] == [ActuationOutcome.CHANGED, *[ActuationOutcome.SKIPPED] * 3]
     assert wet[0].patches and wet[0].scales
     deployment = store.get("apps/v1", "deployments", ns, "granite")
     assert deployment["spec"]["replicas"] == 3
-    assert deployment["metadata"]["labels"][p.LABEL_ACCELERATOR] == "A100"
+    assert deployment["metadata"]["labels"][lb.ACCELERATOR] == "A100"
     return requests
 
 

@@ -12,8 +12,8 @@ from kubernetes import client, config, utils
 
 from emulator.kubeapi import KubeApiServer, write_kubeconfig
 from emulator.kubestore import KubeStore
-from services.collector import labels as contract
 from services.collector.sources import KubeSource
+from services.core import labels as contract
 from services.core.datafiles import load_system_dir
 from tests.manifests.conftest import MANIFESTS, REPO, SAMPLES
 from tests.manifests.rendering import load_documents, pod_containers

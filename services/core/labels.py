@@ -1,4 +1,6 @@
-"""The managed-Deployment label contract (docs/contract.md s3), parsed with warnings.
+"""The managed-Deployment label contract (docs/contract.md s3): every label key, defined once, and one parser
+per kind of label value, used by every service that reads a label (the collector for the whole set, the
+actuator for its min-replicas fallback), so a value such as minreplicas "2.0" means the same everywhere.
 
 A malformed optional label is a warning naming the Deployment and the label, and the value is ignored;
 a label naming a class, model or accelerator the static data does not know is a warning too. Only a
@@ -60,6 +62,43 @@ class ServerLabels:
     load: LabelLoad = field(default_factory=LabelLoad)
 
 
+class LabelValueError(ValueError):
+    """A label value that does not parse; the message says what it should be (e.g. "is not a whole number")."""
+
+
+def parse_number(raw: str) -> float | None:
+    """A non-negative finite number label value; None when empty. Raises LabelValueError otherwise."""
+    raw = raw.strip()
+    if not raw:
+        return None
+    try:
+        value = float(raw)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or value < 0:
+        raise LabelValueError("is not a non-negative number")
+    return value
+
+
+def parse_count(raw: str) -> int | None:
+    """A whole non-negative number label value ("2" and "2.0" are both 2); None when empty. Raises
+    LabelValueError otherwise."""
+    value = parse_number(raw)
+    if value is None:
+        return None
+    if value != int(value):
+        raise LabelValueError("is not a whole number")
+    return int(value)
+
+
+def parse_flag(raw: str) -> bool:
+    """A boolean label value: true/yes/1 or false/no/0/empty (any case). Raises LabelValueError otherwise."""
+    raw = raw.strip().lower()
+    if raw not in _TRUE and raw not in _FALSE:
+        raise LabelValueError("is not true or false")
+    return raw in _TRUE
+
+
 class _Reader:
     """Reads labels of one Deployment, collecting warnings that name it and the label."""
 
@@ -75,33 +114,25 @@ class _Reader:
         return self.labels.get(key, "").strip()
 
     def number(self, key: str) -> float | None:
-        raw = self.text(key)
-        if not raw:
-            return None
         try:
-            value = float(raw)
-        except ValueError:
-            value = math.nan
-        if not math.isfinite(value) or value < 0:
-            self.warn(key, "is not a non-negative number; ignored")
+            return parse_number(self.text(key))
+        except LabelValueError as err:
+            self.warn(key, f"{err}; ignored")
             return None
-        return value
 
     def count(self, key: str) -> int:
-        value = self.number(key)
-        if value is None:
+        try:
+            return parse_count(self.text(key)) or 0
+        except LabelValueError as err:
+            self.warn(key, f"{err}; ignored")
             return 0
-        if value != int(value):
-            self.warn(key, "is not a whole number; ignored")
-            return 0
-        return int(value)
 
     def flag(self, key: str) -> bool:
-        raw = self.text(key).lower()
-        if raw in _TRUE or raw in _FALSE:
-            return raw in _TRUE
-        self.warn(key, "is not true or false; taken as false")
-        return False
+        try:
+            return parse_flag(self.text(key))
+        except LabelValueError as err:
+            self.warn(key, f"{err}; taken as false")
+            return False
 
 
 def _check_known(r: _Reader, labels: ServerLabels, static: m.SystemData | None) -> None:
