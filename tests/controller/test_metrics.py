@@ -6,11 +6,10 @@ from dataclasses import replace
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from services.controller.cycle import Collection
 from services.controller.loop import ControlLoop
 from services.controller.metrics import ControllerMetrics
 from services.core import model as m
-from tests.controller.fakes import CAPACITY, REF, SERVER, STATIC, FakeClients
+from tests.controller.fakes import CAPACITY, MANAGED, SERVER, STATIC, FakeClients
 
 LABELS = {"namespace": "llm", "deployment": "llama-13b", "server": "Premium-llama_13b", "model": "llama_13b",
           "service_class": "Premium"}
@@ -55,7 +54,7 @@ def test_a_skipped_cycle_updates_what_was_measured_and_keeps_the_last_decision()
     loop.invoke()
     clients.fail["optimize"] = RuntimeError("optimizer down")
     busier = replace(SERVER, current=replace(SERVER.current, load=m.Load(120, 128, 1024)))
-    clients.collection = Collection(servers=(busier,), refs=(REF,))
+    clients.collection = m.Collection((replace(MANAGED, server=busier),))
     assert loop.invoke().outcome == "skipped"
     series = samples(metrics)
     assert one(series, "inferno_server_arrival_rate_requests_per_second") == 2.0
@@ -67,7 +66,7 @@ def test_a_server_that_left_the_cluster_leaves_the_measured_gauges() -> None:
     clients = FakeClients()
     loop = ControlLoop(clients, lambda: (STATIC, CAPACITY), metrics)
     loop.invoke()
-    clients.collection = Collection()
+    clients.collection = m.Collection()
     loop.invoke()
     series = samples(metrics)
     assert "inferno_server_arrival_rate_requests_per_second" not in series
