@@ -42,6 +42,7 @@ The core is not thread-safe: a threaded driver holds its own lock around every c
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from dataclasses import dataclass, field
 from operator import attrgetter
@@ -86,8 +87,8 @@ class EngineParams:
     ``kv_cache_tokens // block_size`` blocks); ``block_size``: tokens per KV block; ``max_num_batched_tokens``:
     the token budget per iteration (None: 8192 with chunked prefill, else the KV cache's size);
     ``enable_chunked_prefill``: whether a prompt may be split over iterations; ``time_scale`` multiplies every
-    iteration (a scaled replica behaves like one with perfParms x time_scale). ValueError on a non-positive
-    limit or a KV cache smaller than one block.
+    iteration (a scaled replica behaves like one with perfParms x time_scale). ValueError naming the field on
+    a negative or non-finite perfParm, a non-positive time scale or limit, or a KV cache smaller than a block.
     """
 
     alpha_ms: float
@@ -101,6 +102,11 @@ class EngineParams:
     enable_chunked_prefill: bool = True
 
     def __post_init__(self) -> None:
+        for name in ("alpha_ms", "beta_ms", "gamma_ms", "time_scale"):
+            value = getattr(self, name)
+            if not math.isfinite(value) or value < 0 or (name == "time_scale" and value == 0):
+                raise ValueError(f"{name} must be a finite number {'> 0' if name == 'time_scale' else '>= 0'}, "
+                                 f"got {value}")
         for name in ("max_num_seqs", "block_size"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")

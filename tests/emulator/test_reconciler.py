@@ -140,6 +140,10 @@ def test_kv_blocks_and_token_budget_come_from_the_vllm_args(annotations, args, e
     pytest.param({}, ["--max-num-batched-tokens", "lots"], "max-num-batched-tokens", id="not-an-integer"),
     pytest.param({"inferno.emulator/enable-chunked-prefill": "maybe"}, [], "enable-chunked-prefill", id="not-a-bool"),
     pytest.param({}, ["--block-size", "0"], "block_size must be >= 1", id="zero-block"),
+    pytest.param({"inferno.emulator/alpha": "-1"}, [], "alpha_ms must be a finite number >= 0", id="negative-alpha"),
+    pytest.param({"inferno.emulator/time-scale": "0"}, [], "time_scale must be a finite number > 0", id="zero-scale"),
+    pytest.param({"inferno.emulator/gamma": "nan"}, [], "gamma_ms must be a finite number >= 0", id="nan-gamma"),
+    pytest.param({"inferno.emulator/kv-cache-tokens": "8"}, [], "at least one block", id="cache-under-a-block"),
 ])
 def test_malformed_vllm_args_are_a_clear_error(annotations, args, message):
     with pytest.raises(ValueError, match=message):
