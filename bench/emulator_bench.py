@@ -3,15 +3,23 @@
 (a) One replica (granite_13b on G2 perfParms, 128 prompt / 64 output tokens, max-num-seqs 4) under steady
 Poisson load at 30%, 60% and 90% of the model's capacity mu(N); the emulator's mean ITL and TTFT (its own
 vLLM histograms, the numbers Prometheus would give the collector) against services.optimizer.queueing's
-analyze_point at the same rate. The emulator is never tuned to the model: the gap is the finding.
+analyze_point at the same rate, for both service-time models (docs/model.md s3): "v0.3" (Inferno's, used in
+Inferno-compatible mode) and "v1" (the default). The emulator is never tuned to the model: the gap is the
+finding. Targets: ITL within 10%, TTFT within 25% (a TTFT miss moves the sizing for TTFT-bound classes).
+Why v0.3's TTFT is 2-16x the emulator's: it adds a whole iteration for the prefill on top of the wait, and
+its wait comes from a chain where every request holds its batch slot for K + 1 full iterations, which near
+saturation (90%) explodes; the engine, like vLLM, emits the first token with the prefill iteration and admits
+a request at the next iteration boundary. v1 models that (s3.1) and narrows the gap (a 20 s run: +32% and +65%
+at 30% and 60% load against v0.3's +95% and +190%); ITL agrees for both (within 2%).
 (b) More and more replicas, each at ~1.6 req/s, until the emulator's own timing error exceeds 5%: the engine
-threads' lateness against their deadlines, and the client-side vs server-side mean ITL.
+threads' lateness against their deadlines, and the client-side vs server-side mean ITL (target: <= 5%).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
+from bench.verdict import within
 from emulator.loadgen import LoadGenerator, Target
 from emulator.loadshape import Length, constant
 from emulator.vllm import VllmServer
@@ -21,12 +29,17 @@ _PERF = (17.15, 0.034, 0.0010625)
 _IN, _OUT, _BATCH = 128, 64, 4
 
 
-def _predict(rate_rps: float) -> tuple[float, float, float]:
-    """(ITL ms, TTFT ms, capacity req/s) of the v0.3 model at ``rate_rps`` for the benchmark replica."""
-    from services.core.model import PerfParms
+ITL_TARGET, TTFT_TARGET = 0.10, 0.25
+"""Largest relative error of the model's mean ITL and TTFT against the emulator's (module docstring)."""
+
+
+def _predict(rate_rps: float, service_model: str = "v0.3") -> tuple[float, float, float]:
+    """(ITL ms, TTFT ms, capacity req/s) of a service-time model at ``rate_rps`` for the benchmark replica
+    (fixed lengths: output C2 0; Poisson arrivals)."""
+    from services.core.model import PerfParms, ServiceModel
     from services.optimizer.queueing import analyze_point
     from services.optimizer.servicetime import ReplicaModel
-    model = ReplicaModel(PerfParms(*_PERF), _IN, _OUT, _BATCH, 10 * _BATCH)
+    model = ReplicaModel(PerfParms(*_PERF), _IN, _OUT, _BATCH, 10 * _BATCH, ServiceModel(service_model), out_c2=0.0)
     point = analyze_point(model, rate_rps / 1000.0)
     return point.itl_ms, point.ttft_ms, point.max_rate_per_ms * 1000.0 / 0.999
 
@@ -52,10 +65,14 @@ def fidelity(duration_s: float, print_line: Callable[[str], None]) -> None:
             server.stop()
         m = server.metrics
         itl, ttft = m.itl.total / max(m.itl.count, 1) * 1000, m.ttft.total / max(m.ttft.count, 1) * 1000
-        p_itl, p_ttft, _ = _predict(client["achieved_rps"] or rate)
-        print_line(f"  {share:4.0%} load ({rate:.2f} req/s, {client['completed']} req): ITL emulated {itl:7.2f} "
-                   f"model {p_itl:7.2f} ms ({itl / p_itl - 1:+.1%})  TTFT emulated {ttft:8.1f} model {p_ttft:8.1f} "
-                   f"ms ({ttft / p_ttft - 1:+.1%})")
+        print_line(f"  {share:4.0%} load ({rate:.2f} req/s, {client['completed']} req): emulated ITL {itl:6.2f} ms, "
+                   f"TTFT {ttft:7.1f} ms")
+        for service_model in ("v0.3", "v1"):
+            p_itl, p_ttft, _ = _predict(client["achieved_rps"] or rate, service_model)
+            itl_error, ttft_error = p_itl / itl - 1, p_ttft / ttft - 1
+            print_line(f"      model {service_model:<4}  ITL {p_itl:7.2f} ms ({itl_error:+7.1%}, "
+                       f"{within(itl_error, ITL_TARGET)})  TTFT {p_ttft:8.1f} ms ({ttft_error:+8.1%}, "
+                       f"{within(ttft_error, TTFT_TARGET)})")
 
 
 def cpu_cost(duration_s: float, print_line: Callable[[str], None], steps: tuple[int, ...] = (4, 8, 16, 20, 24)
@@ -77,8 +94,8 @@ def cpu_cost(duration_s: float, print_line: Callable[[str], None], steps: tuple[
         done = sum(r["completed"] for r in reports)
         error = max(late, skew)
         print_line(f"  {count:3d} replicas {count * rate:5.1f} req/s ({done / duration_s * _OUT:6.0f} tokens/s): "
-                   f"engine lateness {late:6.2%}, client/server ITL skew {skew:6.2%} -> "
-                   f"{'ok' if error <= 0.05 else 'over 5%'}")
+                   f"engine lateness {late:6.2%}, client/server ITL skew {skew:6.2%}; "
+                   f"{within(error, 0.05).replace('|error|', 'timing error')}")
         if error > 0.05:
             break
 
