@@ -42,6 +42,7 @@ class ServiceProcesses:
         self.ports["actuator_metrics"] = free_port()
         base = {k: v for k, v in os.environ.items() if not k.startswith(("INFERNO_", "KUBERNETES_SERVICE"))}
         self.env = {**base, "PYTHONPATH": ROOT, "PYTHONUNBUFFERED": "1", "INFERNO_BIND_ADDRESS": "127.0.0.1",
+                    "INFERNO_HTTP_BIND_ADDRESS": "127.0.0.1",
                     "INFERNO_CONTROL_PERIOD": "0", **dict(env)}
         for name in ("optimizer", "collector", "actuator"):
             self.env[f"INFERNO_{name.upper()}_PORT"] = str(self.ports[name])

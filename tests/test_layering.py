@@ -14,7 +14,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 PURE = [
     "services.core.model", "services.core.datafiles", "services.core.datafields", "services.core.errors",
-    "services.core.inferno_json", "services.core.bounds", "services.runtime.convert",
+    "services.core.inferno_json", "services.core.bounds", "services.core.redact", "services.runtime.convert",
     "services.optimizer.queueing", "services.optimizer.sizing", "services.optimizer.solver",
     "services.optimizer.servicetime", "services.optimizer.candidates",
     "services.collector.aggregate", "services.core.labels", "services.collector.promql",

@@ -23,13 +23,14 @@ def start(config: Config) -> None:
                             config.scale_down_stabilization_s)
     api = kube_client()
     metrics = ActuatorMetrics()
-    with listening(f"{config.bind_address}:{config.actuator_metrics_port}", "INFERNO_BIND_ADDRESS",
+    with listening(f"{config.http_bind_address}:{config.actuator_metrics_port}", "INFERNO_HTTP_BIND_ADDRESS",
                    "INFERNO_ACTUATOR_METRICS_PORT"):
-        metrics.serve(config.bind_address, config.actuator_metrics_port)
+        metrics.serve(config.http_bind_address, config.actuator_metrics_port)
     servicer = ActuatorServicer(KubeActuator(api, settings), metrics, force_dry_run=config.dry_run)
     address = f"{config.bind_address}:{config.actuator_port}"
     with listening(address, "INFERNO_BIND_ADDRESS", "INFERNO_ACTUATOR_PORT"):
-        serve(register(servicer), [SERVICE_NAME], address, grace_s=config.shutdown_grace_s, component="actuator")
+        serve(register(servicer), [SERVICE_NAME], address, grace_s=config.shutdown_grace_s, component="actuator",
+              health_address=config.health_address(config.actuator_health_port))
 
 
 if __name__ == "__main__":

@@ -36,7 +36,7 @@ def start(config: Config) -> None:
     address = f"{config.bind_address}:{config.collector_port}"
     with listening(address, "INFERNO_BIND_ADDRESS", "INFERNO_COLLECTOR_PORT"):
         serve(register(CollectorServicer(collector)), [SERVICE_NAME], address, grace_s=config.shutdown_grace_s,
-              component="collector")
+              component="collector", health_address=config.health_address(config.collector_health_port))
 
 
 if __name__ == "__main__":

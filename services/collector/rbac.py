@@ -9,7 +9,11 @@ RULES: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("apps", "deployments", ("list",)),
     ("apps", "replicasets", ("list",)),
     ("", "pods", ("list",)),
-    ("", "nodes", ("list",)),
 )
 """list_namespaced_deployment / list_deployment_for_all_namespaces, list_namespaced_replica_set,
-list_namespaced_pod and list_pod_for_all_namespaces (capacity from Nodes), list_node (capacity from Nodes)."""
+list_namespaced_pod and list_pod_for_all_namespaces (capacity from Nodes)."""
+
+NODE_RULES: tuple[tuple[str, str, tuple[str, ...]], ...] = (
+    ("", "nodes", ("list",)),
+)
+"""list_node, only with INFERNO_CAPACITY_FROM_NODES (granted by manifests/capacity-from-nodes/ alone)."""

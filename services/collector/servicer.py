@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import replace
 
 import grpc
 
 from proto import collector_pb2, collector_pb2_grpc
 from services.collector.collect import Collector
+from services.core.redact import redact
 from services.runtime import convert
 from services.runtime.grpcserve import grpc_method
 from services.runtime.logs import get_logger
@@ -33,6 +35,8 @@ class CollectorServicer(collector_pb2_grpc.CollectorServiceServicer):
         """One snapshot of the managed servers in the requested namespaces (empty = the watched ones)."""
         started = self._now()
         collection = self._collector.collect(list(request.namespaces))
+        # a warning may quote a URL with a password (INFERNO_PROMETHEUS_URL): never on the wire
+        collection = replace(collection, warnings=tuple(redact(w) for w in collection.warnings))
         _log.info("collection_completed", servers=len(collection.managed), warnings=len(collection.warnings),
                   sources=dict(collection.sources), capacity_types=len(collection.capacity.counts),
                   duration_ms=round((self._now() - started) * 1000, 1))

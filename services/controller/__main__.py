@@ -6,7 +6,7 @@ import threading
 
 from services.controller import history
 from services.controller.clients import ServiceClients
-from services.controller.httpapi import ControllerHTTP
+from services.controller.httpapi import ControllerHTTP, invoke_token_reader
 from services.controller.loop import ControlLoop, static_loader
 from services.controller.metrics import ControllerMetrics
 from services.runtime.config import Config
@@ -29,9 +29,10 @@ def start(config: Config) -> None:
     metrics = ControllerMetrics()
     loop = ControlLoop(clients, static_loader(config.data_path), metrics, config.cycle_log_path, config.dry_run,
                        config.cycle_log_max_bytes)
-    with listening(f"{config.bind_address}:{config.controller_port}", "INFERNO_BIND_ADDRESS",
+    with listening(f"{config.http_bind_address}:{config.controller_port}", "INFERNO_HTTP_BIND_ADDRESS",
                    "INFERNO_CONTROLLER_PORT"):
-        http = ControllerHTTP(loop, metrics, clients.health, config.bind_address, config.controller_port)
+        http = ControllerHTTP(loop, metrics, clients.health, config.http_bind_address, config.controller_port,
+                              invoke_token=invoke_token_reader(config.invoke_token_path))
     http.start()
     loop.start_ticker(config.control_period_s)
     get_logger("controller").info("controller_started", port=http.port, period_s=config.control_period_s)

@@ -20,6 +20,7 @@ from services.controller.cycle import CycleClients, CycleRecord, run_cycle
 from services.controller.metrics import ControllerMetrics
 from services.core import datafiles
 from services.core import model as m
+from services.core.redact import redact_tree
 from services.runtime.logs import get_logger
 
 _log = get_logger("controller")
@@ -71,7 +72,7 @@ class ControlLoop:
             return
         try:
             os.makedirs(os.path.dirname(self._cycle_log_path) or ".", exist_ok=True)
-            line = (json.dumps(record.as_json(), sort_keys=True) + "\n").encode("utf-8")
+            line = (json.dumps(redact_tree(record.as_json()), sort_keys=True) + "\n").encode("utf-8")
             size = os.path.getsize(self._cycle_log_path) if os.path.exists(self._cycle_log_path) else 0
             if self._cycle_log_max_bytes and size and size + len(line) > self._cycle_log_max_bytes:
                 os.replace(self._cycle_log_path, self._cycle_log_path + ".1")

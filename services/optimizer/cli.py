@@ -179,7 +179,7 @@ def _serve() -> int:
     address = f"{config.bind_address}:{config.optimizer_port}"
     with listening(address, "INFERNO_BIND_ADDRESS", "INFERNO_OPTIMIZER_PORT"):
         serve(register(OptimizerServicer()), [SERVICE_NAME], address, grace_s=config.shutdown_grace_s,
-              component="optimizer")
+              component="optimizer", health_address=config.health_address(config.optimizer_health_port))
     return 0
 
 

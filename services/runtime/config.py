@@ -34,15 +34,22 @@ class Config:
     data_path: str = "/etc/data"
     control_period_s: float = 60.0
     watch_namespaces: tuple[str, ...] = ()
-    bind_address: str = "0.0.0.0"
+    bind_address: str = "127.0.0.1"
+    """The gRPC services' address: loopback, since the four containers share the pod's network."""
+    http_bind_address: str = "0.0.0.0"
+    """The controller's HTTP API, the actuator's /metrics and the gRPC health ports (kubelet, Prometheus)."""
     controller_port: int = 3300
     collector_port: int = 3301
     optimizer_port: int = 3302
     actuator_port: int = 3303
     actuator_metrics_port: int = 3304
-    collector_address: str = "localhost:3301"
-    optimizer_address: str = "localhost:3302"
-    actuator_address: str = "localhost:3303"
+    collector_health_port: int = 0
+    optimizer_health_port: int = 0
+    actuator_health_port: int = 0
+    collector_address: str = "127.0.0.1:3301"
+    optimizer_address: str = "127.0.0.1:3302"
+    actuator_address: str = "127.0.0.1:3303"
+    invoke_token_path: str = ""
     grpc_deadline_s: float = 30.0
     shutdown_grace_s: float = 5.0
     prometheus_url: str = ""
@@ -59,6 +66,10 @@ class Config:
     cycle_log_path: str = field(default_factory=lambda: _path(DEFAULT_CYCLE_LOG))
     cycle_log_max_bytes: int = 10 * 1024 * 1024
     log_level: str = "info"
+
+    def health_address(self, port: int) -> str:
+        """Where a gRPC service answers health checks alone ("" when ``port`` is 0: no health port)."""
+        return f"{self.http_bind_address}:{port}" if port else ""
 
 
 def _text(value: str) -> str:
@@ -133,14 +144,19 @@ VARIABLES: Mapping[str, tuple[str, Callable[[str], Any]]] = MappingProxyType({
     "INFERNO_CONTROL_PERIOD": ("control_period_s", _number),
     "WATCH_NAMESPACE": ("watch_namespaces", _namespaces),
     "INFERNO_BIND_ADDRESS": ("bind_address", _text),
+    "INFERNO_HTTP_BIND_ADDRESS": ("http_bind_address", _text),
     "INFERNO_CONTROLLER_PORT": ("controller_port", _port),
     "INFERNO_COLLECTOR_PORT": ("collector_port", _port),
     "INFERNO_OPTIMIZER_PORT": ("optimizer_port", _port),
     "INFERNO_ACTUATOR_PORT": ("actuator_port", _port),
     "INFERNO_ACTUATOR_METRICS_PORT": ("actuator_metrics_port", _port),
+    "INFERNO_COLLECTOR_HEALTH_PORT": ("collector_health_port", _port),
+    "INFERNO_OPTIMIZER_HEALTH_PORT": ("optimizer_health_port", _port),
+    "INFERNO_ACTUATOR_HEALTH_PORT": ("actuator_health_port", _port),
     "INFERNO_COLLECTOR_ADDRESS": ("collector_address", _text),
     "INFERNO_OPTIMIZER_ADDRESS": ("optimizer_address", _text),
     "INFERNO_ACTUATOR_ADDRESS": ("actuator_address", _text),
+    "INFERNO_INVOKE_TOKEN_PATH": ("invoke_token_path", _text),
     "INFERNO_GRPC_DEADLINE": ("grpc_deadline_s", _number),
     "INFERNO_SHUTDOWN_GRACE": ("shutdown_grace_s", _number),
     "INFERNO_PROMETHEUS_URL": ("prometheus_url", _text),

@@ -25,6 +25,7 @@ from services.core.errors import (
     NoDataError,
     UnavailableError,
 )
+from services.core.redact import redact
 from services.runtime.logs import get_logger
 
 _log = get_logger("grpcserve")
@@ -53,9 +54,9 @@ and the client would see RESOURCE_EXHAUSTED instead of the error."""
 
 
 def error_detail(err: Exception) -> str:
-    """The status detail of ``err``: its message (or type name) as valid UTF-8 (a lone surrogate escaped), cut
-    to MAX_DETAIL_CHARS characters."""
-    text = (str(err) or type(err).__name__).encode("utf-8", "backslashreplace").decode("utf-8")
+    """The status detail of ``err``: its message (or type name) with credentials redacted, as valid UTF-8 (a
+    lone surrogate escaped), cut to MAX_DETAIL_CHARS characters."""
+    text = redact(str(err) or type(err).__name__).encode("utf-8", "backslashreplace").decode("utf-8")
     if len(text) <= MAX_DETAIL_CHARS:
         return text
     return f"{text[:MAX_DETAIL_CHARS - 40]}... ({len(text)} characters, cut)"
@@ -108,6 +109,19 @@ def build_server(
     return server, port, health_servicer
 
 
+def build_health_server(health_servicer: health.HealthServicer, address: str) -> tuple[grpc.Server, int]:
+    """A second server on ``address`` answering only the standard health service (no reflection, no business
+    method), sharing ``health_servicer``'s statuses: the kubelet probes it on the pod IP while the service
+    itself listens on loopback only. Returns (server, bound port); raises RuntimeError when it cannot bind."""
+    server = grpc.server(ThreadPoolExecutor(max_workers=2))
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    port = server.add_insecure_port(address)
+    if port == 0:
+        raise RuntimeError(f"cannot bind gRPC health server to {address}")
+    server.start()
+    return server, port
+
+
 def drain(server: grpc.Server, health_servicer: health.HealthServicer, grace_s: float) -> None:
     """Mark every service NOT_SERVING, then stop accepting and let in-flight calls finish within grace_s."""
     health_servicer.enter_graceful_shutdown()
@@ -121,14 +135,22 @@ def serve(
     *,
     grace_s: float = 5.0,
     component: str = "grpc",
+    health_address: str = "",
 ) -> None:
-    """Run a server on ``address`` until SIGTERM or SIGINT, then drain it (blocking; main thread only)."""
+    """Run a server on ``address`` until SIGTERM or SIGINT, then drain it (blocking; main thread only).
+
+    ``health_address`` ("host:port", "" = none): also answer the standard health service alone there
+    (build_health_server), for probes from outside the pod.
+    """
     server, port, health_servicer = build_server(register, service_names, address)
+    health_only = build_health_server(health_servicer, health_address)[0] if health_address else None
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
-    _log.info("server_started", component=component, address=address, port=port)
+    _log.info("server_started", component=component, address=address, port=port, health_address=health_address)
     stop.wait()
     _log.info("server_draining", component=component, grace_s=grace_s)
     drain(server, health_servicer, grace_s)
+    if health_only is not None:
+        health_only.stop(None)
     _log.info("server_stopped", component=component)

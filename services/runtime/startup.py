@@ -65,8 +65,9 @@ def usage_parser(prog: str, summary: str, ports: Mapping[str, str]) -> argparse.
     """The parser of a service's command line: only -h/--help; ``ports`` maps what is served to its variable."""
     listens = "\n".join(f"  {what}: port {variable} (default {default_text(variable)})"
                         for what, variable in ports.items())
-    description = (f"{summary}\n\nlistens on INFERNO_BIND_ADDRESS (default {default_text('INFERNO_BIND_ADDRESS')}):\n"
-                   f"{listens}")
+    description = (f"{summary}\n\nlistens (gRPC on INFERNO_BIND_ADDRESS, default "
+                   f"{default_text('INFERNO_BIND_ADDRESS')}; HTTP, metrics and health ports on "
+                   f"INFERNO_HTTP_BIND_ADDRESS, default {default_text('INFERNO_HTTP_BIND_ADDRESS')}):\n{listens}")
     return argparse.ArgumentParser(prog=prog, description=description, epilog=environment_text(),
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
 

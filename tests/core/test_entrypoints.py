@@ -26,7 +26,7 @@ def _env(**extra: str) -> dict[str, str]:
     """The test's environment without any INFERNO_ setting or in-cluster Kubernetes hint, plus ``extra``."""
     env = {k: v for k, v in os.environ.items()
            if not k.startswith("INFERNO_") and not k.startswith("KUBERNETES_") and k != "KUBECONFIG"}
-    env.update(PYTHONPATH=ROOT, INFERNO_BIND_ADDRESS="127.0.0.1", **extra)
+    env.update(PYTHONPATH=ROOT, INFERNO_BIND_ADDRESS="127.0.0.1", INFERNO_HTTP_BIND_ADDRESS="127.0.0.1", **extra)
     return env
 
 

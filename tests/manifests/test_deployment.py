@@ -9,6 +9,10 @@ from tests.manifests.conftest import BASE, REPO, environment, find, settings_of
 
 SERVICES = ("controller", "collector", "optimizer", "actuator")
 GRPC_PORTS = {"collector": 3301, "optimizer": 3302, "actuator": 3303}
+HEALTH_PORTS = {"collector": 3311, "optimizer": 3312, "actuator": 3313}
+API_CALLERS = {"collector", "actuator"}
+"""The containers that call the Kubernetes API (services/collector/rbac.py, services/actuator/rbac.py)."""
+TOKEN_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
 
 
 @pytest.fixture(scope="module")
@@ -66,22 +70,53 @@ def test_each_container_environment_is_a_valid_config(env, name):
 def test_the_ports_and_addresses_in_the_environment_match_the_container_ports(containers, env):
     config = load_config(env["controller"])
     assert _ports(containers["controller"]) == {"http": config.controller_port}
-    assert list(_ports(containers["collector"]).values()) == [config.collector_port]
-    assert list(_ports(containers["optimizer"]).values()) == [config.optimizer_port]
-    assert sorted(_ports(containers["actuator"]).values()) == [config.actuator_port, config.actuator_metrics_port]
+    assert list(_ports(containers["collector"]).values()) == [config.collector_health_port]
+    assert list(_ports(containers["optimizer"]).values()) == [config.optimizer_health_port]
+    assert sorted(_ports(containers["actuator"]).values()) == [config.actuator_metrics_port,
+                                                               config.actuator_health_port]
     assert _ports(containers["actuator"])["metrics"] == config.actuator_metrics_port
     addresses = {"collector": config.collector_address, "optimizer": config.optimizer_address,
                  "actuator": config.actuator_address}
+    ports = {"collector": config.collector_port, "optimizer": config.optimizer_port, "actuator": config.actuator_port}
     for name, address in addresses.items():
-        assert address == f"localhost:{GRPC_PORTS[name]}"
-        assert GRPC_PORTS[name] in _ports(containers[name]).values()
-    assert config.bind_address == "0.0.0.0", "the kubelet probes the pod IP"
+        assert address == f"127.0.0.1:{GRPC_PORTS[name]}" == f"127.0.0.1:{ports[name]}"
+        assert GRPC_PORTS[name] not in _ports(containers[name]).values(), "the gRPC port is loopback only"
+
+
+def test_the_grpc_services_bind_the_pods_loopback_and_only_http_and_health_the_pod_ip(env):
+    for name in SERVICES:
+        config = load_config(env[name])
+        assert config.bind_address == "127.0.0.1", "unauthenticated gRPC: the containers share the loopback"
+        assert config.http_bind_address == "0.0.0.0", "the kubelet and the Service reach the pod IP"
+        assert (config.collector_health_port, config.optimizer_health_port,
+                config.actuator_health_port) == tuple(HEALTH_PORTS.values())
 
 
 @pytest.mark.parametrize("name", list(GRPC_PORTS))
-def test_grpc_services_have_grpc_readiness_and_liveness_probes_on_their_port(containers, name):
+def test_grpc_services_have_grpc_readiness_and_liveness_probes_on_their_health_port(containers, name):
     for probe in ("readinessProbe", "livenessProbe"):
-        assert containers[name][probe]["grpc"]["port"] == GRPC_PORTS[name]
+        assert containers[name][probe]["grpc"]["port"] == HEALTH_PORTS[name]
+
+
+def test_the_service_account_token_is_mounted_only_in_the_containers_that_call_the_api(deployment, containers):
+    pod = deployment["spec"]["template"]["spec"]
+    assert pod["automountServiceAccountToken"] is False
+    for name, container in containers.items():
+        mount = next((m for m in container.get("volumeMounts", []) if m["mountPath"] == TOKEN_DIR), None)
+        assert (mount is not None) == (name in API_CALLERS), name
+        if mount is not None:
+            assert mount["readOnly"] is True
+            sources = _volumes(deployment)[mount["name"]]["projected"]["sources"]
+            assert {"path": "token", "expirationSeconds": 3607} in [s.get("serviceAccountToken") for s in sources]
+            assert any(s.get("configMap", {}).get("name") == "kube-root-ca.crt" for s in sources)
+
+
+def test_the_invoke_token_secret_is_optional_and_mounted_only_in_the_controller(deployment, containers, env):
+    volume = _volumes(deployment)["invoke-token"]
+    assert volume["secret"] == {"secretName": "inferno-invoke-token", "optional": True}
+    holders = [n for n, c in containers.items() if "invoke-token" in _mounts(c).values()]
+    assert holders == ["controller"]
+    assert env["controller"]["INFERNO_INVOKE_TOKEN_PATH"] == "", "off until the user creates the Secret"
 
 
 def test_the_controller_probes_healthz_for_liveness_and_readyz_for_readiness(containers):
@@ -158,13 +193,16 @@ def test_the_service_sends_port_80_to_the_controller_and_exposes_the_actuator_me
     assert _ports(containers["actuator"])[ports[3304]] == 3304
 
 
-def test_the_network_policy_admits_only_the_http_and_metrics_ports_never_grpc(base_objects, deployment, containers):
+def test_the_network_policy_admits_http_from_labelled_namespaces_and_metrics_never_grpc(base_objects, deployment,
+                                                                                        containers):
     policy = find(base_objects, "NetworkPolicy", "inferno")
     labels = deployment["spec"]["template"]["metadata"]["labels"]
     assert policy["spec"]["podSelector"]["matchLabels"].items() <= labels.items()
     assert policy["spec"]["policyTypes"] == ["Ingress"]
     named = {name: port for c in containers.values() for name, port in _ports(c).items()}
-    admitted = {named[p["port"]] for rule in policy["spec"]["ingress"] for p in rule["ports"]}
-    assert admitted == {3300, 3304}
-    grpc = {port for name, port in named.items() if name.startswith("grpc-")}
-    assert grpc == {3301, 3302, 3303} and not grpc & admitted
+    admitted = {named[p["port"]]: rule.get("from") for rule in policy["spec"]["ingress"] for p in rule["ports"]}
+    assert set(admitted) == {3300, 3304}
+    assert admitted[3300] == [{"namespaceSelector": {"matchLabels": {"inferno.access": "true"}}}], \
+        "/invoke writes Deployments: only labelled namespaces"
+    assert admitted[3304] is None, "the actuator's metrics are read-only"
+    assert not set(GRPC_PORTS.values()) & set(admitted)

@@ -99,8 +99,8 @@ def test_the_data_configmaps_keep_stable_names_to_be_edited_in_place(base_object
 
 def test_the_deployment_mounts_both_data_configmaps(deployment):
     volumes = deployment["spec"]["template"]["spec"]["volumes"]
-    projected = {source["configMap"]["name"] for v in volumes if "projected" in v
-                 for source in v["projected"]["sources"]}
+    data = next(v for v in volumes if v["name"] == "data")
+    projected = {source["configMap"]["name"] for source in data["projected"]["sources"]}
     assert projected == {"inferno-static-data", "inferno-dynamic-data"}
 
 

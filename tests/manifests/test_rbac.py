@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from services.actuator import rbac as actuator_rbac
 from services.collector import rbac as collector_rbac
-from tests.manifests.conftest import find
+from tests.manifests.conftest import MANIFESTS, find, settings_of
+from tests.manifests.rendering import render
 
 CLUSTER_SCOPED_RESOURCES = {("", "nodes"), ("", "namespaces"), ("", "persistentvolumes")}
 """Resources a namespaced Role cannot grant."""
@@ -31,6 +32,20 @@ def needed() -> dict[tuple[str, str], set[str]]:
 
 def test_the_cluster_role_grants_exactly_what_the_collector_and_actuator_call(base_objects):
     assert granted(find(base_objects, "ClusterRole", "inferno")["rules"]) == needed()
+
+
+def test_only_the_capacity_from_nodes_install_may_list_nodes_and_it_turns_the_setting_on(base_objects,
+                                                                                          deployment):
+    nodes = render(MANIFESTS / "capacity-from-nodes")
+    assert granted(find(nodes, "ClusterRole", "inferno-nodes")["rules"]) == {
+        (group, resource): set(verbs) for group, resource, verbs in collector_rbac.NODE_RULES}
+    binding = find(nodes, "ClusterRoleBinding", "inferno-nodes")
+    assert binding["roleRef"]["name"] == "inferno-nodes"
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "inferno", "namespace": "inferno"}]
+    assert ("", "nodes") not in granted(find(base_objects, "ClusterRole", "inferno")["rules"])
+    assert settings_of(base_objects, deployment)["INFERNO_CAPACITY_FROM_NODES"] == "false"
+    nodes_deployment = find(nodes, "Deployment", "inferno")
+    assert settings_of(nodes, nodes_deployment)["INFERNO_CAPACITY_FROM_NODES"] == "true"
 
 
 def test_the_namespaced_role_grants_exactly_the_namespaced_part_of_it(namespaced_objects):

@@ -24,7 +24,8 @@ from services.core.model import ActuationOutcome, Allocation, KubeRef, ManagedSe
 from services.runtime.kube import load_api_client
 from tests.collector.fakes import FixedMetrics, write_data
 from tests.collector.kubeobjects import LABELS, add_deployment, add_node, add_pod, add_replica_set
-from tests.manifests.conftest import find
+from tests.manifests.conftest import MANIFESTS, find
+from tests.manifests.rendering import render
 
 OTHER_NS = "other"
 """A namespace a cluster-wide install also sees (the namespaced install must not touch it)."""
@@ -164,8 +165,20 @@ MUST_SEE = {("list", "apps", "deployments"), ("get", "apps", "deployments"), ("p
 
 @pytest.fixture(scope="module")
 def cluster_wide_calls(tmp_path_factory) -> list[KubeRequest]:
-    """Calls of a cluster-wide install: all namespaces, capacity from the Nodes."""
-    return observe(tmp_path_factory.mktemp("cluster-wide"), "llm", watch_namespaces=(), capacity_from_nodes=True)
+    """Calls of a cluster-wide install: all namespaces, capacity from the data file."""
+    return observe(tmp_path_factory.mktemp("cluster-wide"), "llm", watch_namespaces=(), capacity_from_nodes=False)
+
+
+@pytest.fixture(scope="module")
+def nodes_calls(tmp_path_factory) -> list[KubeRequest]:
+    """Calls of the capacity-from-nodes install: all namespaces, capacity from the Nodes."""
+    return observe(tmp_path_factory.mktemp("nodes"), "llm", watch_namespaces=(), capacity_from_nodes=True)
+
+
+@pytest.fixture(scope="module")
+def nodes_objects() -> list[dict]:
+    """What `kubectl apply -k manifests/capacity-from-nodes/` creates."""
+    return render(MANIFESTS / "capacity-from-nodes")
 
 
 @pytest.fixture(scope="module")
@@ -175,8 +188,10 @@ def namespaced_calls(tmp_path_factory, namespaced_objects) -> list[KubeRequest]:
     return observe(tmp_path_factory.mktemp("namespaced"), ns, watch_namespaces=(ns,), capacity_from_nodes=False)
 
 
-def test_the_scenarios_make_the_calls_that_matter(cluster_wide_calls, namespaced_calls) -> None:
-    assert keys(cluster_wide_calls) >= MUST_SEE | {("list", "", "nodes")}
+def test_the_scenarios_make_the_calls_that_matter(cluster_wide_calls, namespaced_calls, nodes_calls) -> None:
+    assert keys(cluster_wide_calls) >= MUST_SEE
+    assert ("list", "", "nodes") not in keys(cluster_wide_calls), "Nodes are read only with capacity from nodes"
+    assert keys(nodes_calls) >= MUST_SEE | {("list", "", "nodes")}
     assert keys(namespaced_calls) >= MUST_SEE
     assert any(r.namespace == "" and r.resource == "deployments" for r in cluster_wide_calls), \
         "the cluster-wide collector lists Deployments across namespaces"
@@ -199,9 +214,17 @@ def test_the_namespaced_role_allows_every_call_of_a_single_namespace_install(nam
         f"{r.verb} {r.group or 'core'}/{r.rbac_resource} in {r.namespace or '<cluster>'}" for r in denied)
 
 
-def test_every_permission_granted_is_used_by_some_call(base_objects, namespaced_objects, cluster_wide_calls,
-                                                       namespaced_calls) -> None:
+def test_the_capacity_from_nodes_install_allows_every_call_of_its_collector(nodes_objects, nodes_calls) -> None:
+    roles = [find(nodes_objects, "ClusterRole", "inferno"), find(nodes_objects, "ClusterRole", "inferno-nodes")]
+    denied = sorted({r for r in nodes_calls if not any(allowed(role, r) for role in roles)},
+                    key=lambda r: (r.group, r.rbac_resource, r.verb, r.namespace))
+    assert not denied, ", ".join(f"{r.verb} {r.group or 'core'}/{r.rbac_resource}" for r in denied)
+
+
+def test_every_permission_granted_is_used_by_some_call(base_objects, namespaced_objects, nodes_objects,
+                                                       cluster_wide_calls, namespaced_calls, nodes_calls) -> None:
     """The converse, so the roles stay least-privilege: nothing granted that no call needs."""
     assert granted(find(base_objects, "ClusterRole", "inferno")) - keys(cluster_wide_calls) == set()
     assert granted(find(namespaced_objects, "Role", "inferno")) - keys(namespaced_calls) == set()
+    assert granted(find(nodes_objects, "ClusterRole", "inferno-nodes")) - keys(nodes_calls) == set()
 
