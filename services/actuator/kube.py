@@ -108,17 +108,18 @@ class KubeActuator:
         for attempt in range(1, self._attempts + 1):
             try:
                 state = self._read(ref, scalers)
-                hold_at = self._window.highest(key, now_s, state.replicas)
+                hold_at = self._window.highest(key, now_s, state.replicas, remember=not dry_run)
                 change = plan_deployment(name, ref, state, allocation, server, self._settings, hold_at,
                                          record.load_measured)
-                if change.desired_replicas is not None:
+                if change.desired_replicas is not None and not dry_run:  # a dry run leaves no trace
                     self._window.record(key, change.desired_replicas, now_s)
                 if not dry_run and change.outcome is ActuationOutcome.CHANGED:
                     self._write(ref, change)
                 return change
             except ApiException as err:
                 if err.status == 404:
-                    self._window.forget(key)
+                    if not dry_run:
+                        self._window.forget(key)
                     return plan_deployment(name, ref, None, allocation, server, self._settings)
                 if err.status == 409 and attempt < self._attempts:
                     _log.info("deployment_conflicted", namespace=ref.namespace, deployment=ref.name, attempt=attempt)

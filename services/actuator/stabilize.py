@@ -25,15 +25,19 @@ class ScaleDownWindow:
         self._seen: dict[Hashable, deque[tuple[float, int]]] = {}
         self._lock = threading.Lock()
 
-    def highest(self, key: Hashable, now_s: float, current: int) -> int:
+    def highest(self, key: Hashable, now_s: float, current: int, *, remember: bool = True) -> int:
         """The highest desired count recorded for ``key`` within the window up to ``now_s`` (0 if none, or
-        without a window); a key never seen before is first recorded with ``current`` replicas."""
+        without a window); a key never seen before is first recorded with ``current`` replicas. With
+        ``remember`` false (a dry run) nothing is recorded or dropped: the answer is the same, the memory
+        untouched."""
         if self.window_s <= 0:
             return 0
         with self._lock:
-            if key not in self._seen:
-                self._seen[key] = deque([(now_s, int(current))])
-            entries = self._prune(key, now_s)
+            entries = [(t, d) for t, d in self._seen.get(key, deque([(now_s, int(current))]))
+                       if t >= now_s - self.window_s]
+            if remember:
+                self._seen.setdefault(key, deque([(now_s, int(current))]))
+                self._prune(key, now_s)
             return max((desired for _, desired in entries), default=0)
 
     def record(self, key: Hashable, desired: int, now_s: float) -> None:

@@ -53,7 +53,8 @@ class CycleClients(Protocol):
 class CycleRecord:
     """The outcome of one cycle, as answered by /invoke and appended to the cycle log.
 
-    ``outcome`` is "applied", "skipped" (nothing written) or "unconfirmed" (the actuator did not answer
+    ``outcome`` is "applied", "advised" (a dry run: decided and reported, nothing written), "skipped"
+    (nothing written) or "unconfirmed" (the actuator did not answer
     and may have written part of the plan); ``skip_reason`` says why for the last two; ``timings_ms`` has
     one entry per phase run (read_data, collect, optimize, actuate) and "total"; ``rows`` is the allocation
     table.
@@ -96,7 +97,11 @@ _REFUSED = frozenset({"INVALID_ARGUMENT", "FAILED_PRECONDITION", "UNIMPLEMENTED"
                       "UNAUTHENTICATED", "OUT_OF_RANGE", "NOT_FOUND", "ALREADY_EXISTS"})
 _NOT_CONNECTED = ("failed to connect", "connection refused", "name resolution", "dns resolution")
 
-OUTCOMES = ("applied", "skipped", "unconfirmed")
+OUTCOMES = ("applied", "advised", "skipped", "unconfirmed")
+DECIDED = ("applied", "advised")
+"""Outcomes of a cycle that computed an allocation (and, applied, wrote it)."""
+WOULD_CHANGE = "would-change"
+"""A row's action in a dry run where the actuator would have changed the Deployment."""
 
 
 @dataclass
@@ -188,7 +193,7 @@ def run_cycle(
         return CycleRecord(cycle_id, started_at, skip.outcome, str(skip), timer.timings_ms,
                            rows=_rows(collection, None, [], None), warnings=collection.warnings)
     timer.timings_ms["total"] = round((now_s() - start) * 1000.0, 3)
-    return CycleRecord(cycle_id, started_at, "applied", "", timer.timings_ms,
+    return CycleRecord(cycle_id, started_at, "advised" if dry_run else "applied", "", timer.timings_ms,
                        rows=_rows(collection, solution, actions, system), warnings=collection.warnings,
                        total_cost_per_hour=round(solution.total_cost_per_hour, 6), solver_stats=dict(stats))
 
@@ -228,6 +233,9 @@ def _row(managed: m.ManagedServer, solution: m.Solution | None, action: m.Actuat
     elif solution is not None:
         row["unallocated_reason"] = solution.unallocated.get(server.name, "not in the solution")
     if action is not None:
-        row.update(action=str(action.outcome), action_reason=action.reason, replicas_from=action.replicas_from,
-                   replicas_to=action.replicas_to)
+        done = str(action.outcome)
+        if action.dry_run and action.outcome is m.ActuationOutcome.CHANGED:
+            done = WOULD_CHANGE
+        row.update(action=done, action_reason=action.reason, replicas_from=action.replicas_from,
+                   replicas_to=action.replicas_to, dry_run=action.dry_run)
     return row

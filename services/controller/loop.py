@@ -1,10 +1,11 @@
 """The control loop: one cycle at a time under one lock, on a ticker and on demand; records logged and exported.
 
 A caller of ``invoke`` while a cycle runs waits for it, then runs its own cycle. Each record is appended as
-one JSON line to the cycle log and summarised in one structlog event (``cycle_applied``, ``cycle_skipped``,
-``cycle_unconfirmed``). The cycle log is rotated by size: a line that would take it past ``max_bytes`` first
-moves it to ``<path>.1`` (replacing the previous one), so it never holds more than about 2 x ``max_bytes``
-(0 = no limit). A failing write is a warning once per distinct error (the controller checks the path at start).
+one JSON line to the cycle log and summarised in one structlog event (``cycle_applied``, ``cycle_advised``,
+``cycle_skipped``, ``cycle_unconfirmed``). The cycle log is rotated by size: a line that would take it past
+``max_bytes`` first moves it to ``<path>.1`` (replacing the previous one), so it never holds more than about
+2 x ``max_bytes`` (0 = no limit). A failing write is a warning once per distinct error (the controller
+checks the path at start).
 """
 
 from __future__ import annotations

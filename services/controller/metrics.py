@@ -19,6 +19,7 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
+from services.controller.cycle import DECIDED as DECIDING_OUTCOMES
 from services.controller.cycle import OUTCOMES, CycleRecord
 
 SERVER_LABELS = ("namespace", "deployment", "server", "model", "service_class")
@@ -65,11 +66,13 @@ class ControllerMetrics:
         self.cycle_duration = Histogram(
             "inferno_cycle_duration_seconds", "Duration of a control cycle.", registry=self.registry,
             buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60))
-        self.cycles = Counter("inferno_cycles", "Control cycles by outcome (applied, skipped, unconfirmed).",
+        self.cycles = Counter("inferno_cycles", "Control cycles by outcome (applied, advised, skipped, unconfirmed).",
                               ["outcome"], registry=self.registry)
-        self.total_cost = Gauge("inferno_total_cost_per_hour", "Cost of the last applied allocation, per hour.",
+        self.total_cost = Gauge("inferno_total_cost_per_hour", "Cost per hour of the last decided allocation "
+                                "(applied, or advised in a dry run).",
                                 registry=self.registry)
-        self.desired = Gauge("inferno_server_desired_replicas", "Replicas the last applied cycle decided.",
+        self.desired = Gauge("inferno_server_desired_replicas", "Replicas the last cycle decided "
+                             "(applied, or advised in a dry run).",
                              ["server", "namespace", "deployment", "accelerator"], registry=self.registry)
         self.accelerator = Gauge("inferno_server_accelerator_info", "The accelerator of the server's allocation "
                                  "(value 1).", [*SERVER_LABELS, "accelerator"], registry=self.registry)
@@ -82,11 +85,12 @@ class ControllerMetrics:
 
     def observe(self, record: CycleRecord) -> None:
         """Account for one cycle: measured gauges from every cycle (none when nothing was collected: a gap, not
-        stale figures); decisions, cost and desired replicas only from an applied cycle."""
+        stale figures); decisions, cost and desired replicas only from a cycle that decided (applied, or
+        advised in a dry run: the cycles counter tells them apart)."""
         self.cycle_duration.observe(record.timings_ms.get("total", 0.0) / 1000.0)
         self.cycles.labels(record.outcome).inc()
         _set_all(self.measured, record.rows)
-        if record.outcome != "applied":
+        if record.outcome not in DECIDING_OUTCOMES:
             return
         self.total_cost.set(record.total_cost_per_hour)
         _set_all(self.decided, record.rows)

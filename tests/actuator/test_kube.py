@@ -214,3 +214,16 @@ def test_node_selector_and_max_num_seqs_are_set_only_when_enabled(cluster) -> No
     assert pod["nodeSelector"] == {"nvidia.com/gpu.product": "A100"}
     assert pod["containers"][0]["args"] == ["--model", "m", "--max-num-seqs=32"]
     assert pod["containers"][0]["image"] == "vllm/vllm-openai"
+
+
+def test_a_dry_run_leaves_the_stabilization_window_untouched(cluster) -> None:
+    create(cluster, deployment("granite", 4))
+    now = [0.0]
+    actuator = KubeActuator(cluster, p.PlanSettings(scale_down_stabilization_s=300), clock=lambda: now[0])
+    actuate(cluster, {"granite": a100(4)}, actuator=actuator)  # the window sees 4 wanted at t=0
+    now[0] = 200.0
+    [advice] = actuate(cluster, {"granite": a100(8)}, actuator=actuator, dry_run=True)  # 8 would be wanted
+    assert advice.replicas_to == 8 and read(cluster, "granite")["spec"]["replicas"] == 4
+    now[0] = 301.0  # the real 4 of t=0 has left the window; the advised 8 was never recorded
+    [down] = actuate(cluster, {"granite": a100(2)}, actuator=actuator)
+    assert down.replicas_to == 2 and read(cluster, "granite")["spec"]["replicas"] == 2

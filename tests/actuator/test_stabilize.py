@@ -48,3 +48,13 @@ def test_target_replicas_with_a_stabilization_window(allocated, current, hold_at
     desired, got, notes = p.target_replicas(allocated, 1, current, max_change, hold_at)
     assert (desired, got) == (allocated, target)
     assert any("stabilization window" in n for n in notes) == (allocated < current and hold_at > allocated)
+
+
+def test_a_dry_run_reads_the_window_without_changing_it() -> None:
+    window = ScaleDownWindow(300)
+    assert window.highest("a", now_s=0, current=5, remember=False) == 5  # first sight: current replicas
+    window.record("a", 2, now_s=0)
+    assert window.highest("a", now_s=10, current=2) == 2, "the dry run's first sight left nothing behind"
+    window.record("a", 3, now_s=10)
+    assert window.highest("a", now_s=305, current=3, remember=False) == 3
+    assert window.highest("a", now_s=305, current=3) == 3

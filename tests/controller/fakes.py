@@ -58,8 +58,9 @@ class FakeClients:
         try:
             self._enter("actuate")
             time.sleep(self.actuate_s)
-            return [m.ActuationResult(name, m.KubeRef("llm", "llama-13b"), m.ActuationOutcome.CHANGED, "", 1,
-                                      a.num_replicas) for name, a in solution.allocations.items()]
+            return [m.ActuationResult(name, m.KubeRef("llm", "llama-13b"), m.ActuationOutcome.CHANGED,
+                                      f"replicas 1 -> {a.num_replicas}", 1, a.num_replicas, a.accelerator, dry_run)
+                    for name, a in solution.allocations.items()]
         finally:
             with self._guard:
                 self.active -= 1

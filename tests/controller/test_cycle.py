@@ -141,3 +141,15 @@ def test_skipped_cycle_still_reports_what_was_collected() -> None:
     record = run_cycle(1, "t", static, FakeClients(fail={"optimize": Unavailable()}), clock())
     (row,) = record.rows
     assert row["observed_ttft_ms"] == 400.0 and "replicas" not in row and "action" not in row
+
+
+def test_a_dry_run_is_reported_as_advice_with_the_same_table() -> None:
+    real = run_cycle(1, "t", static, FakeClients(), clock())
+    advice = run_cycle(2, "t", static, FakeClients(), clock(), dry_run=True)
+    assert (real.outcome, advice.outcome) == ("applied", "advised")
+    [real_row], [advised_row] = real.rows, advice.rows
+    assert (real_row["action"], advised_row["action"]) == ("changed", "would-change")
+    assert advised_row["dry_run"] is True and real_row["dry_run"] is False
+    assert advised_row["action_reason"] == real_row["action_reason"] == "replicas 1 -> 3"
+    same = ("replicas", "accelerator", "max_batch", "predicted_itl_ms", "predicted_ttft_ms", "replicas_to")
+    assert {k: advised_row[k] for k in same} == {k: real_row[k] for k in same}
