@@ -107,7 +107,7 @@ def test_loadgen_command_sends_output_lengths_from_a_file(tmp_path, capsys):
     server = VllmServer(EngineParams(alpha_ms=1, beta_ms=0, gamma_ms=0), "m").start()
     try:
         status = main(["loadgen", "--url", server.url, "--rate", "40", "--duration", "1", "--seed", "4",
-                       "--in", "uniform:10:20", "--out", f"file:{tmp_path / 'out.txt'}"])
+                       "--in", "uniform:10:20", "--out", f"file:{tmp_path / 'out.txt'}", "--json"])
     finally:
         server.stop()
     report = json.loads(capsys.readouterr().out)
