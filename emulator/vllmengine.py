@@ -2,8 +2,9 @@
 
 One thread runs the core's iterations back to back while there is work, sleeping against each iteration's
 end (an absolute deadline on a monotonic clock) so that sleep overshoot does not accumulate while the engine
-stays busy: the next iteration starts at the previous deadline, unless the thread woke more than
-``_LATE_RESET_S`` late, when the schedule restarts from now. At each deadline the tokens of the ended
+stays busy: the next iteration starts at the previous deadline (and the first after an idle spell at the
+arrival that woke the engine), unless the thread woke more than ``_LATE_RESET_S`` late, when the schedule
+restarts from now. At each deadline the tokens of the ended
 iteration are published on their requests' ``events`` queues (the emission time, then None after the last
 token), which the HTTP handlers of emulator/vllm.py stream out. The scheduling itself (admission, KV cache,
 iteration times) is the core's: see its docstring. All reported times are the clock's seconds.
@@ -132,7 +133,10 @@ class Engine:
                     self._cond.wait(_IDLE_WAIT_S)
                 if self._stop:
                     return
-                ended = self.core.step(self._clock() if start is None else start)
+                if start is None:  # idle until now: start at the arrival unless the thread woke too late
+                    now, ready = self._clock(), self.core.next_event_s()
+                    start = ready if now - ready <= _LATE_RESET_S else now
+                ended = self.core.step(start)
                 self._publish(ended)
                 current = self.core.current
             if current is None:

@@ -50,10 +50,15 @@ def metric(text: str, name: str) -> float:
 def test_single_request_ttft_and_itl_follow_the_perfparms(vllm_replica):
     times = stream_times(vllm_replica.port, {"prompt_tokens": 100, "max_tokens": 12})
     assert len(times) == 12
-    ttft_ms = times[0] * 1000
-    assert ttft_ms == pytest.approx(20 + 0.1 * 100 + 0.01 * 100, rel=0.05, abs=3)
-    itl_ms = (times[-1] - times[0]) * 1000 / 11
-    assert itl_ms == pytest.approx(20 + 0.1 + 0.01 * (100 + 6), rel=0.03)
+    prefill_ms = 20 + 0.1 * 100 + 0.01 * 100
+    # the server's own TTFT and ITL are the iterations' (the engine keeps deadlines from the arrival on); the
+    # client's add HTTP and thread hand-offs, which a loaded machine stretches
+    ttft, itl = vllm_replica.metrics.ttft, vllm_replica.metrics.itl
+    assert ttft.count == 1 and ttft.total * 1000 == pytest.approx(prefill_ms, rel=0.01)
+    assert prefill_ms - 1 <= times[0] * 1000 < 2 * prefill_ms
+    decode_ms = 20 + 0.1 + 0.01 * (100 + 6)  # the mean context over the 11 decodes
+    assert itl.count == 11 and itl.total * 1000 / 11 == pytest.approx(decode_ms, rel=0.01)
+    assert (times[-1] - times[0]) * 1000 / 11 == pytest.approx(decode_ms, rel=0.1)
 
 
 def test_concurrent_requests_share_iterations(vllm_replica):
