@@ -30,7 +30,8 @@ template, vLLM container and its args), and the entry's keys are applied on top:
 set the Deployment's labels only, as the actuator would, so the pod template keeps the manifest's identity
 labels; the emulator keys (perf, max_num_seqs, ...) and ``annotations`` go to the pod template's annotations.
 An emulator annotation wins over the container args (podtemplate.py), so ``max_num_seqs`` overrides the
-manifest's ``--max-num-seqs``.
+manifest's ``--max-num-seqs``; the vLLM container's ``--max-num-seqs`` arg is set to it too, so the pod
+template tells readers (the actuator's batch limit) what the replica runs with.
 """
 
 from __future__ import annotations
@@ -113,7 +114,7 @@ def deployment_object(spec: dict[str, Any], base_dir: str | None = None) -> dict
     labels = {"app": name, "inferno.server.name": name, "inferno.server.model": name, "inferno.server.class": "Free",
               **_contract_labels(spec)}
     container = {"name": "vllm", "image": "vllm/vllm-openai:emulated",
-                 "args": ["--model", labels["inferno.server.model"]]}
+                 "args": _max_num_seqs_arg(["--model", labels["inferno.server.model"]], spec)}
     return {"metadata": {"name": name, "namespace": spec.get("namespace", "default"), "labels": labels},
             "spec": {"replicas": int(spec.get("replicas", 1)), "selector": {"matchLabels": {"app": name}},
                      "template": {"metadata": {"labels": labels, "annotations": _emulator_annotations(spec)},
@@ -131,7 +132,19 @@ def _from_manifest(spec: dict[str, Any], base_dir: str | None) -> dict:
     body["replicas"] = int(spec.get("replicas", body.get("replicas", 1)))
     template_meta = body.setdefault("template", {}).setdefault("metadata", {})
     template_meta.setdefault("annotations", {}).update(_emulator_annotations(spec))
+    for container in ((body["template"].get("spec") or {}).get("containers") or [])[:1]:
+        container["args"] = _max_num_seqs_arg(list(container.get("args") or []), spec)
     return obj
+
+
+def _max_num_seqs_arg(args: list[str], spec: dict[str, Any]) -> list[str]:
+    """``args`` with ``--max-num-seqs`` set to the entry's ``max_num_seqs`` when it has one, so the pod template
+    says what the replica runs with, as on a real cluster (the actuator reads it as the batch limit)."""
+    if "max_num_seqs" not in spec:
+        return args
+    kept = [a for i, a in enumerate(args) if not a.startswith("--max-num-seqs")
+            and not (i > 0 and args[i - 1] == "--max-num-seqs")]
+    return [*kept, f"--max-num-seqs={int(spec['max_num_seqs'])}"]
 
 
 class Cluster:

@@ -174,13 +174,52 @@ def target_replicas(allocated: int, minimum: int | None, current: int, max_chang
     return desired, target, notes
 
 
-def _label_patch(allocation: Allocation, labels: Mapping[str, str]) -> dict[str, str]:
-    wanted = {lb.ACCELERATOR: allocation.accelerator}
-    if allocation.max_batch > 0:
-        wanted[lb.MAX_BATCH] = str(allocation.max_batch)
-    if allocation.max_queue > 0:
-        wanted[lb.MAX_QUEUE] = str(allocation.max_queue)
-    return {key: value for key, value in sorted(wanted.items()) if labels.get(key) != value}
+SIZE_TOLERANCE = 0.2
+"""A batch or queue size label is rewritten only when the allocation really changes: the accelerator or the
+replicas change, the label is missing or unreadable, or the size moves by more than this share of the
+label's value (token averages drifting from one cycle to the next move the batch rule by a few percent)."""
+
+
+def _moved(current: str | None, wanted: int) -> bool:
+    try:
+        value = int(current or "")
+    except ValueError:
+        return True
+    return value <= 0 or abs(wanted - value) > SIZE_TOLERANCE * value
+
+
+def _label_patch(allocation: Allocation, batch: int, labels: Mapping[str, str], scales: bool) -> dict[str, str]:
+    """Labels to set: the accelerator when it differs; batch (already bounded) and queue sizes when the
+    allocation really changes (SIZE_TOLERANCE)."""
+    new_accelerator = labels.get(lb.ACCELERATOR) != allocation.accelerator
+    patch = {lb.ACCELERATOR: allocation.accelerator} if new_accelerator else {}
+    for key, size in ((lb.MAX_BATCH, batch), (lb.MAX_QUEUE, allocation.max_queue)):
+        current = labels.get(key)
+        if size > 0 and current != str(size) and (new_accelerator or scales or _moved(current, size)):
+            patch[key] = str(size)
+    return dict(sorted(patch.items()))
+
+
+def pod_max_num_seqs(containers: Iterable[Container]) -> int | None:
+    """The --max-num-seqs the pod template's containers run with (``--max-num-seqs=N`` or ``--max-num-seqs N``;
+    the first one given), or None when no container sets it (or its value is not a positive integer)."""
+    for container in containers:
+        args = list(container.args)
+        for i, arg in enumerate(args):
+            value = arg.partition("=")[2] if arg.startswith(MAX_NUM_SEQS + "=") else (
+                args[i + 1] if arg == MAX_NUM_SEQS and i + 1 < len(args) else None)
+            if value is not None:
+                return int(value) if value.isdigit() and int(value) > 0 else None
+    return None
+
+
+def bounded_batch(batch: int, limit: int | None, notes: list[str]) -> int:
+    """The batch size to apply: the allocation's, at most the pod's --max-num-seqs ``limit`` (a hard upper
+    bound: the operator sized the replica's memory for it; the pod's limit wins), with a note when capped."""
+    if limit is not None and batch > limit:
+        notes.append(f"batch {batch} above the pod's {MAX_NUM_SEQS} {limit}: {limit} applied (the pod's limit wins)")
+        return limit
+    return batch
 
 
 def node_selector_patch(accelerator: str, current: Mapping[str, str],
@@ -247,9 +286,10 @@ def plan_deployment(server_name: str, ref: KubeRef, state: DeploymentState | Non
     if target < state.replicas and not load_measured:
         notes.append(f"scale-down to {target} held: load not measured (from the load labels)")
         target = state.replicas
-    labels = _label_patch(allocation, state.labels)
+    batch = bounded_batch(allocation.max_batch, pod_max_num_seqs(state.containers), notes)
+    labels = _label_patch(allocation, batch, state.labels, target != state.replicas)
     selector = node_selector_patch(allocation.accelerator, state.node_selector, settings.accelerator_node_labels)
-    container = _container_patch(state.containers, allocation.max_batch) if settings.set_max_num_seqs else None
+    container = _container_patch(state.containers, batch) if settings.set_max_num_seqs else None
     change = Change(server_name, ref, ActuationOutcome.UNCHANGED, "", state.replicas, target, desired,
                     allocation.accelerator, labels, selector, container, state.resource_version)
     if change.scales:
@@ -259,7 +299,7 @@ def plan_deployment(server_name: str, ref: KubeRef, state: DeploymentState | Non
     if selector:
         notes.append("nodeSelector")
     if container:
-        notes.append(f"{MAX_NUM_SEQS} {allocation.max_batch} in container {container.name}")
+        notes.append(f"{MAX_NUM_SEQS} {batch} in container {container.name}")
     outcome = ActuationOutcome.CHANGED if change.scales or change.patches else ActuationOutcome.UNCHANGED
     return replace(change, outcome=outcome, reason="; ".join(notes))
 

@@ -208,11 +208,15 @@ def test_node_selector_and_max_num_seqs_are_set_only_when_enabled(cluster) -> No
     pod = read(cluster, "granite")["spec"]["template"]["spec"]
     assert "nodeSelector" not in pod or not pod["nodeSelector"]
     assert pod["containers"][0]["args"][-1] == "--max-num-seqs=8"
-    actuate(cluster, {"granite": a100(1, batch=32)}, set_max_num_seqs=True,
-            accelerator_node_labels={"A100": {"nvidia.com/gpu.product": "A100"}})
+    [capped] = actuate(cluster, {"granite": a100(1, batch=32)}, set_max_num_seqs=True,
+                       accelerator_node_labels={"A100": {"nvidia.com/gpu.product": "A100"}})
     pod = read(cluster, "granite")["spec"]["template"]["spec"]
     assert pod["nodeSelector"] == {"nvidia.com/gpu.product": "A100"}
-    assert pod["containers"][0]["args"] == ["--model", "m", "--max-num-seqs=32"]
+    assert pod["containers"][0]["args"] == ["--model", "m", "--max-num-seqs=8"], "never raised past the pod's limit"
+    assert "batch 32 above the pod's --max-num-seqs 8: 8 applied" in capped.reason
+    actuate(cluster, {"granite": a100(1, batch=6)}, set_max_num_seqs=True)
+    pod = read(cluster, "granite")["spec"]["template"]["spec"]
+    assert pod["containers"][0]["args"] == ["--model", "m", "--max-num-seqs=6"]
     assert pod["containers"][0]["image"] == "vllm/vllm-openai"
 
 

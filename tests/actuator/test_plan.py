@@ -102,6 +102,7 @@ def test_limited_change_reports_the_desired_target() -> None:
     pytest.param({}, alloc(2), {}, id="labels_already_match"),
     pytest.param({lb.ACCELERATOR: "L40"}, alloc(2), {lb.ACCELERATOR: "A100"}, id="new_accelerator"),
     pytest.param({lb.MAX_BATCH: "8"}, alloc(2), {lb.MAX_BATCH: "16"}, id="new_batch"),
+    pytest.param({lb.MAX_BATCH: "15"}, alloc(2), {}, id="batch_drift_within_tolerance"),
     pytest.param({}, Allocation("A100", 2, 16, max_queue=32), {lb.MAX_QUEUE: "32"}, id="queue_when_known"),
     pytest.param({}, alloc(2, batch=0), {}, id="batch_zero_leaves_label"),
 ])
@@ -140,10 +141,43 @@ def test_max_num_seqs_argument_follows_the_batch_size(args, expected) -> None:
 
 
 def test_max_num_seqs_is_set_on_the_container_that_has_it_when_enabled() -> None:
-    containers = (p.Container("sidecar", ("--x",)), p.Container("vllm", ("--max-num-seqs=4",)))
+    containers = (p.Container("sidecar", ("--x",)), p.Container("vllm", ("--max-num-seqs=32",)))
     change = decide(state(2, containers=containers), alloc(2), Server("granite"), set_max_num_seqs=True)
     assert change.container == p.Container("vllm", ("--max-num-seqs=16",)) and change.restarts_pods
     assert decide(state(2, containers=containers), alloc(2), Server("granite")).container is None
+
+
+@pytest.mark.parametrize(("args", "limit"), [
+    pytest.param(("--model", "m", "--max-num-seqs=4"), 4, id="equals"),
+    pytest.param(("--max-num-seqs", "64", "--x"), 64, id="spaced"),
+    pytest.param(("--model", "m"), None, id="absent"),
+    pytest.param(("--max-num-seqs=lots",), None, id="unreadable"),
+])
+def test_the_pods_max_num_seqs_is_read_from_the_template(args, limit) -> None:
+    assert p.pod_max_num_seqs((p.Container("sidecar", ()), p.Container("vllm", args))) == limit
+
+
+@pytest.mark.parametrize("set_max_num_seqs", [False, True], ids=["labels-only", "set-max-num-seqs"])
+def test_a_batch_above_the_pods_max_num_seqs_is_never_applied(set_max_num_seqs) -> None:
+    """manifests/data's rule gives batch 608 for pods running --max-num-seqs 4: the pod's limit wins."""
+    containers = (p.Container("vllm", ("--model", "m", "--max-num-seqs=4")),)
+    current = state(1, containers=containers, labels={lb.MAX_BATCH: "4", lb.ACCELERATOR: "G2"})
+    change = decide(current, alloc(1, "G2", batch=608), Server("granite"), set_max_num_seqs=set_max_num_seqs)
+    assert change.labels == {} and change.container is None and change.outcome is OK.UNCHANGED
+    assert "batch 608 above the pod's --max-num-seqs 4: 4 applied (the pod's limit wins)" in change.reason
+    scaled = decide(current, alloc(2, "G2", batch=608), Server("granite"), set_max_num_seqs=set_max_num_seqs)
+    assert scaled.replicas_to == 2 and scaled.labels == {} and scaled.container is None
+
+
+@pytest.mark.parametrize(("label", "batch", "replicas", "patch"), [
+    pytest.param("235", 224, 2, {}, id="drift-within-tolerance-is-left"),
+    pytest.param("235", 180, 2, {lb.MAX_BATCH: "180"}, id="a-real-change-is-written"),
+    pytest.param("235", 224, 3, {lb.MAX_BATCH: "224"}, id="written-with-a-scale"),
+    pytest.param("x", 224, 2, {lb.MAX_BATCH: "224"}, id="unreadable-label-is-fixed"),
+])
+def test_the_batch_label_moves_only_when_the_allocation_really_changes(label, batch, replicas, patch) -> None:
+    change = decide(state(2, labels={lb.MAX_BATCH: label}), alloc(replicas, batch=batch), Server("granite"))
+    assert dict(change.labels) == patch
 
 
 @pytest.mark.parametrize(("scalers", "owner"), [

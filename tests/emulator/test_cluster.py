@@ -154,3 +154,11 @@ def test_up_prints_scaling_new_endpoints_and_events_while_it_runs(tmp_path):
         if process.poll() is None:
             process.kill()
             process.wait()
+
+
+def test_max_num_seqs_is_written_into_the_vllm_args_so_the_template_tells_the_truth():
+    obj = deployment_object({"manifest": "manifests/samples/premium-llama-13b.yaml", "max_num_seqs": 4}, REPO)
+    args = obj["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert [a for a in args if a.startswith("--max-num-seqs")] == ["--max-num-seqs=4"]
+    plain = deployment_object({"name": "x", "max_num_seqs": 2})
+    assert plain["spec"]["template"]["spec"]["containers"][0]["args"][-1] == "--max-num-seqs=2"
