@@ -86,7 +86,8 @@ class EngineParams:
     read); ``max_num_seqs``: the batch limit; ``kv_cache_tokens``: the KV cache's size in tokens (it holds
     ``kv_cache_tokens // block_size`` blocks); ``block_size``: tokens per KV block; ``max_num_batched_tokens``:
     the token budget per iteration (None: 8192 with chunked prefill, else the KV cache's size);
-    ``enable_chunked_prefill``: whether a prompt may be split over iterations; ``time_scale`` multiplies every
+    ``enable_chunked_prefill``: whether a prompt may be split over iterations; ``max_model_len``: the longest
+    context (prompt + max_tokens) a request may ask for (None: what the KV cache holds); ``time_scale`` multiplies every
     iteration (a scaled replica behaves like one with perfParms x time_scale). ValueError naming the field on
     a negative or non-finite perfParm, a non-positive time scale or limit, or a KV cache smaller than a block.
     """
@@ -100,6 +101,7 @@ class EngineParams:
     block_size: int = DEFAULT_BLOCK_SIZE
     max_num_batched_tokens: int | None = None
     enable_chunked_prefill: bool = True
+    max_model_len: int | None = None
 
     def __post_init__(self) -> None:
         for name in ("alpha_ms", "beta_ms", "gamma_ms", "time_scale"):
@@ -110,8 +112,9 @@ class EngineParams:
         for name in ("max_num_seqs", "block_size"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.max_num_batched_tokens is not None and self.max_num_batched_tokens < 1:
-            raise ValueError(f"max_num_batched_tokens must be >= 1, got {self.max_num_batched_tokens}")
+        for name in ("max_num_batched_tokens", "max_model_len"):
+            if getattr(self, name) is not None and getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.kv_cache_tokens < self.block_size:
             raise ValueError(f"kv_cache_tokens ({self.kv_cache_tokens}) must hold at least one block of "
                              f"{self.block_size} tokens")
@@ -120,6 +123,12 @@ class EngineParams:
     def num_blocks(self) -> int:
         """KV-cache blocks (vLLM's num_gpu_blocks)."""
         return self.kv_cache_tokens // self.block_size
+
+    @property
+    def context_limit(self) -> int:
+        """The longest context a request may have: ``max_model_len``, at most what the KV cache holds."""
+        cache = self.num_blocks * self.block_size
+        return cache if self.max_model_len is None else min(self.max_model_len, cache)
 
     @property
     def token_budget(self) -> int:
@@ -222,12 +231,16 @@ class EngineCore:
 
     def refusal(self, prompt_tokens: int, max_tokens: int) -> str | None:
         """Why a request of this size can never be served (None when it can): negative or zero sizes, a
-        context (prompt + max_tokens) larger than the KV cache's blocks, or, without chunked prefill, larger
-        than the token budget."""
+        context (prompt + max_tokens) over ``max_model_len`` (vLLM's message) or larger than the KV cache's
+        blocks, or, without chunked prefill, larger than the token budget."""
         params = self.params
         if prompt_tokens < 0 or max_tokens < 1:
             return f"prompt_tokens must be >= 0 and max_tokens >= 1, got {prompt_tokens} and {max_tokens}"
         context = prompt_tokens + max_tokens
+        if params.max_model_len is not None and context > params.max_model_len:
+            return (f"This model's maximum context length is {params.max_model_len} tokens. However, you "
+                    f"requested {context} tokens ({prompt_tokens} in the messages, {max_tokens} in the "
+                    f"completion). Please reduce the length of the messages or completion.")
         if -(-context // params.block_size) > params.num_blocks:
             return (f"a request of {prompt_tokens} prompt + {max_tokens} output tokens does not fit "
                     f"the KV cache ({params.num_blocks} blocks of {params.block_size} = "

@@ -14,6 +14,8 @@ The emulated vLLM parameters of a Deployment come from its pod template (first m
 - chunked prefill: annotation ``inferno.emulator/enable-chunked-prefill`` (true/false), else the container
   flags ``--enable-chunked-prefill`` / ``--no-enable-chunked-prefill`` (``=true``/``=false`` or a following
   true/false also read), else on (vLLM V1's default);
+- longest context: annotation ``inferno.emulator/max-model-len``, else the container arg ``--max-model-len N``,
+  else what the KV cache holds (a longer request gets vLLM's 400);
 - time scale: annotation ``inferno.emulator/time-scale`` (multiplies every iteration), else the cluster's;
 - start-up delay: annotation ``inferno.emulator/startup-delay-seconds``, else the cluster's;
 - served model name: container arg ``--served-model-name`` or ``--model``, else the template label
@@ -121,7 +123,8 @@ def engine_params(deployment: dict, time_scale: float = 1.0) -> EngineParams:
         time_scale=float(notes.get(PREFIX + "time-scale", time_scale)),
         block_size=block_size,
         max_num_batched_tokens=integer("max-num-batched-tokens", "--max-num-batched-tokens", None),
-        enable_chunked_prefill=True if chunked is None else chunked)
+        enable_chunked_prefill=True if chunked is None else chunked,
+        max_model_len=integer("max-model-len", "--max-model-len", None))
 
 
 def startup_delay_s(deployment: dict, default_s: float) -> float:

@@ -117,7 +117,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._json(200, {"object": "list", "data": [{
                 "id": replica.model_name, "object": "model", "created": int(time.time()),
                 "owned_by": "inferno-emulator", "root": replica.model_name,
-                "max_model_len": replica.engine.params.kv_cache_tokens}]})
+                "max_model_len": replica.engine.params.context_limit}]})
         else:
             self._error(404, f"no route {self.path}", "NotFoundError")
 

@@ -115,6 +115,15 @@ def test_without_chunked_prefill_a_prompt_waits_for_the_whole_budget_or_is_refus
     assert admitted.start_s == decoding[0].finished_s and waiting.generated == 2
 
 
+def test_max_model_len_refuses_longer_contexts_with_vllms_message():
+    core = EngineCore(EngineParams(alpha_ms=1, beta_ms=0, gamma_ms=0, max_model_len=100))
+    with pytest.raises(ValueError, match="maximum context length is 100 tokens. However, you requested 101 tokens"):
+        core.add(Request(90, 11), 0.0)
+    assert core.add(Request(90, 10), 0.0).prompt_tokens == 90
+    assert core.params.context_limit == 100
+    assert EngineParams(1, 0, 0, kv_cache_tokens=1000).context_limit == 992  # 62 blocks of 16
+
+
 def _arrivals(seed: int, count: int) -> list[tuple[float, int, int]]:
     rng = random.Random(seed)
     t, out = 0.0, []

@@ -136,6 +136,11 @@ def test_kv_blocks_and_token_budget_come_from_the_vllm_args(annotations, args, e
     assert (params.block_size, params.kv_cache_tokens, params.token_budget, params.enable_chunked_prefill) == expected
 
 
+def test_max_model_len_comes_from_the_vllm_args():
+    assert podtemplate.engine_params(deployment(args=["--max-model-len", "4096"])).max_model_len == 4096
+    assert podtemplate.engine_params(deployment()).max_model_len is None
+
+
 @pytest.mark.parametrize(("annotations", "args", "message"), [
     pytest.param({}, ["--max-num-batched-tokens", "lots"], "max-num-batched-tokens", id="not-an-integer"),
     pytest.param({"inferno.emulator/enable-chunked-prefill": "maybe"}, [], "enable-chunked-prefill", id="not-a-bool"),

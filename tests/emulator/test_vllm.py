@@ -144,6 +144,7 @@ def test_non_streaming_responses_carry_usage(vllm_replica):
 def test_models_health_and_errors(vllm_replica):
     models = requests.get(vllm_replica.url + "/v1/models", timeout=5).json()
     assert [m["id"] for m in models["data"]] == ["granite_13b"]
+    assert models["data"][0]["max_model_len"] == 1 << 20
     assert requests.get(vllm_replica.url + "/health", timeout=5).status_code == 200
     wrong = requests.post(vllm_replica.url + "/v1/completions", json={"model": "other", "prompt": "x"}, timeout=5)
     assert wrong.status_code == 404 and wrong.json()["object"] == "error"
