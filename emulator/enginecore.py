@@ -89,7 +89,8 @@ class EngineParams:
     ``enable_chunked_prefill``: whether a prompt may be split over iterations; ``max_model_len``: the longest
     context (prompt + max_tokens) a request may ask for (None: what the KV cache holds); ``time_scale`` multiplies every
     iteration (a scaled replica behaves like one with perfParms x time_scale). ValueError naming the field on
-    a negative or non-finite perfParm, a non-positive time scale or limit, or a KV cache smaller than a block.
+    a negative or non-finite perfParm, a non-positive time scale or limit, a token budget under
+    ``max_num_seqs`` (vLLM refuses it too), or a KV cache smaller than a block.
     """
 
     alpha_ms: float
@@ -115,6 +116,9 @@ class EngineParams:
         for name in ("max_num_batched_tokens", "max_model_len"):
             if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.token_budget < self.max_num_seqs:
+            raise ValueError(f"max_num_batched_tokens ({self.token_budget}) must be >= max_num_seqs "
+                             f"({self.max_num_seqs}), as vLLM requires (else decodes past the budget starve)")
         if self.kv_cache_tokens < self.block_size:
             raise ValueError(f"kv_cache_tokens ({self.kv_cache_tokens}) must hold at least one block of "
                              f"{self.block_size} tokens")

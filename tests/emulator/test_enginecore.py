@@ -90,7 +90,7 @@ def test_a_request_whose_blocks_are_not_free_waits_without_preempting():
 
 
 def test_the_token_budget_chunks_a_long_prompt_and_decodes_go_first():
-    core = EngineCore(EngineParams(alpha_ms=1, beta_ms=0.1, gamma_ms=0, max_num_batched_tokens=100))
+    core = EngineCore(EngineParams(alpha_ms=1, beta_ms=0.1, gamma_ms=0, max_num_seqs=8, max_num_batched_tokens=100))
     short, long = Request(10, 5), Request(250, 2)
     iterations = _run(core, [(0.0, short), (0.0005, long)])
     assert [i.scheduled for i in iterations[:4]] == [[(short, 10)], [(short, 1), (long, 99)],
@@ -102,7 +102,7 @@ def test_the_token_budget_chunks_a_long_prompt_and_decodes_go_first():
 
 
 def test_without_chunked_prefill_a_prompt_waits_for_the_whole_budget_or_is_refused():
-    params = EngineParams(alpha_ms=1, beta_ms=0, gamma_ms=0, max_num_batched_tokens=100,
+    params = EngineParams(alpha_ms=1, beta_ms=0, gamma_ms=0, max_num_seqs=8, max_num_batched_tokens=100,
                           enable_chunked_prefill=False)
     core = EngineCore(params)
     with pytest.raises(ValueError, match="does not fit max_num_batched_tokens 100 without chunked prefill"):
@@ -113,6 +113,11 @@ def test_without_chunked_prefill_a_prompt_waits_for_the_whole_budget_or_is_refus
     # 5 decodes leave 95 of the budget: the 96-token prompt waits for one of them to finish, then goes whole
     admitted = next(i for i in iterations if (waiting, 96) in i.scheduled)
     assert admitted.start_s == decoding[0].finished_s and waiting.generated == 2
+
+
+def test_a_token_budget_under_max_num_seqs_is_refused_as_vllm_does():
+    with pytest.raises(ValueError, match=r"max_num_batched_tokens \(100\) must be >= max_num_seqs \(256\)"):
+        EngineParams(alpha_ms=1, beta_ms=0, gamma_ms=0, max_num_batched_tokens=100)
 
 
 def test_max_model_len_refuses_longer_contexts_with_vllms_message():
