@@ -54,7 +54,12 @@ def test_a_manifest_entry_keeps_the_sample_deployment_and_applies_the_allocation
     assert labels["inferno.server.allocation.maxbatchsize"] == "4" and labels["inferno.server.load.rpm"] == "90"
     template = obj["spec"]["template"]
     assert template["metadata"]["labels"] == sample["spec"]["template"]["metadata"]["labels"]
-    assert template["spec"] == sample["spec"]["template"]["spec"]
+    expected = sample["spec"]["template"]["spec"]
+    expected["containers"][0]["args"] = [a if not a.startswith("--max-num-seqs") else "--max-num-seqs=4"
+                                         for a in expected["containers"][0]["args"]]
+    expected["containers"][0]["args"].append(expected["containers"][0]["args"].pop(
+        next(i for i, a in enumerate(expected["containers"][0]["args"]) if a.startswith("--max-num-seqs"))))
+    assert template["spec"] == expected, "the sample's pod spec, with the emulated --max-num-seqs"
     params = engine_params(obj)
     assert params.max_num_seqs == 4 and params.alpha_ms == 16.78
     assert model_name(obj) == "llama_13b"
