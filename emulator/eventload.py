@@ -36,7 +36,8 @@ class LoadResult:
     gap between consecutive tokens over all their tokens (vLLM's histogram mean); ``mean_batch``: requests
     in the engine's iterations averaged over the measured span (idle time counts as 0); ``utilization``: share
     of that span the engine was busy; ``preemptions``: of the whole run; ``in_tokens``, ``out_tokens``:
-    mean lengths of the measured requests.
+    mean lengths of the measured requests; ``out_tokens_c2``: the squared coefficient of variation of their
+    output lengths (variance / mean^2: 0 fixed, about 1 exponential).
     """
 
     requests: int
@@ -50,6 +51,7 @@ class LoadResult:
     preemptions: int
     in_tokens: float
     out_tokens: float
+    out_tokens_c2: float
 
 
 def run_arrivals(params: EngineParams, arrivals: Iterable[tuple[float, int, int]]
@@ -117,6 +119,7 @@ def summarize(requests: list[Request], spans: list[tuple[float, float, int]], pr
             batch += overlap * scheduled
     gaps = sum(r.last_token_s - r.first_token_s for r in measured)
     later_tokens = sum(r.generated - 1 for r in measured)
+    outputs = np.asarray([r.max_tokens for r in measured], dtype=float)
     per_request = [(r.last_token_s - r.first_token_s) / (r.generated - 1) for r in measured if r.generated > 1]
     return LoadResult(
         requests=len(measured), offered_rps=(len(measured) - 1) / span_s if len(measured) > 1 else 0.0,
@@ -125,7 +128,7 @@ def summarize(requests: list[Request], spans: list[tuple[float, float, int]], pr
         itl_ms_per_request=_stats(per_request), e2e_ms=_stats([r.finished_s - r.arrival_s for r in measured]),
         mean_batch=batch / span_s, utilization=min(busy / span_s, 1.0), preemptions=preemptions,
         in_tokens=sum(r.prompt_tokens for r in measured) / len(measured),
-        out_tokens=sum(r.max_tokens for r in measured) / len(measured))
+        out_tokens=float(outputs.mean()), out_tokens_c2=float(outputs.var() / outputs.mean() ** 2))
 
 
 def poisson_load(params: EngineParams, rate_rps: float, in_tokens: Length, out_tokens: Length,

@@ -18,7 +18,7 @@ def test_alone_a_request_sees_its_prefill_and_decode_iterations():
     assert result.ttft_ms["p99"] == pytest.approx(20)
     assert result.itl_ms == pytest.approx(10.1) and result.itl_ms_per_request["p50"] == pytest.approx(10.1)
     assert result.e2e_ms["mean"] == pytest.approx(20 + 9 * 10.1)
-    assert (result.in_tokens, result.out_tokens, result.preemptions) == (100, 10, 0)
+    assert (result.in_tokens, result.out_tokens, result.out_tokens_c2, result.preemptions) == (100, 10, 0, 0)
 
 
 def test_one_at_a_time_the_wait_is_m_d_1():
@@ -38,8 +38,9 @@ def test_the_same_seed_gives_the_same_arrival_times_whatever_the_lengths():
     varied = poisson_arrivals(3.0, 200, _FIXED_IN, exponential, seed=4)
     assert [a for a, _, _ in fixed] == [a for a, _, _ in varied]
     assert {o for _, _, o in varied} != {10} and varied == poisson_arrivals(3.0, 200, _FIXED_IN, exponential, seed=4)
-    assert poisson_load(EngineParams(10, 0.1, 0.01), 3.0, _FIXED_IN, exponential, requests=300, seed=4) == \
-        poisson_load(EngineParams(10, 0.1, 0.01), 3.0, _FIXED_IN, exponential, requests=300, seed=4)
+    result = poisson_load(EngineParams(10, 0.1, 0.01), 3.0, _FIXED_IN, exponential, requests=300, seed=4)
+    assert result == poisson_load(EngineParams(10, 0.1, 0.01), 3.0, _FIXED_IN, exponential, requests=300, seed=4)
+    assert 0.7 < result.out_tokens_c2 < 1.3
 
 
 def test_the_window_leaves_out_warm_up_and_cool_down_and_bad_input_is_refused():
