@@ -1,0 +1,109 @@
+"""``inferno``: our control loop, through the production code paths, on the simulated cluster.
+
+Every control period (INFERNO_CONTROL_PERIOD, 60 s) the controller's own cycle (services/controller/cycle.py
+run_cycle, with its skip rules) runs over in-process clients instead of gRPC:
+- collect: the Deployment as the collector's KubeSource would list it (labels, spec and ready replicas, its
+  pods that are not being deleted) and the per-pod rates the collector's PromQL returns from the simulated
+  Prometheus, aggregated by services/collector/aggregate.collect (completion rate as arrival rate, token
+  averages, latencies; no completed request in the window -> the server is skipped, as in production);
+- optimize: services/optimizer/solver.solve on the static data (sim/system.py) plus the collected server;
+- actuate: services/actuator/plan.plan_deployment with the scale-down stabilization window
+  (services/actuator/stabilize.ScaleDownWindow) fed exactly as services/actuator/kube.py feeds it, and the
+  production defaults of the settings (services/runtime/config.Config: 300 s window, no per-cycle limit)
+  unless the scenario overrides them.
+The replicas the plan writes are what the simulator applies.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from services.actuator.plan import DeploymentState, PlanSettings, plan_deployment
+from services.actuator.stabilize import ScaleDownWindow
+from services.collector import aggregate
+from services.controller import cycle
+from services.core import model as m
+from services.optimizer.solver import solve
+from services.runtime.config import Config
+from sim.policies import ClusterView
+from sim.scenario import Scenario
+from sim.system import NAMESPACE, deployment_name, labels, static_data
+
+
+class _SimClients:
+    """The cycle's three clients, answering from the simulated cluster at one moment."""
+
+    def __init__(self, policy: InfernoPolicy, view: ClusterView) -> None:
+        self.policy = policy
+        self.view = view
+        self.written: int | None = None
+
+    def collect(self) -> cycle.Collection:
+        view, policy = self.view, self.policy
+        live = tuple(p for p in view.pods if not p.terminating)
+        facts = aggregate.DeploymentFacts(policy.ref, policy.labels, view.spec_replicas, view.ready_replicas,
+                                          tuple(aggregate.PodFacts(p.name, ready=p.ready) for p in live))
+        rates = view.prometheus.rates([p.name for p in live], view.now_s, policy.window_s)
+        found = aggregate.collect([facts], {(policy.ref.namespace, policy.ref.name): rates}, m.LoadSource.PROMETHEUS,
+                                  policy.static)
+        policy.last_collection = found
+        refs = tuple(cycle.ManagedRef(r.server_name, r.ref, r.spec_replicas, r.ready_replicas) for r in found.refs)
+        return cycle.Collection(found.servers, refs, found.warnings)
+
+    def optimize(self, system: m.SystemData) -> tuple[m.Solution, Mapping[str, Any]]:
+        result = solve(system)
+        return result.solution, {"solver": result.solver, "candidates": result.candidates}
+
+    def actuate(self, solution: m.Solution, collection: cycle.Collection, dry_run: bool) -> list[m.ActuationResult]:
+        policy, now_s = self.policy, self.view.now_s
+        servers = {s.name: s for s in collection.servers}
+        results = []
+        for ref in collection.refs:
+            state = DeploymentState(replicas=self.view.spec_replicas, labels=policy.labels)
+            key = (ref.ref.namespace, ref.ref.name)
+            hold_at = policy.window.highest(key, now_s, state.replicas)
+            change = plan_deployment(ref.server_name, ref.ref, state, solution.allocations.get(ref.server_name),
+                                     servers.get(ref.server_name), policy.settings, hold_at)
+            if change.desired_replicas is not None:
+                policy.window.record(key, change.desired_replicas, now_s)
+            if change.outcome is m.ActuationOutcome.CHANGED and change.scales and not dry_run:
+                self.written = change.replicas_to
+            results.append(change.result(dry_run))
+        return results
+
+
+class InfernoPolicy:
+    """The production cycle in the loop."""
+
+    name = "inferno"
+
+    def __init__(self, scenario: Scenario) -> None:
+        settings, defaults = scenario.policy_settings("inferno"), Config()
+        self.scenario = scenario
+        self.period_s = scenario.control_period_s
+        self.window_s = scenario.metrics.window_s
+        self.static = static_data(scenario)
+        self.labels = labels(scenario)
+        self.ref = m.KubeRef(NAMESPACE, deployment_name(scenario), "uid-" + deployment_name(scenario))
+        self.settings = PlanSettings(
+            max_replica_change=int(settings.get("max_replica_change", defaults.max_replica_change)),
+            scale_down_stabilization_s=float(settings.get("scale_down_stabilization_s",
+                                                          defaults.scale_down_stabilization_s)))
+        self.window = ScaleDownWindow(self.settings.scale_down_stabilization_s)
+        self.records: list[cycle.CycleRecord] = []
+        self.last_collection: aggregate.Collection | None = None
+        self._cycles = 0
+
+    def initial_replicas(self) -> int:
+        """The scenario's initial replicas."""
+        return self.scenario.cluster.initial_replicas
+
+    def decide(self, view: ClusterView) -> int | None:
+        """One control cycle; the replicas it wrote, or None when it wrote none (skipped or unchanged)."""
+        self._cycles += 1
+        clients = _SimClients(self, view)
+        record = cycle.run_cycle(self._cycles, f"t+{view.now_s:.0f}s", lambda: (self.static, self.static.capacity),
+                                 clients, lambda: view.now_s)
+        self.records.append(record)
+        return clients.written

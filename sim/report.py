@@ -1,0 +1,185 @@
+"""What a run reports (SIMULATOR.md s4): per policy a summary (JSON-ready), the Markdown table, the figure.
+
+SLO attainment is the share of the requests sent whose TTFT <= the SLO and whose mean inter-token latency
+(the request's (last token - first token) / (output tokens - 1), GuideLLM's per-request ITL) <= the SLO; a
+request never served (dropped, or unfinished when the run ends) counts as a miss. Percentiles are nearest-rank
+over finished requests. GPU-hours count every pod from creation to its end within the load's duration.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from sim.scenario import Scenario
+from sim.simulate import RequestRecord, RunResult
+
+ATTAINMENT_GOAL = 0.99
+"""A minute 'holds the SLO' when at least this share of its requests met it (for the recovery time)."""
+
+
+def percentile(values: Sequence[float], q: float) -> float | None:
+    """Nearest-rank percentile ``q`` (0-100) of ``values``; None when empty."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    rank = max(math.ceil(q / 100.0 * len(ordered)), 1)
+    return ordered[rank - 1]
+
+
+def met(record: RequestRecord, scenario: Scenario) -> bool:
+    """Whether the request met both SLOs."""
+    return (record.ttft_s is not None and record.itl_s is not None
+            and record.ttft_s * 1000.0 <= scenario.slo.ttft_ms and record.itl_s * 1000.0 <= scenario.slo.itl_ms)
+
+
+def replicas_at(timeline: Sequence[tuple[float, int, int]], t_s: float, ready: bool = True) -> int:
+    """Ready (or spec) replicas at ``t_s`` from a run's timeline."""
+    value = 0
+    for when, spec, ready_count in timeline:
+        if when > t_s:
+            break
+        value = ready_count if ready else spec
+    return value
+
+
+def minute_attainment(result: RunResult, scenario: Scenario) -> list[float | None]:
+    """Per minute of the load: the share of requests arriving in it that met the SLO (None: no request)."""
+    minutes = max(int(math.ceil(scenario.duration_s / 60.0)), 1)
+    hits, counts = [0] * minutes, [0] * minutes
+    for record in result.requests:
+        minute = min(int(record.arrival_s // 60), minutes - 1)
+        counts[minute] += 1
+        hits[minute] += met(record, scenario)
+    return [h / c if c else None for h, c in zip(hits, counts, strict=True)]
+
+
+def minute_ttft_p90_ms(result: RunResult, scenario: Scenario) -> list[float | None]:
+    """Per minute of the load: P90 TTFT (ms) of the finished requests arriving in it."""
+    minutes = max(int(math.ceil(scenario.duration_s / 60.0)), 1)
+    buckets: list[list[float]] = [[] for _ in range(minutes)]
+    for record in result.requests:
+        if record.ttft_s is not None:
+            buckets[min(int(record.arrival_s // 60), minutes - 1)].append(record.ttft_s * 1000.0)
+    return [percentile(b, 90) for b in buckets]
+
+
+def load_changes_s(scenario: Scenario) -> list[float]:
+    """Times (s) where the offered rate changes step-wise or starts a ramp (phase edges with a new rate)."""
+    changes, t = [], 0.0
+    phases = scenario.load.schedule.phases
+    for previous, phase in zip(phases, phases[1:], strict=False):
+        t += previous.duration_s
+        if abs(phase.rate_rps - previous.to_rps) > 1e-9 or (phase.to_rps != phase.rate_rps
+                                                            and previous.to_rps == previous.rate_rps):
+            changes.append(t)
+    return changes
+
+
+def recovery_s(per_minute: Sequence[float | None], changes: Sequence[float]) -> list[float]:
+    """For each load change: seconds from it to the start of the first minute at or after it whose attainment
+    reaches ATTAINMENT_GOAL (0 when the minute of the change already does; until the end if never)."""
+    found = []
+    for change in changes:
+        first = int(change // 60)
+        delay = None
+        for minute in range(first, len(per_minute)):
+            value = per_minute[minute]
+            if value is None or value >= ATTAINMENT_GOAL:
+                delay = max(minute * 60.0 - change, 0.0)
+                break
+        found.append(delay if delay is not None else len(per_minute) * 60.0 - change)
+    return found
+
+
+def summarize(result: RunResult, scenario: Scenario, oracle: RunResult | None = None) -> dict[str, Any]:
+    """The summary of one policy's run (the keys of summary.json)."""
+    records = result.requests
+    finished = [r for r in records if r.ttft_s is not None]
+    ttft = [r.ttft_s * 1000.0 for r in finished]
+    itl = [r.itl_s * 1000.0 for r in finished]
+    attained = sum(met(r, scenario) for r in records)
+    per_minute = minute_attainment(result, scenario)
+    recoveries = recovery_s(per_minute, load_changes_s(scenario))
+    minutes = int(math.ceil(scenario.duration_s / 60.0))
+    ready = [replicas_at(result.timeline, m * 60.0 + 30.0) for m in range(minutes)]
+    short = None
+    if oracle is not None:
+        short = sum(max(replicas_at(oracle.timeline, m * 60.0 + 30.0) - r, 0) for m, r in enumerate(ready))
+    return {
+        "policy": result.policy, "requests": len(records), "finished": len(finished),
+        "dropped": sum(1 for r in records if r.dropped), "unfinished": len(records) - len(finished),
+        "slo_attainment": attained / len(records) if records else 1.0,
+        "ttft_mean_ms": sum(ttft) / len(ttft) if ttft else None,
+        "ttft_p50_ms": percentile(ttft, 50), "ttft_p90_ms": percentile(ttft, 90), "ttft_p99_ms": percentile(ttft, 99),
+        "itl_mean_ms": sum(itl) / len(itl) if itl else None,
+        "itl_p50_ms": percentile(itl, 50), "itl_p90_ms": percentile(itl, 90), "itl_p99_ms": percentile(itl, 99),
+        "gpu_hours": result.gpu_hours, "cost": result.gpu_hours * scenario.server.cost_per_hour,
+        "scale_events": result.scale_events, "replica_minutes_short_of_oracle": short,
+        "mean_ready_replicas": sum(ready) / len(ready) if ready else 0.0, "max_ready_replicas": max(ready, default=0),
+        "recovery_s": recoveries, "worst_recovery_s": max(recoveries, default=0.0),
+        "minutes_meeting_goal": sum(1 for v in per_minute if v is None or v >= ATTAINMENT_GOAL),
+        "minutes": len(per_minute),
+    }
+
+
+def _fmt(value: Any, digits: int = 0) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.{digits}f}"
+
+
+def table(scenario: Scenario, summaries: Sequence[Mapping[str, Any]]) -> str:
+    """The Markdown table of one scenario (SIMULATOR.md s4)."""
+    oracle = next((s for s in summaries if s["policy"] == "oracle"), None)
+    lines = [
+        "| policy | requests sent / finished / dropped | SLO attainment | TTFT p50 / p90 / p99 ms "
+        "| ITL p50 / p90 / p99 ms | GPU-hours | x oracle | cost | replica-min short of oracle | scale events "
+        "| worst recovery s |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for s in summaries:
+        ratio = s["gpu_hours"] / oracle["gpu_hours"] if oracle and oracle["gpu_hours"] else None
+        lines.append(
+            f"| {s['policy']} | {s['requests']} / {s['finished']} / {s['dropped']} | {100 * s['slo_attainment']:.2f}% "
+            f"| {_fmt(s['ttft_p50_ms'])} / {_fmt(s['ttft_p90_ms'])} / {_fmt(s['ttft_p99_ms'])} "
+            f"| {_fmt(s['itl_p50_ms'], 1)} / {_fmt(s['itl_p90_ms'], 1)} / {_fmt(s['itl_p99_ms'], 1)} "
+            f"| {s['gpu_hours']:.2f} | {_fmt(ratio, 2)} | {s['cost']:.2f} "
+            f"| {_fmt(s['replica_minutes_short_of_oracle'])} | {s['scale_events']} | {s['worst_recovery_s']:.0f} |")
+    return "\n".join(lines)
+
+
+def figure(scenario: Scenario, results: Sequence[RunResult], path: str) -> None:
+    """One PNG: offered rate, Ready replicas per policy, P90 TTFT per minute (log scale) with the SLO."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    minutes = max(int(math.ceil(scenario.duration_s / 60.0)), 1)
+    fig, axes = plt.subplots(3, 1, figsize=(9, 8), sharex=True)
+    times = [t / 60.0 for t in range(0, int(scenario.duration_s) + 1, 10)]
+    axes[0].plot(times, [scenario.load.schedule.rate_at(t * 60.0) for t in times], color="black")
+    axes[0].set_ylabel("offered rate (req/s)")
+    axes[0].set_title(f"{scenario.name}: offered load, Ready replicas, P90 TTFT per minute")
+    for result in results:
+        steps = [(t / 60.0, ready) for t, _, ready in result.timeline] + [(scenario.duration_s / 60.0, None)]
+        xs, ys = [], []
+        for (t, ready), (t_next, _) in zip(steps, steps[1:], strict=False):
+            xs += [t, t_next]
+            ys += [ready, ready]
+        axes[1].plot(xs, ys, label=result.policy)
+        p90 = minute_ttft_p90_ms(result, scenario)
+        axes[2].plot([m + 0.5 for m in range(minutes)], [v if v is not None else float("nan") for v in p90],
+                     label=result.policy, marker=".", markersize=3)
+    axes[1].set_ylabel("Ready replicas")
+    axes[1].legend(loc="upper left", fontsize=8)
+    axes[2].axhline(scenario.slo.ttft_ms, color="red", linestyle="--", linewidth=1, label="TTFT SLO")
+    axes[2].set_yscale("log")
+    axes[2].set_ylabel("P90 TTFT (ms)")
+    axes[2].set_xlabel("minute")
+    axes[2].legend(loc="upper left", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
