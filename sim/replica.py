@@ -1,124 +1,131 @@
-"""One simulated vLLM replica: the emulator's engine (emulator/vllmengine.py) stepped in event time.
+"""One simulated vLLM replica: the emulator's engine core (emulator/enginecore.py) in event time.
 
-The engine is the emulator's own; this module only supplies its clock (the simulation time) and steps it one
-iteration at a time: ``submit`` queues a request at the current time, ``next_event_s`` is the end of the
-iteration in progress, ``step`` ends it and starts the next (the engine admits, prefills and decodes exactly as
-in the real-time emulator). Finished requests are handed back with their token times; the scrape sample is
-read from the engine's vLLM metrics. Nothing here decides how long an iteration takes.
+The engine is the emulator's own, stepped by the simulator's clock with steady decode stretches skipped
+(sim/fastcore.py). Its observer here is SimMetrics: vLLM's counters and gauges as Prometheus would scrape them
+(the sums and counts the collector reads; no buckets, nobody reads them). Finished requests come back with their
+token times; nothing here decides how long an iteration takes.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from emulator.vllmengine import Engine, EngineParams, Request
-from emulator.vllmmetrics import VllmMetrics
+from emulator.enginecore import EngineParams, Request
+from sim.fastcore import SkippingCore
 
 
-class _Discard:
-    """Stands in for a request's token queue: the simulator reads token times from the request itself."""
+@dataclass(slots=True)
+class SimMetrics:
+    """vLLM's metrics of one replica (the engine's observer); field names are the collector's PodRates ones."""
 
-    __slots__ = ()
+    requests_per_s: float = 0.0
+    prompt_tokens_per_s: float = 0.0
+    generation_tokens_per_s: float = 0.0
+    request_prompt_tokens_sum_per_s: float = 0.0
+    request_prompt_tokens_count_per_s: float = 0.0
+    request_generation_tokens_sum_per_s: float = 0.0
+    request_generation_tokens_count_per_s: float = 0.0
+    itl_sum_per_s: float = 0.0
+    itl_count_per_s: float = 0.0
+    ttft_sum_per_s: float = 0.0
+    ttft_count_per_s: float = 0.0
+    e2e_sum_per_s: float = 0.0
+    e2e_count_per_s: float = 0.0
+    requests_running: float = 0.0
+    requests_waiting: float = 0.0
+    kv_cache_usage: float = 0.0
+    preemptions: int = 0
 
-    def put(self, _item: object) -> None:
-        """Drop the token event."""
+    def set_state(self, running: int, waiting: int, kv_usage: float) -> None:
+        """vllm:num_requests_running / waiting, vllm:kv_cache_usage_perc."""
+        self.requests_running, self.requests_waiting, self.kv_cache_usage = running, waiting, kv_usage
+
+    def on_scheduled(self, queue_s: float, prompt_tokens: int) -> None:
+        """vllm:prompt_tokens_total advances when a prompt is scheduled."""
+        self.prompt_tokens_per_s += prompt_tokens
+
+    def on_first_token(self, ttft_s: float) -> None:
+        """vllm:time_to_first_token_seconds, and the first generated token."""
+        self.ttft_sum_per_s += ttft_s
+        self.ttft_count_per_s += 1
+        self.generation_tokens_per_s += 1
+
+    def on_token(self, itl_s: float) -> None:
+        """vllm:inter_token_latency_seconds, and one generated token."""
+        self.itl_sum_per_s += itl_s
+        self.itl_count_per_s += 1
+        self.generation_tokens_per_s += 1
+
+    def on_tokens(self, itl_s: float, count: int) -> None:
+        """``count`` tokens emitted ``itl_s`` after each one's previous token (a skipped iteration)."""
+        self.itl_sum_per_s += itl_s * count
+        self.itl_count_per_s += count
+        self.generation_tokens_per_s += count
+
+    def on_finished(self, e2e_s: float, output_tokens: int, prompt_tokens: int = 0) -> None:
+        """vllm:request_success_total, e2e latency and the per-request token histograms."""
+        self.requests_per_s += 1
+        self.e2e_sum_per_s += e2e_s
+        self.e2e_count_per_s += 1
+        self.request_prompt_tokens_sum_per_s += prompt_tokens
+        self.request_prompt_tokens_count_per_s += 1
+        self.request_generation_tokens_sum_per_s += output_tokens
+        self.request_generation_tokens_count_per_s += 1
+
+    def on_preempted(self) -> None:
+        """vllm:num_preemptions_total."""
+        self.preemptions += 1
+
+    def sample(self) -> dict[str, float]:
+        """Every counter and gauge, as one scrape."""
+        return {name: float(getattr(self, name)) for name in self.__slots__ if name != "preemptions"}
 
 
-@dataclass(frozen=True, slots=True)
-class Finished:
-    """A finished request: prompt and output tokens, when it reached the replica, first and last token (s)."""
+@dataclass(eq=False, slots=True)
+class SimRequest(Request):
+    """An engine request carrying the simulator's record of it."""
 
-    prompt_tokens: int
-    output_tokens: int
-    submitted_s: float
-    first_token_s: float
-    last_token_s: float
     tag: object = None
 
 
-class _SimClock:
-    __slots__ = ("now_s",)
-
-    def __init__(self) -> None:
-        self.now_s = 0.0
-
-    def __call__(self) -> float:
-        return self.now_s
-
-
 class SimReplica:
-    """The engine of one pod under the simulation clock; not thread-safe (the simulator is one thread)."""
+    """The engine of one pod under the simulation clock; the simulator is one thread."""
 
-    def __init__(self, params: EngineParams, model_name: str = "sim") -> None:
-        self._clock = _SimClock()
-        self.metrics = VllmMetrics(model_name)
-        self.engine = Engine(params, self.metrics, clock=self._clock, sleep=_no_sleep)
-        self._iteration: tuple[list[Request], int, float, float] | None = None
-        self._tags: dict[int, object] = {}
+    def __init__(self, params: EngineParams) -> None:
+        self.metrics = SimMetrics()
+        self.core = SkippingCore(params, self.metrics)
 
     def fits(self, prompt_tokens: int, output_tokens: int) -> bool:
-        """Whether the engine can ever admit a request of this size."""
-        return self.engine.fits(prompt_tokens, output_tokens)
-
-    def submit(self, prompt_tokens: int, output_tokens: int, now_s: float, tag: object = None) -> None:
-        """Queue a request at ``now_s``; an idle engine starts an iteration at once. ValueError if it never fits."""
-        self._clock.now_s = now_s
-        request = self.engine.submit(prompt_tokens, output_tokens)
-        request.events = _Discard()
-        self._tags[id(request)] = tag
-        if self._iteration is None:
-            self._start(now_s)
-
-    @property
-    def next_event_s(self) -> float | None:
-        """When the iteration in progress ends; None when idle."""
-        return self._iteration[2] if self._iteration is not None else None
+        """Whether the engine can ever serve a request of this size."""
+        return self.core.fits(prompt_tokens, output_tokens)
 
     @property
     def outstanding(self) -> int:
-        """Requests waiting or running."""
-        return len(self.engine._waiting) + len(self.engine._running)
+        """Requests waiting or running (what a least-outstanding-requests router counts)."""
+        return self.core.num_running + self.core.num_waiting
 
-    def step(self) -> list[Finished]:
-        """End the iteration in progress at its end time, start the next one; returns the requests it finished."""
-        if self._iteration is None:
-            return []
-        batch, prefills, end_s, duration = self._iteration
-        self._clock.now_s = end_s
-        self.engine._finish_iteration(batch, prefills, end_s, duration)
-        done = []
-        for request in batch:
-            if request.generated >= request.max_tokens:
-                done.append(Finished(request.prompt_tokens, request.generated, request.arrival_s,
-                                     request.first_token_s, request.last_token_s, self._tags.pop(id(request), None)))
-        self._iteration = None
-        self._start(end_s)
-        return done
+    def submit(self, prompt_tokens: int, output_tokens: int, now_s: float, tag: object = None) -> list[SimRequest]:
+        """Run the engine up to ``now_s`` (steps strictly before it), then queue the request; returns the requests
+        finished on the way. ValueError when the request can never be served."""
+        finished = self.advance(now_s)
+        self.core.add(SimRequest(prompt_tokens, output_tokens, tag=tag), now_s)
+        return finished
 
-    def _start(self, now_s: float) -> None:
-        engine = self.engine
-        if not engine._waiting and not engine._running:
-            return
-        batch, prefills, duration = engine._plan(now_s)
-        if batch:
-            self._iteration = (batch, prefills, now_s + duration, duration)
+    def advance(self, t_s: float, inclusive: bool = False) -> list[SimRequest]:
+        """Run every step due before ``t_s`` (at or before, when ``inclusive``); the requests they finished."""
+        finished: list[SimRequest] = []
+        for iteration in self.core.advance_to(t_s):
+            finished.extend(iteration.finished)
+        if inclusive and self.core.next_event_s() == t_s:
+            iteration = self.core.step(t_s)
+            if iteration is not None:
+                finished.extend(iteration.finished)
+        return finished
+
+    def next_change_s(self) -> float | None:
+        """When the simulator must next look at this replica (a request finishes or the batch changes)."""
+        return self.core.next_change_s()
 
     def sample(self) -> dict[str, float]:
-        """The replica's metrics as a scrape sees them, keyed by the collector's PodRates field names."""
-        mt = self.metrics
-        return {
-            "requests_per_s": mt.success, "prompt_tokens_per_s": mt.prompt_tokens,
-            "generation_tokens_per_s": mt.generation_tokens,
-            "request_prompt_tokens_sum_per_s": mt.request_prompt.total,
-            "request_prompt_tokens_count_per_s": mt.request_prompt.count,
-            "request_generation_tokens_sum_per_s": mt.request_generation.total,
-            "request_generation_tokens_count_per_s": mt.request_generation.count,
-            "itl_sum_per_s": mt.itl.total, "itl_count_per_s": mt.itl.count,
-            "ttft_sum_per_s": mt.ttft.total, "ttft_count_per_s": mt.ttft.count,
-            "e2e_sum_per_s": mt.e2e.total, "e2e_count_per_s": mt.e2e.count,
-            "requests_running": mt.running, "requests_waiting": mt.waiting, "kv_cache_usage": mt.kv_usage,
-        }
-
-
-def _no_sleep(_seconds: float) -> None:
-    raise AssertionError("a simulated replica never sleeps")
+        """The replica's metrics as a scrape sees them."""
+        return self.metrics.sample()

@@ -162,9 +162,9 @@ class _Reader:
         if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
             raise self.fail(where, f"must be a finite number, got {value!r}")
         if value < minimum or (exclusive and value == minimum) or value > maximum:
-            bound = f"> {minimum}" if exclusive else f">= {minimum}"
+            bound = f"> {minimum:g}" if exclusive else f">= {minimum:g}"
             if maximum != math.inf:
-                bound += f" and <= {maximum}"
+                bound += f" and <= {maximum:g}"
             raise self.fail(where, f"must be {bound}, got {value!r}")
         return float(value)
 

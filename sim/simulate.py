@@ -1,7 +1,8 @@
 """The discrete-event simulation of one scenario under one policy, in simulated time.
 
-Events (a heap, earliest first; at equal times: iteration ends, pods becoming Ready, arrivals, scrapes, policy
-calls): each replica's iteration end (the engine's, sim/replica.py), arrivals (routed at once to the Ready
+Events (a heap, earliest first; at equal times: replica events, pods becoming Ready, arrivals, scrapes, policy
+calls): each replica's next change (the end of the engine iteration that finishes a request or changes the batch,
+sim/replica.py; steady decode stretches in between are skipped, sim/fastcore.py), arrivals (routed at once to the Ready
 pod with the fewest outstanding requests, ties to the oldest pod; held at the gateway while no pod is Ready),
 pods turning Ready ``startup_s`` after creation, Prometheus scrapes of every running pod every
 ``scrape_interval_s``, and the policy every ``period_s``. Nothing happens between events, so time jumps from
@@ -17,7 +18,7 @@ import itertools
 from collections import deque
 from dataclasses import dataclass, field
 
-from emulator.vllmengine import EngineParams
+from emulator.enginecore import EngineParams
 from sim.arrivals import Arrival
 from sim.policies import ClusterView, PodView, Policy
 from sim.prometheus import Prometheus
@@ -48,6 +49,7 @@ class _Pod:
     index: int
     created_s: float
     replica: SimReplica
+    version: int = 0
     ready: bool = False
     terminating: bool = False
     gone_s: float | None = None
@@ -72,7 +74,8 @@ def engine_params(scenario: Scenario) -> EngineParams:
     """The engine parameters of the scenario's server."""
     server = scenario.server
     return EngineParams(server.perf.alpha_ms, server.perf.beta_ms, server.perf.gamma_ms,
-                        max_num_seqs=server.max_num_seqs, kv_cache_tokens=server.kv_cache_tokens)
+                        max_num_seqs=server.max_num_seqs, kv_cache_tokens=server.kv_cache_tokens,
+                        max_num_batched_tokens=server.max_num_batched_tokens)
 
 
 class Simulation:
@@ -96,6 +99,8 @@ class Simulation:
         self._timeline: list[tuple[float, int, int]] = []
         self._decisions: list[tuple[float, int]] = []
         self._now = 0.0
+        self._settled = 0
+        """Requests finished or dropped so far."""
 
     def _push(self, t_s: float, kind: int, payload: object = None) -> None:
         heapq.heappush(self._heap, (t_s, kind, next(self._seq), payload))
@@ -137,15 +142,13 @@ class Simulation:
                          self._timeline, self._decisions, self._now)
 
     def _all_done(self) -> bool:
-        return len(self._records) == len(self.arrivals) and not self._gateway and all(
-            p.replica.outstanding == 0 for p in self._pods if p.gone_s is None)
+        return len(self._records) == len(self.arrivals) and self._settled == len(self._records)
 
     # pods -------------------------------------------------------------------------------------------------
 
     def _create_pod(self, t_s: float, ready: bool = False) -> None:
         index = next(self._names)
-        pod = _Pod(f"{self.scenario.server.name}-{index}", index, t_s, SimReplica(self.params,
-                                                                                 self.scenario.server.model))
+        pod = _Pod(f"{self.scenario.server.name}-{index}", index, t_s, SimReplica(self.params))
         self._pods.append(pod)
         if ready:
             pod.ready = True
@@ -192,21 +195,29 @@ class Simulation:
 
     # events -----------------------------------------------------------------------------------------------
 
-    def _iteration(self, pod: _Pod) -> None:
-        for done in pod.replica.step():
-            record: RequestRecord = done.tag
-            record.ttft_s = done.first_token_s - record.arrival_s
-            record.itl_s = ((done.last_token_s - done.first_token_s) / (done.output_tokens - 1)
-                            if done.output_tokens > 1 else 0.0)
-            record.finished_s = done.last_token_s
+    def _iteration(self, payload: tuple[_Pod, int]) -> None:
+        pod, version = payload
+        if version != pod.version:
+            return  # rescheduled since
+        self._finish(pod.replica.advance(self._now, inclusive=True))
         self._schedule(pod)
         if pod.terminating and pod.replica.outstanding == 0 and pod.gone_s is None:
             self._end_pod(pod)
 
+    def _finish(self, finished: list) -> None:
+        for request in finished:
+            record: RequestRecord = request.tag
+            record.ttft_s = request.first_token_s - record.arrival_s
+            record.itl_s = ((request.last_token_s - request.first_token_s) / (request.generated - 1)
+                            if request.generated > 1 else 0.0)
+            record.finished_s = request.last_token_s
+            self._settled += 1
+
     def _schedule(self, pod: _Pod) -> None:
-        end = pod.replica.next_event_s
-        if end is not None:
-            self._push(end, _ITERATION, pod)
+        pod.version += 1
+        when = pod.replica.next_change_s()
+        if when is not None:
+            self._push(max(when, self._now), _ITERATION, (pod, pod.version))
 
     def _arrival(self, index: int) -> None:
         arrival = self.arrivals[index]
@@ -228,15 +239,16 @@ class Simulation:
             return
         if not best.replica.fits(record.prompt_tokens, record.output_tokens):
             record.dropped = True
+            self._settled += 1
             return
-        idle = best.replica.next_event_s is None
-        best.replica.submit(record.prompt_tokens, record.output_tokens, self._now, record)
-        if idle:
-            self._schedule(best)
+        self._finish(best.replica.submit(record.prompt_tokens, record.output_tokens, self._now, record))
+        self._schedule(best)
 
     def _scrape(self) -> None:
         for pod in self._pods:
             if pod.ready and pod.gone_s is None:
+                self._finish(pod.replica.advance(self._now))
+                self._schedule(pod)
                 self.prometheus.scrape(self._now, pod.name, pod.replica.sample())
         if self._now < self.horizon_s + self.scenario.drain_limit_s:
             self._push(self._now + self.scenario.metrics.scrape_interval_s, _SCRAPE)

@@ -1,8 +1,9 @@
 """The two reference policies: ``oracle`` (sizes ahead with perfect knowledge of the load) and ``static``.
 
 oracle: at every control period it knows the offered rate for the next start-up delay plus one period and
-sets the replicas the optimizer's model allocates for the highest rate in
-[now + startup_s, now + startup_s + period_s] (the pods it creates now are Ready by then). It starts with
+sets the replicas the optimizer's model allocates for the highest rate in [now, now + startup_s + period_s]
+(pods it creates now are Ready by now + startup_s; pods it removes now stop serving now, so it keeps them while
+the load of the coming window needs them). It starts with
 the need of [0, startup_s + period_s] Ready. It is the lower bound on GPU-hours for a reactive policy that
 meets the SLO, as far as the model is right (SIMULATOR.md s2).
 static: a fixed count, Ready from the start, never changed: ``policies.static.replicas`` in the scenario, or
@@ -54,9 +55,8 @@ class OraclePolicy:
         return self.need(0.0, self.scenario.cluster.startup_s + self.period_s)
 
     def decide(self, view: ClusterView) -> int:
-        """The need of the window that pods created now will serve."""
-        ahead = view.now_s + self.scenario.cluster.startup_s
-        return self.need(ahead, ahead + self.period_s)
+        """The need from now until pods created now have served one period."""
+        return self.need(view.now_s, view.now_s + self.scenario.cluster.startup_s + self.period_s)
 
 
 class StaticPolicy:

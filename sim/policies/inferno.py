@@ -67,8 +67,10 @@ class _SimClients:
                                      servers.get(ref.server_name), policy.settings, hold_at)
             if change.desired_replicas is not None:
                 policy.window.record(key, change.desired_replicas, now_s)
-            if change.outcome is m.ActuationOutcome.CHANGED and change.scales and not dry_run:
-                self.written = change.replicas_to
+            if change.outcome is m.ActuationOutcome.CHANGED and not dry_run:
+                policy.labels.update(change.labels)
+                if change.scales:
+                    self.written = change.replicas_to
             results.append(change.result(dry_run))
         return results
 

@@ -1,0 +1,65 @@
+"""Whole runs on short scenarios: the same seed gives the same summary, every request is accounted for, the
+policies act on what they observe (the production cycle scales up on a load step), outputs are written."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from sim.run import run_scenario, write_outputs
+from sim.scenario import parse
+
+STEP = {
+    "name": "short-step", "seed": 5,
+    "server": {"name": "s", "model": "m", "accelerator": "L40S",
+               "perf": {"alpha_ms": 20, "beta_ms": 0.05, "gamma_ms": 1e-4}, "max_num_seqs": 8,
+               "kv_cache_tokens": 50000},
+    "slo": {"ttft_ms": 500, "itl_ms": 100},
+    "load": {"phases": [{"rate_rps": 2.0, "duration_s": 120}, {"rate_rps": 12.0, "duration_s": 300}],
+             "prompt_tokens": 128, "output_tokens": {"dist": "exponential", "mean": 32, "max": 128}},
+    "cluster": {"initial_replicas": 1, "max_replicas": 8, "startup_s": 30},
+}
+
+
+@pytest.fixture(scope="module")
+def step_run():
+    return run_scenario(parse(STEP, "short-step"), ("inferno", "hpa", "oracle"), progress=None)
+
+
+def test_the_same_seed_gives_the_same_summary(step_run) -> None:
+    again = run_scenario(parse(STEP, "short-step"), ("inferno", "hpa", "oracle"), progress=None)
+    assert again.summaries == step_run.summaries
+
+
+def test_another_seed_gives_other_arrivals(step_run) -> None:
+    other = run_scenario(parse(STEP, "short-step"), ("oracle",), seed=6, progress=None)
+    assert other.summaries[0]["requests"] != step_run.summaries[-1]["requests"]
+
+
+def test_every_request_is_accounted_for_and_all_policies_saw_the_same_traffic(step_run) -> None:
+    counts = {s["requests"] for s in step_run.summaries}
+    assert len(counts) == 1
+    for summary in step_run.summaries:
+        assert summary["finished"] + summary["dropped"] + summary["unfinished"] == summary["requests"]
+        assert 0.0 <= summary["slo_attainment"] <= 1.0
+
+
+def test_the_production_cycle_scales_up_on_the_step(step_run) -> None:
+    inferno = next(r for r in step_run.results if r.policy == "inferno")
+    before = max(spec for t, spec, _ in inferno.timeline if t < 120)
+    after = max(spec for t, spec, _ in inferno.timeline)
+    assert before == 1 and after >= 2
+    assert step_run.summaries[0]["scale_events"] >= 1
+
+
+def test_outputs_are_written(step_run, tmp_path) -> None:
+    paths = write_outputs(step_run, str(tmp_path))
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    keys = {"policy", "requests", "slo_attainment", "ttft_p50_ms", "ttft_p90_ms", "ttft_p99_ms", "itl_p90_ms",
+            "gpu_hours", "cost", "scale_events"}
+    assert [s["policy"] for s in summary] == ["inferno", "hpa", "oracle"]
+    assert all(keys <= set(s) for s in summary)
+    with open(paths["figure"], "rb") as handle:
+        assert handle.read(8) == b"\x89PNG\r\n\x1a\n"
+    assert "| inferno |" in (tmp_path / "table.md").read_text()
