@@ -2,8 +2,10 @@
 
 The engine (emulator/enginecore.py) is stepped one iteration at a time; with 64 sequences of 2,000 tokens that
 is ~15 million token emissions per simulated hour, too slow for Python. Most of those iterations are alike: once
-the batch is decode-only (nothing waits, nothing is prefilling, every running request computes one token) and
-until a request finishes or the KV cache runs out of blocks, iteration i of the stretch computes n tokens and
+the batch is decode-only (nothing is prefilling, every running request computes one token, and nothing waits that
+could be admitted: the head of the queue was already refused when the iteration in flight was planned, by the
+batch limit, the token budget or the KV blocks, none of which loosens before a request finishes) and until a
+request finishes or the KV cache runs out of blocks, iteration i of the stretch computes n tokens and
 reads kv0 + i x n, so its length is the core's own ``params.iteration_s(n, kv0 + i n)``. SkippingCore runs such
 a stretch in O(iterations) scalar steps plus O(n) per request: the same end times (the same floating-point
 sums as stepping), the same token counts, last-token times and KV blocks, and the same metrics (the ITLs are
@@ -27,8 +29,10 @@ class SkippingCore(EngineCore):
     def _steady(self) -> Iteration | None:
         """The iteration in flight if it starts a steady decode stretch, else None."""
         current = self._current
-        if current is None or self._waiting or current.preempted or current.prefills:
+        if current is None or current.preempted or current.prefills:
             return None
+        if self._waiting and self._waiting[0].arrival_s >= current.start_s:
+            return None  # the head of the queue came after this iteration was planned: it may be admitted next
         if len(current.scheduled) != len(self._running) or current.computed_tokens != len(current.scheduled):
             return None
         for request, tokens in current.scheduled:

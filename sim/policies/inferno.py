@@ -16,9 +16,6 @@ The replicas the plan writes are what the simulator applies.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
-
 from services.actuator.plan import DeploymentState, PlanSettings, plan_deployment
 from services.actuator.stabilize import ScaleDownWindow
 from services.collector import aggregate
@@ -32,14 +29,14 @@ from sim.system import NAMESPACE, deployment_name, labels, static_data
 
 
 class _SimClients:
-    """The cycle's three clients, answering from the simulated cluster at one moment."""
+    """The cycle's three clients, answering from the simulated cluster at one moment (no wire: in process)."""
 
     def __init__(self, policy: InfernoPolicy, view: ClusterView) -> None:
         self.policy = policy
         self.view = view
         self.written: int | None = None
 
-    def collect(self) -> cycle.Collection:
+    def collect(self) -> cycle.Reply[m.Collection]:
         view, policy = self.view, self.policy
         live = tuple(p for p in view.pods if not p.terminating)
         facts = aggregate.DeploymentFacts(policy.ref, policy.labels, view.spec_replicas, view.ready_replicas,
@@ -47,24 +44,24 @@ class _SimClients:
         rates = view.prometheus.rates([p.name for p in live], view.now_s, policy.window_s)
         found = aggregate.collect([facts], {(policy.ref.namespace, policy.ref.name): rates}, m.LoadSource.PROMETHEUS,
                                   policy.static)
-        policy.last_collection = found
-        refs = tuple(cycle.ManagedRef(r.server_name, r.ref, r.spec_replicas, r.ready_replicas) for r in found.refs)
-        return cycle.Collection(found.servers, refs, found.warnings)
+        return cycle.Reply(found)
 
-    def optimize(self, system: m.SystemData) -> tuple[m.Solution, Mapping[str, Any]]:
+    def optimize(self, system: m.SystemData, collected: cycle.Reply[m.Collection]) -> cycle.Reply[cycle.Solved]:
         result = solve(system)
-        return result.solution, {"solver": result.solver, "candidates": result.candidates}
+        return cycle.Reply(cycle.Solved(result.solution, {"solver": result.solver, "candidates": result.candidates}))
 
-    def actuate(self, solution: m.Solution, collection: cycle.Collection, dry_run: bool) -> list[m.ActuationResult]:
+    def actuate(self, solved: cycle.Reply[cycle.Solved], collected: cycle.Reply[m.Collection],
+                dry_run: bool) -> list[m.ActuationResult]:
+        """As services/actuator/kube.KubeActuator._actuate_one: window hold, plan, record, write."""
         policy, now_s = self.policy, self.view.now_s
-        servers = {s.name: s for s in collection.servers}
+        allocations = solved.value.solution.allocations
         results = []
-        for ref in collection.refs:
+        for record in collected.value.managed:
             state = DeploymentState(replicas=self.view.spec_replicas, labels=policy.labels)
-            key = (ref.ref.namespace, ref.ref.name)
+            key = (record.ref.namespace, record.ref.name)
             hold_at = policy.window.highest(key, now_s, state.replicas)
-            change = plan_deployment(ref.server_name, ref.ref, state, solution.allocations.get(ref.server_name),
-                                     servers.get(ref.server_name), policy.settings, hold_at)
+            change = plan_deployment(record.name, record.ref, state, allocations.get(record.name), record.server,
+                                     policy.settings, hold_at, record.load_measured)
             if change.desired_replicas is not None:
                 policy.window.record(key, change.desired_replicas, now_s)
             if change.outcome is m.ActuationOutcome.CHANGED and not dry_run:
@@ -94,7 +91,6 @@ class InfernoPolicy:
                                                           defaults.scale_down_stabilization_s)))
         self.window = ScaleDownWindow(self.settings.scale_down_stabilization_s)
         self.records: list[cycle.CycleRecord] = []
-        self.last_collection: aggregate.Collection | None = None
         self._cycles = 0
 
     def initial_replicas(self) -> int:
