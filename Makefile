@@ -6,7 +6,7 @@ STAMP   := $(VENV)/.installed
 PROTOS  := $(wildcard proto/*.proto)
 STUBS   := $(PROTOS:.proto=_pb2.py)
 
-.PHONY: help install proto test lint bench demo clean
+.PHONY: help install proto test lint bench demo evaluate clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -39,6 +39,9 @@ bench: install proto  ## benchmarks: optimizer solve times, control-cycle latenc
 demo: install proto  ## the whole control loop on the embedded local cluster (installs Prometheus if it can)
 	bash hack/install-prometheus --optional
 	$(BIN)/python -m demo
+
+evaluate: install  ## run every simulator scenario under every policy and write docs/evaluation.md (+ figures)
+	$(BIN)/python -m sim evaluate
 
 clean:  ## remove generated stubs and the venv
 	rm -rf $(VENV) proto/*_pb2*.py proto/*_pb2*.pyi

@@ -1,4 +1,4 @@
-"""What a run reports (SIMULATOR.md s4): per policy a summary (JSON-ready), the Markdown table, the figure.
+"""What a run reports (docs/simulator.md s4): per policy a summary (JSON-ready), the Markdown table, the figure.
 
 SLO attainment is the share of the requests sent whose TTFT <= the SLO and whose mean inter-token latency
 (the request's (last token - first token) / (output tokens - 1), GuideLLM's per-request ITL) <= the SLO; a
@@ -131,7 +131,7 @@ def _fmt(value: Any, digits: int = 0) -> str:
 
 
 def table(scenario: Scenario, summaries: Sequence[Mapping[str, Any]]) -> str:
-    """The Markdown table of one scenario (SIMULATOR.md s4)."""
+    """The Markdown table of one scenario (docs/simulator.md s4)."""
     oracle = next((s for s in summaries if s["policy"] == "oracle"), None)
     lines = [
         "| policy | requests sent / finished / dropped | SLO attainment | TTFT p50 / p90 / p99 ms "

@@ -1,4 +1,4 @@
-"""Autoscaling policies the simulator runs side by side on the same arrivals (SIMULATOR.md s2).
+"""Autoscaling policies the simulator runs side by side on the same arrivals (docs/simulator.md s2).
 
 A policy is called every ``period_s`` of simulated time with a ClusterView (what it could observe then:
 the Deployment's spec and ready replicas, its pods, and Prometheus) and answers the desired replica count,

@@ -5,7 +5,7 @@ sets the replicas the optimizer's model allocates for the highest rate in [now, 
 (pods it creates now are Ready by now + startup_s; pods it removes now stop serving now, so it keeps them while
 the load of the coming window needs them). It starts with
 the need of [0, startup_s + period_s] Ready. It is the lower bound on GPU-hours for a reactive policy that
-meets the SLO, as far as the model is right (SIMULATOR.md s2).
+meets the SLO, as far as the model is right (docs/simulator.md s2).
 static: a fixed count, Ready from the start, never changed: ``policies.static.replicas`` in the scenario, or
 the oracle's peak need over the whole schedule.
 """

@@ -11,7 +11,7 @@ Reproduces the documented algorithm (https://kubernetes.io/docs/tasks/run-applic
 - desired = ceil(ratio x pods counted); scale-up limited by the default policies (the larger of +100% and
   +4 pods per 15 s), scale-down by the default 300 s stabilization window (the highest recommendation of
   the last 300 s) and 100% per 15 s; clamped to minReplicas..maxReplicas (the simulator does that).
-Metric (SIMULATOR.md s2 asks to say which): ``running_waiting`` = vllm:num_requests_running +
+Metric (docs/simulator.md s2 says which): ``running_waiting`` = vllm:num_requests_running +
 vllm:num_requests_waiting per pod, target ``target_per_pod`` (default 80% of max-num-seqs: the batch limit is
 where a replica saturates, 20% headroom as WVA's KV threshold leaves); or ``kv_cache_usage`` (target 0.8).
 """

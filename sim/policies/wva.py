@@ -1,5 +1,5 @@
 """WVA's saturation analyzer V1 (llm-d workload-variant-autoscaler, docs/saturation-analyzer.md and
-docs/capacity-scaling-config.md; SIMULATOR.md s2), for one variant.
+docs/capacity-scaling-config.md; docs/simulator.md s2), for one variant.
 
 Every period (WVA's reconcile interval, 60 s by default) per Ready replica reporting metrics: KV-cache usage and
 waiting requests as max_over_time over 1 m (the collector's safety-first peaks). A replica is saturated at

@@ -63,3 +63,29 @@ def test_outputs_are_written(step_run, tmp_path) -> None:
     with open(paths["figure"], "rb") as handle:
         assert handle.read(8) == b"\x89PNG\r\n\x1a\n"
     assert "| inferno |" in (tmp_path / "table.md").read_text()
+
+
+def test_evaluate_writes_the_document_with_tables_figures_and_verdicts(tmp_path) -> None:
+    import yaml
+
+    from sim.evaluate import evaluate
+
+    path = tmp_path / "short-step.yaml"
+    path.write_text(yaml.safe_dump(STEP))
+    written = evaluate([str(path)], str(tmp_path / "docs"), ("inferno", "static", "oracle"))
+    text = open(written).read()
+    assert "## short-step" in text and "| inferno |" in text and "Verdict: inferno " in text
+    assert "![short-step](evaluation/short-step.png)" in text
+    assert (tmp_path / "docs" / "evaluation" / "short-step.png").stat().st_size > 1000
+
+
+def test_verdict_compares_inferno_with_the_targets_and_the_others() -> None:
+    from sim.evaluate import verdict
+
+    rows = [{"policy": "inferno", "slo_attainment": 0.995, "gpu_hours": 10.5},
+            {"policy": "hpa", "slo_attainment": 0.9, "gpu_hours": 12.0},
+            {"policy": "static", "slo_attainment": 1.0, "gpu_hours": 20.0},
+            {"policy": "oracle", "slo_attainment": 0.999, "gpu_hours": 10.0}]
+    text = verdict(rows)
+    assert "99.50% attainment (meets >= 99%)" in text and "1.05 x oracle GPU-hours (meets <= 1.1)" in text
+    assert "vs hpa: ahead" in text and "vs static: lower or equal attainment at no more GPU-hours" in text
