@@ -16,7 +16,7 @@ PURE = [
     "services.core.model", "services.core.datafiles", "services.core.datafields", "services.core.errors",
     "services.core.inferno_json", "services.core.bounds", "services.core.redact", "services.runtime.convert",
     "services.optimizer.queueing", "services.optimizer.sizing", "services.optimizer.solver",
-    "services.optimizer.servicetime", "services.optimizer.candidates",
+    "services.optimizer.servicetime", "services.optimizer.candidates", "services.optimizer.fit",
     "services.collector.aggregate", "services.core.labels", "services.collector.promql",
     "services.actuator.plan", "services.actuator.stabilize", "services.controller.cycle",
 ]

@@ -109,6 +109,7 @@ FIGURE = Bound(0, MAX_FIGURE)
 TIME_LIMIT_S = Bound(0, MAX_TIME_LIMIT_S, "s")
 FRACTION = Bound(0, 1)
 C2 = Bound(0, MAX_C2)
+TOKEN_BUDGET = Bound(1, MAX_TOKENS, "tokens")
 ALLOCATION_COST = Bound(0, MAX_COST_PER_HOUR * MAX_ACCELERATORS * MAX_REPLICAS, "per hour")
 """A whole allocation's cost: cost x accCount x replicas at their bounds."""
 
@@ -142,6 +143,8 @@ def check_load(load: m.Load, field: str) -> None:
     _check(f"{field}.arrival_rate_rpm", load.arrival_rate_rpm, RATE_RPM)
     _check(f"{field}.avg_in_tokens", load.avg_in_tokens, TOKENS)
     _check(f"{field}.avg_out_tokens", load.avg_out_tokens, TOKENS)
+    if load.out_tokens_c2 is not None:
+        _check(f"{field}.out_tokens_c2", load.out_tokens_c2, C2)
 
 
 def check_allocation(alloc: m.Allocation, field: str) -> None:
@@ -189,7 +192,7 @@ def _check_model(perf: m.ModelPerf, field: str) -> None:
     _check(f"{where}.acc_count", perf.acc_count, ACCELERATORS)
     _check(f"{where}.max_batch_size", perf.max_batch_size, BATCH)
     _check(f"{where}.at_tokens", perf.at_tokens, TOKENS)
-    for key in ("alpha_ms", "beta_ms", "gamma_ms"):
+    for key in ("alpha_ms", "beta_ms", "gamma_ms", "ttft_overhead_ms"):
         _check(f"{where}.perf_parms.{key}", getattr(perf.perf, key), TIME_MS)
 
 
@@ -219,3 +222,5 @@ def check_system(system: m.SystemData, field: str = "system") -> None:
         _check_name(f"{field}.capacity.count[{short_name(card_type)}].type", card_type)
         _check(f"{field}.capacity.count[{short_name(card_type)}]", count, CAPACITY)
     _check(f"{field}.optimizer.time_limit_s", system.optimizer.time_limit_s, TIME_LIMIT_S)
+    _check(f"{field}.optimizer.output_c2", system.optimizer.output_c2, C2)
+    _check(f"{field}.optimizer.token_budget", system.optimizer.token_budget, TOKEN_BUDGET)

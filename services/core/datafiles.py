@@ -94,7 +94,8 @@ def _model_perf(r: Reader) -> m.ModelPerf:
         max_batch_size=r.count("maxBatchSize", default=0, bound=b.BATCH),
         at_tokens=r.count("atTokens", default=0, bound=b.TOKENS),
         perf=m.PerfParms(parms.number("alpha", bound=b.TIME_MS), parms.number("beta", bound=b.TIME_MS),
-                         parms.number("gamma", bound=b.TIME_MS)),
+                         parms.number("gamma", bound=b.TIME_MS),
+                         parms.number("ttftOverhead", default=0.0, bound=b.TIME_MS)),
     )
 
 

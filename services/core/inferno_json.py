@@ -20,6 +20,14 @@ def load_json(load: m.Load) -> dict[str, Any]:
     return data
 
 
+def perf_parms_json(perf: m.PerfParms) -> dict[str, Any]:
+    """PerfParms -> {"alpha", "beta", "gamma"} (and "ttftOverhead" when set)."""
+    data: dict[str, Any] = {"alpha": perf.alpha_ms, "beta": perf.beta_ms, "gamma": perf.gamma_ms}
+    if perf.ttft_overhead_ms:
+        data["ttftOverhead"] = perf.ttft_overhead_ms
+    return data
+
+
 def allocation_json(alloc: m.Allocation) -> dict[str, Any]:
     """Allocation -> Inferno's allocation object (plus our flags when set)."""
     data: dict[str, Any] = {
@@ -48,7 +56,7 @@ def model_perf_json(perf: m.ModelPerf) -> dict[str, Any]:
     """ModelPerf -> model-data.json entry."""
     return {"name": perf.model, "acc": perf.accelerator, "accCount": perf.acc_count,
             "maxBatchSize": perf.max_batch_size, "atTokens": perf.at_tokens,
-            "perfParms": {"alpha": perf.perf.alpha_ms, "beta": perf.perf.beta_ms, "gamma": perf.perf.gamma_ms}}
+            "perfParms": perf_parms_json(perf.perf)}
 
 
 def service_class_json(sc: m.ServiceClass) -> dict[str, Any]:

@@ -65,11 +65,16 @@ class Capacity:
 
 @dataclass(frozen=True, slots=True)
 class PerfParms:
-    """Iteration time = alpha + beta x (tokens computed) + gamma x (tokens read from the KV cache), all ms."""
+    """Iteration time = alpha + beta x (tokens computed) + gamma x (tokens read from the KV cache), all ms.
+
+    ``ttft_overhead_ms``: time a client sees on top of the engine's TTFT (HTTP, tokenization, streaming),
+    added by model v1 (docs/model.md s3.1); 0 for a bare engine, fitted from client-side benchmarks.
+    """
 
     alpha_ms: float
     beta_ms: float
     gamma_ms: float
+    ttft_overhead_ms: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,7 +14,7 @@ from dataclasses import replace
 from services.core.datafiles import LoadedSystem, load_system_dir, load_system_file, write_solution
 from services.core.errors import InfernoError, InvalidInputError
 from services.core.model import Load, ServiceModel, SystemData
-from services.optimizer import llmro_cli
+from services.optimizer import fit_cli, llmro_cli
 from services.optimizer.queueing import ChainBatch, analyze_point
 from services.optimizer.servicetime import QUEUE_TO_BATCH_RATIO, replica_model_for
 from services.optimizer.sizing import Targets, batch_size, size_replicas
@@ -62,6 +62,7 @@ def _parser() -> argparse.ArgumentParser:
                               "a target > 0 (from --tps or the class) REPLACES --rpm: the total arrival rate becomes "
                               "tps / --out-tokens requests/s, and each replica is sized at 90%% of its stable limit")
     llmro_cli.add_parser(sub)
+    fit_cli.add_parser(sub)
     sub.add_parser("serve", help="run the gRPC OptimizerService (the default)")
     return parser
 
@@ -193,6 +194,8 @@ def main(argv: Sequence[str]) -> int:
             return _analyze(args)
         if args.command == "robust":
             return llmro_cli.run(args)
+        if args.command == "fit":
+            return fit_cli.run(args)
         return _serve()
     except (InfernoError, OSError) as err:
         print(f"error: {err}", file=sys.stderr)

@@ -52,7 +52,7 @@ class ChainBatch:
     v1: np.ndarray
     """Rows under model v1 (docs/model.md s3.1)."""
     v1_params: np.ndarray
-    """servicetime.v1_params of every row, shape (rows, 8)."""
+    """servicetime.v1_params of every row, shape (rows, 9)."""
 
     @classmethod
     def build(cls, models: Sequence[ReplicaModel]) -> ChainBatch:
@@ -230,7 +230,7 @@ def latency_parts(chains: ChainBatch, metrics: ChainMetrics, rows: np.ndarray | 
     v1 (docs/model.md s3.1): with s = c + K - 1 iterations per request and delta its mean work per iteration,
     the others' part of an iteration is B = Sbar / s - delta; prefill P = c B + wP, ITL = B + wD;
     wait = W wait_factor(Ca2, Cs2, N, X / N) + the rest of the iteration in flight at arrival,
-    ((1 - p(0)) Sbar / s + Theta c (wP / c)^2) / 2; TTFT = wait + P.
+    ((1 - p(0)) Sbar / s + Theta c (wP / c)^2) / 2; TTFT = wait + P + the perfParms' ttft_overhead.
     """
     idx = np.arange(len(chains)) if rows is None else rows
     prefill = chains.prefill_base_ms[idx] + chains.prefill_slope_ms[idx] * metrics.in_service
@@ -238,6 +238,7 @@ def latency_parts(chains: ChainBatch, metrics: ChainMetrics, rows: np.ndarray | 
         prefill[k] = float(prefill_v07_ms(chains.models[idx[k]], metrics.in_service[k]))
     itl = (metrics.service_ms - prefill) / chains.out_tokens[idx]
     wait = metrics.wait_ms.copy()
+    ttft_extra = itl.copy()  # v0.3 / v0.7 add an ITL to the TTFT
     v1 = np.flatnonzero(chains.v1[idx])
     if v1.size:
         params = chains.v1_params[idx[v1]]
@@ -255,7 +256,8 @@ def latency_parts(chains: ChainBatch, metrics: ChainMetrics, rows: np.ndarray | 
         residual = ((1.0 - metrics.idle[v1]) * step_ms
                     + metrics.throughput_per_ms[v1] * terms.chunks[:, 0] * chunk_ms * chunk_ms) / 2.0
         wait[v1] = metrics.wait_ms[v1] * factor + residual
-    return Latency(itl, wait + prefill + np.where(chains.v1[idx], 0.0, itl), wait, prefill)
+        ttft_extra[v1] = params[:, 8]  # v1: the client's overhead on the first token, if any
+    return Latency(itl, wait + prefill + ttft_extra, wait, prefill)
 
 
 def latency_ms(chains: ChainBatch, metrics: ChainMetrics, rows: np.ndarray | None = None

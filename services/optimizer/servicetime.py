@@ -233,20 +233,22 @@ def prefill_grid_v03_ms(models: Sequence[ReplicaModel], batch: float) -> np.ndar
     return np.where(in_tokens > 0, alpha + batch * delta + prefill_extra, 0.0)
 
 
-V1_PARAMS = ("alpha", "beta", "gamma", "in_tokens", "out_tokens", "out_c2", "arrival_c2", "token_budget")
+V1_PARAMS = ("alpha", "beta", "gamma", "in_tokens", "out_tokens", "out_c2", "arrival_c2", "token_budget",
+             "ttft_overhead")
 """Columns of v1_params: what model v1 needs per replica model."""
 
 
 def v1_params(models: Sequence[ReplicaModel]) -> np.ndarray:
-    """Model v1's inputs of every model, shape (len(models), 8), columns V1_PARAMS (K floored at 1)."""
+    """Model v1's inputs of every model, shape (len(models), 9), columns V1_PARAMS (K floored at 1)."""
     return np.array([(rm.perf.alpha_ms, rm.perf.beta_ms, rm.perf.gamma_ms, rm.in_tokens, max(rm.out_tokens, 1.0),
-                      rm.out_c2, rm.arrival_c2, rm.token_budget) for rm in models], dtype=float).reshape(-1, 8)
+                      rm.out_c2, rm.arrival_c2, rm.token_budget, rm.perf.ttft_overhead_ms) for rm in models],
+                    dtype=float).reshape(-1, len(V1_PARAMS))
 
 
 def v1_grid_terms(params: np.ndarray, batch: np.ndarray) -> V1Terms:
-    """v1_terms of many models at once: ``params`` (rows, 8) from v1_params, ``batch`` broadcast against
+    """v1_terms of many models at once: ``params`` (rows, 9) from v1_params, ``batch`` broadcast against
     (rows, 1) (a row of batch sizes, or one per row); docs/model.md s3.1."""
-    alpha, beta, gamma, L, K, c2, _, budget = (params[:, k:k + 1] for k in range(8))
+    alpha, beta, gamma, L, K, c2, _, budget, _ = (params[:, k:k + 1] for k in range(len(V1_PARAMS)))
     c = v1_chunks(L, budget, batch)
     w_prefill = beta * L + gamma * L * (c + 1.0) / 2.0
     w_decode = beta + gamma * v1_context_tokens(L, K, c2)

@@ -23,7 +23,7 @@ def _non_negative(value: float, field: str) -> float:
 def load_to_proto(load: m.Load) -> types_pb2.Load:
     """Load -> proto."""
     return types_pb2.Load(arrival_rate_rpm=load.arrival_rate_rpm, avg_in_tokens=load.avg_in_tokens,
-                          avg_out_tokens=load.avg_out_tokens)
+                          avg_out_tokens=load.avg_out_tokens, out_tokens_c2=load.out_tokens_c2)
 
 
 def load_from_proto(msg: types_pb2.Load, field: str = "load") -> m.Load:
@@ -32,6 +32,8 @@ def load_from_proto(msg: types_pb2.Load, field: str = "load") -> m.Load:
         arrival_rate_rpm=_non_negative(msg.arrival_rate_rpm, f"{field}.arrival_rate_rpm"),
         avg_in_tokens=_non_negative(msg.avg_in_tokens, f"{field}.avg_in_tokens"),
         avg_out_tokens=_non_negative(msg.avg_out_tokens, f"{field}.avg_out_tokens"),
+        out_tokens_c2=(_non_negative(msg.out_tokens_c2, f"{field}.out_tokens_c2")
+                       if msg.HasField("out_tokens_c2") else None),
     )
 
 
@@ -131,7 +133,7 @@ def accelerator_from_proto(msg: types_pb2.Accelerator, field: str = "accelerator
 def model_perf_to_proto(perf: m.ModelPerf) -> types_pb2.ModelPerf:
     """ModelPerf -> proto."""
     parms = types_pb2.PerfParms(alpha_ms=perf.perf.alpha_ms, beta_ms=perf.perf.beta_ms,
-                                gamma_ms=perf.perf.gamma_ms)
+                                gamma_ms=perf.perf.gamma_ms, ttft_overhead_ms=perf.perf.ttft_overhead_ms)
     return types_pb2.ModelPerf(name=perf.model, acc=perf.accelerator, acc_count=perf.acc_count,
                                max_batch_size=perf.max_batch_size, at_tokens=perf.at_tokens, perf_parms=parms)
 
@@ -146,7 +148,8 @@ def model_perf_from_proto(msg: types_pb2.ModelPerf, field: str = "model") -> m.M
         at_tokens=int(_non_negative(msg.at_tokens, f"{field}.at_tokens")),
         perf=m.PerfParms(_non_negative(parms.alpha_ms, f"{field}.perf_parms.alpha_ms"),
                          _non_negative(parms.beta_ms, f"{field}.perf_parms.beta_ms"),
-                         _non_negative(parms.gamma_ms, f"{field}.perf_parms.gamma_ms")),
+                         _non_negative(parms.gamma_ms, f"{field}.perf_parms.gamma_ms"),
+                         _non_negative(parms.ttft_overhead_ms, f"{field}.perf_parms.ttft_overhead_ms")),
     )
 
 
@@ -196,7 +199,8 @@ def settings_to_proto(s: m.OptimizerSettings) -> types_pb2.OptimizerSettings:
     return types_pb2.OptimizerSettings(
         unlimited=s.unlimited, heterogeneous=s.heterogeneous, milp_solver=s.milp_solver, use_cplex=s.use_cplex,
         delayed_best_effort=s.delayed_best_effort, saturation_policy=s.saturation_policy.value,
-        service_model=s.service_model.value, blocking_bound=s.blocking_bound, time_limit_s=s.time_limit_s)
+        service_model=s.service_model.value, blocking_bound=s.blocking_bound, time_limit_s=s.time_limit_s,
+        output_c2=s.output_c2, token_budget=s.token_budget)
 
 
 def settings_from_proto(msg: types_pb2.OptimizerSettings, field: str = "optimizer") -> m.OptimizerSettings:
@@ -211,6 +215,9 @@ def settings_from_proto(msg: types_pb2.OptimizerSettings, field: str = "optimize
                             f"{field}.service_model"),
         blocking_bound=_non_negative(msg.blocking_bound, f"{field}.blocking_bound"),
         time_limit_s=_non_negative(msg.time_limit_s, f"{field}.time_limit_s") or defaults.time_limit_s,
+        output_c2=(_non_negative(msg.output_c2, f"{field}.output_c2") if msg.HasField("output_c2")
+                   else defaults.output_c2),
+        token_budget=int(_non_negative(msg.token_budget, f"{field}.token_budget")) or defaults.token_budget,
     )
 
 

@@ -69,3 +69,13 @@ def test_repeated_server_in_allocations_is_rejected() -> None:
     row = optimizer_pb2.ServerAllocation(server_name="a", allocation=types_pb2.Allocation(accelerator="G2"))
     with pytest.raises(InvalidInputError, match="'a' is empty or repeated"):
         convert.allocations_from_proto([row, row])
+
+
+def test_model_v1_inputs_survive_proto_round_trip() -> None:
+    settings = m.OptimizerSettings(service_model=m.ServiceModel.V1, output_c2=0.0, token_budget=2048)
+    assert convert.settings_from_proto(convert.settings_to_proto(settings)) == settings
+    assert convert.settings_from_proto(types_pb2.OptimizerSettings()) == m.OptimizerSettings()
+    for load in (m.Load(60, 100, 200, out_tokens_c2=0.0), m.Load(60, 100, 200, out_tokens_c2=1.5), m.Load(60, 1, 2)):
+        assert convert.load_from_proto(convert.load_to_proto(load)) == load
+    perf = m.ModelPerf("llama", "H100", 1, 512, 1024, m.PerfParms(6.6, 0.02, 5e-5, ttft_overhead_ms=8.0))
+    assert convert.model_perf_from_proto(convert.model_perf_to_proto(perf)) == perf
