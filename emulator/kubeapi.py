@@ -18,6 +18,9 @@ and before it is served, so a request the emulator answers 404 or 4xx is recorde
 and the health paths are non-resource requests and are not. Recording costs one lock and an append per
 request; without ``record_requests`` nothing is kept and ``requests()`` raises, so a test cannot pass on an
 empty record by mistake.
+
+Fault injection (tests only): ``KubeApiServer(store, faults=Faults([...]))`` (emulator.kubefaults) answers
+chosen resource requests with an error status (500, 409, ...) or slowly, before serving them.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 import yaml
 
+from emulator.kubefaults import Faults, status_body
 from emulator.kuberoutes import answer, discovery, route
 from emulator.kubestore import BadRequestError, KubeStore, StoreError
 from emulator.kubetable import as_table, wants_table
@@ -120,9 +124,9 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = False  # so server_close() joins every connection thread
 
     def __init__(self, address: tuple[str, int], store: KubeStore, token: str | None,
-                 log: _RequestLog | None = None) -> None:
+                 log: _RequestLog | None = None, faults: Faults | None = None) -> None:
         super().__init__(address, _Handler)
-        self.store, self.token, self.log = store, token, log
+        self.store, self.token, self.log, self.faults = store, token, log, faults
         self.stopping = threading.Event()
         self.connections: set[socket.socket] = set()
         self.connections_lock = threading.Lock()
@@ -186,6 +190,8 @@ class _Handler(BaseHTTPRequestHandler):
             if not self._authorized():
                 raise StoreError({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
                                   "message": "Unauthorized", "reason": "Unauthorized", "code": 401})
+            if self.server.faults is not None and self._injected(method, url.path, query):
+                return
             if method == "GET" and url.path in _HEALTH:
                 return self._reply(200, b"ok", "text/plain")
             document = discovery(url.path, f"{self.server.server_address[0]}:{self.server.server_address[1]}")
@@ -211,6 +217,21 @@ class _Handler(BaseHTTPRequestHandler):
             return json.loads(raw)
         except ValueError as err:
             raise BadRequestError.of(f"the body of the request was not valid JSON: {err}") from err
+
+    def _injected(self, method: str, path: str, query: dict[str, str]) -> bool:
+        """Apply the fault rule this request matches, if any: sleep its delay; answer its status (True)."""
+        info = request_info(method, path, query)
+        if info is None or self.server.faults is None:
+            return False
+        fault = self.server.faults.pick(info.verb, info.rbac_resource, info.namespace, info.name)
+        if fault is None:
+            return False
+        if fault.delay_s and self.server.stopping.wait(fault.delay_s):
+            return False
+        if not fault.status:
+            return False
+        self._json(fault.status, status_body(fault.status, info.verb, info.rbac_resource, info.name))
+        return True
 
     def _authorized(self) -> bool:
         return self.server.token is None or self.headers.get("Authorization") == f"Bearer {self.server.token}"
@@ -249,9 +270,11 @@ class KubeApiServer:
     """
 
     def __init__(self, store: KubeStore, host: str = "127.0.0.1", port: int = 0, *, token: str | None = None,
-                 record_requests: bool = False) -> None:
+                 record_requests: bool = False, faults: Faults | None = None) -> None:
         self._store, self._address, self._token = store, (host, port), token
         self._log = _RequestLog() if record_requests else None
+        self.faults = faults
+        """The fault rules (emulator.kubefaults), or None: every request is served."""
         self._httpd: _Server | None = None
         self._thread: threading.Thread | None = None
 
@@ -281,7 +304,7 @@ class KubeApiServer:
         """Bind and serve in a background thread."""
         if self._httpd is not None:
             return
-        self._httpd = _Server(self._address, self._store, self._token, self._log)
+        self._httpd = _Server(self._address, self._store, self._token, self._log, self.faults)
         self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05},
                                         name="kubeapi", daemon=True)
         self._thread.start()
