@@ -6,7 +6,7 @@ STAMP   := $(VENV)/.installed
 PROTOS  := $(wildcard proto/*.proto)
 STUBS   := $(PROTOS:.proto=_pb2.py)
 
-.PHONY: help install proto test lint bench demo evaluate clean
+.PHONY: help install proto test lint bench fuzz demo evaluate clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -35,6 +35,9 @@ lint: install  ## ruff check
 
 bench: install proto  ## benchmarks: optimizer solve times, control-cycle latency, model fidelity, emulator capacity
 	$(BIN)/python -m bench
+
+fuzz: install proto  ## the long fuzz and fault campaigns (minutes): crashes, INTERNAL answers, absurd writes
+	$(BIN)/python -m fuzz
 
 demo: install proto  ## the whole control loop on the embedded local cluster (installs Prometheus if it can)
 	bash hack/install-prometheus --optional

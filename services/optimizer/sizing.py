@@ -35,7 +35,7 @@ def batch_size(server_max_batch: int, perf: ModelPerf, out_tokens: float) -> int
     """
     if server_max_batch > 0:
         return min(server_max_batch, MAX_BATCH_SIZE)
-    return min(max(int(perf.max_batch_size * perf.at_tokens // int(out_tokens)), 1), MAX_BATCH_SIZE)
+    return min(max(int(perf.max_batch_size * perf.at_tokens // max(int(out_tokens), 1)), 1), MAX_BATCH_SIZE)
 
 
 @dataclass(frozen=True, slots=True)

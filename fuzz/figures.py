@@ -1,0 +1,48 @@
+"""What a fuzz campaign counts: inputs tried, crashes, INTERNAL answers, absurd results or writes, and the first
+few findings of each kind (enough to reproduce: the seed and case number are in each)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+KEEP = 5
+"""Findings kept per kind (the counts cover all)."""
+
+
+@dataclass
+class Figures:
+    """One campaign's counts; ``findings`` holds up to KEEP examples per kind."""
+
+    target: str
+    inputs: int = 0
+    crashes: int = 0
+    internal: int = 0
+    absurd: int = 0
+    elapsed_s: float = 0.0
+    findings: dict[str, list[str]] = field(default_factory=dict)
+
+    def found(self, kind: str, text: str) -> None:
+        """Count a finding of ``kind`` ("crashes", "internal" or "absurd") and keep its text if few so far."""
+        setattr(self, kind, getattr(self, kind) + 1)
+        kept = self.findings.setdefault(kind, [])
+        if len(kept) < KEEP:
+            kept.append(text[:500])
+
+    @property
+    def clean(self) -> bool:
+        """No crash, no INTERNAL answer, no absurd result."""
+        return self.crashes == self.internal == self.absurd == 0
+
+
+def table(rows: list[Figures]) -> str:
+    """The figures as a text table, then the kept findings."""
+    header = ("target", "inputs", "crashes", "INTERNAL", "absurd", "seconds")
+    lines = [header, *((f.target, str(f.inputs), str(f.crashes), str(f.internal), str(f.absurd),
+                        f"{f.elapsed_s:.1f}") for f in rows)]
+    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
+    text = ["  ".join(cell.ljust(widths[i]) for i, cell in enumerate(line)).rstrip() for line in lines]
+    text.insert(1, "  ".join("-" * w for w in widths))
+    for f in rows:
+        for kind, examples in f.findings.items():
+            text += [f"{f.target} {kind}: {example}" for example in examples]
+    return "\n".join(text) + "\n"
