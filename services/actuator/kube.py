@@ -18,6 +18,7 @@ from typing import Any
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
+from services.actuator.events import EventRecorder
 from services.actuator.plan import (
     NOT_ATTEMPTED,
     Autoscaler,
@@ -77,6 +78,7 @@ class KubeActuator:
         self._apps = client.AppsV1Api(api_client)
         self._window = ScaleDownWindow(settings.scale_down_stabilization_s)
         self._clock = clock
+        self._events = EventRecorder(api_client, timeout_s=timeout_s)
         self._hpas = client.AutoscalingV2Api(api_client)
         self._custom = client.CustomObjectsApi(api_client)
         self._settings = settings
@@ -115,6 +117,8 @@ class KubeActuator:
                     self._window.record(key, change.desired_replicas, now_s)
                 if not dry_run and change.outcome is ActuationOutcome.CHANGED:
                     self._write(ref, change)
+                if not dry_run:
+                    self._events.record(change)
                 return change
             except ApiException as err:
                 if err.status == 404:

@@ -10,6 +10,8 @@ RULES: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("apps", "deployments/scale", ("patch",)),
     ("autoscaling", "horizontalpodautoscalers", ("list",)),
     ("keda.sh", "scaledobjects", ("list",)),
+    ("", "events", ("create",)),
 )
 """read_namespaced_deployment, patch_namespaced_deployment, patch_namespaced_deployment_scale,
-list_namespaced_horizontal_pod_autoscaler and list_namespaced_custom_object(keda.sh scaledobjects)."""
+list_namespaced_horizontal_pod_autoscaler, list_namespaced_custom_object(keda.sh scaledobjects) and
+create_namespaced_event (services/actuator/events.py)."""

@@ -159,7 +159,8 @@ def granted(role: dict) -> set[tuple[str, str, str]]:
 
 MUST_SEE = {("list", "apps", "deployments"), ("get", "apps", "deployments"), ("patch", "apps", "deployments"),
             ("patch", "apps", "deployments/scale"), ("list", "autoscaling", "horizontalpodautoscalers"),
-            ("list", "keda.sh", "scaledobjects"), ("list", "apps", "replicasets"), ("list", "", "pods")}
+            ("list", "keda.sh", "scaledobjects"), ("list", "apps", "replicasets"), ("list", "", "pods"),
+            ("create", "", "events")}
 """Calls the scenarios must have made, so that the checks below cannot pass on an empty record."""
 
 
