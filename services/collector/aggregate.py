@@ -16,6 +16,7 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
 
+from services.collector.lengths import out_tokens_c2
 from services.core import model as m
 from services.core.labels import LabelLoad, ServerLabels, parse_labels
 
@@ -70,6 +71,8 @@ class PodRates:
     requests_running: float | None = None
     requests_waiting: float | None = None
     kv_cache_usage: float | None = None
+    generation_tokens_buckets: tuple[tuple[float, float], ...] | None = None
+    """vllm:request_generation_tokens buckets as ((le, per-second rate), ...), cumulative as exposed."""
 
 
 PodRatesByDeployment = Mapping[tuple[str, str], Mapping[str, PodRates]]
@@ -89,6 +92,7 @@ class Measurement:
     requests_running: float | None = None
     requests_waiting: float | None = None
     kv_cache_usage: float | None = None
+    out_tokens_c2: float | None = None
 
 
 def _finite(value: float | None) -> float | None:
@@ -139,7 +143,24 @@ def measure(pods: Sequence[PodRates]) -> Measurement:
         requests_running=_total(pods, "requests_running"),
         requests_waiting=_total(pods, "requests_waiting"),
         kv_cache_usage=sum(kv_values) / len(kv_values) if kv_values else None,
+        out_tokens_c2=_out_tokens_c2(pods),
     )
+
+
+def _out_tokens_c2(pods: Sequence[PodRates]) -> float | None:
+    """The output-length C2 from the generation-token histograms of all pods (their buckets summed) and the
+    mean from the same histograms; None unless every pod reports them (lengths.out_tokens_c2)."""
+    if not pods or any(p.generation_tokens_buckets is None for p in pods):
+        return None
+    counts = [_finite(p.request_generation_tokens_count_per_s) for p in pods]
+    if any(c is None for c in counts) or sum(counts) <= 0:  # type: ignore[arg-type]
+        return None
+    mean = _ratio(_total(pods, "request_generation_tokens_sum_per_s"), sum(counts))  # type: ignore[arg-type]
+    summed: dict[float, float] = {}
+    for pod in pods:
+        for le, rate in pod.generation_tokens_buckets or ():
+            summed[le] = summed.get(le, 0.0) + rate
+    return out_tokens_c2(sorted(summed.items()), mean)
 
 
 def _pick(measured: float | None, labelled: float | None, what: str, used: list[str]) -> float | None:
@@ -173,7 +194,8 @@ def choose_load(measured: Measurement, labelled: LabelLoad, source: m.LoadSource
         in_tokens = 0.0
         warnings.append(f"{where}: input tokens unknown (no metrics, no label); counted as 0")
     arrival_source = source if measured.arrival_rate_rpm is not None else m.LoadSource.LABELS
-    return m.Load(rate, in_tokens, out_tokens), arrival_source, warnings
+    c2 = measured.out_tokens_c2 if measured.avg_out_tokens is not None else None
+    return m.Load(rate, in_tokens, out_tokens, c2), arrival_source, warnings
 
 
 def _current_cost(static: m.SystemData | None, model: str, accelerator: str, replicas: int) -> float:

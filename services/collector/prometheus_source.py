@@ -64,8 +64,12 @@ class PrometheusSource:
         try:
             client = self._connector(self._url, self._token_path, self._ca_path)
             try:
-                figures = {name: promql.parse_vector(client.custom_query(query, timeout=self._timeout_s))
-                           for name, query in promql.queries(namespaces, self._window).items()}
+                figures: dict[str, dict[tuple[str, str], Any]] = {
+                    name: promql.parse_vector(client.custom_query(query, timeout=self._timeout_s))
+                    for name, query in promql.queries(namespaces, self._window).items()}
+                buckets = promql.bucket_query(promql.GENERATION_TOKENS_BUCKETS, namespaces, self._window)
+                figures["generation_tokens_buckets"] = promql.parse_buckets(
+                    client.custom_query(buckets, timeout=self._timeout_s))
             finally:
                 client.close()
         except (*_QUERY_ERRORS, OSError) as err:
@@ -81,7 +85,7 @@ def _short(err: Exception) -> str:
 
 
 def group_by_deployment(deployments: Sequence[DeploymentFacts],
-                        figures: dict[str, dict[tuple[str, str], float]]) -> PodRatesByDeployment:
+                        figures: dict[str, dict[tuple[str, str], Any]]) -> PodRatesByDeployment:
     """{field: {(namespace, pod): value}} -> {(namespace, Deployment): {pod: PodRates}} for the Deployments'
     own pods; a pod with no figure at all is left out."""
     grouped: dict[tuple[str, str], dict[str, PodRates]] = {}

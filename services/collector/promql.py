@@ -95,6 +95,36 @@ def queries(namespaces: Sequence[str], window: str) -> dict[str, str]:
     return built
 
 
+GENERATION_TOKENS_BUCKETS = "request_generation_tokens_bucket"
+"""The per-request generation-token histogram's buckets: the output-length variability (lengths.py)."""
+
+
+def bucket_query(name: str, namespaces: Sequence[str], window: str) -> str:
+    """Per-pod, per-bucket rate of histogram buckets ``name`` over ``window``, e.g.
+    ``sum by (namespace, pod, le) (rate({__name__=~"vllm[:_]request_generation_tokens_bucket"}[1m]))``."""
+    return f"sum by ({NAMESPACE_LABEL}, {POD_LABEL}, le) (rate({_selector(name, namespaces)}[{window}]))"
+
+
+def parse_buckets(result: object) -> dict[tuple[str, str], tuple[tuple[float, float], ...]]:
+    """A per-bucket instant vector -> {(namespace, pod): ((le, rate), ...)} in ``le`` order. Entries
+    without namespace, pod or a numeric ``le`` ("+Inf" is infinity), or with a non-finite value, are dropped.
+    Raises ValueError when ``result`` is not a list of vector entries."""
+    if not isinstance(result, list):
+        raise ValueError(f"expected a vector result, got {type(result).__name__}")
+    buckets: dict[tuple[str, str], list[tuple[float, float]]] = {}
+    for entry in result:
+        try:
+            labels, (_, raw) = entry["metric"], entry["value"]
+            value = float(raw)
+            le = float(labels.get("le", "nan"))
+        except (KeyError, TypeError, ValueError) as err:
+            raise ValueError(f"malformed vector entry {entry!r}") from err
+        key = (labels.get(NAMESPACE_LABEL, ""), labels.get(POD_LABEL, ""))
+        if all(key) and math.isfinite(value) and not math.isnan(le):
+            buckets.setdefault(key, []).append((le, value))
+    return {key: tuple(sorted(values)) for key, values in buckets.items()}
+
+
 def parse_vector(result: object) -> dict[tuple[str, str], float]:
     """An instant-vector result (``[{"metric": {...}, "value": [t, "v"]}]``) -> {(namespace, pod): value}.
 

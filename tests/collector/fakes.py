@@ -24,6 +24,9 @@ FIGURES = {
     "request_generation_tokens_sum": 190.0, "request_generation_tokens_count": 2.0,
 }
 
+BUCKETS = {"request_generation_tokens_bucket": ((50.0, 0.5), (100.0, 1.6), (200.0, 2.0), (float("inf"), 2.0))}
+"""Per-pod cumulative bucket rates (le, per s) the fake answers to a per-bucket query."""
+
 
 class FakePrometheus:
     """Answers /api/v1/query for pods ``pods`` in namespace ``namespace``; ``mode`` picks the behaviour:
@@ -73,9 +76,16 @@ class FakePrometheus:
         elif self.mode == "garbage":
             body, status = b"<html>not json</html>", 200
         else:
-            result = [] if self.mode == "empty" else [
-                {"metric": {"namespace": self.namespace, "pod": pod}, "value": [time.time(), self._value(query)]}
-                for pod in self.pods]
+            buckets = next((b for name, b in BUCKETS.items() if name in query), None)
+            if self.mode == "empty":
+                result = []
+            elif buckets is not None:
+                result = [{"metric": {"namespace": self.namespace, "pod": pod, "le": repr(le).replace("inf", "+Inf")},
+                           "value": [time.time(), "NaN" if self.mode == "nan" else repr(rate)]}
+                          for pod in self.pods for le, rate in buckets]
+            else:
+                result = [{"metric": {"namespace": self.namespace, "pod": pod},
+                           "value": [time.time(), self._value(query)]} for pod in self.pods]
             body = json.dumps({"status": "success", "data": {"resultType": "vector", "result": result}}).encode()
             status = 200
         try:

@@ -29,6 +29,8 @@ def test_figures_are_read_per_pod_and_summed_per_deployment(prom):
     assert server.load.arrival_rate_rpm == pytest.approx(2 * 2.0 * 60)
     # per-request token histograms (190 / 95 per request) win over the token counters (200 / 100)
     assert (server.load.avg_in_tokens, server.load.avg_out_tokens) == (190.0, 95.0)
+    # the generation-token buckets (25% up to 50, 55% in 50-100, 20% in 100-200 tokens) give the C2
+    assert 0.1 < server.load.out_tokens_c2 < 0.6
     assert server.observed.itl_ms == pytest.approx(20.0)
     assert server.observed.ttft_ms == pytest.approx(250.0)
     assert server.observed.e2e_ms == pytest.approx(2500.0)
