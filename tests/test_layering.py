@@ -19,6 +19,7 @@ PURE = [
     "services.optimizer.servicetime", "services.optimizer.candidates", "services.optimizer.fit",
     "services.collector.aggregate", "services.collector.lengths", "services.core.labels", "services.collector.promql",
     "services.actuator.plan", "services.actuator.stabilize", "services.controller.cycle",
+    "services.collector.forecast",
 ]
 ENV_AND_CLOCK = {"environ", "getenv", "putenv", "time", "time_ns", "monotonic", "monotonic_ns", "perf_counter",
                  "perf_counter_ns", "now", "utcnow", "today", "sleep"}

@@ -1,0 +1,130 @@
+"""Per-server load forecast: the arrival rate when replicas requested now are Ready, from the recent history.
+
+Pure (no clock, env or I/O; tests/test_layering.py): the caller passes the history, evenly spaced samples of
+the measured arrival rate (req/min) ending now, the spacing and the horizon (the pods' start-up delay plus one
+control period: a replica requested now serves from now + start-up until the next cycle's replicas are Ready).
+
+Model: statsmodels' UnobservedComponents "local linear deterministic trend" (a random-walk level with a drift,
+fitted by maximum likelihood with the Kalman filter; Harvey, "Forecasting, structural time series models and the
+Kalman filter", 1989, s2.3), forecast ``horizon / spacing`` steps ahead with a ``coverage`` prediction interval
+(docs/contract.md s9). The interval widens with the residual noise, so noise alone does not look like a rise.
+
+The rate to size (``sizing_rate``), as the issue asks for: the upper bound for scale-up, the point for scale-down:
+- rising (the whole interval lies above the current rate): the upper bound, so the replicas that start now
+  are enough when they are Ready even if the rise runs a little steeper;
+- otherwise the larger of the current rate and the point forecast: a step already seen is followed, a noisy
+  flat load sizes as today, and a falling forecast never removes capacity the current load needs (a removed
+  pod stops serving at once).
+Too short a history (fewer than ``min_points`` samples), a flat-zero one or a fit that fails fall back to the
+current rate, with ``method`` saying so.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+MIN_POINTS = 6
+"""Samples needed before a trend is fitted (six 1-minute rates); fewer -> the current rate."""
+COVERAGE = 0.8
+"""Two-sided coverage of the prediction interval: the upper bound is the 90th percentile."""
+METHOD_TREND = "local-linear-trend"
+METHOD_SHORT = "current (history short)"
+METHOD_FLAT = "current (history constant)"
+METHOD_FAILED = "current (fit failed)"
+
+
+@dataclass(frozen=True, slots=True)
+class Forecast:
+    """A forecast of one series ``horizon_s`` ahead of its last sample: the point, the prediction interval
+    [lower, upper] (same unit as the series; never negative), the current value (the last sample), how it was
+    made (``method``, one of the METHOD_* strings) and whether the whole interval lies above the current value
+    (``rising``)."""
+
+    current: float
+    point: float
+    lower: float
+    upper: float
+    horizon_s: float
+    method: str
+
+    @property
+    def rising(self) -> bool:
+        """True when even the interval's lower bound is above the current value (a significant rise)."""
+        return self.lower > self.current
+
+    @property
+    def fitted(self) -> bool:
+        """True when a trend model was fitted (False: the current value was carried)."""
+        return self.method == METHOD_TREND
+
+
+def carried(current: float, horizon_s: float, method: str = METHOD_SHORT) -> Forecast:
+    """The fallback forecast: the current value, with an empty interval."""
+    return Forecast(current, current, current, current, horizon_s, method)
+
+
+def _check(values: Sequence[float], step_s: float, horizon_s: float, coverage: float) -> None:
+    if not values:
+        raise ValueError("history: needs at least one sample")
+    if not all(math.isfinite(v) and v >= 0 for v in values):
+        raise ValueError(f"history: samples must be finite and non-negative, got {list(values)[:10]}")
+    if not (math.isfinite(step_s) and step_s > 0):
+        raise ValueError(f"step_s: must be a positive number of seconds, got {step_s!r}")
+    if not (math.isfinite(horizon_s) and horizon_s >= 0):
+        raise ValueError(f"horizon_s: must be a non-negative number of seconds, got {horizon_s!r}")
+    if not 0 < coverage < 1:
+        raise ValueError(f"coverage: must lie in (0, 1), got {coverage!r}")
+
+
+def forecast(values: Sequence[float], step_s: float, horizon_s: float, *, coverage: float = COVERAGE,
+             min_points: int = MIN_POINTS) -> Forecast:
+    """Forecast the series ``values`` (oldest first, one sample every ``step_s`` seconds, the last one now)
+    ``horizon_s`` seconds ahead, with a ``coverage`` prediction interval.
+
+    Raises ValueError naming the argument for an empty history, a negative or non-finite sample, a
+    non-positive step, a negative horizon or a coverage outside (0, 1). Never raises for a series that cannot
+    be fitted: the current value is carried (see the module docstring).
+    """
+    _check(values, step_s, horizon_s, coverage)
+    series = np.asarray(values, dtype=float)
+    current = float(series[-1])
+    if len(series) < max(min_points, 3):
+        return carried(current, horizon_s)
+    if float(np.ptp(series)) <= 1e-9 * max(abs(current), 1.0):
+        return carried(current, horizon_s, METHOD_FLAT)
+    steps = max(int(math.ceil(horizon_s / step_s - 1e-9)), 1)
+    try:
+        point, lower, upper = _trend_forecast(series, steps, coverage)
+    except (ValueError, np.linalg.LinAlgError, OverflowError):
+        return carried(current, horizon_s, METHOD_FAILED)
+    if not all(math.isfinite(v) for v in (point, lower, upper)):
+        return carried(current, horizon_s, METHOD_FAILED)
+    return Forecast(current, max(point, 0.0), max(lower, 0.0), max(upper, 0.0), horizon_s, METHOD_TREND)
+
+
+def _trend_forecast(series: np.ndarray, steps: int, coverage: float) -> tuple[float, float, float]:
+    """(point, lower, upper) ``steps`` ahead from a local linear deterministic trend fitted by MLE. The series
+    is scaled to unit mean for the optimizer (rates in req/min span 0.1 .. 10^4) and scaled back."""
+    from statsmodels.tsa.statespace.structural import UnobservedComponents
+
+    scale = float(np.mean(series)) or 1.0
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # convergence chatter on short series; a bad fit is caught below
+        fitted = UnobservedComponents(series / scale, level="local linear deterministic trend").fit(disp=False)
+        predicted = fitted.get_forecast(steps)
+        mean = float(np.asarray(predicted.predicted_mean)[-1])
+        interval = np.asarray(predicted.conf_int(alpha=1.0 - coverage))[-1]
+    return mean * scale, float(interval[0]) * scale, float(interval[1]) * scale
+
+
+def sizing_rate(fc: Forecast) -> float:
+    """The rate to size replicas for: the upper bound when the forecast is rising, else the larger of the
+    current value and the point forecast (module docstring)."""
+    if fc.rising:
+        return fc.upper
+    return max(fc.current, fc.point)
