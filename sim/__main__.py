@@ -3,7 +3,8 @@
 run       simulate one scenario (a shipped name or a file) under the policies, print the table, write
           summary.json, table.md and a PNG into --out (default sim-results/SCENARIO);
 list      the shipped scenarios;
-evaluate  every shipped scenario, then docs/evaluation.md with its tables and figures (make evaluate).
+evaluate  every shipped scenario, then docs/evaluation.md with its tables and figures (make evaluate);
+check     the simulator against the real-time emulator and against the real vLLM sweeps (median APE).
 Exit status 2 for a bad scenario or argument, naming the field.
 """
 
@@ -41,6 +42,8 @@ def _parser() -> argparse.ArgumentParser:
     evaluate = sub.add_parser("evaluate", help="run every shipped scenario and write docs/evaluation.md")
     evaluate.add_argument("--docs", default="docs", help="docs directory (default: docs)")
     evaluate.add_argument("--scenarios", default="", help="comma-separated subset (default: all shipped)")
+    check = sub.add_parser("check", help="simulator vs the real-time emulator and vs the real vLLM sweeps")
+    check.add_argument("--emulator-requests", type=int, default=120, help="requests of the real-time run")
     return parser
 
 
@@ -58,6 +61,11 @@ def main(argv: list[str] | None = None) -> int:
 
             chosen = [n for n in args.scenarios.split(",") if n] or scenario.available()
             evaluate.evaluate(chosen, args.docs)
+            return 0
+        if args.command == "check":
+            from sim import checks
+
+            print(checks.report(args.emulator_requests))
             return 0
         loaded = scenario.load(args.scenario)
         result = run_scenario(loaded, args.policies, args.seed)
