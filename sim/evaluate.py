@@ -87,9 +87,11 @@ Reproduce one scenario: `python -m sim run SCENARIO [--policies inferno,hpa,wva-
 """
 
 
-def evaluate(names: Sequence[str], docs_dir: str, policies: Sequence[str] = DEFAULT_POLICIES) -> str:
-    """Run ``names`` and write ``docs_dir``/evaluation.md plus evaluation/<scenario>.png and .json; returns
-    the Markdown's path."""
+def evaluate(names: Sequence[str], docs_dir: str, policies: Sequence[str] = DEFAULT_POLICIES,
+             with_checks: bool = True) -> str:
+    """Run ``names`` and write ``docs_dir``/evaluation.md plus evaluation/<scenario>.png and .json, and (with
+    ``with_checks``) the simulator's checks against the real-time emulator and the real vLLM sweeps; returns the
+    Markdown's path."""
     figures_dir = os.path.join(docs_dir, "evaluation")
     os.makedirs(figures_dir, exist_ok=True)
     lines = [HEADER]
@@ -105,6 +107,12 @@ def evaluate(names: Sequence[str], docs_dir: str, policies: Sequence[str] = DEFA
             handle.write("\n")
         lines.extend(_section(run, f"evaluation/{loaded.name}.png"))
         print(f"evaluate: {name} done in {run.wall_s:.1f} s: {verdict(run.summaries)}", file=sys.stderr, flush=True)
+    if with_checks:
+        from sim import checks
+
+        print("evaluate: checks (real-time emulator, vLLM sweeps) ...", file=sys.stderr, flush=True)
+        lines += ["# How far to trust the simulator", "", "`python -m sim check` (sim/checks.py).", "",
+                  checks.report().replace("## ", "### "), ""]
     path = os.path.join(docs_dir, "evaluation.md")
     with open(path, "w", encoding="utf-8") as handle:
         handle.write("\n".join(lines).rstrip() + "\n")

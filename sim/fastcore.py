@@ -9,7 +9,8 @@ request finishes or the KV cache runs out of blocks, iteration i of the stretch 
 reads kv0 + i x n, so its length is the core's own ``params.iteration_s(n, kv0 + i n)``. SkippingCore runs such
 a stretch in O(iterations) scalar steps plus O(n) per request: the same end times (the same floating-point
 sums as stepping), the same token counts, last-token times and KV blocks, and the same metrics (the ITLs are
-reported per iteration with a count, ``on_tokens``, when the observer has it). Anything else (admission,
+reported per iteration with a count, ``on_tokens``, and the stretch's first gaps as a sum, ``on_token_gaps``,
+when the observer has them). Anything else (admission,
 prefill chunks, preemption, the iteration that finishes a request) is left to the core's ``step``.
 tests/sim/test_fastcore.py checks skipping against plain stepping request by request.
 """
@@ -26,12 +27,24 @@ class SkippingCore(EngineCore):
 
     _stretch_cache: tuple[Iteration, list[float], bool] | None = None
 
+    _steady_cache: tuple[Iteration | None, object, Iteration | None] = (None, None, None)
+
     def _steady(self) -> Iteration | None:
-        """The iteration in flight if it starts a steady decode stretch, else None."""
+        """The iteration in flight if it starts a steady decode stretch, else None (remembered per iteration in
+        flight and head of the queue, the only things that change it between steps)."""
         current = self._current
+        head = self._waiting[0] if self._waiting else None
+        cached_current, cached_head, answer = self._steady_cache
+        if cached_current is current and cached_head is head and current is not None:
+            return answer
+        answer = self._check_steady(current, head)
+        self._steady_cache = (current, head, answer)
+        return answer
+
+    def _check_steady(self, current: Iteration | None, head: object) -> Iteration | None:
         if current is None or current.preempted or current.prefills:
             return None
-        if self._waiting and self._waiting[0].arrival_s >= current.start_s:
+        if head is not None and head.arrival_s >= current.start_s:
             return None  # the head of the queue came after this iteration was planned: it may be admitted next
         if len(current.scheduled) != len(self._running) or current.computed_tokens != len(current.scheduled):
             return None
@@ -94,16 +107,22 @@ class SkippingCore(EngineCore):
         done = len(ends)
         observer = self.observer
         bulk = getattr(observer, "on_tokens", None)
-        end = ends[-1]
+        gaps = getattr(observer, "on_token_gaps", None)
+        end, first_end = ends[-1], ends[0]
+        gap_sum = 0.0
         for request, _ in current.scheduled:
-            if observer is not None:
-                observer.on_token(ends[0] - request.last_token_s)
+            if gaps is not None:
+                gap_sum += first_end - request.last_token_s
+            elif observer is not None:
+                observer.on_token(first_end - request.last_token_s)
             request.computed += done
             request.generated += done
             request.last_token_s = end
             blocks = max(request.blocks, self._blocks_for(request.computed))
             self._free_blocks -= blocks - request.blocks
             request.blocks = blocks
+        if gaps is not None:
+            gaps(gap_sum, len(current.scheduled))
         if observer is not None:
             n = len(current.scheduled)
             for before, after in zip(ends, ends[1:], strict=False):

@@ -62,6 +62,12 @@ class SimMetrics:
         self.itl_count_per_s += count
         self.generation_tokens_per_s += count
 
+    def on_token_gaps(self, total_s: float, count: int) -> None:
+        """``count`` tokens whose gaps to their previous tokens sum to ``total_s``."""
+        self.itl_sum_per_s += total_s
+        self.itl_count_per_s += count
+        self.generation_tokens_per_s += count
+
     def on_finished(self, e2e_s: float, output_tokens: int, prompt_tokens: int = 0) -> None:
         """vllm:request_success_total, e2e latency and the per-request token histograms."""
         self.requests_per_s += 1
