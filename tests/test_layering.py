@@ -17,6 +17,7 @@ PURE = [
     "services.core.inferno_json", "services.core.bounds", "services.core.redact", "services.runtime.convert",
     "services.optimizer.queueing", "services.optimizer.sizing", "services.optimizer.solver",
     "services.optimizer.servicetime", "services.optimizer.candidates", "services.optimizer.fit",
+    "services.optimizer.exact",
     "services.collector.aggregate", "services.collector.lengths", "services.core.labels", "services.collector.promql",
     "services.actuator.plan", "services.actuator.stabilize", "services.controller.cycle",
     "services.collector.forecast",

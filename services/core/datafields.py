@@ -159,9 +159,10 @@ class Reader:
         return value
 
     def choice(self, key: str, choices: type[enum.Enum], default: Any = _MISSING) -> Any:
-        """A member of the string enum ``choices``, matched case-insensitively ("" means the default)."""
+        """A member of the string enum ``choices``, matched case-insensitively ("" means the default, which may be
+        None for a key whose absence means "not chosen")."""
         value, key = self._raw(key, default)
-        if isinstance(value, choices):
+        if isinstance(value, choices) or (value is None and default is None):
             return value
         by_name = {member.value.lower(): member for member in choices}
         if isinstance(value, str) and value == "" and default is not _MISSING:

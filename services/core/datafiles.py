@@ -174,6 +174,7 @@ def _settings(r: Reader | None) -> m.OptimizerSettings:
         time_limit_s=r.number("timeLimitSeconds", default=d.time_limit_s, bound=b.TIME_LIMIT_S),
         output_c2=r.number("outputC2", default=d.output_c2, bound=b.C2),
         token_budget=r.positive("tokenBudget", d.token_budget, bound=b.TOKENS),
+        solver=r.choice("solver", m.SolverKind, d.solver),
     )
 
 

@@ -1,6 +1,6 @@
 """Model -> Inferno JSON: the dictionaries that Inferno's own decoder accepts, with its key spellings.
 
-Our extension fields (settings serviceModel/blockingBound/timeLimitSeconds; allocation maxQueue, saturated,
+Our extension fields (settings serviceModel/blockingBound/timeLimitSeconds/solver; allocation maxQueue, saturated,
 unservedRate) are written only when they differ from their defaults; Inferno ignores keys it does not know.
 """
 
@@ -99,6 +99,8 @@ def settings_json(s: m.OptimizerSettings) -> dict[str, Any]:
         data["outputC2"] = s.output_c2
     if s.token_budget != defaults.token_budget:
         data["tokenBudget"] = s.token_budget
+    if s.solver is not None:
+        data["solver"] = s.solver.value
     return data
 
 

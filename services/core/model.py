@@ -233,9 +233,21 @@ class ServiceModel(enum.StrEnum):
     V1 = "v1"
 
 
+class SolverKind(enum.StrEnum):
+    """Which limited-capacity solver allocates (docs/model.md s9): ``exact`` (CP-SAT over the candidates, the
+    default) or ``greedy`` (Inferno's algorithm and model choices: the compatibility mode)."""
+
+    EXACT = "exact"
+    GREEDY = "greedy"
+
+
 @dataclass(frozen=True, slots=True)
 class OptimizerSettings:
-    """Optimizer settings from optimizer-data.json, plus our extensions (from ``service_model`` on)."""
+    """Optimizer settings from optimizer-data.json, plus our extensions (from ``service_model`` on).
+
+    ``solver`` None: not chosen by the data (then ``milp_solver`` true selects exact, else the service's
+    setting decides); ``time_limit_s`` 0: not set by the data (the service's setting applies).
+    """
 
     unlimited: bool = False
     heterogeneous: bool = False
@@ -246,11 +258,12 @@ class OptimizerSettings:
     service_model: ServiceModel = ServiceModel.AUTO
     blocking_bound: float = 0.0
     """Largest loss probability p(C) allowed at the sized point; 0 disables the check (Inferno's way)."""
-    time_limit_s: float = 10.0
+    time_limit_s: float = 0.0
     output_c2: float = 1.0
     """Squared coefficient of variation of output lengths where a server has no measured one (model v1)."""
     token_budget: int = 8192
     """Tokens one engine iteration may compute (vLLM's max-num-batched-tokens), model v1's chunked prefill."""
+    solver: SolverKind | None = None
 
 
 @dataclass(frozen=True, slots=True)

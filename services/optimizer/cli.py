@@ -13,12 +13,12 @@ from dataclasses import replace
 
 from services.core.datafiles import LoadedSystem, load_system_dir, load_system_file, write_solution
 from services.core.errors import InfernoError, InvalidInputError
-from services.core.model import Load, ServiceModel, SystemData
+from services.core.model import Load, ServiceModel, SolverKind, SystemData
 from services.optimizer import fit_cli, llmro_cli
 from services.optimizer.queueing import ChainBatch, analyze_point
 from services.optimizer.servicetime import QUEUE_TO_BATCH_RATIO, replica_model_for
 from services.optimizer.sizing import Targets, batch_size, size_replicas
-from services.optimizer.solver import solve
+from services.optimizer.solver import DEFAULT_TIME_LIMIT_S, SolverDefaults, solve
 from services.optimizer.table import analysis_text, solution_table
 
 
@@ -41,6 +41,12 @@ def _parser() -> argparse.ArgumentParser:
     solve_cmd.add_argument("--output", help="write solution-data.json (Inferno's format) here; its directory "
                            "must exist (checked before solving)")
     solve_cmd.add_argument("--unlimited", action="store_true", help="ignore capacity")
+    solve_cmd.add_argument("--solver", choices=[k.value for k in SolverKind],
+                           help="exact (CP-SAT over the candidates; the default) or greedy (Inferno's algorithm and "
+                                "model choices, reproducing its published solutions); overrides optimizer-data.json")
+    solve_cmd.add_argument("--time-limit", type=float, dest="time_limit_s", metavar="SECONDS",
+                           help="the exact solver's time limit (default: timeLimitSeconds of optimizer-data.json, "
+                                f"else {DEFAULT_TIME_LIMIT_S:g})")
     analyze = sub.add_parser("analyze", help="evaluate one model / accelerator / load point")
     _source(analyze, required=True)
     analyze.add_argument("--model", required=True)
@@ -96,8 +102,14 @@ def _solve(args: argparse.Namespace) -> int:
     system = _load(args)
     if args.unlimited:
         system = replace(system, optimizer=replace(system.optimizer, unlimited=True))
+    if args.solver:
+        system = replace(system, optimizer=replace(system.optimizer, solver=SolverKind(args.solver)))
+    if args.time_limit_s is not None:
+        if not math.isfinite(args.time_limit_s) or args.time_limit_s <= 0:
+            raise InvalidInputError(f"--time-limit must be a number of seconds > 0, got {args.time_limit_s!r}")
+        system = replace(system, optimizer=replace(system.optimizer, time_limit_s=args.time_limit_s))
     result = solve(system)
-    print(solution_table(system, result.solution, result.solver), end="")
+    print(solution_table(system, result.solution, result.solver, result.stats), end="")
     if args.output:
         try:
             write_solution(args.output, result.solution)
@@ -178,8 +190,9 @@ def _serve() -> int:
     config = load_config(os.environ)
     configure_logging(config.log_level)
     address = f"{config.bind_address}:{config.optimizer_port}"
+    defaults = SolverDefaults(SolverKind(config.solver), config.solver_time_limit_s)
     with listening(address, "INFERNO_BIND_ADDRESS", "INFERNO_OPTIMIZER_PORT"):
-        serve(register(OptimizerServicer()), [SERVICE_NAME], address, grace_s=config.shutdown_grace_s,
+        serve(register(OptimizerServicer(defaults=defaults)), [SERVICE_NAME], address, grace_s=config.shutdown_grace_s,
               component="optimizer", health_address=config.health_address(config.optimizer_health_port))
     return 0
 

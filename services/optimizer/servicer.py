@@ -8,7 +8,7 @@ from collections.abc import Callable
 import grpc
 
 from proto import optimizer_pb2, optimizer_pb2_grpc
-from services.optimizer.solver import solve
+from services.optimizer.solver import DEFAULTS, SolverDefaults, SolveStats, solve
 from services.runtime import convert
 from services.runtime.grpcserve import grpc_method
 from services.runtime.logs import get_logger
@@ -17,11 +17,31 @@ SERVICE_NAME = optimizer_pb2.DESCRIPTOR.services_by_name["OptimizerService"].ful
 _log = get_logger("optimizer")
 
 
-class OptimizerServicer(optimizer_pb2_grpc.OptimizerServiceServicer):
-    """Optimize: size every server and allocate; ``now`` (seconds, monotonic) times the solve for the stats."""
+def stats_to_proto(stats: SolveStats, solve_time_ms: float, candidates: int,
+                   total_cost_per_hour: float) -> optimizer_pb2.OptimizeStats:
+    """SolveStats and the RPC's figures -> OptimizeStats (fields not set stay absent)."""
+    msg = optimizer_pb2.OptimizeStats(solve_time_ms=solve_time_ms, candidates=candidates,
+                                      total_cost_per_hour=total_cost_per_hour, solver=stats.solver,
+                                      served_by_priority=dict(stats.served_by_priority))
+    for key in ("objective", "best_bound", "gap", "exact_solve_time_ms", "time_limit_s", "greedy_objective"):
+        value = getattr(stats, key)
+        if value is not None:
+            setattr(msg, key, value)
+    if stats.outcome:
+        msg.outcome = stats.outcome
+    if stats.fallback_reason:
+        msg.fallback_reason = stats.fallback_reason
+    return msg
 
-    def __init__(self, now: Callable[[], float] = time.perf_counter) -> None:
+
+class OptimizerServicer(optimizer_pb2_grpc.OptimizerServiceServicer):
+    """Optimize: size every server and allocate; ``now`` (seconds, monotonic) times the solve for the stats;
+    ``defaults`` are the solver and time limit that apply when the request's settings choose none."""
+
+    def __init__(self, now: Callable[[], float] = time.perf_counter,
+                 defaults: SolverDefaults = DEFAULTS) -> None:
         self._now = now
+        self._defaults = defaults
 
     @grpc_method
     def Optimize(self, request: optimizer_pb2.OptimizeRequest,  # noqa: N802 - gRPC method name
@@ -29,13 +49,13 @@ class OptimizerServicer(optimizer_pb2_grpc.OptimizerServiceServicer):
         """Allocations sorted by server, the unallocated with reasons, and stats. Bad input -> INVALID_ARGUMENT."""
         started = self._now()
         system = convert.system_from_proto(request.system)
-        result = solve(system)
+        result = solve(system, self._defaults)
         solution = result.solution
-        stats = optimizer_pb2.OptimizeStats(solve_time_ms=(self._now() - started) * 1000.0,
-                                            candidates=result.candidates,
-                                            total_cost_per_hour=solution.total_cost_per_hour, solver=result.solver)
+        stats = stats_to_proto(result.stats, (self._now() - started) * 1000.0, result.candidates,
+                               solution.total_cost_per_hour)
         _log.info("optimization_completed", servers=len(system.servers), allocated=len(solution.allocations),
                   unallocated=len(solution.unallocated), candidates=result.candidates, solver=result.solver,
+                  outcome=result.stats.outcome, gap=result.stats.gap,
                   total_cost_per_hour=round(solution.total_cost_per_hour, 3),
                   duration_ms=round(stats.solve_time_ms, 1))
         return convert.solution_to_proto(solution, stats)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from services.core.model import Load, OptimizerSettings, PerfParms, ServiceModel
+from services.core.model import Load, OptimizerSettings, PerfParms, ServiceModel, SolverKind
 
 QUEUE_TO_BATCH_RATIO = 10
 """Q = 10 N, Inferno's queue size (docs/model.md s3)."""
@@ -118,9 +118,9 @@ def resolve_service_model(requested: ServiceModel, compat: bool) -> ServiceModel
 
 
 def settings_service_model(settings: OptimizerSettings) -> ServiceModel:
-    """resolve_service_model for ``settings``; Inferno-compatible mode is the greedy solver."""
-    solver = str(getattr(settings, "solver", "greedy"))
-    return resolve_service_model(settings.service_model, compat=solver.lower().endswith("greedy"))
+    """resolve_service_model for ``settings``; Inferno-compatible mode is the greedy solver (solver.solve sets
+    ``settings.solver`` to the one it runs; unset counts as the default, exact)."""
+    return resolve_service_model(settings.service_model, compat=settings.solver == SolverKind.GREEDY)
 
 
 def replica_model_for(settings: OptimizerSettings, load: Load, perf: PerfParms, batch: int, queue: int

@@ -1,31 +1,93 @@
-"""The allocation solver: unlimited mode, the limited-capacity greedy with priority groups and regret ordering,
-and the saturation policies for servers that did not fit (docs/model.md s6, s8).
+"""The allocation solver: unlimited mode, the exact solver (default, services/optimizer/exact.py), Inferno's
+limited-capacity greedy with priority groups and regret ordering, and the saturation policies for servers that
+did not fit (docs/model.md s6, s8, s9).
 
-solve(system) -> SolveResult. Best-effort allocations are re-evaluated at their real per-replica load and
-flagged saturated with their unserved rate. Pure: no I/O, no clock.
+solve(system, defaults) -> SolveResult. Best-effort allocations are re-evaluated at their real per-replica load
+and flagged saturated with their unserved rate. Pure: no I/O, no clock (CP-SAT keeps its own time limit).
 """
 
 from __future__ import annotations
 
 import bisect
 import math
-from collections.abc import Iterable
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from services.core.model import Allocation, SaturationPolicy, Solution, SystemData
+from services.core.model import Allocation, OptimizerSettings, SaturationPolicy, Solution, SolverKind, SystemData
 from services.optimizer.candidates import MS_PER_MINUTE, Candidate, CandidateSet, build_candidates
+from services.optimizer.exact import Outcome, solve_exact
 from services.optimizer.queueing import chain_metrics, latency_ms
+
+DEFAULT_TIME_LIMIT_S = 10.0
+"""The exact solver's time limit when neither the data (timeLimitSeconds) nor a setting gives one."""
+
+
+@dataclass(frozen=True, slots=True)
+class SolverDefaults:
+    """What applies when the system's optimizer settings leave it open: the service's or CLI's settings."""
+
+    solver: SolverKind = SolverKind.EXACT
+    time_limit_s: float = DEFAULT_TIME_LIMIT_S
+
+
+DEFAULTS = SolverDefaults()
+"""Exact, 10 s: what applies when neither the data nor a setting says otherwise."""
+
+
+def choose_solver(settings: OptimizerSettings, defaults: SolverDefaults = DEFAULTS) -> SolverKind:
+    """The solver: the data's ``solver`` when set, else exact when Inferno's ``milpSolver`` is true, else the
+    default (docs/model.md s9)."""
+    if settings.solver is not None:
+        return settings.solver
+    if settings.milp_solver:
+        return SolverKind.EXACT
+    return defaults.solver
+
+
+def time_limit(settings: OptimizerSettings, defaults: SolverDefaults = DEFAULTS) -> float:
+    """The exact solver's time limit, s: the data's ``timeLimitSeconds`` when > 0, else the default."""
+    return settings.time_limit_s if settings.time_limit_s > 0 else defaults.time_limit_s
+
+
+@dataclass(frozen=True, slots=True)
+class SolveStats:
+    """How the answer was found. ``outcome`` (exact solver only): optimal | feasible | fallback | trivial;
+    ``objective`` / ``best_bound`` / ``greedy_objective`` are cost plus transition penalty per hour;
+    ``served_by_priority`` counts fully allocated servers per priority level."""
+
+    solver: str
+    outcome: str = ""
+    objective: float | None = None
+    best_bound: float | None = None
+    gap: float | None = None
+    exact_solve_time_ms: float | None = None
+    time_limit_s: float | None = None
+    fallback_reason: str = ""
+    served_by_priority: Mapping[int, int] = field(default_factory=dict)
+    greedy_objective: float | None = None
+
+    def as_dict(self) -> dict[str, object]:
+        """The figures that are set, JSON-ready (the CLI's --json and the tests)."""
+        out: dict[str, object] = {"solver": self.solver}
+        for key in ("outcome", "objective", "best_bound", "gap", "exact_solve_time_ms", "time_limit_s",
+                    "fallback_reason", "greedy_objective"):
+            value = getattr(self, key)
+            if value not in (None, ""):
+                out[key] = value
+        out["served_by_priority"] = {str(k): v for k, v in sorted(self.served_by_priority.items())}
+        return out
 
 
 @dataclass(frozen=True, slots=True)
 class SolveResult:
-    """The solution, how many candidates were weighed, and which solver ran (unlimited | greedy)."""
+    """The solution, how many candidates were weighed, which solver ran (unlimited | greedy | exact), and how."""
 
     solution: Solution
     candidates: int
     solver: str
+    stats: SolveStats = field(default_factory=lambda: SolveStats(""))
 
 
 @dataclass(slots=True)
@@ -177,25 +239,71 @@ def _shortfall(candidate: Candidate, available: dict[str, int]) -> str:
             f"{max(available.get(candidate.accelerator_type, 0), 0)} left")
 
 
-def solve(system: SystemData) -> SolveResult:
-    """Allocate every server of ``system`` (docs/model.md s6, s8).
+def _served(cs: CandidateSet, full: Mapping[str, Candidate]) -> dict[int, int]:
+    counts: dict[int, int] = {}
+    for name in full:
+        counts[cs.priorities[name]] = counts.get(cs.priorities[name], 0) + 1
+    return counts
 
-    Unlimited mode gives each server its least-value candidate; otherwise the greedy allocates against the
-    capacity and the saturation policy hands out what is left. Servers that get nothing are listed in
-    ``Solution.unallocated`` with the reason. Raises InvalidInputError for an inconsistent system.
+
+def _value(full: Mapping[str, Candidate]) -> float:
+    return sum(c.value for c in full.values())
+
+
+def _exact(cs: CandidateSet, system: SystemData, limit_s: float) -> tuple[_State, SolveStats]:
+    """Exact full allocations (greedy answer as hint and fallback), then the saturation policy on the rest."""
+    greedy = _limited(cs, system)
+    result = solve_exact(cs.options, cs.priorities, dict(system.capacity.counts), greedy.full, limit_s)
+    stats = SolveStats("exact", result.outcome, result.objective,
+                       result.best_bound if math.isfinite(result.best_bound) else None,
+                       result.gap if math.isfinite(result.gap) else None, result.wall_time_s * 1000.0, limit_s,
+                       result.reason if result.outcome == Outcome.FALLBACK else "", dict(result.served_by_priority),
+                       _value(greedy.full))
+    if result.outcome == Outcome.FALLBACK:
+        return greedy, stats
+    state = _State(dict(system.capacity.counts))
+    for name, candidate in result.chosen.items():
+        state.take(candidate, candidate.num_replicas)
+        state.full[name] = candidate
+    rest = sorted((_Entry(name, cs.priorities[name], options) for name, options in cs.options.items()
+                   if name not in state.full), key=_Entry.key)
+    policy = system.optimizer.saturation_policy
+    if system.optimizer.delayed_best_effort:
+        _saturate(policy, rest, state)
+    else:  # as the greedy: each priority group's best effort before the next group's
+        for priority in sorted({e.priority for e in rest}):
+            _saturate(policy, [e for e in rest if e.priority == priority], state)
+    return state, stats
+
+
+def solve(system: SystemData, defaults: SolverDefaults = DEFAULTS) -> SolveResult:
+    """Allocate every server of ``system`` (docs/model.md s6, s8, s9).
+
+    Unlimited mode gives each server its least-value candidate; otherwise the chosen solver (choose_solver:
+    exact by default, greedy in Inferno-compatibility mode) allocates against the capacity and the saturation
+    policy hands out what is left. Servers that get nothing are listed in ``Solution.unallocated`` with the
+    reason. Raises InvalidInputError for an inconsistent system.
     """
+    kind = choose_solver(system.optimizer, defaults)
+    system = replace(system, optimizer=replace(system.optimizer, solver=kind))  # the model follows the mode
     cs = build_candidates(system)
     unallocated = dict(cs.unallocated)
     if system.optimizer.unlimited:
-        allocations = {name: _allocation(cs, options[0]) for name, options in cs.options.items()}
-        return SolveResult(Solution(allocations, unallocated), cs.count, "unlimited")
-    state = _limited(cs, system)
+        chosen = {name: options[0] for name, options in cs.options.items()}
+        allocations = {name: _allocation(cs, c) for name, c in chosen.items()}
+        stats = SolveStats("unlimited", served_by_priority=_served(cs, chosen), objective=_value(chosen))
+        return SolveResult(Solution(allocations, unallocated), cs.count, "unlimited", stats)
+    if kind == SolverKind.GREEDY:
+        state = _limited(cs, system)
+        stats = SolveStats("greedy", objective=_value(state.full), served_by_priority=_served(cs, state.full))
+    else:
+        state, stats = _exact(cs, system, time_limit(system.optimizer, defaults))
     allocations = {name: _allocation(cs, c) for name, c in state.full.items()}
     allocations.update(_best_effort(cs, state.partial))
     for name, options in cs.options.items():
         if name not in allocations:
             unallocated[name] = _shortfall(options[0], state.available)
-    return SolveResult(Solution(allocations, unallocated), cs.count, "greedy")
+    return SolveResult(Solution(allocations, unallocated), cs.count, stats.solver, stats)
 
 
 def units_used(system: SystemData, solution: Solution) -> dict[str, int]:

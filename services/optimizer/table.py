@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from services.core.model import Solution, SystemData
 from services.optimizer.queueing import PointAnalysis
-from services.optimizer.solver import units_used
+from services.optimizer.solver import SolveStats, units_used
 
 _HEADER = ("server", "class", "model", "accelerator", "replicas", "batch", "cost/h", "ITL ms (SLO)", "TTFT ms (SLO)",
            "note")
@@ -35,8 +35,32 @@ def _rows(system: SystemData, solution: Solution) -> list[tuple[str, ...]]:
     return rows
 
 
-def solution_table(system: SystemData, solution: Solution, solver: str = "") -> str:
-    """The allocation per server against its SLOs ("!" marks a miss), total cost, and cards used per type."""
+def solver_line(stats: SolveStats) -> str:
+    """One line on how the answer was found: the exact solver's outcome, objective, bound, gap and time, or the
+    greedy's objective; servers fully allocated per priority level."""
+    served = ", ".join(f"p{level} {count}" for level, count in sorted(stats.served_by_priority.items()))
+    parts = [f"solver {stats.solver}"]
+    if stats.outcome:
+        parts.append(stats.outcome)
+    if stats.objective is not None:
+        parts.append(f"objective {stats.objective:.2f}/h (cost + transition penalty)")
+    if stats.best_bound is not None and stats.outcome not in ("", "trivial"):
+        parts.append(f"bound {stats.best_bound:.2f}")
+    if stats.gap is not None and stats.outcome not in ("", "trivial"):
+        parts.append(f"gap {stats.gap * 100:.2f}%")
+    if stats.exact_solve_time_ms is not None:
+        parts.append(f"search {stats.exact_solve_time_ms:.1f} ms of {stats.time_limit_s:g} s")
+    if stats.greedy_objective is not None:
+        parts.append(f"greedy objective {stats.greedy_objective:.2f}/h")
+    line = ", ".join(parts) + (f"; served per priority: {served}" if served else "")
+    if stats.fallback_reason:
+        line += f"\nfallback to the greedy answer: {stats.fallback_reason}"
+    return line
+
+
+def solution_table(system: SystemData, solution: Solution, solver: str = "", stats: SolveStats | None = None) -> str:
+    """The allocation per server against its SLOs ("!" marks a miss), total cost, cards used per type, and how
+    the solver found it."""
     rows = [_HEADER, *_rows(system, solution)]
     widths = [max(len(row[i]) for row in rows) for i in range(len(_HEADER))]
     lines = ["  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip() for row in rows]
@@ -51,6 +75,8 @@ def solution_table(system: SystemData, solution: Solution, solver: str = "") -> 
         limited = "" if not system.optimizer.unlimited else " (unlimited mode: capacity not enforced)"
         lines.append("capacity used" + limited + ": "
                      + ", ".join(f"{k} {used.get(k, 0)}/{system.capacity.count(k)}" for k in kinds))
+    if stats is not None:
+        lines.append(solver_line(stats))
     return "\n".join(lines) + "\n"
 
 

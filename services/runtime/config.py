@@ -66,6 +66,8 @@ class Config:
     cycle_log_path: str = field(default_factory=lambda: _path(DEFAULT_CYCLE_LOG))
     cycle_log_max_bytes: int = 10 * 1024 * 1024
     log_level: str = "info"
+    solver: str = "exact"
+    solver_time_limit_s: float = 10.0
 
     def health_address(self, port: int) -> str:
         """Where a gRPC service answers health checks alone ("" when ``port`` is 0: no health port)."""
@@ -127,6 +129,20 @@ def _level(value: str) -> str:
     return lowered
 
 
+def _solver(value: str) -> str:
+    lowered = value.strip().lower()
+    if lowered not in ("exact", "greedy"):
+        raise ValueError("must be exact or greedy")
+    return lowered
+
+
+def _positive(value: str) -> float:
+    number = _number(value)
+    if number <= 0:
+        raise ValueError("must be a finite number > 0")
+    return number
+
+
 def _node_labels(value: str) -> Mapping[str, Mapping[str, str]]:
     if not value.strip():
         return MappingProxyType({})
@@ -173,6 +189,8 @@ VARIABLES: Mapping[str, tuple[str, Callable[[str], Any]]] = MappingProxyType({
     "INFERNO_CYCLE_LOG": ("cycle_log_path", _path),
     "INFERNO_CYCLE_LOG_MAX_BYTES": ("cycle_log_max_bytes", _count),
     "INFERNO_LOG_LEVEL": ("log_level", _level),
+    "INFERNO_SOLVER": ("solver", _solver),
+    "INFERNO_SOLVER_TIME_LIMIT": ("solver_time_limit_s", _positive),
 })
 """Environment variable -> (Config field, parser). The only variables the services read."""
 

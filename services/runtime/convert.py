@@ -200,7 +200,8 @@ def settings_to_proto(s: m.OptimizerSettings) -> types_pb2.OptimizerSettings:
         unlimited=s.unlimited, heterogeneous=s.heterogeneous, milp_solver=s.milp_solver, use_cplex=s.use_cplex,
         delayed_best_effort=s.delayed_best_effort, saturation_policy=s.saturation_policy.value,
         service_model=s.service_model.value, blocking_bound=s.blocking_bound, time_limit_s=s.time_limit_s,
-        output_c2=s.output_c2, token_budget=s.token_budget)
+        output_c2=s.output_c2, token_budget=s.token_budget,
+        solver=s.solver.value if s.solver is not None else "")
 
 
 def settings_from_proto(msg: types_pb2.OptimizerSettings, field: str = "optimizer") -> m.OptimizerSettings:
@@ -218,6 +219,7 @@ def settings_from_proto(msg: types_pb2.OptimizerSettings, field: str = "optimize
         output_c2=(_non_negative(msg.output_c2, f"{field}.output_c2") if msg.HasField("output_c2")
                    else defaults.output_c2),
         token_budget=int(_non_negative(msg.token_budget, f"{field}.token_budget")) or defaults.token_budget,
+        solver=_enum(m.SolverKind, msg.solver, None, f"{field}.solver"),
     )
 
 

@@ -19,6 +19,7 @@ from services.core.model import (
     PerfParms,
     Server,
     ServiceClass,
+    ServiceModel,
     SystemData,
 )
 
@@ -40,7 +41,8 @@ def tiny_system(servers: list[Server], capacity: dict[str, int] | None = None,
                 settings: OptimizerSettings | None = None, ttft_ms: float = 2000.0, itl_ms: float = 80.0,
                 tps: float = 0.0) -> SystemData:
     """Two accelerator kinds (G2 at 23/h, cheaper-but-slower L4 at 6/h, 2xL4 packing two L4 cards) serving
-    model ``m``, classes High (priority 1) and Low (priority 2) with the same targets."""
+    model ``m``, classes High (priority 1) and Low (priority 2) with the same targets. Without ``settings``
+    the service-time model is v0.3 (the figures the tests quote), whichever solver runs."""
     accelerators = (Accelerator("G2", "G2", 1, cost_per_hour=23.0), Accelerator("L4", "L4", 1, cost_per_hour=6.0),
                     Accelerator("2xL4", "L4", 2, cost_per_hour=12.0))
     models = (ModelPerf("m", "G2", 1, 76, 512, GRANITE_G2),
@@ -49,7 +51,8 @@ def tiny_system(servers: list[Server], capacity: dict[str, int] | None = None,
     target = ModelTarget("m", slo_itl_ms=itl_ms, slo_ttft_ms=ttft_ms, slo_tps=tps)
     classes = (ServiceClass("High", 1, (target,)), ServiceClass("Low", 2, (target,)),
                ServiceClass("Free", 100, (target,)))
-    return SystemData(accelerators, models, classes, tuple(servers), settings or OptimizerSettings(),
+    return SystemData(accelerators, models, classes, tuple(servers),
+                      settings or OptimizerSettings(service_model=ServiceModel.V03),
                       Capacity(capacity if capacity is not None else {"G2": 1000, "L4": 1000}))
 
 
@@ -75,3 +78,9 @@ def shared_data() -> str:
             return os.path.normpath(path)
     pytest.fail(f"shared data with vllm-sweeps/ not found at {[os.path.normpath(p) for p in SHARED_DATA_CANDIDATES]}: "
                 "the tests need ../shared/data beside the repository (as CI provides it)")
+
+
+def v03(system: SystemData) -> SystemData:
+    """``system`` sized with Inferno's v0.3 service-time model whatever the solver (the figures of issue 16 /
+    docs/model.md s9 compare both solvers on the same candidates)."""
+    return replace(system, optimizer=replace(system.optimizer, service_model=ServiceModel.V03))

@@ -19,7 +19,7 @@ LARGE = os.path.join(SAMPLES, "large")
 
 
 def test_solve_prints_every_server_with_slos_total_cost_and_capacity(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["solve", "--data-dir", SMALL]) == 0
+    assert main(["solve", "--data-dir", SMALL, "--solver", "greedy"]) == 0
     out = capsys.readouterr().out
     assert "Bronze-granite_13b    Bronze   granite_13b   G2           3         38     69.00" in out
     assert "425.17 (2000)" in out
@@ -27,9 +27,23 @@ def test_solve_prints_every_server_with_slos_total_cost_and_capacity(capsys: pyt
     assert "G2 441/512" in out
 
 
+def test_solve_by_default_answers_with_the_exact_solver_cheaper_than_the_published_solution(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["solve", "--data-dir", SMALL, "--service-model", "v0.3"]) == 0
+    out = capsys.readouterr().out
+    assert "total cost per hour: 35767.00   allocated 15, unallocated 0   solver exact" in out
+    assert "solver exact, optimal, objective 39343.70/h" in out
+    assert "greedy objective 43717.30/h; served per priority: p1 5, p2 5, p3 5" in out
+
+
+def test_solve_time_limit_must_be_positive(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["solve", "--data-dir", SMALL, "--time-limit", "0"]) == 1
+    assert "--time-limit must be a number of seconds > 0, got 0.0" in capsys.readouterr().err
+
+
 def test_solve_on_the_large_set_allocates_all_27_servers_at_total_cost_27007(
         large_system: SystemData, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["solve", "--data-dir", LARGE]) == 0
+    assert main(["solve", "--data-dir", LARGE, "--solver", "greedy"]) == 0
     lines = capsys.readouterr().out.splitlines()
     names = sorted(s.name for s in large_system.servers)
     assert len(names) == 27
@@ -51,13 +65,14 @@ def test_solve_output_writes_a_solution_file_that_reads_back(tmp_path, small_sys
 def test_solve_reads_one_system_data_file(tmp_path, small_system: SystemData, capsys) -> None:
     path = tmp_path / "system-data.json"
     write_system_file(str(path), small_system)
-    assert main(["solve", "--system-data", str(path)]) == 0
+    assert main(["solve", "--system-data", str(path), "--solver", "greedy"]) == 0
     assert "total cost per hour: 39743.00" in capsys.readouterr().out
 
 
 def test_analyze_reports_the_worked_example_point(capsys: pytest.CaptureFixture[str]) -> None:
     argv = ["analyze", "--data-dir", SMALL, "--model", "granite_13b", "--accelerator", "G2", "--rpm", "120",
-            "--in-tokens", "128", "--out-tokens", "1024", "--replicas", "3", "--service-class", "Bronze"]
+            "--in-tokens", "128", "--out-tokens", "1024", "--replicas", "3", "--service-class", "Bronze",
+            "--service-model", "v0.3"]
     assert main(argv) == 0
     out = capsys.readouterr().out
     assert "ITL:                       36.4197 ms" in out
@@ -112,7 +127,7 @@ def test_analyze_known_class_without_a_target_for_the_model_still_says_so(capsys
 
 @pytest.mark.parametrize("rpm", ["0", "120"])
 def test_analyze_always_prints_replicas_needed(rpm: str, capsys) -> None:
-    assert main([*GRANITE_G2, "--rpm", rpm, "--service-class", "Bronze"]) == 0
+    assert main([*GRANITE_G2, "--rpm", rpm, "--service-class", "Bronze", "--service-model", "v0.3"]) == 0
     out = capsys.readouterr().out
     assert f"replicas needed:           {'0' if rpm == '0' else '3'}\n" in out
 

@@ -4,15 +4,25 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
-from services.core.model import Server, SystemData
+from services.core.model import Server, ServiceModel, SolverKind, SystemData
 from services.optimizer.queueing import analyze_point
 from services.optimizer.servicetime import QUEUE_TO_BATCH_RATIO, replica_model_for
 from services.optimizer.solver import solve
 
 MS_PER_MINUTE = 60_000.0
 SAMPLE_FIXTURES = [pytest.param("small_system", id="small"), pytest.param("large_system", id="large")]
+MODES = [pytest.param(SolverKind.GREEDY, ServiceModel.AUTO, id="greedy"),
+         pytest.param(SolverKind.EXACT, ServiceModel.V03, id="exact-v0.3")]
+"""Modes in which the sample sets fit their capacity: Inferno-compatible (greedy, v0.3) and the exact solver on
+the same model. With the default model (v1, docs/model.md s3.1) the samples need more cards than they have."""
+
+
+def mode(system: SystemData, solver: SolverKind, model: ServiceModel) -> SystemData:
+    return replace(system, optimizer=replace(system.optimizer, solver=solver, service_model=model))
 
 
 def total_rate_per_ms(system: SystemData, srv: Server) -> float:
@@ -23,15 +33,29 @@ def total_rate_per_ms(system: SystemData, srv: Server) -> float:
     return srv.load.arrival_rate_rpm / MS_PER_MINUTE
 
 
+@pytest.mark.parametrize(("solver", "model"), MODES)
 @pytest.mark.parametrize("fixture", SAMPLE_FIXTURES)
 def test_every_sample_allocation_recomputed_from_the_model_meets_its_class_slos(
-        fixture: str, request: pytest.FixtureRequest) -> None:
-    system: SystemData = request.getfixturevalue(fixture)
+        fixture: str, solver: SolverKind, model: ServiceModel, request: pytest.FixtureRequest) -> None:
+    system = mode(request.getfixturevalue(fixture), solver, model)
     solution = solve(system).solution
     assert not solution.unallocated
     assert set(solution.allocations) == {s.name for s in system.servers}
+    check_slos(system, solution, allow_saturated=False)
+
+
+@pytest.mark.parametrize("fixture", SAMPLE_FIXTURES)
+def test_in_the_default_mode_every_allocation_not_flagged_saturated_meets_its_slos(
+        fixture: str, request: pytest.FixtureRequest) -> None:
+    system: SystemData = request.getfixturevalue(fixture)
+    check_slos(system, solve(system).solution, allow_saturated=True)
+
+
+def check_slos(system: SystemData, solution, allow_saturated: bool) -> None:
     for srv in system.servers:
-        alloc = solution.allocations[srv.name]
+        alloc = solution.allocations[srv.name] if srv.name in solution.allocations else None
+        if alloc is None or (allow_saturated and alloc.saturated):
+            continue
         assert not alloc.saturated and alloc.num_replicas >= 1, srv.name
         perf = system.perf(srv.model, alloc.accelerator)
         target = system.service_class(srv.service_class).target_for(srv.model)  # type: ignore[union-attr]
@@ -46,10 +70,11 @@ def test_every_sample_allocation_recomputed_from_the_model_meets_its_class_slos(
             assert point.ttft_ms <= target.slo_ttft_ms * (1 + 1e-6), (srv.name, point.ttft_ms, target.slo_ttft_ms)
 
 
+@pytest.mark.parametrize(("solver", "model"), [*MODES, pytest.param(SolverKind.EXACT, ServiceModel.AUTO, id="default")])
 @pytest.mark.parametrize("fixture", SAMPLE_FIXTURES)
 def test_cards_used_by_the_sample_solutions_counted_from_replicas_fit_the_capacity_per_type(
-        fixture: str, request: pytest.FixtureRequest) -> None:
-    system: SystemData = request.getfixturevalue(fixture)
+        fixture: str, solver: SolverKind, model: ServiceModel, request: pytest.FixtureRequest) -> None:
+    system = mode(request.getfixturevalue(fixture), solver, model)
     assert not system.optimizer.unlimited
     solution = solve(system).solution
     models = {s.name: s.model for s in system.servers}

@@ -17,14 +17,16 @@ from services.core.model import (
     PerfParms,
     SaturationPolicy,
     Server,
+    ServiceModel,
     Solution,
+    SolverKind,
     SystemData,
 )
 from services.optimizer.candidates import build_candidates, transition_value
 from services.optimizer.queueing import analyze_point
 from services.optimizer.servicetime import ReplicaModel
-from services.optimizer.solver import solve
-from tests.optimizer.conftest import GRANITE_G2, SAMPLES, server, tiny_system
+from services.optimizer.solver import SolverDefaults, solve
+from tests.optimizer.conftest import GRANITE_G2, SAMPLES, server, tiny_system, v03
 
 
 def units_used(system: SystemData, solution: Solution) -> dict[str, int]:
@@ -39,9 +41,9 @@ def units_used(system: SystemData, solution: Solution) -> dict[str, int]:
 
 # --- golden checks (docs/model.md s7) ---
 
-def test_small_sample_reproduces_every_published_row(small_system: SystemData) -> None:
+def test_small_sample_reproduces_every_published_row_with_the_greedy_solver(small_system: SystemData) -> None:
     published = read_solution(os.path.join(SAMPLES, "small", "solution-data.json"))
-    got = solve(small_system).solution
+    got = solve(small_system, SolverDefaults(SolverKind.GREEDY)).solution
     assert set(got.allocations) == set(published.allocations)
     for name, want in published.allocations.items():
         have = got.allocations[name]
@@ -51,8 +53,11 @@ def test_small_sample_reproduces_every_published_row(small_system: SystemData) -
         assert have.ttft_ms == pytest.approx(want.ttft_ms, rel=1e-3), name
 
 
-def test_large_sample_allocates_every_server_within_its_slos_and_the_capacity(large_system: SystemData) -> None:
-    solution = solve(large_system).solution
+@pytest.mark.parametrize("mode", [pytest.param(SolverDefaults(SolverKind.GREEDY), id="greedy"),
+                                  pytest.param(SolverDefaults(SolverKind.EXACT), id="exact-v0.3")])
+def test_large_sample_allocates_every_server_within_its_slos_and_the_capacity(large_system: SystemData,
+                                                                               mode: SolverDefaults) -> None:
+    solution = solve(v03(large_system), mode).solution
     assert not solution.unallocated
     assert len(solution.allocations) == len(large_system.servers)
     for srv in large_system.servers:
@@ -214,7 +219,7 @@ def test_unlimited_mode_ignores_capacity() -> None:
 
 
 def policy(name: SaturationPolicy, delayed: bool = False) -> OptimizerSettings:
-    return OptimizerSettings(saturation_policy=name, delayed_best_effort=delayed)
+    return OptimizerSettings(saturation_policy=name, delayed_best_effort=delayed, service_model=ServiceModel.V03)
 
 
 @pytest.mark.parametrize(("settings", "expected"), [
