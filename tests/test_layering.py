@@ -18,6 +18,7 @@ PURE = [
     "services.optimizer.queueing", "services.optimizer.sizing", "services.optimizer.solver",
     "services.optimizer.servicetime", "services.optimizer.candidates", "services.optimizer.fit",
     "services.optimizer.exact",
+    "services.optimizer.tuner",
     "services.collector.aggregate", "services.collector.lengths", "services.core.labels", "services.collector.promql",
     "services.actuator.plan", "services.actuator.stabilize", "services.controller.cycle",
     "services.collector.forecast",

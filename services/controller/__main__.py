@@ -9,6 +9,7 @@ from services.controller.clients import ServiceClients
 from services.controller.httpapi import ControllerHTTP, invoke_token_reader
 from services.controller.loop import ControlLoop, static_loader
 from services.controller.metrics import ControllerMetrics
+from services.optimizer.tuner import Tuner, TunerMode
 from services.runtime.config import Config
 from services.runtime.logs import get_logger
 from services.runtime.startup import listening, run_service, writable_file
@@ -28,7 +29,7 @@ def start(config: Config) -> None:
         writable_file(config.cycle_log_path, "INFERNO_CYCLE_LOG")
     metrics = ControllerMetrics()
     loop = ControlLoop(clients, static_loader(config.data_path), metrics, config.cycle_log_path, config.dry_run,
-                       config.cycle_log_max_bytes)
+                       config.cycle_log_max_bytes, Tuner(TunerMode(config.tuner)))
     with listening(f"{config.http_bind_address}:{config.controller_port}", "INFERNO_HTTP_BIND_ADDRESS",
                    "INFERNO_CONTROLLER_PORT"):
         http = ControllerHTTP(loop, metrics, clients.health, config.http_bind_address, config.controller_port,

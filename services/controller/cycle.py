@@ -16,6 +16,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Generic, Protocol, TypeVar
 
 from services.core import model as m
+from services.optimizer.tuner import Tuner
 
 T = TypeVar("T")
 
@@ -69,6 +70,8 @@ class CycleRecord:
     warnings: tuple[str, ...] = ()
     total_cost_per_hour: float = 0.0
     solver_stats: Mapping[str, Any] = field(default_factory=dict)
+    tuner: tuple[Mapping[str, Any], ...] = ()
+    """The online tuner's state per (model, accelerator) after this cycle (TunerState.as_json)."""
 
     def as_json(self) -> dict[str, Any]:
         """The record as a JSON-ready dict."""
@@ -76,7 +79,7 @@ class CycleRecord:
                 "skip_reason": self.skip_reason, "timings_ms": dict(self.timings_ms),
                 "rows": [dict(r) for r in self.rows],
                 "warnings": list(self.warnings), "total_cost_per_hour": self.total_cost_per_hour,
-                "solver_stats": dict(self.solver_stats)}
+                "solver_stats": dict(self.solver_stats), "tuner": [dict(t) for t in self.tuner]}
 
 
 class _Skip(Exception):
@@ -165,15 +168,18 @@ def run_cycle(
     clients: CycleClients,
     now_s: Callable[[], float],
     dry_run: bool = False,
+    tuner: Tuner | None = None,
 ) -> CycleRecord:
     """Run one cycle and return its record; never raises for a failing phase (the cycle is skipped).
 
     ``load_static`` returns (static system data without servers, capacity from the file); ``now_s`` is a
-    monotonic clock in seconds used only for phase timings.
+    monotonic clock in seconds used only for phase timings. ``tuner``: the online perfParms tuner, fed the
+    collected system; its adopted parameters (mode on) go to the optimizer (docs/model.md s12).
     """
     timer = _Timer(now_s)
     start = now_s()
     collection = m.Collection()
+    tuning: tuple[Mapping[str, Any], ...] = ()
     try:
         static, capacity = timer.run("read_data", "reading the data files", load_static)
         collected = timer.run("collect", "collector", clients.collect)
@@ -181,6 +187,9 @@ def run_cycle(
         if not collection.managed:
             raise _Skip("collector found no managed servers")
         system = build_system(static, capacity, collection)
+        if tuner is not None:
+            system, tuning, note = _tune(tuner, system)
+            collection = replace(collection, warnings=(*collection.warnings, note)) if note else collection
         solved = timer.run("optimize", "optimizer", lambda: clients.optimize(system, collected))
         solution, stats = solved.value.solution, solved.value.stats
         if not solution.allocations:
@@ -191,11 +200,22 @@ def run_cycle(
     except _Skip as skip:
         timer.timings_ms["total"] = round((now_s() - start) * 1000.0, 3)
         return CycleRecord(cycle_id, started_at, skip.outcome, str(skip), timer.timings_ms,
-                           rows=_rows(collection, None, [], None), warnings=collection.warnings)
+                           rows=_rows(collection, None, [], None), warnings=collection.warnings, tuner=tuning)
     timer.timings_ms["total"] = round((now_s() - start) * 1000.0, 3)
     return CycleRecord(cycle_id, started_at, "advised" if dry_run else "applied", "", timer.timings_ms,
                        rows=_rows(collection, solution, actions, system), warnings=collection.warnings,
-                       total_cost_per_hour=round(solution.total_cost_per_hour, 6), solver_stats=dict(stats))
+                       total_cost_per_hour=round(solution.total_cost_per_hour, 6), solver_stats=dict(stats),
+                       tuner=tuning)
+
+
+def _tune(tuner: Tuner, system: m.SystemData) -> tuple[m.SystemData, tuple[Mapping[str, Any], ...], str]:
+    """(the system the optimizer gets, the tuner's states, a warning); a failing tuner never stops a cycle:
+    the system goes on untuned and the warning says why."""
+    try:
+        states = tuple(state.as_json() for state in tuner.observe(system))
+        return tuner.apply(system), states, ""
+    except Exception as err:  # noqa: BLE001 - the tuner is advice; the cycle goes on without it
+        return system, (), f"online tuner failed ({type(err).__name__}: {err}); perfParms of the data files used"
 
 
 def _targets(system: m.SystemData | None, server: m.Server) -> m.ModelTarget | None:

@@ -22,6 +22,7 @@ from services.controller.metrics import ControllerMetrics
 from services.core import datafiles
 from services.core import model as m
 from services.core.redact import redact_tree
+from services.optimizer.tuner import Tuner
 from services.runtime.logs import get_logger
 
 _log = get_logger("controller")
@@ -42,8 +43,9 @@ class ControlLoop:
 
     def __init__(self, clients: CycleClients, load_static: Callable[[], tuple[m.SystemData, m.Capacity]],
                  metrics: ControllerMetrics, cycle_log_path: str = "", dry_run: bool = False,
-                 cycle_log_max_bytes: int = 0) -> None:
+                 cycle_log_max_bytes: int = 0, tuner: Tuner | None = None) -> None:
         self._clients, self._load_static, self._metrics = clients, load_static, metrics
+        self._tuner = tuner
         self._cycle_log_path, self._dry_run = cycle_log_path, dry_run
         self._cycle_log_max_bytes = cycle_log_max_bytes
         self._lock = threading.Lock()
@@ -59,7 +61,7 @@ class ControlLoop:
             self._cycle_id += 1
             started_at = datetime.datetime.now(datetime.UTC).isoformat(timespec="milliseconds")
             record = run_cycle(self._cycle_id, started_at, self._load_static, self._clients, time.monotonic,
-                               dry_run=self._dry_run)
+                               dry_run=self._dry_run, tuner=self._tuner)
             self.last = record
             self._metrics.observe(record)
             self._append(record)

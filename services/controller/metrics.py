@@ -50,6 +50,21 @@ DECIDED: tuple[tuple[str, str, str, float], ...] = (
 )
 
 
+TUNER_LABELS = ("model", "accelerator", "mode")
+TUNER: tuple[tuple[str, str, str], ...] = (
+    ("inferno_tuner_alpha_seconds", "Online estimate of perfParms alpha (time per iteration).", "alpha"),
+    ("inferno_tuner_beta_seconds", "Online estimate of perfParms beta (time per computed token).", "beta"),
+    ("inferno_tuner_gamma_seconds", "Online estimate of perfParms gamma (time per KV-cache token read).", "gamma"),
+    ("inferno_tuner_estimate_error_ratio", "Error of the estimate on the recent windows (mean |pred - meas| / "
+     "mean meas, TTFT and ITL averaged).", "estimate_error"),
+    ("inferno_tuner_current_error_ratio", "Error of the parameters in use on the same windows.", "current_error"),
+    ("inferno_tuner_samples", "Observation windows the estimate is based on.", "samples"),
+    ("inferno_tuner_adopted", "1 when the estimate is in use by the optimizer (INFERNO_TUNER=on and the gate "
+     "passed).", "adopted"),
+)
+"""(metric, help, key of the tuner state): the online tuner per (model, accelerator) (docs/model.md s12)."""
+
+
 def _number(value: Any) -> float | None:
     if isinstance(value, bool):
         return float(value)
@@ -82,6 +97,7 @@ class ControllerMetrics:
                         for name, text, key, factor in DECIDED}
         for outcome in OUTCOMES:
             self.cycles.labels(outcome)
+        self.tuner = {key: Gauge(name, text, TUNER_LABELS, registry=self.registry) for name, text, key in TUNER}
 
     def observe(self, record: CycleRecord) -> None:
         """Account for one cycle: measured gauges from every cycle (none when nothing was collected: a gap, not
@@ -90,6 +106,7 @@ class ControllerMetrics:
         self.cycle_duration.observe(record.timings_ms.get("total", 0.0) / 1000.0)
         self.cycles.labels(record.outcome).inc()
         _set_all(self.measured, record.rows)
+        self._set_tuner(record.tuner)
         if record.outcome not in DECIDING_OUTCOMES:
             return
         self.total_cost.set(record.total_cost_per_hour)
@@ -101,6 +118,21 @@ class ControllerMetrics:
                 self.desired.labels(row["server"], row["namespace"], row["deployment"],
                                     row["accelerator"]).set(row["replicas"])
                 self.accelerator.labels(*_labels(row), row["accelerator"]).set(1)
+
+    def _set_tuner(self, states: tuple[Mapping[str, Any], ...]) -> None:
+        """The online tuner's state per (model, accelerator), replaced every cycle (docs/model.md s12)."""
+        for gauge in self.tuner.values():
+            gauge.clear()
+        for state in states:
+            labels = (state["model"], state["accelerator"], state["mode"])
+            estimate = state.get("estimate") or {}
+            values = {"alpha": estimate.get("alpha"), "beta": estimate.get("beta"), "gamma": estimate.get("gamma"),
+                      "estimate_error": state.get("estimate_error"), "current_error": state.get("current_error"),
+                      "samples": state.get("samples"), "adopted": state.get("status") == "adopted"}
+            for key, value in values.items():
+                number = _number(value)
+                if number is not None:
+                    self.tuner[key].labels(*labels).set(number * (1e-3 if key in ("alpha", "beta", "gamma") else 1))
 
     def render(self) -> bytes:
         """The metrics in the Prometheus text format."""

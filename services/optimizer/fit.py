@@ -133,26 +133,35 @@ def zero_load_start(points: Sequence[Point], options: FitOptions) -> np.ndarray:
     return np.clip(solution, np.array(BOUNDS[0]) + 1e-9, BOUNDS[1])
 
 
-def fit(points: Sequence[Point], options: FitOptions) -> FitResult:
+def fit(points: Sequence[Point], options: FitOptions, start: PerfParms | None = None,
+        fit_overhead: bool = True) -> FitResult:
     """The perfParms minimising the squared relative TTFT and ITL errors over ``points`` (bounded by BOUNDS):
-    alpha, beta, gamma, and with model v1 the TTFT overhead.
+    alpha, beta, gamma, and with model v1 the TTFT overhead unless ``fit_overhead`` is false (then it stays
+    ``start``'s). ``start``: the first guess (default: zero_load_start).
 
     Raises InvalidInputError with fewer measured TTFT/ITL figures than parameters.
     """
     measured = np.array([[p.ttft_ms, p.itl_ms] for p in points], dtype=float).reshape(-1, 2)
     usable = np.isfinite(measured) & (measured > 0)
-    count = 4 if fits_overhead(options) else 3
+    count = 4 if fits_overhead(options) and fit_overhead else 3
     if usable.sum() < count:
         raise InvalidInputError(f"fit needs at least {count} measured TTFT/ITL figures, got {int(usable.sum())}")
     scale = SCALE[:count]
+    overhead = start.ttft_overhead_ms if start is not None else 0.0
+
+    def perf(x: np.ndarray) -> PerfParms:
+        values = x * scale
+        return PerfParms(*values) if count == 4 else PerfParms(*values, ttft_overhead_ms=overhead)
 
     def residuals(x: np.ndarray) -> np.ndarray:
-        ttft, itl = predict(points, PerfParms(*(x * scale)), options)
+        ttft, itl = predict(points, perf(x), options)
         pred = np.column_stack([ttft, itl])
         rel = np.where(usable, (pred - measured) / np.where(usable, measured, 1.0), 0.0)
         return np.nan_to_num(rel[usable], nan=1e6, posinf=1e6)
 
     lower, upper = np.array(BOUNDS[0][:count]) / scale, np.array(BOUNDS[1][:count]) / scale
-    start = np.clip(zero_load_start(points, options)[:count] / scale, lower, upper)
-    found = least_squares(residuals, start, bounds=(lower, upper), x_scale="jac", method="trf")
-    return evaluate(points, PerfParms(*(found.x * scale)), options)
+    guess = (zero_load_start(points, options) if start is None else
+             np.array([start.alpha_ms, start.beta_ms, start.gamma_ms, start.ttft_overhead_ms]))
+    first = np.clip(guess[:count] / scale, lower, upper)
+    found = least_squares(residuals, first, bounds=(lower, upper), x_scale="jac", method="trf")
+    return evaluate(points, perf(found.x), options)

@@ -68,6 +68,8 @@ class Config:
     log_level: str = "info"
     solver: str = "exact"
     solver_time_limit_s: float = 10.0
+    tuner: str = "advisory"
+    """Online perfParms tuning (docs/model.md s12): off, advisory (estimate and report) or on (adopt)."""
 
     def health_address(self, port: int) -> str:
         """Where a gRPC service answers health checks alone ("" when ``port`` is 0: no health port)."""
@@ -143,6 +145,13 @@ def _positive(value: str) -> float:
     return number
 
 
+def _tuner(value: str) -> str:
+    lowered = value.strip().lower()
+    if lowered not in ("off", "advisory", "on"):
+        raise ValueError("must be one of off, advisory, on")
+    return lowered
+
+
 def _node_labels(value: str) -> Mapping[str, Mapping[str, str]]:
     if not value.strip():
         return MappingProxyType({})
@@ -191,6 +200,7 @@ VARIABLES: Mapping[str, tuple[str, Callable[[str], Any]]] = MappingProxyType({
     "INFERNO_LOG_LEVEL": ("log_level", _level),
     "INFERNO_SOLVER": ("solver", _solver),
     "INFERNO_SOLVER_TIME_LIMIT": ("solver_time_limit_s", _positive),
+    "INFERNO_TUNER": ("tuner", _tuner),
 })
 """Environment variable -> (Config field, parser). The only variables the services read."""
 

@@ -153,3 +153,56 @@ def test_a_dry_run_is_reported_as_advice_with_the_same_table() -> None:
     assert advised_row["action_reason"] == real_row["action_reason"] == "replicas 1 -> 3"
     same = ("replicas", "accelerator", "max_batch", "predicted_itl_ms", "predicted_ttft_ms", "replicas_to")
     assert {k: advised_row[k] for k in same} == {k: real_row[k] for k in same}
+
+
+class StubTuner:
+    """Stands in for services.optimizer.tuner.Tuner: reports one state, changes alpha (or raises)."""
+
+    def __init__(self, error: Exception | None = None) -> None:
+        self.error, self.seen = error, []
+
+    def observe(self, system):
+        from services.optimizer.tuner import TunerMode, TunerState
+        self.seen.append(system)
+        if self.error:
+            raise self.error
+        return [TunerState("llama_13b", "G2", TunerMode.ON, 20, 3.0, "adopted", estimate=m.PerfParms(9, 0.03, 0.001))]
+
+    def apply(self, system):
+        from dataclasses import replace
+        return replace(system, models=tuple(replace(p, perf=m.PerfParms(9, 0.03, 0.001)) for p in system.models))
+
+
+def test_the_tuner_sees_the_collected_system_and_its_parameters_reach_the_optimizer() -> None:
+    clients, tuner = FakeClients(), StubTuner()
+    record = run_cycle(1, "t", static, clients, clock(), tuner=tuner)
+    assert record.outcome == "applied" and tuner.seen[0].servers == (SERVER,)
+    assert clients.systems[0].models[0].perf == m.PerfParms(9, 0.03, 0.001)
+    (state,) = record.tuner
+    assert (state["status"], state["estimate"]["alpha"]) == ("adopted", 9.0)
+    assert record.as_json()["tuner"] == [state]
+
+
+def test_a_failing_tuner_never_stops_a_cycle() -> None:
+    clients = FakeClients()
+    record = run_cycle(1, "t", static, clients, clock(), tuner=StubTuner(ZeroDivisionError("boom")))
+    assert record.outcome == "applied" and record.tuner == ()
+    assert clients.systems[0].models == STATIC.models
+    assert any("online tuner failed (ZeroDivisionError: boom)" in w for w in record.warnings)
+
+
+def test_an_advisory_tuner_leaves_the_optimizer_input_as_the_data_files_say() -> None:
+    from dataclasses import replace
+
+    from services.optimizer.tuner import GateSettings, Tuner, TunerMode
+    tuner = Tuner(TunerMode.ADVISORY, GateSettings(min_samples=3, recent=1, refit_every=1, min_load_span=1.5))
+    plain, tuned = FakeClients(), FakeClients()
+    for rpm, itl, ttft in ((30, 20.0, 60.0), (90, 25.0, 70.0), (180, 32.0, 90.0), (60, 22.0, 65.0)):
+        server = replace(SERVER, current=replace(SERVER.current, load=m.Load(rpm, 128, 1024)),
+                         observed=m.ObservedMetrics(itl_ms=itl, ttft_ms=ttft, ready_replicas=1, source="prometheus"))
+        for clients in (plain, tuned):
+            clients.collection = m.Collection((replace(MANAGED, server=server),))
+        run_cycle(1, "t", static, plain, clock())
+        record = run_cycle(1, "t", static, tuned, clock(), tuner=tuner)
+    assert record.tuner and record.tuner[0]["mode"] == "advisory" and record.tuner[0]["estimate"] is not None
+    assert tuned.systems == plain.systems

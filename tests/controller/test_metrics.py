@@ -70,3 +70,19 @@ def test_a_server_that_left_the_cluster_leaves_the_measured_gauges() -> None:
     loop.invoke()
     series = samples(metrics)
     assert "inferno_server_arrival_rate_requests_per_second" not in series
+
+
+def test_the_tuner_state_is_exported_per_model_and_accelerator() -> None:
+    from services.controller.cycle import CycleRecord
+    metrics = ControllerMetrics()
+    state = {"model": "llama", "accelerator": "H100", "mode": "on", "samples": 20, "status": "adopted",
+             "estimate": {"alpha": 6.6, "beta": 0.02, "gamma": 5e-5}, "estimate_error": 0.03, "current_error": 0.2}
+    metrics.observe(CycleRecord(1, "t", "applied", tuner=(state,)))
+    series = samples(metrics)
+    key = (("accelerator", "H100"), ("mode", "on"), ("model", "llama"))
+    assert series["inferno_tuner_alpha_seconds"][key] == 0.0066
+    assert (series["inferno_tuner_estimate_error_ratio"][key], series["inferno_tuner_current_error_ratio"][key]) == (
+        0.03, 0.2)
+    assert (series["inferno_tuner_samples"][key], series["inferno_tuner_adopted"][key]) == (20, 1)
+    metrics.observe(CycleRecord(2, "t", "skipped"))
+    assert "inferno_tuner_alpha_seconds" not in samples(metrics)
