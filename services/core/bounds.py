@@ -45,6 +45,10 @@ MAX_TIME_LIMIT_S = 3_600.0
 """The solver's time limit."""
 MAX_C2 = 100.0
 """Squared coefficient of variation of output lengths (0 fixed, 1 exponential; heavy tails reach tens)."""
+MAX_DEVIATION = 10.0
+"""Relative deviation of a perfParm in robust sizing (10 = up to 11 times the fitted value)."""
+MAX_ROBUST_BUDGET = 10_000.0
+"""Robust sizing's Gamma: server groups at their worst case at once (more than any system has)."""
 MAX_NAME_LENGTH = 1_024
 """Characters of a name (server, model, accelerator, class)."""
 SHORT_LENGTH = 60
@@ -110,6 +114,8 @@ TIME_LIMIT_S = Bound(0, MAX_TIME_LIMIT_S, "s")
 FRACTION = Bound(0, 1)
 C2 = Bound(0, MAX_C2)
 TOKEN_BUDGET = Bound(1, MAX_TOKENS, "tokens")
+DEVIATION = Bound(0, MAX_DEVIATION)
+ROBUST_BUDGET = Bound(0, MAX_ROBUST_BUDGET, "server groups")
 ALLOCATION_COST = Bound(0, MAX_COST_PER_HOUR * MAX_ACCELERATORS * MAX_REPLICAS, "per hour")
 """A whole allocation's cost: cost x accCount x replicas at their bounds."""
 
@@ -224,3 +230,12 @@ def check_system(system: m.SystemData, field: str = "system") -> None:
     _check(f"{field}.optimizer.time_limit_s", system.optimizer.time_limit_s, TIME_LIMIT_S)
     _check(f"{field}.optimizer.output_c2", system.optimizer.output_c2, C2)
     _check(f"{field}.optimizer.token_budget", system.optimizer.token_budget, TOKEN_BUDGET)
+    robust = system.optimizer.robustness
+    if robust is not None:
+        at = f"{field}.optimizer.robustness"
+        _check(f"{at}.gamma", robust.gamma, ROBUST_BUDGET)
+        pairs = [("default_deviation", robust.default)]
+        pairs += [(f"deviations[{short_name(model)}/{short_name(acc)}]", d) for model, acc, d in robust.deviations]
+        for where, d in pairs:
+            for key in ("alpha", "beta", "gamma"):
+                _check(f"{at}.{where}.{key}", getattr(d, key), DEVIATION)

@@ -171,6 +171,15 @@ class Reader:
             raise self._fail(key, value, "one of " + ", ".join(member.value for member in choices))
         return by_name[value.lower()]
 
+    def is_present(self, key: str) -> bool:
+        """Whether ``key`` is in the object (any value)."""
+        return key.lower() in self._keys
+
+    def is_object(self, key: str) -> bool:
+        """Whether ``key`` is present and holds an object (for fields that take a number or an object)."""
+        actual = self._keys.get(key.lower())
+        return actual is not None and isinstance(self._value[actual], dict)
+
     def obj(self, key: str, optional: bool = False) -> Reader | None:
         """The nested object at ``key`` (None when optional and absent or null)."""
         value, key = self._raw(key, None if optional else _MISSING)

@@ -175,7 +175,42 @@ def _settings(r: Reader | None) -> m.OptimizerSettings:
         output_c2=r.number("outputC2", default=d.output_c2, bound=b.C2),
         token_budget=r.positive("tokenBudget", d.token_budget, bound=b.TOKENS),
         solver=r.choice("solver", m.SolverKind, d.solver),
+        robustness=_robustness(r.obj("robustness", optional=True)),
     )
+
+
+def _deviation(r: Reader, key: str, default: m.Deviation) -> m.Deviation:
+    """``key`` as one relative deviation for alpha, beta and gamma, or an object of the three (each defaulting
+    to ``default``'s)."""
+    if r.is_object(key):
+        d = r.obj(key)
+        return m.Deviation(d.number("alpha", default=default.alpha, bound=b.DEVIATION),
+                           d.number("beta", default=default.beta, bound=b.DEVIATION),
+                           d.number("gamma", default=default.gamma, bound=b.DEVIATION))
+    if not r.is_present(key):
+        return default
+    value = r.number(key, bound=b.DEVIATION)
+    return m.Deviation(value, value, value)
+
+
+def _robustness(r: Reader | None) -> m.Robustness | None:
+    """The ``robustness`` section (docs/model.md s10): gamma, maxDeviation (number or {alpha, beta, gamma}),
+    models: [{name, acc, maxDeviation}]."""
+    if r is None:
+        return None
+    default = _deviation(r, "maxDeviation", m.Deviation())
+    entries = []
+    for e in r.items("models", optional=True):
+        entries.append((e.text("name"), e.text("acc"), _deviation(e, "maxDeviation", default)))
+        if not e.is_present("maxDeviation"):
+            raise e.error("maxDeviation", "required key is missing")
+    seen: set[tuple[str, str]] = set()
+    for i, (model, acc, _) in enumerate(entries):
+        if (model, acc) in seen:
+            raise DataFileError(r.file, f"{r.path}.models[{i}]", f"duplicate name/acc {model!r}/{acc!r}")
+        seen.add((model, acc))
+    return m.Robustness(gamma=r.number("gamma", default=0.0, bound=b.ROBUST_BUDGET), default=default,
+                        deviations=tuple(entries))
 
 
 def _capacity(r: Reader | None) -> m.Capacity:
@@ -233,6 +268,18 @@ def _check_references(system: m.SystemData, where: dict[str, _Where], report: Re
                         f"(types: {', '.join(sorted(types)) or 'none'})")
 
 
+def _check_robustness(system: m.SystemData, where: _Where, report: Report) -> None:
+    """A deviation for a (model, accelerator) pair without model data is never used: a warning (strict: error)."""
+    robust = system.optimizer.robustness
+    if robust is None:
+        return
+    pairs = {(p.model, p.accelerator) for p in system.models}
+    for i, (model, acc, _) in enumerate(robust.deviations):
+        if (model, acc) not in pairs:
+            report.warn(*where.at(f"optimizer.robustness.models[{i}]"),
+                        f"no model data for {model!r} on {acc!r}, this deviation is never used")
+
+
 def _unique_by(items: Iterable[Any], key: Callable[[Any], Any], where: _Where, list_key: str, name_key: str) -> None:
     seen: set[Any] = set()
     for index, item in enumerate(items):
@@ -257,6 +304,7 @@ def _build(readers: dict[str, Reader | None], files: dict[str, str], report: Rep
     where = {section: _Where(files[section], "$" if reader is None else reader.path)
              for section, reader in readers.items()}
     _check_references(system, where, report)
+    _check_robustness(system, where["optimizer"], report)
     return LoadedSystem(system=system, warnings=report.finish())
 
 

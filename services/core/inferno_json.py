@@ -101,6 +101,21 @@ def settings_json(s: m.OptimizerSettings) -> dict[str, Any]:
         data["tokenBudget"] = s.token_budget
     if s.solver is not None:
         data["solver"] = s.solver.value
+    if s.robustness is not None:
+        data["robustness"] = robustness_json(s.robustness)
+    return data
+
+
+def _deviation_json(d: m.Deviation) -> float | dict[str, float]:
+    return d.alpha if d.alpha == d.beta == d.gamma else {"alpha": d.alpha, "beta": d.beta, "gamma": d.gamma}
+
+
+def robustness_json(r: m.Robustness) -> dict[str, Any]:
+    """Robustness -> the "robustness" object of optimizer-data.json (docs/model.md s10)."""
+    data: dict[str, Any] = {"gamma": r.gamma, "maxDeviation": _deviation_json(r.default)}
+    if r.deviations:
+        data["models"] = [{"name": model, "acc": acc, "maxDeviation": _deviation_json(d)}
+                          for model, acc, d in r.deviations]
     return data
 
 

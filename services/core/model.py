@@ -242,6 +242,44 @@ class SolverKind(enum.StrEnum):
 
 
 @dataclass(frozen=True, slots=True)
+class Deviation:
+    """Largest relative increase of a model's perfParms on an accelerator (docs/model.md s10): at worst,
+    alpha x (1 + alpha), beta x (1 + beta), gamma x (1 + gamma). 0.2 = up to 20% slower than fitted."""
+
+    alpha: float = 0.0
+    beta: float = 0.0
+    gamma: float = 0.0
+
+    def worst(self, perf: PerfParms) -> PerfParms:
+        """``perf`` at its worst case."""
+        return PerfParms(perf.alpha_ms * (1 + self.alpha), perf.beta_ms * (1 + self.beta),
+                         perf.gamma_ms * (1 + self.gamma))
+
+
+@dataclass(frozen=True, slots=True)
+class Robustness:
+    """Robust sizing (docs/model.md s10), the ``robustness`` section of optimizer-data.json.
+
+    ``gamma`` is the uncertainty budget Gamma (>= 0): how many server groups may run at their worst-case
+    parameters at once (a fraction: that share of one group's deviation). ``default`` is the deviation of every
+    (model, accelerator) not listed in ``deviations`` ((model, accelerator, deviation) triples).
+    """
+
+    gamma: float = 0.0
+    default: Deviation = field(default_factory=Deviation)
+    deviations: tuple[tuple[str, str, Deviation], ...] = ()
+
+    def deviation(self, model: str, accelerator: str) -> Deviation:
+        """The deviation of ``model`` on ``accelerator``: its own entry, else the default."""
+        return next((d for m, a, d in self.deviations if m == model and a == accelerator), self.default)
+
+    @property
+    def active(self) -> bool:
+        """Whether robust sizing changes anything (Gamma > 0)."""
+        return self.gamma > 0
+
+
+@dataclass(frozen=True, slots=True)
 class OptimizerSettings:
     """Optimizer settings from optimizer-data.json, plus our extensions (from ``service_model`` on).
 
@@ -264,6 +302,8 @@ class OptimizerSettings:
     token_budget: int = 8192
     """Tokens one engine iteration may compute (vLLM's max-num-batched-tokens), model v1's chunked prefill."""
     solver: SolverKind | None = None
+    robustness: Robustness | None = None
+    """Robust sizing (docs/model.md s10); None (the default): off, every candidate sized at nominal perfParms."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,11 +11,13 @@ import sys
 from collections.abc import Sequence
 from dataclasses import replace
 
+from services.core.bounds import MAX_DEVIATION, MAX_ROBUST_BUDGET
 from services.core.datafiles import LoadedSystem, load_system_dir, load_system_file, write_solution
 from services.core.errors import InfernoError, InvalidInputError
-from services.core.model import Load, ServiceModel, SolverKind, SystemData
+from services.core.model import Deviation, Load, Robustness, ServiceModel, SolverKind, SystemData
 from services.optimizer import fit_cli, llmro_cli
 from services.optimizer.queueing import ChainBatch, analyze_point
+from services.optimizer.robust import report_text
 from services.optimizer.servicetime import QUEUE_TO_BATCH_RATIO, replica_model_for
 from services.optimizer.sizing import Targets, batch_size, size_replicas
 from services.optimizer.solver import DEFAULT_TIME_LIMIT_S, SolverDefaults, solve
@@ -47,6 +49,12 @@ def _parser() -> argparse.ArgumentParser:
     solve_cmd.add_argument("--time-limit", type=float, dest="time_limit_s", metavar="SECONDS",
                            help="the exact solver's time limit (default: timeLimitSeconds of optimizer-data.json, "
                                 f"else {DEFAULT_TIME_LIMIT_S:g})")
+    solve_cmd.add_argument("--robust-gamma", type=float, dest="robust_gamma", metavar="GAMMA",
+                           help="robust sizing (docs/model.md s10.2): Gamma >= 0, overriding the robustness "
+                                "section of optimizer-data.json (0: off)")
+    solve_cmd.add_argument("--max-deviation", type=float, dest="max_deviation", metavar="D",
+                           help="robust sizing: largest relative increase of alpha, beta and gamma (0..10) for "
+                                "every model/accelerator without its own entry, overriding the section's")
     analyze = sub.add_parser("analyze", help="evaluate one model / accelerator / load point")
     _source(analyze, required=True)
     analyze.add_argument("--model", required=True)
@@ -108,8 +116,11 @@ def _solve(args: argparse.Namespace) -> int:
         if not math.isfinite(args.time_limit_s) or args.time_limit_s <= 0:
             raise InvalidInputError(f"--time-limit must be a number of seconds > 0, got {args.time_limit_s!r}")
         system = replace(system, optimizer=replace(system.optimizer, time_limit_s=args.time_limit_s))
+    system = _robustness(args, system)
     result = solve(system)
     print(solution_table(system, result.solution, result.solver, result.stats), end="")
+    if result.robust is not None:
+        print(report_text(result.robust, system, result.solution.allocations), end="")
     if args.output:
         try:
             write_solution(args.output, result.solution)
@@ -117,6 +128,26 @@ def _solve(args: argparse.Namespace) -> int:
             raise InvalidInputError(f"--output {args.output!r}: cannot write: {err.strerror}") from None
         print(f"solution written to {args.output}")
     return 0
+
+
+def _robustness(args: argparse.Namespace, system: SystemData) -> SystemData:
+    """``system`` with --robust-gamma / --max-deviation applied to its robustness section (docs/model.md s10.2)."""
+    if args.robust_gamma is None and args.max_deviation is None:
+        return system
+    for flag, value, high in (("--robust-gamma", args.robust_gamma, MAX_ROBUST_BUDGET),
+                              ("--max-deviation", args.max_deviation, MAX_DEVIATION)):
+        if value is not None and not (math.isfinite(value) and 0 <= value <= high):
+            raise InvalidInputError(f"{flag} must be within 0..{high:g}, got {value!r}")
+    section = system.optimizer.robustness
+    if section is None and (args.robust_gamma is None or args.max_deviation is None):
+        raise InvalidInputError("the data have no robustness section: give both --robust-gamma and --max-deviation")
+    section = section or Robustness()
+    if args.robust_gamma is not None:
+        section = replace(section, gamma=args.robust_gamma)
+    if args.max_deviation is not None:
+        d = args.max_deviation
+        section = replace(section, default=Deviation(d, d, d))
+    return replace(system, optimizer=replace(system.optimizer, robustness=section))
 
 
 def _targets(args: argparse.Namespace, system: SystemData) -> Targets:

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from ortools.sat.python import cp_model
 
 from services.optimizer.candidates import Candidate
+from services.optimizer.robust import RobustSet, add_robust_rows
 
 CENTS = 100
 """Objective values are integers: cost units per hour x 100."""
@@ -93,10 +94,11 @@ def useful_candidates(options: Sequence[Candidate], capacity: Mapping[str, int])
 
 
 def build_model(options: Mapping[str, Sequence[Candidate]], priorities: Mapping[str, int],
-                capacity: Mapping[str, int]) -> AllocationModel:
+                capacity: Mapping[str, int], robust: RobustSet | None = None) -> AllocationModel:
     """The allocation model (docs/model.md s9): x[s, k] boolean, sum_k x[s, k] <= 1 per server s, and per card
     type t: sum of units x <= capacity[t] (a type not in ``capacity`` has none). ``options`` should already be
-    pruned (useful_candidates)."""
+    pruned (useful_candidates). With ``robust``, each server also gets the Gamma-robust row of docs/model.md
+    s10.2 (its chosen candidate's replicas carry its rate when Gamma of its groups run at their worst case)."""
     model = cp_model.CpModel()
     choices: dict[str, list[tuple[Candidate, cp_model.IntVar]]] = {}
     per_type: dict[str, list[tuple[int, cp_model.IntVar]]] = {}
@@ -121,6 +123,8 @@ def build_model(options: Mapping[str, Sequence[Candidate]], priorities: Mapping[
     for kind, terms in sorted(per_type.items()):
         model.add(cp_model.LinearExpr.weighted_sum([x for _, x in terms], [u for u, _ in terms])
                   <= capacity.get(kind, 0))
+    if robust is not None:
+        add_robust_rows(model, choices, robust)
     value = cp_model.LinearExpr.weighted_sum([x for _, x in value_terms], [c for c, _ in value_terms])
     return AllocationModel(model, choices, {p: sum(xs) for p, xs in served.items()}, value, level_size)
 
@@ -194,13 +198,16 @@ class _Run:
 
 def solve_exact(options: Mapping[str, Sequence[Candidate]], priorities: Mapping[str, int],
                 capacity: Mapping[str, int], greedy: Mapping[str, Candidate], time_limit_s: float,
-                extra: Callable[[AllocationModel], None] | None = None, workers: int = WORKERS) -> ExactResult:
+                extra: Callable[[AllocationModel], None] | None = None, workers: int = WORKERS,
+                robust: RobustSet | None = None) -> ExactResult:
     """Allocate ``options`` (server -> candidates) against ``capacity`` exactly (docs/model.md s9).
 
     ``greedy`` (server -> chosen candidate, fully allocated servers only) is the hint and the floor of every
     level; ``extra`` may add constraints to the model (the greedy answer must satisfy them, or the floor may
     make the model infeasible: the answer is then the fallback). ``time_limit_s`` bounds all stages together.
-    Never raises for a hard instance: the greedy answer comes back flagged ``fallback``.
+    Never raises for a hard instance: the greedy answer comes back flagged ``fallback``. ``robust`` adds the
+    robust rows (build_model); its candidates satisfy them by construction, so the greedy answer and the
+    trivial answer over them do too.
     """
     pruned = {name: useful_candidates(opts, capacity) for name, opts in options.items()}
     levels = sorted({priorities[name] for name, opts in pruned.items() if opts})
@@ -208,7 +215,7 @@ def solve_exact(options: Mapping[str, Sequence[Candidate]], priorities: Mapping[
     if extra is None and _fits(cheapest, capacity):
         value = _value(cheapest)
         return ExactResult(cheapest, Outcome.TRIVIAL, value, value, 0.0, 0.0, _counts(cheapest, priorities))
-    am = build_model(pruned, priorities, capacity)
+    am = build_model(pruned, priorities, capacity, robust)
     if extra is not None:
         extra(am)
     floor = _counts(greedy, priorities)

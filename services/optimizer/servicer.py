@@ -58,7 +58,13 @@ class OptimizerServicer(optimizer_pb2_grpc.OptimizerServiceServicer):
                   outcome=result.stats.outcome, gap=result.stats.gap,
                   total_cost_per_hour=round(solution.total_cost_per_hour, 3),
                   duration_ms=round(stats.solve_time_ms, 1))
-        return convert.solution_to_proto(solution, stats)
+        robust = None
+        if result.robust is not None:
+            r = result.robust
+            robust = convert.robust_report_to_proto(
+                r.gamma, r.cost_per_hour, r.nominal_cost_per_hour, r.allocated, r.nominal_allocated,
+                {name: (w.itl_ms, w.ttft_ms, w.nominal_replicas) for name, w in r.worst.items()})
+        return convert.solution_to_proto(solution, stats, robust)
 
 
 def register(servicer: OptimizerServicer) -> Callable[[grpc.Server], None]:

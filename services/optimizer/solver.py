@@ -19,6 +19,7 @@ from services.core.model import Allocation, OptimizerSettings, SaturationPolicy,
 from services.optimizer.candidates import MS_PER_MINUTE, Candidate, CandidateSet, build_candidates
 from services.optimizer.exact import Outcome, solve_exact
 from services.optimizer.queueing import chain_metrics, latency_ms
+from services.optimizer.robust import RobustReport, RobustSet, robust_candidates, worst_case
 
 DEFAULT_TIME_LIMIT_S = 10.0
 """The exact solver's time limit when neither the data (timeLimitSeconds) nor a setting gives one."""
@@ -88,6 +89,8 @@ class SolveResult:
     candidates: int
     solver: str
     stats: SolveStats = field(default_factory=lambda: SolveStats(""))
+    robust: RobustReport | None = None
+    """The price of robustness and worst cases, when robustness is on (docs/model.md s10.2)."""
 
 
 @dataclass(slots=True)
@@ -250,10 +253,12 @@ def _value(full: Mapping[str, Candidate]) -> float:
     return sum(c.value for c in full.values())
 
 
-def _exact(cs: CandidateSet, system: SystemData, limit_s: float) -> tuple[_State, SolveStats]:
-    """Exact full allocations (greedy answer as hint and fallback), then the saturation policy on the rest."""
+def _exact(cs: CandidateSet, system: SystemData, limit_s: float, rs: RobustSet | None = None
+           ) -> tuple[_State, SolveStats]:
+    """Exact full allocations (greedy answer as hint and fallback), then the saturation policy on the rest;
+    ``rs`` adds the robust rows to the model (docs/model.md s10.2)."""
     greedy = _limited(cs, system)
-    result = solve_exact(cs.options, cs.priorities, dict(system.capacity.counts), greedy.full, limit_s)
+    result = solve_exact(cs.options, cs.priorities, dict(system.capacity.counts), greedy.full, limit_s, robust=rs)
     stats = SolveStats("exact", result.outcome, result.objective,
                        result.best_bound if math.isfinite(result.best_bound) else None,
                        result.gap if math.isfinite(result.gap) else None, result.wall_time_s * 1000.0, limit_s,
@@ -277,16 +282,34 @@ def _exact(cs: CandidateSet, system: SystemData, limit_s: float) -> tuple[_State
 
 
 def solve(system: SystemData, defaults: SolverDefaults = DEFAULTS) -> SolveResult:
-    """Allocate every server of ``system`` (docs/model.md s6, s8, s9).
+    """Allocate every server of ``system`` (docs/model.md s6, s8, s9, s10.2).
 
     Unlimited mode gives each server its least-value candidate; otherwise the chosen solver (choose_solver:
     exact by default, greedy in Inferno-compatibility mode) allocates against the capacity and the saturation
     policy hands out what is left. Servers that get nothing are listed in ``Solution.unallocated`` with the
-    reason. Raises InvalidInputError for an inconsistent system.
+    reason. With robustness on (Gamma > 0) the candidates are sized for the worst case (and the exact model
+    carries the robust row), the same system is also solved at Gamma 0, and ``SolveResult.robust`` reports the
+    price of robustness and each server's worst-case ITL / TTFT. Raises InvalidInputError for an inconsistent
+    system.
     """
     kind = choose_solver(system.optimizer, defaults)
     system = replace(system, optimizer=replace(system.optimizer, solver=kind))  # the model follows the mode
-    cs = build_candidates(system)
+    robustness = system.optimizer.robustness
+    if robustness is None or not robustness.active:
+        return _solve(system, kind, defaults, None)
+    nominal = _solve(replace(system, optimizer=replace(system.optimizer, robustness=None)), kind, defaults, None)
+    rs = robust_candidates(system, build_candidates(system))
+    result = _solve(system, kind, defaults, rs)
+    allocations = result.solution.allocations
+    report = RobustReport(robustness.gamma, result.solution.total_cost_per_hour,
+                          nominal.solution.total_cost_per_hour, len(allocations),
+                          len(nominal.solution.allocations), worst_case(rs, allocations))
+    return replace(result, robust=report)
+
+
+def _solve(system: SystemData, kind: SolverKind, defaults: SolverDefaults, rs: RobustSet | None) -> SolveResult:
+    """One solve over ``rs``'s robust candidates, or the nominal ones when ``rs`` is None."""
+    cs = build_candidates(system) if rs is None else rs.candidates
     unallocated = dict(cs.unallocated)
     if system.optimizer.unlimited:
         chosen = {name: options[0] for name, options in cs.options.items()}
@@ -297,7 +320,7 @@ def solve(system: SystemData, defaults: SolverDefaults = DEFAULTS) -> SolveResul
         state = _limited(cs, system)
         stats = SolveStats("greedy", objective=_value(state.full), served_by_priority=_served(cs, state.full))
     else:
-        state, stats = _exact(cs, system, time_limit(system.optimizer, defaults))
+        state, stats = _exact(cs, system, time_limit(system.optimizer, defaults), rs)
     allocations = {name: _allocation(cs, c) for name, c in state.full.items()}
     allocations.update(_best_effort(cs, state.partial))
     for name, options in cs.options.items():

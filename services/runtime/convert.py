@@ -201,7 +201,38 @@ def settings_to_proto(s: m.OptimizerSettings) -> types_pb2.OptimizerSettings:
         delayed_best_effort=s.delayed_best_effort, saturation_policy=s.saturation_policy.value,
         service_model=s.service_model.value, blocking_bound=s.blocking_bound, time_limit_s=s.time_limit_s,
         output_c2=s.output_c2, token_budget=s.token_budget,
-        solver=s.solver.value if s.solver is not None else "")
+        solver=s.solver.value if s.solver is not None else "",
+        robustness=None if s.robustness is None else robustness_to_proto(s.robustness))
+
+
+def _deviation_to_proto(d: m.Deviation) -> types_pb2.Deviation:
+    return types_pb2.Deviation(alpha=d.alpha, beta=d.beta, gamma=d.gamma)
+
+
+def _deviation_from_proto(msg: types_pb2.Deviation, field: str) -> m.Deviation:
+    return m.Deviation(_non_negative(msg.alpha, f"{field}.alpha"), _non_negative(msg.beta, f"{field}.beta"),
+                       _non_negative(msg.gamma, f"{field}.gamma"))
+
+
+def robustness_to_proto(r: m.Robustness) -> types_pb2.Robustness:
+    """Robustness -> proto."""
+    return types_pb2.Robustness(
+        gamma=r.gamma, default_deviation=_deviation_to_proto(r.default),
+        deviations=[types_pb2.PairDeviation(model=model, accelerator=acc, deviation=_deviation_to_proto(d))
+                    for model, acc, d in r.deviations])
+
+
+def robustness_from_proto(msg: types_pb2.Robustness, field: str = "robustness") -> m.Robustness:
+    """Proto -> Robustness; negative figures and duplicate (model, accelerator) pairs raise InvalidInputError."""
+    pairs: list[tuple[str, str, m.Deviation]] = []
+    for i, row in enumerate(msg.deviations):
+        if any(model == row.model and acc == row.accelerator for model, acc, _ in pairs):
+            raise InvalidInputError(f"{field}.deviations[{i}]: duplicate model/accelerator "
+                                    f"{short_name(row.model)}/{short_name(row.accelerator)}")
+        pairs.append((row.model, row.accelerator, _deviation_from_proto(row.deviation, f"{field}.deviations[{i}]")))
+    return m.Robustness(gamma=_non_negative(msg.gamma, f"{field}.gamma"),
+                        default=_deviation_from_proto(msg.default_deviation, f"{field}.default_deviation"),
+                        deviations=tuple(pairs))
 
 
 def settings_from_proto(msg: types_pb2.OptimizerSettings, field: str = "optimizer") -> m.OptimizerSettings:
@@ -220,6 +251,8 @@ def settings_from_proto(msg: types_pb2.OptimizerSettings, field: str = "optimize
                    else defaults.output_c2),
         token_budget=int(_non_negative(msg.token_budget, f"{field}.token_budget")) or defaults.token_budget,
         solver=_enum(m.SolverKind, msg.solver, None, f"{field}.solver"),
+        robustness=(robustness_from_proto(msg.robustness, f"{field}.robustness") if msg.HasField("robustness")
+                    else None),
     )
 
 
@@ -246,14 +279,26 @@ def system_from_proto(msg: types_pb2.SystemData, field: str = "system") -> m.Sys
 
 
 def solution_to_proto(solution: m.Solution,
-                      stats: optimizer_pb2.OptimizeStats | None = None) -> optimizer_pb2.OptimizeResponse:
-    """Solution (and optional stats) -> OptimizeResponse; rows sorted by server name."""
+                      stats: optimizer_pb2.OptimizeStats | None = None,
+                      robust: optimizer_pb2.RobustReport | None = None) -> optimizer_pb2.OptimizeResponse:
+    """Solution (and optional stats and robust report) -> OptimizeResponse; rows sorted by server name."""
     return optimizer_pb2.OptimizeResponse(
         allocations=[optimizer_pb2.ServerAllocation(server_name=name, allocation=allocation_to_proto(a))
                      for name, a in solution.allocations.items()],
         unallocated=[optimizer_pb2.Unallocated(server_name=name, reason=reason)
                      for name, reason in solution.unallocated.items()],
-        stats=stats)
+        stats=stats, robustness=robust)
+
+
+def robust_report_to_proto(gamma: float, cost_per_hour: float, nominal_cost_per_hour: float, allocated: int,
+                           nominal_allocated: int, worst: dict[str, tuple[float, float, int]]
+                           ) -> optimizer_pb2.RobustReport:
+    """The robust report's figures -> proto; ``worst`` maps a server to (ITL ms, TTFT ms, nominal replicas)."""
+    return optimizer_pb2.RobustReport(
+        gamma=gamma, cost_per_hour=cost_per_hour, nominal_cost_per_hour=nominal_cost_per_hour,
+        allocated=allocated, nominal_allocated=nominal_allocated,
+        worst=[optimizer_pb2.WorstCase(server_name=name, itl_ms=itl, ttft_ms=ttft, nominal_replicas=n)
+               for name, (itl, ttft, n) in sorted(worst.items())])
 
 
 def allocations_from_proto(rows: list[optimizer_pb2.ServerAllocation]) -> dict[str, m.Allocation]:
