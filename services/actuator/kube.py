@@ -31,7 +31,7 @@ from services.actuator.plan import (
     sort_key,
 )
 from services.actuator.stabilize import ScaleDownWindow
-from services.core.model import ActuationOutcome, Allocation, KubeRef, ManagedServer
+from services.core.model import ActuationOutcome, Allocation, KubeRef, ManagedServer, Notice
 from services.runtime.logs import get_logger
 
 STRATEGIC_MERGE = "application/strategic-merge-patch+json"
@@ -86,20 +86,27 @@ class KubeActuator:
         self._timeout_s = timeout_s
 
     def actuate(self, managed: Iterable[ManagedServer], allocations: Mapping[str, Allocation], dry_run: bool,
-                proceed: Callable[[], bool] = lambda: True) -> list[Change]:
+                proceed: Callable[[], bool] = lambda: True, notices: Iterable[Notice] = ()) -> list[Change]:
         """Make each managed server's Deployment match its allocation (keyed by server name); never raises.
 
         Returns one Change per target, sorted by (namespace, Deployment, server), whose outcome says what was
         done (in a dry run: what would have been done; nothing is written). ``proceed`` is asked before each
         Deployment (the gRPC caller still waiting); once it says no, the rest are failed unread and unwritten.
+        ``notices`` are Events the caller wants on servers' Deployments (written after the changes; not in a
+        dry run; a notice for a server not managed here is dropped).
         """
         scalers: dict[str, list[Autoscaler]] = {}
         changes = []
+        managed = list(managed)
         for record in sorted(managed, key=lambda r: sort_key(r.name, r.ref)):
             if not proceed():
                 changes.append(Change(record.name, record.ref, ActuationOutcome.FAILED, NOT_ATTEMPTED))
                 continue
             changes.append(self._actuate_one(record, allocations.get(record.name), dry_run, scalers))
+        refs = {record.name: record.ref for record in managed}
+        for notice in notices:
+            if not dry_run and notice.server_name in refs:
+                self._events.emit(refs[notice.server_name], notice.type, notice.reason, notice.message)
         return changes
 
     def _actuate_one(self, record: ManagedServer, allocation: Allocation | None, dry_run: bool,

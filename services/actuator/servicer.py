@@ -38,7 +38,8 @@ class ActuatorServicer(actuator_pb2_grpc.ActuatorServiceServicer):
         allocations = convert.allocations_from_proto(list(request.allocations))
         managed = convert.managed_servers_from_proto(list(request.managed))
         dry_run = request.dry_run or self._force_dry_run
-        changes = self._actuator.actuate(managed, allocations, dry_run, proceed=context.is_active)
+        notices = convert.notices_from_proto(list(request.notices))
+        changes = self._actuator.actuate(managed, allocations, dry_run, proceed=context.is_active, notices=notices)
         self._metrics.record(changes, dry_run)
         counts = Counter(c.outcome.value for c in changes)
         _log.info("actuation_completed", dry_run=dry_run, deployments=len(changes), **counts,

@@ -8,7 +8,7 @@ to the actuator. Only the static data, which the controller reads itself, is enc
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 
 import grpc
@@ -59,14 +59,16 @@ class ServiceClients:
         request.servers.extend(r.server for r in collected.wire.managed)
         reply = self._optimizer.Optimize(optimizer_pb2.OptimizeRequest(system=request), timeout=self._deadline_s)
         stats = MessageToDict(reply.stats, preserving_proto_field_name=True)
-        return Reply(Solved(convert.solution_from_proto(reply), stats), reply)
+        return Reply(Solved(convert.solution_from_proto(reply), stats, convert.predictions_from_proto(
+            list(reply.current))), reply)
 
     def actuate(self, solved: Reply[Solved], collected: Reply[m.Collection],
-                dry_run: bool) -> list[m.ActuationResult]:
-        """Actuator.Actuate with the optimizer's allocations and the collector's managed servers as received.
-        Raises grpc.RpcError, or InvalidInputError when the answer is malformed."""
+                dry_run: bool, notices: Sequence[m.Notice] = ()) -> list[m.ActuationResult]:
+        """Actuator.Actuate with the optimizer's allocations and the collector's managed servers as received,
+        and the Events (``notices``) to write on their Deployments. Raises grpc.RpcError, or InvalidInputError
+        when the answer is malformed."""
         request = actuator_pb2.ActuateRequest(allocations=solved.wire.allocations, managed=collected.wire.managed,
-                                              dry_run=dry_run)
+                                              dry_run=dry_run, notices=convert.notices_to_proto(list(notices)))
         reply = self._actuator.Actuate(request, timeout=self._deadline_s)
         return [convert.actuation_result_from_proto(r) for r in reply.results]
 

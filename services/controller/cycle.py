@@ -11,10 +11,11 @@ here: the caller injects them (the pure core: tests/test_layering.py).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Generic, Protocol, TypeVar
 
+from services.controller.modelcheck import ModelCheck, ModelChecker, notices, row_fields
 from services.core import model as m
 from services.optimizer.tuner import Tuner
 
@@ -37,6 +38,8 @@ class Solved:
 
     solution: m.Solution
     stats: Mapping[str, Any] = field(default_factory=dict)
+    current: Mapping[str, m.Prediction] = field(default_factory=dict)
+    """What the model predicts for each server as it runs now (the model-vs-reality check)."""
 
 
 class CycleClients(Protocol):
@@ -47,7 +50,7 @@ class CycleClients(Protocol):
     def optimize(self, system: m.SystemData, collected: Reply[m.Collection]) -> Reply[Solved]: ...
 
     def actuate(self, solved: Reply[Solved], collected: Reply[m.Collection],
-                dry_run: bool) -> list[m.ActuationResult]: ...
+                dry_run: bool, notices: Sequence[m.Notice] = ()) -> list[m.ActuationResult]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,17 +172,21 @@ def run_cycle(
     now_s: Callable[[], float],
     dry_run: bool = False,
     tuner: Tuner | None = None,
+    checker: ModelChecker | None = None,
 ) -> CycleRecord:
     """Run one cycle and return its record; never raises for a failing phase (the cycle is skipped).
 
     ``load_static`` returns (static system data without servers, capacity from the file); ``now_s`` is a
     monotonic clock in seconds used only for phase timings. ``tuner``: the online perfParms tuner, fed the
-    collected system; its adopted parameters (mode on) go to the optimizer (docs/model.md s12).
+    collected system; its adopted parameters (mode on) go to the optimizer (docs/model.md s12). ``checker``
+    (kept by the caller across cycles) holds the model's predictions for the servers as they run against what
+    they show (modelcheck.py).
     """
     timer = _Timer(now_s)
     start = now_s()
     collection = m.Collection()
     tuning: tuple[Mapping[str, Any], ...] = ()
+    checks: dict[str, ModelCheck] = {}
     try:
         static, capacity = timer.run("read_data", "reading the data files", load_static)
         collected = timer.run("collect", "collector", clients.collect)
@@ -192,18 +199,24 @@ def run_cycle(
             collection = replace(collection, warnings=(*collection.warnings, note)) if note else collection
         solved = timer.run("optimize", "optimizer", lambda: clients.optimize(system, collected))
         solution, stats = solved.value.solution, solved.value.stats
+        if checker is not None:
+            checks = checker.check(collection.servers, solved.value.current,
+                                   {s.name: _targets(system, s) for s in collection.servers})
         if not solution.allocations:
             raise _Skip("optimizer found no feasible allocation: " + "; ".join(
                 f"{name}: {reason}" for name, reason in solution.unallocated.items()))
-        actions = timer.run("actuate", "actuator", lambda: clients.actuate(solved, collected, dry_run),
+        events = notices(checks)
+        actions = timer.run("actuate", "actuator", lambda: clients.actuate(solved, collected, dry_run, events),
                             writes=not dry_run)
     except _Skip as skip:
         timer.timings_ms["total"] = round((now_s() - start) * 1000.0, 3)
         return CycleRecord(cycle_id, started_at, skip.outcome, str(skip), timer.timings_ms,
-                           rows=_rows(collection, None, [], None), warnings=collection.warnings, tuner=tuning)
+                           rows=_rows(collection, None, [], None, checks),
+                           warnings=(*collection.warnings, *_check_warnings(checks)), tuner=tuning)
     timer.timings_ms["total"] = round((now_s() - start) * 1000.0, 3)
     return CycleRecord(cycle_id, started_at, "advised" if dry_run else "applied", "", timer.timings_ms,
-                       rows=_rows(collection, solution, actions, system), warnings=collection.warnings,
+                       rows=_rows(collection, solution, actions, system, checks),
+                       warnings=(*collection.warnings, *_check_warnings(checks)),
                        total_cost_per_hour=round(solution.total_cost_per_hour, 6), solver_stats=dict(stats),
                        tuner=tuning)
 
@@ -223,10 +236,15 @@ def _targets(system: m.SystemData | None, server: m.Server) -> m.ModelTarget | N
     return service_class.target_for(server.model) if service_class else None
 
 
+def _check_warnings(checks: Mapping[str, ModelCheck]) -> tuple[str, ...]:
+    return tuple(c.warning for _, c in sorted(checks.items()) if c.warning)
+
+
 def _rows(collection: m.Collection, solution: m.Solution | None, actions: list[m.ActuationResult],
-          system: m.SystemData | None) -> tuple[dict[str, Any], ...]:
+          system: m.SystemData | None, checks: Mapping[str, ModelCheck] | None = None) -> tuple[dict[str, Any], ...]:
     by_server = {a.server_name: a for a in actions}
-    return tuple(_row(r, solution, by_server.get(r.name), _targets(system, r.server))
+    return tuple({**_row(r, solution, by_server.get(r.name), _targets(system, r.server)),
+                  **row_fields((checks or {}).get(r.name))}
                  for r in sorted(collection.managed, key=lambda r: r.name))
 
 

@@ -19,6 +19,7 @@ from collections.abc import Callable
 
 from services.controller.cycle import CycleClients, CycleRecord, run_cycle
 from services.controller.metrics import ControllerMetrics
+from services.controller.modelcheck import ModelChecker
 from services.core import datafiles
 from services.core import model as m
 from services.core.redact import redact_tree
@@ -53,6 +54,7 @@ class ControlLoop:
         self._ticker: threading.Thread | None = None
         self._cycle_id = 0
         self._log_error = ""
+        self._checker = ModelChecker()
         self.last: CycleRecord | None = None
 
     def invoke(self) -> CycleRecord:
@@ -61,7 +63,7 @@ class ControlLoop:
             self._cycle_id += 1
             started_at = datetime.datetime.now(datetime.UTC).isoformat(timespec="milliseconds")
             record = run_cycle(self._cycle_id, started_at, self._load_static, self._clients, time.monotonic,
-                               dry_run=self._dry_run, tuner=self._tuner)
+                               dry_run=self._dry_run, tuner=self._tuner, checker=self._checker)
             self.last = record
             self._metrics.observe(record)
             self._append(record)

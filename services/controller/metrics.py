@@ -4,7 +4,8 @@ Per-server gauges carry the labels ``namespace, deployment, server, model, servi
 Prometheus' naming conventions (base units: seconds, requests per second). Two groups:
 - what was measured, set from every cycle (absent after a cycle that collected nothing): arrival rate,
   average input and output tokens, observed ITL and TTFT, the SLOs of its service class, current and ready
-  replicas;
+  replicas, and the model-vs-reality check (observed / predicted ITL and TTFT at the current allocation, and
+  whether the model disagrees; services/controller/modelcheck.py);
 - what was decided, set only from a cycle that computed an allocation (applied, or advised in a dry run):
   desired replicas, batch size, predicted ITL and TTFT, cost, saturation, and the accelerator as an info
   metric (value 1, the accelerator a label).
@@ -37,6 +38,12 @@ MEASURED: tuple[tuple[str, str, str, float], ...] = (
      "current_replicas", 1.0),
     ("inferno_server_ready_replicas", "Ready replicas of the server's Deployment when collected.",
      "ready_replicas", 1.0),
+    ("inferno_server_model_itl_ratio", "Observed / predicted ITL at the server's current allocation and load.",
+     "model_itl_ratio", 1.0),
+    ("inferno_server_model_ttft_ratio", "Observed / predicted TTFT at the server's current allocation and load.",
+     "model_ttft_ratio", 1.0),
+    ("inferno_server_model_mismatch", "1 while the model disagrees with what the server shows (several cycles "
+     "in a row beyond the tolerance; the cycle record has the warning).", "model_mismatch", 1.0),
 )
 """(metric, help, cycle-row key, factor from the row's unit to the metric's)."""
 

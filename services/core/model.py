@@ -351,6 +351,31 @@ class Solution:
 
 
 @dataclass(frozen=True, slots=True)
+class Prediction:
+    """What the model predicts for a server as it runs now: its current accelerator and replicas, the batch
+    size the model sizes it with, at the measured load; mean ITL and TTFT in ms; ``saturated`` when the load
+    is beyond what the model says these replicas serve."""
+
+    server_name: str
+    accelerator: str
+    num_replicas: int
+    max_batch: int
+    itl_ms: float
+    ttft_ms: float
+    saturated: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Notice:
+    """An Event to write on a server's Deployment: type Normal or Warning, a CamelCase reason, a message."""
+
+    server_name: str
+    type: str
+    reason: str
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
 class KubeRef:
     """Where a managed server lives in Kubernetes: its Deployment."""
 

@@ -8,6 +8,7 @@ from collections.abc import Callable
 import grpc
 
 from proto import optimizer_pb2, optimizer_pb2_grpc
+from services.optimizer.current import predict_current
 from services.optimizer.solver import DEFAULTS, SolverDefaults, SolveStats, solve
 from services.runtime import convert
 from services.runtime.grpcserve import grpc_method
@@ -46,7 +47,8 @@ class OptimizerServicer(optimizer_pb2_grpc.OptimizerServiceServicer):
     @grpc_method
     def Optimize(self, request: optimizer_pb2.OptimizeRequest,  # noqa: N802 - gRPC method name
                  context: grpc.ServicerContext) -> optimizer_pb2.OptimizeResponse:
-        """Allocations sorted by server, the unallocated with reasons, and stats. Bad input -> INVALID_ARGUMENT."""
+        """Allocations sorted by server, the unallocated with reasons, stats, and what the model predicts for
+        each server as it runs now (services/optimizer/current.py). Bad input -> INVALID_ARGUMENT."""
         started = self._now()
         system = convert.system_from_proto(request.system)
         result = solve(system, self._defaults)
@@ -64,7 +66,12 @@ class OptimizerServicer(optimizer_pb2_grpc.OptimizerServiceServicer):
             robust = convert.robust_report_to_proto(
                 r.gamma, r.cost_per_hour, r.nominal_cost_per_hour, r.allocated, r.nominal_allocated,
                 {name: (w.itl_ms, w.ttft_ms, w.nominal_replicas) for name, w in r.worst.items()})
-        return convert.solution_to_proto(solution, stats, robust)
+        reply = convert.solution_to_proto(solution, stats, robust)
+        try:
+            reply.current.extend(convert.predictions_to_proto(predict_current(system)))
+        except (ValueError, ArithmeticError) as err:  # advisory figures: never fail the allocation for them
+            _log.warning("current_prediction_failed", error=str(err)[:300])
+        return reply
 
 
 def register(servicer: OptimizerServicer) -> Callable[[grpc.Server], None]:

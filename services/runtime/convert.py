@@ -8,6 +8,8 @@ every figure are checked on the model by services.core.bounds.check_system (docs
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from proto import actuator_pb2, collector_pb2, optimizer_pb2, types_pb2
 from services.core import model as m
 from services.core.bounds import short, short_name
@@ -310,6 +312,38 @@ def allocations_from_proto(rows: list[optimizer_pb2.ServerAllocation]) -> dict[s
         allocations[row.server_name] = allocation_from_proto(row.allocation,
                                                              f"allocations[{short_name(row.server_name)}]")
     return allocations
+
+
+def predictions_to_proto(predictions: Mapping[str, m.Prediction]) -> list[optimizer_pb2.CurrentPrediction]:
+    """Predictions at the current allocations -> proto rows, sorted by server name."""
+    return [optimizer_pb2.CurrentPrediction(server_name=p.server_name, accelerator=p.accelerator,
+                                            num_replicas=p.num_replicas, max_batch=p.max_batch, itl_ms=p.itl_ms,
+                                            ttft_ms=p.ttft_ms, saturated=p.saturated)
+            for _, p in sorted(predictions.items())]
+
+
+def predictions_from_proto(rows: list[optimizer_pb2.CurrentPrediction]) -> dict[str, m.Prediction]:
+    """CurrentPrediction rows -> {server name: Prediction}."""
+    return {r.server_name: m.Prediction(r.server_name, r.accelerator, r.num_replicas, r.max_batch, r.itl_ms,
+                                        r.ttft_ms, r.saturated) for r in rows}
+
+
+def notices_to_proto(notices: list[m.Notice]) -> list[actuator_pb2.ServerNotice]:
+    """Notices -> proto."""
+    return [actuator_pb2.ServerNotice(server_name=n.server_name, type=n.type, reason=n.reason, message=n.message)
+            for n in notices]
+
+
+def notices_from_proto(rows: list[actuator_pb2.ServerNotice]) -> list[m.Notice]:
+    """ServerNotice rows -> Notices; a type other than Normal or Warning, or an empty reason, raises
+    InvalidInputError."""
+    notices = []
+    for i, row in enumerate(rows):
+        if row.type not in ("Normal", "Warning") or not row.reason.isalnum():
+            raise InvalidInputError(f"notices[{i}]: type must be Normal or Warning and reason CamelCase, got "
+                                    f"{short(row.type)} {short(row.reason)}")
+        notices.append(m.Notice(row.server_name, row.type, row.reason, row.message))
+    return notices
 
 
 def solution_from_proto(msg: optimizer_pb2.OptimizeResponse) -> m.Solution:

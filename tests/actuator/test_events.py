@@ -9,7 +9,7 @@ from kubernetes import client
 from services.actuator import plan as p
 from services.actuator.events import event_for
 from services.actuator.kube import KubeActuator
-from services.core.model import ActuationOutcome, KubeRef
+from services.core.model import ActuationOutcome, KubeRef, ManagedServer, Notice, Server
 from tests.actuator.test_kube import NS, a100, actuate, create, deployment
 
 OK = ActuationOutcome
@@ -74,3 +74,15 @@ def test_a_capped_batch_is_a_warning_event(cluster) -> None:
     actuate(cluster, {"granite": a100(1, batch=608)})
     assert events(cluster) == [("granite", "Warning", "BatchLimited",
                                 "batch 608 above the pod's --max-num-seqs 4: 4 applied (the pod's limit wins)")]
+
+
+def test_the_controllers_notices_become_events_on_the_servers_deployment_not_in_a_dry_run(cluster) -> None:
+    create(cluster, deployment("granite", 1))
+    warn = Notice("granite", "Warning", "ModelMismatch", "TTFT observed 2,500 ms vs predicted 40 ms")
+    stranger = Notice("elsewhere", "Warning", "ModelMismatch", "not managed here")
+    actuator = KubeActuator(cluster, p.PlanSettings())
+    managed = [ManagedServer(Server("granite"), KubeRef(NS, "granite"))]
+    actuator.actuate(managed, {"granite": a100(1)}, True, notices=[warn])
+    assert events(cluster) == []
+    actuator.actuate(managed, {"granite": a100(1)}, False, notices=[warn, stranger])
+    assert events(cluster) == [("granite", "Warning", "ModelMismatch", "TTFT observed 2,500 ms vs predicted 40 ms")]

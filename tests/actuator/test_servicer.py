@@ -20,7 +20,7 @@ class PlanOnly:
         self.states = states
         self.calls: list[tuple] = []
 
-    def actuate(self, managed, allocations, dry_run, proceed=lambda: True):
+    def actuate(self, managed, allocations, dry_run, proceed=lambda: True, notices=()):
         self.calls.append((managed, allocations, dry_run, proceed()))
         return p.plan(managed, self.states, allocations, p.PlanSettings())
 

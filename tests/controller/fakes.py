@@ -28,9 +28,11 @@ class FakeClients:
     solution: m.Solution = field(default_factory=lambda: m.Solution(
         {"Premium-llama_13b": m.Allocation("G2", 3, 38, 69.0, 36.4, 425.2, m.Load(60, 128, 1024))}))
     fail: dict[str, Exception] = field(default_factory=dict)
+    current: dict[str, m.Prediction] = field(default_factory=dict)
     actuate_s: float = 0.0
     calls: list[str] = field(default_factory=list)
     systems: list[m.SystemData] = field(default_factory=list)
+    notices: list[list[m.Notice]] = field(default_factory=list)
     active: int = 0
     overlaps: int = 0
     _guard: threading.Lock = field(default_factory=threading.Lock)
@@ -47,10 +49,11 @@ class FakeClients:
     def optimize(self, system: m.SystemData, collected: Reply[m.Collection]) -> Reply[Solved]:
         self._enter("optimize")
         self.systems.append(system)
-        return Reply(Solved(self.solution, {"solver": "greedy"}))
+        return Reply(Solved(self.solution, {"solver": "greedy"}, dict(self.current)))
 
     def actuate(self, solved: Reply[Solved], collected: Reply[m.Collection],
-                dry_run: bool) -> list[m.ActuationResult]:
+                dry_run: bool, notices=()) -> list[m.ActuationResult]:
+        self.notices.append(list(notices))
         solution = solved.value.solution
         with self._guard:
             self.active += 1
