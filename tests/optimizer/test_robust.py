@@ -186,3 +186,11 @@ def test_cli_solve_prints_the_price_and_worst_cases(capsys: pytest.CaptureFixtur
     assert "give both --robust-gamma and --max-deviation" in capsys.readouterr().err
     assert main(["solve", "--data-dir", small, "--robust-gamma", "1", "--max-deviation", "-0.5"]) == 1
     assert "--max-deviation must be within 0..10" in capsys.readouterr().err
+
+
+def test_robustness_crosses_the_wire_unchanged(small_system: SystemData) -> None:
+    from services.runtime import convert
+
+    system = _robust(small_system, 1.25, deviation=0.3, deviations=(("llama_70b", "G2", Deviation(0.1, 0.2, 0.4)),))
+    assert convert.system_from_proto(convert.system_to_proto(system)) == system
+    assert convert.system_from_proto(convert.system_to_proto(small_system)).optimizer.robustness is None
