@@ -23,7 +23,7 @@ rates that may each deviate up to their maximum, at most Gamma at once (Bertsima
 degree of one fixed deployment (Llama-3.2-11B-Vision on H100_80GB_INT8, left over from a loop) and so forces that
 deployment into every answer. It is the default because this command exists to reproduce the published
 reference figures (553.4433 with 19 GPUs at the default instance); --fixed uses the TP degree of the deployment
-that serves each query type (529.4340 with 18 GPUs), the model the paper describes."""
+that serves each query type (529.4340 with 18 GPUs)."""
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
