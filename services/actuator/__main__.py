@@ -20,7 +20,7 @@ SUMMARY = ("The Inferno actuator: gRPC ActuatorService applying the optimizer's 
 def start(config: Config) -> None:
     """Build the kube client, serve /metrics and the gRPC service until SIGTERM."""
     settings = PlanSettings(config.max_replica_change, config.accelerator_node_labels, config.set_max_num_seqs,
-                            config.scale_down_stabilization_s)
+                            config.scale_down_stabilization_s, config.max_replicas)
     api = kube_client()
     metrics = ActuatorMetrics()
     with listening(f"{config.http_bind_address}:{config.actuator_metrics_port}", "INFERNO_HTTP_BIND_ADDRESS",

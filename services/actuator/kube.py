@@ -1,18 +1,24 @@
 """The actuator's Kubernetes I/O: read each Deployment, let the plan decide, write what it decided.
 
-Per Deployment: read it (and, once per namespace and call, the HPAs and KEDA ScaledObjects there), plan, then
-write the labels / pod template (strategic-merge patch) and last the replicas (scale subresource), each write
-carrying the resourceVersion read, so a concurrent writer makes it fail with 409. A 409 is retried on a fresh
-read and a fresh plan (at most ``attempts`` tries); the scale is the last write, so a retry never moves the
-replicas twice. A vanished Deployment (404) is reported as skipped; any other error fails that Deployment
-only. The API calls used are listed in services/actuator/rbac.py.
+Per Deployment: read it (and, once per namespace and call, the HPAs and KEDA ScaledObjects there), verify the
+request against what was read (plan.refusal: the managed label, the server name, bounds, valid label values;
+a Deployment named twice in one call is refused too: nothing is written to a refused Deployment), plan, then
+write the replicas first (scale subresource) and the labels / pod template after (strategic-merge patch), each
+write carrying the resourceVersion read, so a concurrent writer makes it fail with 409. Replicas first: if the
+label patch then fails, the labels still describe the replicas' old allocation, never one the replicas did
+not reach, and the result says "replicas written, labels not" (FAILED). A 409 is retried on a fresh read and
+a fresh plan (at most ``attempts`` tries; the plan then sees the replicas already moved). A vanished
+Deployment (404) is reported as skipped; any other error fails that Deployment only. The API calls used are
+listed in services/actuator/rbac.py.
 """
 
 from __future__ import annotations
 
 import json
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import replace
 from typing import Any
 
 from kubernetes import client
@@ -28,9 +34,12 @@ from services.actuator.plan import (
     PlanSettings,
     owner_of,
     plan_deployment,
+    refusal,
+    refused,
     sort_key,
 )
 from services.actuator.stabilize import ScaleDownWindow
+from services.core import bounds
 from services.core.model import ActuationOutcome, Allocation, KubeRef, ManagedServer, Notice
 from services.runtime.logs import get_logger
 
@@ -98,7 +107,15 @@ class KubeActuator:
         scalers: dict[str, list[Autoscaler]] = {}
         changes = []
         managed = list(managed)
-        for record in sorted(managed, key=lambda r: sort_key(r.name, r.ref)):
+        records = sorted(managed, key=lambda r: sort_key(r.name, r.ref))
+        repeated = _repeated(records)
+        for record in records:
+            if record.ref in repeated or record.name in repeated:
+                reason = repeated.get(record.ref) or repeated[record.name]
+                _log.warning("deployment_refused", namespace=record.ref.namespace, deployment=record.ref.name,
+                             reason=reason)
+                changes.append(refused(record.name, record.ref, None, reason))
+                continue
             if not proceed():
                 changes.append(Change(record.name, record.ref, ActuationOutcome.FAILED, NOT_ATTEMPTED))
                 continue
@@ -117,6 +134,10 @@ class KubeActuator:
         for attempt in range(1, self._attempts + 1):
             try:
                 state = self._read(ref, scalers)
+                why = refusal(name, state, allocation)
+                if why:
+                    _log.warning("deployment_refused", namespace=ref.namespace, deployment=ref.name, reason=why)
+                    return refused(name, ref, state, why)
                 hold_at = self._window.highest(key, now_s, state.replicas, remember=not dry_run)
                 change = plan_deployment(name, ref, state, allocation, server, self._settings, hold_at,
                                          record.load_measured)
@@ -127,6 +148,15 @@ class KubeActuator:
                 if not dry_run:
                     self._events.record(change)
                 return change
+            except PartialWrite as partial:
+                err = partial.cause
+                if isinstance(err, ApiException) and err.status == 409 and attempt < self._attempts:
+                    _log.info("deployment_conflicted", namespace=ref.namespace, deployment=ref.name, attempt=attempt)
+                    continue
+                reason = (f"replicas {change.replicas_from} -> {change.replicas_to} written, labels / pod template "
+                          f"not: {_describe(err)}")
+                _log.warning("deployment_failed", namespace=ref.namespace, deployment=ref.name, reason=reason)
+                return replace(change, outcome=ActuationOutcome.FAILED, reason=reason)
             except ApiException as err:
                 if err.status == 404:
                     if not dry_run:
@@ -135,11 +165,11 @@ class KubeActuator:
                 if err.status == 409 and attempt < self._attempts:
                     _log.info("deployment_conflicted", namespace=ref.namespace, deployment=ref.name, attempt=attempt)
                     continue
-                reason = f"Kubernetes API answered {err.status} {err.reason or ''}".strip()
+                reason = _describe(err)
                 if err.status == 409:
                     reason = f"conflict persisted after {attempt} attempts"
             except Exception as err:  # noqa: BLE001 - one failing Deployment never stops the others
-                reason = f"{type(err).__name__}: {err}"
+                reason = _describe(err)
             _log.warning("deployment_failed", namespace=ref.namespace, deployment=ref.name, reason=reason)
             return change.failed(reason)
         return change.failed("no attempt made")
@@ -169,20 +199,58 @@ class KubeActuator:
         return found + [_autoscaler("ScaledObject", item) for item in keda.get("items") or ()]
 
     def _write(self, ref: KubeRef, change: Change) -> None:
+        """Replicas first (scale subresource), then labels / pod template (one patch); raises PartialWrite when
+        the replicas were written and the patch failed."""
         version = change.resource_version
-        if change.patches:
-            response = self._apps.patch_namespaced_deployment(
-                ref.name, ref.namespace, patch_body(change, version), _content_type=STRATEGIC_MERGE,
-                _preload_content=False, _request_timeout=self._timeout_s)
-            version = _body(response).get("metadata", {}).get("resourceVersion", version)
-            _log.info("deployment_patched", namespace=ref.namespace, deployment=ref.name, labels=dict(change.labels),
-                      restarts_pods=change.restarts_pods)
         if change.scales:
             body = {"metadata": {"resourceVersion": version}, "spec": {"replicas": change.replicas_to}}
-            self._apps.patch_namespaced_deployment_scale(ref.name, ref.namespace, body, _content_type=MERGE,
-                                                         _preload_content=False, _request_timeout=self._timeout_s)
+            response = self._apps.patch_namespaced_deployment_scale(
+                ref.name, ref.namespace, body, _content_type=MERGE, _preload_content=False,
+                _request_timeout=self._timeout_s)
+            version = _body(response).get("metadata", {}).get("resourceVersion", version)
             _log.info("deployment_scaled", namespace=ref.namespace, deployment=ref.name,
                       replicas_from=change.replicas_from, replicas_to=change.replicas_to)
+        if change.patches:
+            try:
+                self._apps.patch_namespaced_deployment(
+                    ref.name, ref.namespace, patch_body(change, version), _content_type=STRATEGIC_MERGE,
+                    _preload_content=False, _request_timeout=self._timeout_s)
+            except Exception as err:
+                if change.scales:
+                    raise PartialWrite(err) from err
+                raise
+            _log.info("deployment_patched", namespace=ref.namespace, deployment=ref.name, labels=dict(change.labels),
+                      restarts_pods=change.restarts_pods)
+
+
+class PartialWrite(Exception):
+    """The replicas were written, the label / pod-template patch after them failed (``cause``)."""
+
+    def __init__(self, cause: Exception) -> None:
+        super().__init__(str(cause))
+        self.cause = cause
+
+
+def _describe(err: Exception) -> str:
+    """An API error in a few words (status and reason; never the response body or headers)."""
+    if isinstance(err, ApiException):
+        return f"Kubernetes API answered {err.status} {err.reason or ''}".strip()
+    return f"{type(err).__name__}: {bounds.short(str(err), 200)}"
+
+
+def _repeated(records: list[ManagedServer]) -> dict[Any, str]:
+    """Deployment refs and server names named more than once in one call -> the refusal reason."""
+    refs = Counter(r.ref for r in records)
+    names = Counter(r.name for r in records)
+    out: dict[Any, str] = {}
+    for ref, count in refs.items():
+        if count > 1:
+            out[ref] = (f"refused: Deployment {ref.namespace}/{ref.name} is named {count} times in one call; "
+                        f"nothing written")
+    for name, count in names.items():
+        if count > 1:
+            out[name] = f"refused: server {bounds.short(name)} is named {count} times in one call; nothing written"
+    return out
 
 
 def _autoscaler(kind: str, item: Mapping[str, Any]) -> Autoscaler:

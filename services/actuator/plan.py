@@ -9,17 +9,23 @@ Pure: every safety rule is decided here, the kube module only reads and writes. 
 - no scale-down on a load that was not measured (``ManagedServer.load_measured``, decided by the collector:
   the load came from the labels and no live figure was read), as an HPA holds on missing metrics; scaling up
   on it is allowed. An idle server (its metrics read, no request completed in the window) may scale down;
+- never above the Deployment's replica cap: its ``inferno.server.maxreplicas`` label, else the setting
+  INFERNO_MAX_REPLICAS (``max_replicas``), as an HPA's maxReplicas; the cap wins over min replicas;
 - a Deployment whose replicas an autoscaler (HPA, KEDA ScaledObject) owns is skipped;
-- a vanished Deployment is skipped and reported.
+- a vanished Deployment is skipped and reported;
+- refusal() says when a request must not be applied at all (the Deployment read is not managed, carries
+  another server's name, or the allocation is outside the bounds or not a valid label value).
 Changes come out sorted by (namespace, Deployment, server), so the order is stable.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 
+from services.core import bounds
 from services.core import labels as lb
 from services.core.labels import LabelValueError
 from services.core.model import ActuationOutcome, ActuationResult, Allocation, KubeRef, ManagedServer, Server
@@ -79,6 +85,8 @@ class PlanSettings:
     accelerator_node_labels: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     set_max_num_seqs: bool = False
     scale_down_stabilization_s: float = 0.0
+    max_replicas: int = bounds.MAX_REPLICAS
+    """Replica cap of a Deployment without a valid maxreplicas label (INFERNO_MAX_REPLICAS)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,9 +161,10 @@ def min_replicas(server: Server | None, state: DeploymentState) -> int | None:
 
 
 def target_replicas(allocated: int, minimum: int | None, current: int, max_change: int,
-                    hold_at: int = 0) -> tuple[int, int, list[str]]:
+                    hold_at: int = 0, maximum: int = 0) -> tuple[int, int, list[str]]:
     """(desired, target this cycle, notes): desired is ``allocated`` raised to ``minimum`` (unknown = 1, so
-    zero needs a known minimum of 0); a scale-down stops at ``hold_at`` (the stabilization window's highest
+    zero needs a known minimum of 0), then lowered to ``maximum`` (the replica cap; 0 = none; it wins over
+    the minimum, as an HPA's maxReplicas); a scale-down stops at ``hold_at`` (the stabilization window's highest
     desired count; 0 = none) but never rises above ``current``; the target moves from ``current`` by at most
     ``max_change`` (0 = no limit)."""
     notes = []
@@ -164,6 +173,9 @@ def target_replicas(allocated: int, minimum: int | None, current: int, max_chang
     if desired != allocated:
         why = "min replicas unknown" if minimum is None else f"min replicas {minimum}"
         notes.append(f"allocation of {allocated} raised to {desired} ({why})")
+    if maximum and desired > maximum:
+        notes.append(f"{desired} limited to the Deployment's maximum of {maximum} replicas")
+        desired = maximum
     target = desired
     if desired < current and hold_at > desired:
         target = min(current, hold_at)
@@ -258,6 +270,48 @@ def _container_patch(containers: tuple[Container, ...], batch: int) -> Container
     return None if args == chosen.args else Container(chosen.name, args)
 
 
+_LABEL_VALUE = re.compile(r"^(?:[A-Za-z0-9](?:[-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$")
+"""A valid Kubernetes label value: at most 63 characters, alphanumeric at both ends, - _ . inside."""
+
+
+def valid_label_value(value: str) -> bool:
+    """Whether the Kubernetes API server accepts ``value`` as a label value."""
+    return bool(_LABEL_VALUE.match(value))
+
+
+def refusal(server_name: str, state: DeploymentState, allocation: Allocation | None) -> str:
+    """Why the actuator must not write to this Deployment at all ("" when it may), checked against what was
+    read from the cluster: it must carry ``inferno.server.managed: "true"`` and the server name it is asked
+    for, and the allocation must be within the bounds (services.core.bounds) with an accelerator that is a
+    valid label value. Names and values in the reason are shortened."""
+    managed = state.labels.get(lb.MANAGED, "")
+    if managed.strip().lower() != "true":
+        return f"refused: not a managed Deployment ({lb.MANAGED}={bounds.short(managed)}); nothing written"
+    carried = state.labels.get(lb.NAME, "").strip()
+    if carried != server_name:
+        return (f"refused: the Deployment is server {bounds.short(carried)} ({lb.NAME}), not "
+                f"{bounds.short(server_name)}; nothing written")
+    if allocation is None or allocation.is_empty:
+        return ""
+    for what, value, bound in (("replicas", allocation.num_replicas, bounds.REPLICAS),
+                               ("batch size", allocation.max_batch, bounds.BATCH),
+                               ("queue size", allocation.max_queue, bounds.QUEUE)):
+        problem = bound.problem(value)
+        if problem:
+            return f"refused: allocation {what} {problem} (docs/model.md s1); nothing written"
+    if not valid_label_value(allocation.accelerator):
+        return (f"refused: accelerator {bounds.short(allocation.accelerator)} is not a valid label value "
+                f"(at most 63 characters: letters, digits, - _ .); nothing written")
+    return ""
+
+
+def refused(server_name: str, ref: KubeRef, state: DeploymentState | None, reason: str) -> Change:
+    """The change of a refused Deployment: skipped with ``reason``, nothing written."""
+    replicas = state.replicas if state is not None else 0
+    return Change(server_name, ref, ActuationOutcome.SKIPPED, reason, replicas, replicas,
+                  resource_version=state.resource_version if state is not None else "")
+
+
 def _skip(server_name: str, ref: KubeRef, state: DeploymentState, reason: str,
           allocation: Allocation | None = None, desired: int | None = None) -> Change:
     return Change(server_name, ref, ActuationOutcome.SKIPPED, reason, state.replicas, state.replicas,
@@ -279,8 +333,9 @@ def plan_deployment(server_name: str, ref: KubeRef, state: DeploymentState | Non
         return Change(server_name, ref, ActuationOutcome.SKIPPED, "deployment not found (deleted?)")
     if allocation is None or allocation.is_empty:
         return _skip(server_name, ref, state, "server absent from the solution: replicas kept")
+    cap, _ = lb.max_replicas_of(state.labels, settings.max_replicas)
     desired, target, notes = target_replicas(allocation.num_replicas, min_replicas(server, state), state.replicas,
-                                             settings.max_replica_change, hold_at)
+                                             settings.max_replica_change, hold_at, cap)
     if state.owner:
         return _skip(server_name, ref, state, f"replicas owned by {state.owner}", allocation, desired)
     if target < state.replicas and not load_measured:

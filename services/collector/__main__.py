@@ -32,7 +32,7 @@ def start(config: Config) -> None:
         metrics = DirectScrapeSource(interval_s, config.prometheus_timeout_s)
     nodes = NodeCapacitySource(api, config.accelerator_node_labels) if config.capacity_from_nodes else None
     collector = Collector(KubeSource(api), metrics, config.data_path, watch_namespaces=config.watch_namespaces,
-                          nodes=nodes)
+                          nodes=nodes, max_replicas=config.max_replicas)
     address = f"{config.bind_address}:{config.collector_port}"
     with listening(address, "INFERNO_BIND_ADDRESS", "INFERNO_COLLECTOR_PORT"):
         serve(register(CollectorServicer(collector)), [SERVICE_NAME], address, grace_s=config.shutdown_grace_s,

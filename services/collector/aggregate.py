@@ -17,6 +17,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
 
 from services.collector.lengths import out_tokens_c2
+from services.core import bounds
 from services.core import model as m
 from services.core.labels import LabelLoad, ServerLabels, parse_labels
 
@@ -236,13 +237,15 @@ def _observed(measured: Measurement, facts: DeploymentFacts, source: m.LoadSourc
 
 
 def collect_one(facts: DeploymentFacts, pods: Mapping[str, PodRates] | None, source: m.LoadSource,
-                static: m.SystemData | None) -> tuple[m.ManagedServer | None, list[str]]:
+                static: m.SystemData | None,
+                max_replicas: int = bounds.MAX_REPLICAS) -> tuple[m.ManagedServer | None, list[str]]:
     """One Deployment -> (ManagedServer, warnings), or (None, warnings) when it cannot be sized.
 
     ``pods`` are the rates read for its pods (None: the metrics source had nothing for it); only pods
-    that belong to the Deployment now are counted.
+    that belong to the Deployment now are counted; ``max_replicas`` is the default replica cap
+    (INFERNO_MAX_REPLICAS), to which minreplicas is clamped.
     """
-    labels, warnings = parse_labels(facts.labels, facts.where, static)
+    labels, warnings = parse_labels(facts.labels, facts.where, static, max_replicas)
     if labels is None:
         return None, warnings
     own = {p.name for p in facts.pods}
@@ -258,24 +261,41 @@ def collect_one(facts: DeploymentFacts, pods: Mapping[str, PodRates] | None, sou
                            load_measured(observed)), warnings
 
 
+def _collect_safely(facts: DeploymentFacts, pods: Mapping[str, PodRates] | None, source: m.LoadSource,
+                    static: m.SystemData | None, max_replicas: int) -> tuple[m.ManagedServer | None, list[str]]:
+    """collect_one, except that an unforeseen error skips this Deployment alone, with a warning naming it."""
+    try:
+        return collect_one(facts, pods, source, static, max_replicas)
+    except Exception as err:  # noqa: BLE001 - one bad Deployment never stops the others
+        return None, [f"{facts.where}: skipped: its labels or metrics could not be read "
+                      f"({type(err).__name__}: {str(err)[:120]})"]
+
+
 def collect(deployments: Sequence[DeploymentFacts], rates: PodRatesByDeployment, source: m.LoadSource,
             static: m.SystemData | None, warnings: Sequence[str] = (),
-            capacity: m.Capacity | None = None) -> m.Collection:
+            capacity: m.Capacity | None = None, max_replicas: int = bounds.MAX_REPLICAS) -> m.Collection:
     """All managed Deployments -> Collection (managed servers sorted by name, with ``capacity``).
 
-    Deployments are taken in (namespace, name) order; a second Deployment carrying a server name already
-    seen is skipped with a warning. ``warnings`` (e.g. from the sources) lead the answer's warnings.
+    Deployments are taken in (namespace, name) order. A server name carried by more than one Deployment is
+    an error on all of them: none is managed until the names are fixed, each named in a warning (a silent
+    pick would let a second Deployment take the server over). A Deployment that cannot be read is skipped
+    alone. ``warnings`` (e.g. from the sources) lead the answer's warnings.
     """
-    found: dict[str, m.ManagedServer] = {}
+    by_name: dict[str, list[tuple[DeploymentFacts, m.ManagedServer]]] = {}
     notes = list(warnings)
     for facts in sorted(deployments, key=lambda d: (d.ref.namespace, d.ref.name)):
-        managed, more = collect_one(facts, rates.get((facts.ref.namespace, facts.ref.name)), source, static)
+        managed, more = _collect_safely(facts, rates.get((facts.ref.namespace, facts.ref.name)), source, static,
+                                        max_replicas)
         notes.extend(more)
-        if managed is None:
+        if managed is not None:
+            by_name.setdefault(managed.name, []).append((facts, managed))
+    found = []
+    for name in sorted(by_name):
+        claims = by_name[name]
+        if len(claims) == 1:
+            found.append(claims[0][1])
             continue
-        if managed.name in found:
-            notes.append(f"{facts.where}: skipped: server name {managed.name!r} is already used by "
-                         f"another Deployment")
-            continue
-        found[managed.name] = managed
-    return m.Collection(tuple(found[name] for name in sorted(found)), tuple(notes), capacity or m.Capacity())
+        places = ", ".join(f"{f.ref.namespace}/{f.ref.name}" for f, _ in claims)
+        notes += [f"{facts.where}: skipped: server name {bounds.short(name)} is carried by {len(claims)} "
+                  f"Deployments ({places}); none is managed until each has its own" for facts, _ in claims]
+    return m.Collection(tuple(found), tuple(notes), capacity or m.Capacity())

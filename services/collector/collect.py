@@ -13,6 +13,7 @@ from services.collector import aggregate, capacity
 from services.collector.aggregate import DeploymentFacts, PodRatesByDeployment
 from services.core import datafiles
 from services.core import model as m
+from services.core.bounds import MAX_REPLICAS
 from services.core.errors import DataFileError
 
 
@@ -63,10 +64,13 @@ def choose_namespaces(requested: Sequence[str], watched: Sequence[str]) -> tuple
 
 class Collector:
     """Collects managed servers: Deployments from ``kube``, load from ``metrics``, capacity from the data
-    file in ``data_path`` or from ``nodes`` when given."""
+    file in ``data_path`` or from ``nodes`` when given; ``max_replicas`` is the default replica cap of a
+    Deployment (INFERNO_MAX_REPLICAS; its maxreplicas label overrides it)."""
 
     def __init__(self, kube: DeploymentSource, metrics: MetricsSource, data_path: str, *,
-                 watch_namespaces: Sequence[str] = (), nodes: CapacitySource | None = None) -> None:
+                 watch_namespaces: Sequence[str] = (), nodes: CapacitySource | None = None,
+                 max_replicas: int = MAX_REPLICAS) -> None:
+        self._max_replicas = max_replicas
         self._kube = kube
         self._metrics = metrics
         self._data_path = data_path
@@ -87,7 +91,7 @@ class Collector:
         rates, metric_warnings = self._metrics.read(deployments)
         cards, capacity_warnings = self._capacity(static, deployments)
         notes = [*warnings, *static_warnings, *metric_warnings, *capacity_warnings]
-        return aggregate.collect(deployments, rates, self._metrics.source, static, notes, cards)
+        return aggregate.collect(deployments, rates, self._metrics.source, static, notes, cards, self._max_replicas)
 
     def _capacity(self, static: m.SystemData | None,
                   deployments: Sequence[DeploymentFacts]) -> tuple[m.Capacity, list[str]]:

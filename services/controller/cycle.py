@@ -57,9 +57,10 @@ class CycleClients(Protocol):
 class CycleRecord:
     """The outcome of one cycle, as answered by /invoke and appended to the cycle log.
 
-    ``outcome`` is "applied", "advised" (a dry run: decided and reported, nothing written), "skipped"
-    (nothing written) or "unconfirmed" (the actuator did not answer
-    and may have written part of the plan); ``skip_reason`` says why for the last two; ``timings_ms`` has
+    ``outcome`` is "applied", "partial" (applied, but the actuator failed on some Deployments: they are
+    named in ``skip_reason`` and their rows), "advised" (a dry run: decided and reported, nothing written),
+    "skipped" (nothing written) or "unconfirmed" (the actuator did not answer
+    and may have written part of the plan); ``skip_reason`` says why for the last three; ``timings_ms`` has
     one entry per phase run (read_data, collect, optimize, actuate) and "total"; ``rows`` is the allocation
     table.
     """
@@ -103,8 +104,8 @@ _REFUSED = frozenset({"INVALID_ARGUMENT", "FAILED_PRECONDITION", "UNIMPLEMENTED"
                       "UNAUTHENTICATED", "OUT_OF_RANGE", "NOT_FOUND", "ALREADY_EXISTS"})
 _NOT_CONNECTED = ("failed to connect", "connection refused", "name resolution", "dns resolution")
 
-OUTCOMES = ("applied", "advised", "skipped", "unconfirmed")
-DECIDED = ("applied", "advised")
+OUTCOMES = ("applied", "partial", "advised", "skipped", "unconfirmed")
+DECIDED = ("applied", "partial", "advised")
 """Outcomes of a cycle that computed an allocation (and, applied, wrote it)."""
 WOULD_CHANGE = "would-change"
 """A row's action in a dry run where the actuator would have changed the Deployment."""
@@ -214,7 +215,8 @@ def run_cycle(
                            rows=_rows(collection, None, [], None, checks),
                            warnings=(*collection.warnings, *_check_warnings(checks)), tuner=tuning)
     timer.timings_ms["total"] = round((now_s() - start) * 1000.0, 3)
-    return CycleRecord(cycle_id, started_at, "advised" if dry_run else "applied", "", timer.timings_ms,
+    outcome, reason = ("advised", "") if dry_run else _applied(actions)
+    return CycleRecord(cycle_id, started_at, outcome, reason, timer.timings_ms,
                        rows=_rows(collection, solution, actions, system, checks),
                        warnings=(*collection.warnings, *_check_warnings(checks)),
                        total_cost_per_hour=round(solution.total_cost_per_hour, 6), solver_stats=dict(stats),
@@ -229,6 +231,16 @@ def _tune(tuner: Tuner, system: m.SystemData) -> tuple[m.SystemData, tuple[Mappi
         return tuner.apply(system), states, ""
     except Exception as err:  # noqa: BLE001 - the tuner is advice; the cycle goes on without it
         return system, (), f"online tuner failed ({type(err).__name__}: {err}); perfParms of the data files used"
+
+
+def _applied(actions: list[m.ActuationResult]) -> tuple[str, str]:
+    """("applied", "") when no Deployment failed, else ("partial", which failed and why): the actuator wrote
+    the others, so the cycle is not skipped, but it did not do all it decided."""
+    failed = [a for a in actions if a.outcome is m.ActuationOutcome.FAILED]
+    if not failed:
+        return "applied", ""
+    return "partial", f"{len(failed)} of {len(actions)} Deployment(s) failed: " + "; ".join(
+        f"{a.ref.namespace}/{a.ref.name}: {a.reason}" for a in failed)
 
 
 def _targets(system: m.SystemData | None, server: m.Server) -> m.ModelTarget | None:

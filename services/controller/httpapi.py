@@ -1,10 +1,10 @@
 """The controller's HTTP API on port 3300: GET /invoke, /healthz, /readyz, /metrics.
 
 /invoke runs one cycle and answers its record as JSON: 200 when applied (or advised: a dry run decided and
-wrote nothing), 503 when skipped (nothing written;
-the body says why), 504 when unconfirmed (the actuator did not answer and may have written part of the
-plan), so ``curl -f`` fails on any cycle that was not applied. /readyz answers 200 only when the three gRPC
-services report SERVING on their standard health service.
+wrote nothing), 502 when partial (applied, but some Deployments failed: named in the body), 503 when skipped
+(nothing written; the body says why), 504 when unconfirmed (the actuator did not answer and may have written
+part of the plan), so ``curl -f`` fails on any cycle that was not fully applied. /readyz answers 200 only
+when the three gRPC services report SERVING on their standard health service.
 
 /invoke writes Deployments, so it can require a bearer token (INFERNO_INVOKE_TOKEN_PATH, a file re-read on
 every call so a rotated Secret takes effect): without ``Authorization: Bearer <token>`` it answers 401 and runs
@@ -31,7 +31,7 @@ from services.runtime.logs import get_logger
 
 _log = get_logger("controller")
 
-_INVOKE_STATUS = {"applied": 200, "advised": 200, "skipped": 503, "unconfirmed": 504}
+_INVOKE_STATUS = {"applied": 200, "partial": 502, "advised": 200, "skipped": 503, "unconfirmed": 504}
 
 
 def invoke_token_reader(path: str) -> Callable[[], str] | None:

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
+from services.core.bounds import MAX_REPLICAS
 from services.core.errors import InvalidInputError
 
 DEFAULT_CYCLE_LOG = "~/.local/state/inferno/cycles.jsonl"
@@ -59,7 +60,8 @@ class Config:
     prometheus_timeout_s: float = 5.0
     capacity_from_nodes: bool = False
     dry_run: bool = False
-    max_replica_change: int = 0
+    max_replica_change: int = 16
+    max_replicas: int = 100
     scale_down_stabilization_s: float = 300.0
     accelerator_node_labels: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     set_max_num_seqs: bool = False
@@ -102,6 +104,13 @@ def _count(value: str) -> int:
     count = int(value)
     if count < 0:
         raise ValueError("must be a non-negative integer")
+    return count
+
+
+def _replicas(value: str) -> int:
+    count = int(value)
+    if not 1 <= count <= MAX_REPLICAS:
+        raise ValueError(f"must be a whole number 1..{MAX_REPLICAS}")
     return count
 
 
@@ -192,6 +201,7 @@ VARIABLES: Mapping[str, tuple[str, Callable[[str], Any]]] = MappingProxyType({
     "INFERNO_CAPACITY_FROM_NODES": ("capacity_from_nodes", _flag),
     "INFERNO_DRY_RUN": ("dry_run", _flag),
     "INFERNO_MAX_REPLICA_CHANGE": ("max_replica_change", _count),
+    "INFERNO_MAX_REPLICAS": ("max_replicas", _replicas),
     "INFERNO_SCALE_DOWN_STABILIZATION": ("scale_down_stabilization_s", _number),
     "INFERNO_ACCELERATOR_NODE_LABELS": ("accelerator_node_labels", _node_labels),
     "INFERNO_SET_MAX_NUM_SEQS": ("set_max_num_seqs", _flag),

@@ -163,18 +163,28 @@ def test_unreadable_static_data_skips_the_known_name_checks():
     assert parsed.service_class == "Gold" and warnings == []
 
 
-def test_collect_sorts_servers_skips_duplicate_names_and_keeps_source_warnings():
+def test_collect_sorts_servers_and_keeps_source_warnings():
     first = facts(LABELLED, name="a")
-    dup = facts(LABELLED, name="b")
     other = facts({**LABELLED, lb.NAME: "free-llama", lb.CLASS: "Free"}, name="c", pods=("p9",))
     rates = {("ns", "c"): {"p9": busy_pod(0.5)}}
-    result = agg.collect([other, dup, first], rates, m.LoadSource.PROMETHEUS, STATIC, ["source said"])
+    result = agg.collect([other, first], rates, m.LoadSource.PROMETHEUS, STATIC, ["source said"])
     assert [s.name for s in result.servers] == ["free-llama", "premium-llama"]
     assert [(r.name, r.ref.name, r.spec_replicas) for r in result.managed] == [
         ("free-llama", "c", 2), ("premium-llama", "a", 2)]
     assert result.warnings[0] == "source said"
-    assert any("Deployment ns/b: skipped: server name 'premium-llama'" in w for w in result.warnings)
     assert dict(result.sources) == {"prometheus": 1, "labels": 1}
+
+
+def test_a_server_name_on_two_deployments_is_an_error_on_both_and_the_others_are_decided():
+    """Issue 15: a second Deployment repeating another's inferno.server.name no longer takes it over."""
+    first, dup = facts(LABELLED, name="a"), facts(LABELLED, name="b")
+    other = facts({**LABELLED, lb.NAME: "free-llama", lb.CLASS: "Free"}, name="c", pods=("p9",))
+    rates = {("ns", "c"): {"p9": busy_pod(0.5)}}
+    result = agg.collect([other, dup, first], rates, m.LoadSource.PROMETHEUS, STATIC)
+    assert [(r.name, r.ref.name) for r in result.managed] == [("free-llama", "c")]
+    for name in ("a", "b"):
+        assert any(w.startswith(f"Deployment ns/{name}: skipped: server name 'premium-llama' is carried by 2 "
+                                "Deployments (ns/a, ns/b); none is managed") for w in result.warnings)
 
 
 def test_measure_ignores_missing_and_negative_figures():

@@ -112,3 +112,20 @@ def test_a_password_in_a_warning_is_redacted_in_the_answer_and_the_cycle_log(api
     text = json.dumps(body) + log.read_text()
     assert "hunter2" not in text
     assert "https://admin:***@prom:9090" in json.dumps(body["warnings"])
+
+
+def test_a_failed_deployment_makes_the_cycle_partial_and_invoke_answer_502(api) -> None:
+    """Issue 15: a scale that failed after others were written is no longer a 200 'applied'."""
+    port, clients, log = api
+    from services.core import model as m
+
+    failed = m.ActuationResult("Premium-llama_13b", m.KubeRef("llm", "llama-13b"), m.ActuationOutcome.FAILED,
+                               "replicas 1 -> 3 written, labels / pod template not: Kubernetes API answered 500", 1, 3)
+    clients.actuate = lambda solution, collection, dry_run: [failed]  # type: ignore[method-assign]
+    status, body, _ = get(port, "/invoke", {"Authorization": f"Bearer {TOKEN}"})
+    assert status == 502 and body["outcome"] == "partial"
+    assert body["skip_reason"] == ("1 of 1 Deployment(s) failed: llm/llama-13b: replicas 1 -> 3 written, labels / "
+                                   "pod template not: Kubernetes API answered 500")
+    assert json.loads(log.read_text().splitlines()[-1])["outcome"] == "partial"
+    metrics = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
+    assert 'inferno_cycles_total{outcome="partial"} 1.0' in metrics
