@@ -121,7 +121,7 @@ def test_a_failed_deployment_makes_the_cycle_partial_and_invoke_answer_502(api) 
 
     failed = m.ActuationResult("Premium-llama_13b", m.KubeRef("llm", "llama-13b"), m.ActuationOutcome.FAILED,
                                "replicas 1 -> 3 written, labels / pod template not: Kubernetes API answered 500", 1, 3)
-    clients.actuate = lambda solution, collection, dry_run: [failed]  # type: ignore[method-assign]
+    clients.actuate = lambda solved, collected, dry_run, notices=(): [failed]  # type: ignore[method-assign]
     status, body, _ = get(port, "/invoke", {"Authorization": f"Bearer {TOKEN}"})
     assert status == 502 and body["outcome"] == "partial"
     assert body["skip_reason"] == ("1 of 1 Deployment(s) failed: llm/llama-13b: replicas 1 -> 3 written, labels / "
