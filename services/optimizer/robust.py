@@ -235,7 +235,8 @@ class RobustReport:
     """The price of robustness and each server's worst case (docs/model.md s10.2).
 
     ``cost_per_hour`` at ``gamma``, ``nominal_cost_per_hour`` for the same system at Gamma 0; ``allocated`` /
-    ``nominal_allocated`` count the servers with an allocation in each; ``worst`` per allocated, loaded server.
+    ``nominal_allocated`` count the servers allocated in full (not best effort) in each, so a negative price
+    under scarce capacity shows as fewer servers served; ``worst`` per allocated, loaded server.
     """
 
     gamma: float
@@ -270,8 +271,8 @@ def report_text(report: RobustReport, system: SystemData, allocations: Mapping[s
     sizing's), worst-case ITL and TTFT against the SLOs ("!" marks a target missed)."""
     r = report
     lines = [f"robustness: Gamma {r.gamma:g}: cost per hour {r.cost_per_hour:.2f} vs {r.nominal_cost_per_hour:.2f} "
-             f"at Gamma 0, price of robustness {r.price_per_hour:+.2f} ({r.price_fraction:+.1%}); allocated "
-             f"{r.allocated} vs {r.nominal_allocated}",
+             f"at Gamma 0, price of robustness {r.price_per_hour:+.2f} ({r.price_fraction:+.1%}); servers allocated in "
+             f"full {r.allocated} vs {r.nominal_allocated}",
              f"  {'server':<24} {'replicas (nominal)':>18}  {'worst ITL ms (SLO)':>20}  {'worst TTFT ms (SLO)':>21}"]
     servers = {s.name: s for s in system.servers}
     for name, worst in sorted(r.worst.items()):

@@ -302,9 +302,14 @@ def solve(system: SystemData, defaults: SolverDefaults = DEFAULTS) -> SolveResul
     result = _solve(system, kind, defaults, rs)
     allocations = result.solution.allocations
     report = RobustReport(robustness.gamma, result.solution.total_cost_per_hour,
-                          nominal.solution.total_cost_per_hour, len(allocations),
-                          len(nominal.solution.allocations), worst_case(rs, allocations))
+                          nominal.solution.total_cost_per_hour, _full(result.solution),
+                          _full(nominal.solution), worst_case(rs, allocations))
     return replace(result, robust=report)
+
+
+def _full(solution: Solution) -> int:
+    """Servers allocated in full (not best effort)."""
+    return sum(not a.saturated for a in solution.allocations.values())
 
 
 def _solve(system: SystemData, kind: SolverKind, defaults: SolverDefaults, rs: RobustSet | None) -> SolveResult:
