@@ -6,7 +6,7 @@ STAMP   := $(VENV)/.installed
 PROTOS  := $(wildcard proto/*.proto)
 STUBS   := $(PROTOS:.proto=_pb2.py)
 
-.PHONY: help install proto test lint bench fuzz demo evaluate clean
+.PHONY: help install proto test test-fast lint bench fuzz demo evaluate clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -27,8 +27,11 @@ proto/%_pb2.py: proto/%.proto $(STAMP)
 
 proto: $(STUBS)  ## generate the gRPC stubs into proto/
 
-test: install proto  ## run the test suite (installs what it needs)
+test: install proto  ## run the whole test suite, e2e and slow tests included (installs what it needs)
 	$(BIN)/python -m pytest -q
+
+test-fast: install proto  ## the inner loop: every test but the e2e and slow ones (markers in pyproject.toml)
+	$(BIN)/python -m pytest -q -m "not e2e and not slow"
 
 lint: install  ## ruff check
 	$(BIN)/ruff check .

@@ -15,8 +15,8 @@ from dataclasses import replace
 import numpy as np
 
 from bench.verdict import below
-from demo.scenario import Scenario
-from demo.stack import Stack
+from harness.scenario import Scenario
+from harness.stack import Stack
 
 PHASES = ("read_data", "collect", "optimize", "actuate", "total")
 TARGETS_MS = {"read_data": 50, "collect": 500, "optimize": 100, "actuate": 500, "total": 1000,

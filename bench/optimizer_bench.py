@@ -16,10 +16,10 @@ import time
 from collections.abc import Callable
 
 from bench.verdict import below, verdict
+from harness.synthetic import synthetic_system
 from services.core.datafiles import load_system_dir
 from services.core.model import SystemData
 from services.optimizer.solver import solve
-from services.optimizer.synthetic import synthetic_system
 
 _SAMPLES = os.path.join(os.path.dirname(__file__), "..", "samples", "inferno")
 

@@ -21,9 +21,9 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from demo.report import cycle_text, phases_text
-from demo.scenario import Scenario, slo
-from demo.stack import Stack
 from emulator.prometheus import prometheus_binary
+from harness.scenario import Scenario, slo
+from harness.stack import Stack
 
 Print = Callable[[str], None]
 

@@ -19,7 +19,8 @@ from services.runtime.kube import load_api_client
 from tests.collector.fakes import write_data
 from tests.collector.localcluster import DEPLOYMENT, NS, managed_deployment, start_local_cluster
 
-pytestmark = pytest.mark.skipif(shutil.which("prometheus") is None, reason="the prometheus binary is not installed")
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(shutil.which("prometheus") is None,
+                                                   reason="the prometheus binary is not installed")]
 
 WINDOW = "20s"
 WINDOW_S = 20.0

@@ -11,6 +11,8 @@ from services.collector.prometheus_source import PrometheusSource
 from services.core.model import LoadSource
 from tests.collector.fakes import FakePrometheus, deployment
 
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture
 def prom():

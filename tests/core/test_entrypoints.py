@@ -16,6 +16,8 @@ from services.core.errors import UnavailableError
 from services.runtime.config import VARIABLES, Config, load_config
 from services.runtime.startup import StartupError, default_text, environment_text, listening, run_service
 
+pytestmark = pytest.mark.slow
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 PORT_VARIABLE = {"controller": "INFERNO_CONTROLLER_PORT", "collector": "INFERNO_COLLECTOR_PORT",
                  "actuator": "INFERNO_ACTUATOR_PORT"}

@@ -14,7 +14,7 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
-from demo.services import free_port
+from harness.services import free_port
 from proto import optimizer_pb2, optimizer_pb2_grpc
 from services.core.errors import DataFileError, InfeasibleError, InvalidInputError, UnavailableError
 from services.runtime.grpcserve import build_server, drain, grpc_method

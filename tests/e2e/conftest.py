@@ -1,5 +1,5 @@
 """The whole product on the local cluster for the end-to-end tests: one stack per module (starting it costs
-~15 s), a short version of the demo's scenario (demo/scenario.py): the stepped server's load triples 10 s
+~15 s), a short version of the demo's scenario (harness/scenario.py): the stepped server's load triples 10 s
 after the load starts; the collector averages over 30 s as in the demo (shorter windows make the
 token averages too noisy at 0.5 req/s: prompt tokens count at admission, requests at completion)."""
 
@@ -9,8 +9,8 @@ from dataclasses import replace
 
 import pytest
 
-from demo.scenario import Scenario
-from demo.stack import Stack
+from harness.scenario import Scenario
+from harness.stack import Stack
 
 E2E_SCENARIO = replace(Scenario(), step_at_s=10.0, window_s=30, duration_s=600.0, startup_delay_s=2.0)
 

@@ -13,9 +13,11 @@ import time
 import pytest
 import yaml
 
-from demo.scenario import MANIFESTS, NAMESPACE
+from harness.scenario import MANIFESTS, NAMESPACE
 from services.core import labels as contract
 from tests.e2e.conftest import E2E_SCENARIO
+
+pytestmark = pytest.mark.e2e
 
 STEPPED = E2E_SCENARIO.stepped
 

@@ -18,6 +18,8 @@ from kubernetes import client, config
 from emulator.cluster import Cluster, deployment_object
 from emulator.podtemplate import engine_params, model_name
 
+pytestmark = pytest.mark.slow
+
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 CONFIG = {

@@ -12,6 +12,8 @@ from emulator.prometheus import PrometheusRunner, prometheus_binary, render_conf
 from emulator.vllm import VllmServer
 from emulator.vllmengine import EngineParams
 
+pytestmark = pytest.mark.slow
+
 needs_prometheus = pytest.mark.skipif(prometheus_binary() is None, reason="the prometheus binary is not installed")
 
 

@@ -8,9 +8,9 @@ import os
 import shutil
 import tempfile
 
-from demo.scenario import NAMESPACE, Scenario, cluster_config, static_system, write_static_data
-from demo.services import ServiceProcesses
 from emulator.cluster import Cluster
+from harness.scenario import NAMESPACE, Scenario, cluster_config, static_system, write_static_data
+from harness.services import ServiceProcesses
 
 
 class Stack:

@@ -17,7 +17,7 @@ import urllib.request
 from collections.abc import Mapping
 from typing import Any
 
-from demo.scenario import ROOT
+from harness.scenario import ROOT
 
 NAMES = ("optimizer", "collector", "actuator", "controller")
 
