@@ -26,6 +26,12 @@ IO_EDGES = {
     "controller": {"__main__", "clients", "httpapi", "loop", "metrics", "history"},
 }
 """Per package under services/: the modules allowed to do I/O (every other module must be pure)."""
+KNOWN_CROSSINGS = {
+    ("controller", "services.optimizer.tuner"):
+        "the online perfParms tuner (issue 17) runs in the controller but lives with the model it fits "
+        "(services/optimizer fit, queueing, servicetime); it goes once the model moves to a shared package",
+}
+"""(package, imported module) crossings between services that are known and owed; each must still exist."""
 ENV_AND_CLOCK = {"environ", "getenv", "putenv", "time", "time_ns", "monotonic", "monotonic_ns", "perf_counter",
                  "perf_counter_ns", "now", "utcnow", "today", "sleep"}
 """Attributes whose use reads the environment or the clock (os.environ, time.monotonic(), datetime.now(), ...)."""
@@ -98,6 +104,10 @@ def test_a_package_imports_only_its_own_modules_and_the_shared_ones(package: str
     allowed = {package, "core"} if package in SHARED else {package, *SHARED}
     if package == "core":
         allowed = {"core"}
-    wrong = sorted(f"{path.relative_to(ROOT)}: {name}" for path in _modules(package) for name in _imported(path)
-                   if name.split(".")[1] not in allowed)
+    known = [module for (importer, module) in KNOWN_CROSSINGS if importer == package]
+    found = {(path, name) for path in _modules(package) for name in _imported(path)}
+    wrong = sorted(f"{path.relative_to(ROOT)}: {name}" for path, name in found if name.split(".")[1] not in allowed
+                   and not any(name == k or name.startswith(k + ".") for k in known))
     assert wrong == [], f"services.{package} imports another package: {wrong}"
+    gone = [k for k in known if not any(name == k for _, name in found)]
+    assert gone == [], f"known crossings no longer made (remove them from KNOWN_CROSSINGS): {gone}"

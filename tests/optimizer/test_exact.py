@@ -9,11 +9,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from harness.synthetic import synthetic_system
 from services.core.model import Capacity, SaturationPolicy, ServiceModel, SolverKind, SystemData
 from services.optimizer.candidates import build_candidates
 from services.optimizer.exact import AllocationModel, Outcome, solve_exact, useful_candidates
 from services.optimizer.solver import SolverDefaults, solve, units_used
-from services.optimizer.synthetic import synthetic_system
 from tests.optimizer.conftest import server, tiny_system, v03
 
 EXACT, GREEDY = SolverDefaults(SolverKind.EXACT), SolverDefaults(SolverKind.GREEDY)
