@@ -4,11 +4,11 @@ overload gives a clear warning; the demo's calibrated data at its base load give
 
 from __future__ import annotations
 
-from demo.scenario import Scenario, static_system
 from emulator.loadgen import LoadGenerator, Target
 from emulator.loadshape import Length, constant
 from emulator.vllm import VllmServer
 from emulator.vllmengine import EngineParams
+from harness.scenario import Scenario, static_system
 from services.controller.modelcheck import CYCLES, ModelChecker
 from services.core import model as m
 from services.core.datafiles import load_system_dir
