@@ -194,3 +194,21 @@ def test_robustness_crosses_the_wire_unchanged(small_system: SystemData) -> None
     system = _robust(small_system, 1.25, deviation=0.3, deviations=(("llama_70b", "G2", Deviation(0.1, 0.2, 0.4)),))
     assert convert.system_from_proto(convert.system_to_proto(system)) == system
     assert convert.system_from_proto(convert.system_to_proto(small_system)).optimizer.robustness is None
+
+
+def test_with_binding_capacity_the_exact_solver_never_costs_less_at_a_larger_gamma(small_system: SystemData) -> None:
+    from services.core.model import Capacity
+    from services.optimizer.solver import units_used
+
+    # Capacity exactly what the full worst case needs when every server takes its cheapest robust candidate:
+    # every Gamma fits in full, and the cheapest nominal choices of some types no longer all fit.
+    worst = solve(_robust(small_system, 1.0, unlimited=True))
+    system = replace(small_system, capacity=Capacity(units_used(small_system, worst.solution)))
+    costs = []
+    for gamma in (0.0, 0.5, 1.0, 2.0):
+        result = solve(_robust(system, gamma))
+        assert result.stats.solver == "exact"
+        assert len(result.solution.allocations) == 15 and not any(
+            a.saturated for a in result.solution.allocations.values())
+        costs.append(result.solution.total_cost_per_hour)
+    assert costs == sorted(costs) and costs[0] < costs[2] and costs[2] == costs[3]
