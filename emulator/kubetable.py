@@ -29,7 +29,11 @@ def age(timestamp: str | None, now: datetime | None = None) -> str:
     """A timestamp's age as kubectl prints it: 45s, 12m, 3h5m, 2d4h."""
     if not timestamp:
         return "<unknown>"
-    then = datetime.strptime(timestamp, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+    try:
+        then = datetime.fromisoformat(timestamp)
+    except ValueError:
+        return "<invalid>"
+    then = then if then.tzinfo else then.replace(tzinfo=UTC)
     seconds = max(int(((now or datetime.now(UTC)) - then).total_seconds()), 0)
     if seconds < 120:
         return f"{seconds}s"

@@ -4,7 +4,7 @@ the server shows?
 Per server with both a measured ITL/TTFT (from its vLLM metrics, not the load labels) and the optimizer's
 prediction at its current allocation and load (services/optimizer/current.py), the ratio observed / predicted
 of each latency. They disagree when a ratio is above ``tolerance`` or below 1 / ``tolerance`` and the two
-differ by more than a floor: 10 ms ITL, 50 ms TTFT, or a tenth of the server's SLO for that latency when that
+differ by more than a floor: 10 ms ITL, 50 ms TTFT, or a twentieth of the server's SLO for that latency when that
 is more (tiny latencies disagree by large ratios for no practical reason, and a gap far inside the SLO does
 not change a decision). After ``cycles`` disagreeing cycles in a row the server gets a warning (in the cycle
 record and its row, the metric ``inferno_server_model_mismatch``) and, on the cycle it starts, a Warning
@@ -26,7 +26,7 @@ CYCLES = 3
 """Disagreeing cycles in a row before the warning."""
 FLOOR_MS = {"itl": 10.0, "ttft": 50.0}
 """Differences below these (ms) never count as disagreement."""
-SLO_SHARE = 0.1
+SLO_SHARE = 0.05
 """Nor differences below this share of the server's SLO for the latency."""
 
 

@@ -1,6 +1,7 @@
 """Cycle records as text tables, for people: one table per cycle (what was observed, decided and done per
 server), and one server's decisions over many cycles. Used by ``python -m services.controller history`` and
-the demo. Latencies are ms, shown as value/SLO with '!' where the value misses the SLO."""
+the demo. Latencies are ms, shown as value/SLO with '!' where the value misses the SLO; "obs/model" is the
+model-vs-reality check (observed / predicted at the current allocation; '!' while its warning stands)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 COLUMNS = ["load rpm", "source", "obs ITL/SLO", "obs TTFT/SLO", "acc", "batch", "replicas", "pred ITL/SLO",
-           "pred TTFT/SLO", "action"]
+           "pred TTFT/SLO", "obs/model", "action"]
 """The per-server columns of a cycle table (after the server name)."""
 
 
@@ -46,7 +47,18 @@ def server_cells(row: Mapping[str, Any]) -> list[str]:
             versus(row.get("observed_ttft_ms"), row.get("slo_ttft_ms")),
             row.get("accelerator", row.get("current_accelerator", "-")), number(row.get("max_batch")),
             replicas, versus(row.get("predicted_itl_ms"), row.get("slo_itl_ms")),
-            versus(row.get("predicted_ttft_ms"), row.get("slo_ttft_ms")), action]
+            versus(row.get("predicted_ttft_ms"), row.get("slo_ttft_ms")), model_check(row), action]
+
+
+def model_check(row: Mapping[str, Any]) -> str:
+    """The model-vs-reality column: observed / predicted latency at the current allocation, the ratio farthest
+    from 1 (e.g. 'TTFT x6.8'), with '!' while the warning stands; '-' without a check."""
+    ratios = [(name, row.get(f"model_{name.lower()}_ratio")) for name in ("ITL", "TTFT")]
+    ratios = [(name, ratio) for name, ratio in ratios if isinstance(ratio, int | float) and ratio > 0]
+    if not ratios:
+        return "-"
+    name, ratio = max(ratios, key=lambda item: max(item[1], 1 / item[1]))
+    return f"{name} x{ratio:.2g}" + (" !" if row.get("model_mismatch") else "")
 
 
 def cycle_head(record: Mapping[str, Any], status: int | None = None) -> str:

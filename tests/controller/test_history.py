@@ -95,3 +95,12 @@ def test_the_history_command_reads_the_cycle_log_setting_by_default(cycle_log: P
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("server Premium-llama_13b\n")
+
+
+def test_the_tables_show_the_model_check_with_a_mark_while_its_warning_stands() -> None:
+    from services.controller.report import cycle_text
+
+    row = {"server": "s", "model_itl_ratio": 0.98, "model_ttft_ratio": 6.85, "model_mismatch": True}
+    assert "TTFT x6.8 !" in cycle_text({"cycle_id": 1, "outcome": "applied", "rows": [row]})
+    assert "ITL x0.4" in cycle_text({"cycle_id": 1, "outcome": "applied", "rows": [
+        {**row, "model_itl_ratio": 0.4, "model_ttft_ratio": 1.2, "model_mismatch": False}]})
