@@ -1,20 +1,23 @@
 """`make bench`: every benchmark module, one call each (add yours as one line).
 
-``python -m bench [optimizer] [cycle] [robust] [emulator]`` runs only the named ones (all by default; the emulator's
-fidelity and CPU-cost benchmark takes about 5 minutes, the cycle benchmark about 1).
+``python -m bench [optimizer] [cycle] [robust] [emulator] [fidelity]`` runs only the named ones (all by default;
+the emulator's fidelity and CPU-cost benchmark takes about 5 minutes, the model fidelity one about 10, the cycle
+benchmark about 1).
 """
 
 from __future__ import annotations
 
 import argparse
 
-from bench import cycle_bench, emulator_bench, optimizer_bench, robust_bench
+from bench import cycle_bench, emulator_bench, fidelity_bench, optimizer_bench, robust_bench
 
 BENCHMARKS = {
     "optimizer": (optimizer_bench.run, "solve time of Inferno's sample sets and synthetic 100/1,000-server systems"),
     "cycle": (cycle_bench.run, "control-cycle latency per phase on the local demo stack (about 1 minute)"),
     "robust": (robust_bench.run, "LLM-RO reference (objective, GPUs, solve time; Gamma sweep) (about 1 minute)"),
     "emulator": (emulator_bench.run, "emulator fidelity vs the queueing model, and its CPU cost (about 5 minutes)"),
+    "fidelity": (fidelity_bench.run, "model v1 vs the engine in event time; fit on the real vLLM sweeps in and out "
+                 "of sample; the engine replaying the sweeps (about 10 minutes)"),
 }
 
 width = max(len(name) for name in BENCHMARKS)

@@ -17,7 +17,7 @@ from services.core.bounds import MAX_REPLICAS, check_system
 from services.core.errors import InvalidInputError
 from services.core.model import LOWEST_PRIORITY, Accelerator, ModelPerf, Server, SystemData
 from services.optimizer.queueing import ChainBatch, chain_metrics, latency_ms
-from services.optimizer.servicetime import QUEUE_TO_BATCH_RATIO, ReplicaModel, replica_model_for
+from services.optimizer.servicetime import ReplicaModel, default_queue, replica_model_for
 from services.optimizer.sizing import Targets, batch_size, size_replicas
 
 MS_PER_MINUTE = 60_000.0
@@ -213,7 +213,7 @@ def _collect(system: SystemData, lookup: _Lookup
                 continue
             out = load.avg_out_tokens
             batch = batch_size(server.max_batch_size, perf, out)
-            queue = server.max_queue_size if server.max_queue_size > 0 else QUEUE_TO_BATCH_RATIO * batch
+            queue = server.max_queue_size if server.max_queue_size > 0 else default_queue(settings, batch)
             rate = target.slo_tps / (1000.0 * out) if target.slo_tps > 0 else load.arrival_rate_rpm / MS_PER_MINUTE
             model = replica_model_for(settings, load, p, batch, queue)
             pending.append(_Pending(server, perf, model, Targets.of(target, settings.blocking_bound), rate))

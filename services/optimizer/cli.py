@@ -18,7 +18,7 @@ from services.core.model import Deviation, Load, Robustness, ServiceModel, Solve
 from services.optimizer import fit_cli, llmro_cli
 from services.optimizer.queueing import ChainBatch, analyze_point
 from services.optimizer.robust import report_text
-from services.optimizer.servicetime import QUEUE_TO_BATCH_RATIO, replica_model_for
+from services.optimizer.servicetime import default_queue, replica_model_for
 from services.optimizer.sizing import Targets, batch_size, size_replicas
 from services.optimizer.solver import DEFAULT_TIME_LIMIT_S, SolverDefaults, solve
 from services.optimizer.table import analysis_text, solution_table
@@ -188,7 +188,7 @@ def _analyze(args: argparse.Namespace) -> int:
         raise InvalidInputError(f"no performance data for model {args.model!r} on accelerator {args.accelerator!r}")
     batch = batch_size(args.batch, perf, args.out_tokens)
     rm = replica_model_for(system.optimizer, Load(args.rpm, args.in_tokens, args.out_tokens), perf.perf, batch,
-                           QUEUE_TO_BATCH_RATIO * batch)
+                           default_queue(system.optimizer, batch))
     targets = _targets(args, system)
     # Inferno's slo-tps (docs/model.md s6): a throughput target sets the load, Lambda = slo-tps / K.
     total_per_ms = targets.tps / (1000 * args.out_tokens) if targets.tps > 0 else args.rpm / 60_000

@@ -16,7 +16,7 @@ from dataclasses import replace
 
 from services.core import model as m
 from services.optimizer.queueing import analyze_point
-from services.optimizer.servicetime import QUEUE_TO_BATCH_RATIO, replica_model_for
+from services.optimizer.servicetime import default_queue, replica_model_for
 from services.optimizer.sizing import batch_size
 
 MS_PER_MINUTE = 60_000.0
@@ -33,7 +33,7 @@ def predict_current(system: m.SystemData) -> dict[str, m.Prediction]:
         if perf is None or current.num_replicas <= 0 or load.arrival_rate_rpm <= 0 or load.avg_out_tokens <= 0:
             continue
         batch = batch_size(server.max_batch_size, perf, load.avg_out_tokens)
-        queue = server.max_queue_size if server.max_queue_size > 0 else QUEUE_TO_BATCH_RATIO * batch
+        queue = server.max_queue_size if server.max_queue_size > 0 else default_queue(settings, batch)
         model = replica_model_for(settings, load, perf.perf, batch, queue)
         rate_per_ms = load.arrival_rate_rpm / MS_PER_MINUTE / current.num_replicas
         point = analyze_point(model, rate_per_ms)

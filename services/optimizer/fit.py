@@ -19,7 +19,13 @@ from scipy.optimize import least_squares
 from services.core.errors import InvalidInputError
 from services.core.model import PerfParms, ServiceModel
 from services.optimizer.queueing import ChainBatch, chain_metrics, latency_parts
-from services.optimizer.servicetime import TOKEN_BUDGET, ReplicaModel, v1_chunks, v1_context_tokens
+from services.optimizer.servicetime import (
+    TOKEN_BUDGET,
+    V1_QUEUE_TO_BATCH_RATIO,
+    ReplicaModel,
+    v1_chunks,
+    v1_context_tokens,
+)
 
 BOUNDS = ((0.0, 0.0, 0.0, 0.0), (1000.0, 10.0, 1.0, 1000.0))
 """perfParms (alpha, beta, gamma, ttft_overhead) ms bounds of the fit: physical (non-negative), far above any
@@ -28,7 +34,7 @@ SCALE = np.array([1.0, 1e-2, 1e-4, 1.0])
 """Typical sizes of the parameters (ms, ms/token, ms/token read, ms): the optimizer works on x / SCALE."""
 ZERO_RATE_PER_MS = 1e-12
 """A synchronous benchmark (one request at a time) is the model at zero load."""
-QUEUE_TO_BATCH = 100
+QUEUE_TO_BATCH = V1_QUEUE_TO_BATCH_RATIO
 """Queue of the replayed replica, x N: vLLM queues without a bound, so blocking must not distort the replay."""
 
 

@@ -17,6 +17,9 @@ from services.core.model import Load, OptimizerSettings, PerfParms, ServiceModel
 
 QUEUE_TO_BATCH_RATIO = 10
 """Q = 10 N, Inferno's queue size (docs/model.md s3)."""
+V1_QUEUE_TO_BATCH_RATIO = 1000
+"""Q = 1000 N under model v1: vLLM queues without a bound, so the chain must not turn requests away
+(docs/model.md s3.1); the queue states cost nothing (a closed-form geometric tail)."""
 TOKEN_BUDGET = 8192
 """M, tokens per iteration of the chunked-prefill model v0.7 (docs/model.md s3)."""
 
@@ -121,6 +124,12 @@ def settings_service_model(settings: OptimizerSettings) -> ServiceModel:
     """resolve_service_model for ``settings``; Inferno-compatible mode is the greedy solver (solver.solve sets
     ``settings.solver`` to the one it runs; unset counts as the default, exact)."""
     return resolve_service_model(settings.service_model, compat=settings.solver == SolverKind.GREEDY)
+
+
+def default_queue(settings: OptimizerSettings, batch: int) -> int:
+    """Q for a server that sets no maxQueueSize: 10 N (Inferno's) under v0.3 / v0.7, 1000 N under v1."""
+    ratio = V1_QUEUE_TO_BATCH_RATIO if settings_service_model(settings) == ServiceModel.V1 else QUEUE_TO_BATCH_RATIO
+    return ratio * batch
 
 
 def replica_model_for(settings: OptimizerSettings, load: Load, perf: PerfParms, batch: int, queue: int

@@ -130,3 +130,16 @@ def test_measured_c2_of_a_server_overrides_the_setting() -> None:
     assert (measured.out_c2, unmeasured.out_c2, measured.token_budget) == (0.2, 0.7, 2048)
     assert measured.service_model == ServiceModel.V1
     assert math.isclose(unmeasured.arrival_c2, 1.0)
+
+
+def test_v1_queues_without_turning_requests_away_and_compat_keeps_inferno_queue() -> None:
+    from services.core.model import SolverKind
+    from services.optimizer.servicetime import default_queue
+    assert default_queue(OptimizerSettings(service_model=ServiceModel.V1), 4) == 4000
+    assert default_queue(OptimizerSettings(solver=SolverKind.GREEDY), 4) == 40  # auto in compat mode: v0.3
+    # at 90% of capacity with N = 4, Inferno's 10 N queue turns away 0.1% and understates the wait by 7%
+    rm = v1(in_tokens=128, out_tokens=64, batch=4, queue=4000, c2=1.0)
+    rate = 0.9 * 4 / service_time_ms(rm)[-1]
+    short = analyze_point(v1(in_tokens=128, out_tokens=64, batch=4, queue=40, c2=1.0), rate)
+    long = analyze_point(rm, rate)
+    assert long.blocking < 1e-12 < 1e-4 < short.blocking and long.wait_ms > 1.05 * short.wait_ms

@@ -10,7 +10,7 @@ import pytest
 
 from services.core.model import Server, ServiceModel, SolverKind, SystemData
 from services.optimizer.queueing import analyze_point
-from services.optimizer.servicetime import QUEUE_TO_BATCH_RATIO, replica_model_for
+from services.optimizer.servicetime import default_queue, replica_model_for
 from services.optimizer.solver import solve
 
 MS_PER_MINUTE = 60_000.0
@@ -61,7 +61,7 @@ def check_slos(system: SystemData, solution, allow_saturated: bool) -> None:
         target = system.service_class(srv.service_class).target_for(srv.model)  # type: ignore[union-attr]
         assert perf is not None and target is not None, srv.name
         load = srv.load
-        queue = srv.max_queue_size if srv.max_queue_size > 0 else QUEUE_TO_BATCH_RATIO * alloc.max_batch
+        queue = srv.max_queue_size if srv.max_queue_size > 0 else default_queue(system.optimizer, alloc.max_batch)
         rm = replica_model_for(system.optimizer, load, perf.perf, alloc.max_batch, queue)
         point = analyze_point(rm, total_rate_per_ms(system, srv) / alloc.num_replicas)
         if target.slo_itl_ms > 0:
