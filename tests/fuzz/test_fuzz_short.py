@@ -28,3 +28,13 @@ def test_the_campaigns_find_what_they_look_for(monkeypatch) -> None:
     assert figures.inputs == 30 and 1 <= figures.crashes <= 30
     assert "seed 7 case" in figures.findings["crashes"][0] and "ZeroDivisionError: planted" in \
         figures.findings["crashes"][0]
+
+
+def test_a_write_to_an_unmanaged_deployment_is_counted_as_absurd(monkeypatch) -> None:
+    """With the actuator's verification switched off, the actuator campaign sees the writes it must not make."""
+    from fuzz import grpc_actuator
+    from services.actuator import kube
+
+    monkeypatch.setattr(kube, "refusal", lambda *args: "")
+    figures = grpc_actuator.run(7, 40)
+    assert figures.absurd >= 1 and "seed 7 case" in figures.findings["absurd"][0]
