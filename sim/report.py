@@ -93,6 +93,26 @@ def recovery_s(per_minute: Sequence[float | None], changes: Sequence[float]) -> 
     return found
 
 
+def offered_rps(scenario: Scenario, start_s: float, end_s: float) -> float:
+    """The schedule's mean rate over [start_s, end_s] (1 s steps)."""
+    steps = max(int(end_s - start_s), 1)
+    return sum(scenario.load.schedule.rate_at(start_s + k + 0.5) for k in range(steps)) / steps
+
+
+def measured_vs_offered(result: RunResult, scenario: Scenario) -> dict[str, Any]:
+    """For a policy that measures the arrival rate (inferno: the collector's completion rate over the window):
+    how it compared with the offered rate of the same window, and how many calls had no figure."""
+    window = scenario.metrics.window_s
+    ratios = [rate / offered for t, rate in result.observed_rates
+              if rate is not None and (offered := offered_rps(scenario, max(t - window, 0.0), t)) > 0]
+    if not result.observed_rates:
+        return {}
+    ordered = sorted(ratios)
+    return {"measured_to_offered_rate_median": ordered[len(ordered) // 2] if ordered else None,
+            "measured_to_offered_rate_min": ordered[0] if ordered else None,
+            "cycles_without_rate": sum(1 for _, rate in result.observed_rates if rate is None)}
+
+
 def summarize(result: RunResult, scenario: Scenario, oracle: RunResult | None = None) -> dict[str, Any]:
     """The summary of one policy's run (the keys of summary.json)."""
     records = result.requests
@@ -121,6 +141,7 @@ def summarize(result: RunResult, scenario: Scenario, oracle: RunResult | None = 
         "recovery_s": recoveries, "worst_recovery_s": max(recoveries, default=0.0),
         "minutes_meeting_goal": sum(1 for v in per_minute if v is None or v >= ATTAINMENT_GOAL),
         "minutes": len(per_minute),
+        **measured_vs_offered(result, scenario),
     }
 
 

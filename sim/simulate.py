@@ -68,6 +68,9 @@ class RunResult:
     decisions: list[tuple[float, int]] = field(default_factory=list)
     """(time s, desired replicas) of every policy call that answered a count."""
     simulated_s: float = 0.0
+    observed_rates: list[tuple[float, float | None]] = field(default_factory=list)
+    """(time s, arrival rate req/s the policy's collector measured; None: none) per call, for policies that
+    measure one (inferno)."""
 
 
 def engine_params(scenario: Scenario) -> EngineParams:
@@ -138,8 +141,9 @@ class Simulation:
             if t_s >= self.horizon_s and self._all_done():
                 break
         self._close_books()
+        observed = list(getattr(self.policy, "observed_rates", ()))
         return RunResult(self.policy.name, self._records, self._gpu_s / 3600.0, self._scale_events,
-                         self._timeline, self._decisions, self._now)
+                         self._timeline, self._decisions, self._now, observed)
 
     def _all_done(self) -> bool:
         return len(self._records) == len(self.arrivals) and self._settled == len(self._records)

@@ -91,6 +91,7 @@ class InfernoPolicy:
                                                           defaults.scale_down_stabilization_s)))
         self.window = ScaleDownWindow(self.settings.scale_down_stabilization_s)
         self.records: list[cycle.CycleRecord] = []
+        self.observed_rates: list[tuple[float, float | None]] = []
         self._cycles = 0
 
     def initial_replicas(self) -> int:
@@ -104,4 +105,6 @@ class InfernoPolicy:
         record = cycle.run_cycle(self._cycles, f"t+{view.now_s:.0f}s", lambda: (self.static, self.static.capacity),
                                  clients, lambda: view.now_s)
         self.records.append(record)
+        rate = record.rows[0].get("arrival_rate_rpm") if record.rows else None
+        self.observed_rates.append((view.now_s, rate / 60.0 if rate is not None else None))
         return clients.written

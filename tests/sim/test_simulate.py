@@ -51,6 +51,9 @@ def test_the_production_cycle_scales_up_on_the_step(step_run) -> None:
     after = max(spec for t, spec, _ in inferno.timeline)
     assert before == 1 and after >= 2
     assert step_run.summaries[0]["scale_events"] >= 1
+    # what inferno's collector measured (completions over 1 m) against what was offered in the same window
+    assert 0.5 < step_run.summaries[0]["measured_to_offered_rate_median"] < 1.5
+    assert "measured_to_offered_rate_median" not in step_run.summaries[1]  # hpa measures no arrival rate
 
 
 def test_outputs_are_written(step_run, tmp_path) -> None:
