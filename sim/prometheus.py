@@ -1,7 +1,8 @@
 """Prometheus as the policies see it: per-pod samples scraped every interval, and the PromQL functions used.
 
 Each scrape stores one sample per metric per pod (the vLLM counters and gauges the collector reads,
-services/collector/promql.py). ``rate()`` is Prometheus' extrapolated rate (promql/functions.go
+services/collector/promql.py, and the generation-token histogram's buckets).
+``rate()`` is Prometheus' extrapolated rate (promql/functions.go
 ``extrapolatedRate`` in Prometheus 2.x: samples in the closed range [t - W, t], counter resets corrected, the
 sampled interval extended to the range edges by up to half a scrape interval, and at the start no further than
 the counter's zero point); ``avg_over_time`` / ``max_over_time`` average / take the peak of the same samples;
@@ -19,6 +20,10 @@ from services.collector.promql import COUNTERS, GAUGES
 
 LOOKBACK_DELTA_S = 300.0
 """Prometheus' default query lookback: an instant query sees a sample at most this old."""
+
+BUCKET_PREFIX = "generation_tokens_bucket:"
+"""Sample keys of the per-request generation-token histogram's buckets, ``BUCKET_PREFIX + str(le)``; rate() per
+bucket gives PodRates.generation_tokens_buckets as the collector's bucket query does."""
 
 COUNTER_FIELDS = tuple(COUNTERS)
 """The PodRates counter fields, named as the collector's PromQL names them."""
@@ -103,7 +108,13 @@ class Prometheus:
             for name in GAUGE_FIELDS:
                 values = series.values.get(name)
                 figures[name] = sum(values[lo:hi]) / (hi - lo) if values else None
-            found[pod] = PodRates(**figures)
+            buckets = []
+            for name, values in series.values.items():
+                if name.startswith(BUCKET_PREFIX):
+                    rate = extrapolated_rate(times, values[lo:hi], t_s - window_s, t_s)
+                    if rate is not None:
+                        buckets.append((float(name.removeprefix(BUCKET_PREFIX)), rate))
+            found[pod] = PodRates(**figures, generation_tokens_buckets=tuple(sorted(buckets)) if buckets else None)
         return found
 
     def max_over_time(self, pod: str, name: str, t_s: float, window_s: float) -> float | None:

@@ -8,10 +8,16 @@ token times; nothing here decides how long an iteration takes.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import bisect
+import math
+from dataclasses import dataclass, field
 
 from emulator.enginecore import EngineParams, Request
+from emulator.vllmmetrics import TOKEN_BUCKETS
 from sim.fastcore import SkippingCore
+from sim.prometheus import BUCKET_PREFIX
+
+BUCKET_BOUNDS = (*(float(b) for b in TOKEN_BUCKETS), math.inf)
 
 
 @dataclass(slots=True)
@@ -35,6 +41,8 @@ class SimMetrics:
     requests_waiting: float = 0.0
     kv_cache_usage: float = 0.0
     preemptions: int = 0
+    generation_buckets: list[int] = field(default_factory=lambda: [0] * len(BUCKET_BOUNDS))
+    """Finished requests per bucket of output tokens (not cumulative; the sample makes them cumulative)."""
 
     def set_state(self, running: int, waiting: int, kv_usage: float) -> None:
         """vllm:num_requests_running / waiting, vllm:kv_cache_usage_perc."""
@@ -77,14 +85,21 @@ class SimMetrics:
         self.request_prompt_tokens_count_per_s += 1
         self.request_generation_tokens_sum_per_s += output_tokens
         self.request_generation_tokens_count_per_s += 1
+        self.generation_buckets[bisect.bisect_left(BUCKET_BOUNDS, output_tokens)] += 1
 
     def on_preempted(self) -> None:
         """vllm:num_preemptions_total."""
         self.preemptions += 1
 
     def sample(self) -> dict[str, float]:
-        """Every counter and gauge, as one scrape."""
-        return {name: float(getattr(self, name)) for name in self.__slots__ if name != "preemptions"}
+        """Every counter and gauge, and the cumulative generation-token buckets, as one scrape."""
+        found = {name: float(getattr(self, name)) for name in self.__slots__
+                 if name not in ("preemptions", "generation_buckets")}
+        cumulative = 0
+        for bound, count in zip(BUCKET_BOUNDS, self.generation_buckets, strict=True):
+            cumulative += count
+            found[f"{BUCKET_PREFIX}{bound}"] = float(cumulative)
+        return found
 
 
 @dataclass(eq=False, slots=True)

@@ -9,10 +9,15 @@ settings' defaults with the RoundRobin saturation policy (a load beyond capacity
 
 from __future__ import annotations
 
+import random
+import statistics
 from functools import lru_cache
 
+from emulator.loadshape import Length
 from services.core import model as m
 from sim.scenario import Scenario
+
+_LENGTH_SAMPLES = 20_000
 
 NAMESPACE = "sim"
 
@@ -32,7 +37,8 @@ def static_data(scenario: Scenario) -> m.SystemData:
     target = m.ModelTarget(server.model, slo_itl_ms=scenario.slo.itl_ms, slo_ttft_ms=scenario.slo.ttft_ms)
     service_class = m.ServiceClass(server.service_class, 1, (target,))
     capacity = m.Capacity({server.accelerator: scenario.cluster.max_replicas * server.acc_count})
-    settings = m.OptimizerSettings(saturation_policy=m.SaturationPolicy.ROUND_ROBIN)
+    settings = m.OptimizerSettings(saturation_policy=m.SaturationPolicy.ROUND_ROBIN,
+                                   token_budget=server.max_num_batched_tokens)
     return m.SystemData(accelerators=(accelerator,), models=(perf,), service_classes=(service_class,),
                         optimizer=settings, capacity=capacity)
 
@@ -47,9 +53,20 @@ def labels(scenario: Scenario) -> dict[str, str]:
             "inferno.server.minreplicas": str(scenario.cluster.min_replicas)}
 
 
+@lru_cache(maxsize=64)
+def length_stats(length: Length) -> tuple[float, float]:
+    """(mean, C2 = variance / mean^2) of a length distribution as sampled (clipping included)."""
+    rng = random.Random(0)
+    values = [length.sample(rng) for _ in range(_LENGTH_SAMPLES)]
+    mean = statistics.fmean(values)
+    return mean, (statistics.pvariance(values, mean) / mean**2 if mean > 0 else 0.0)
+
+
 def server_for_load(scenario: Scenario, rate_rps: float, replicas: int = 1) -> m.Server:
-    """The server record at a given offered load (scenario mean token lengths) and current replicas."""
-    load = m.Load(rate_rps * 60.0, scenario.load.prompt_tokens.mean, scenario.load.output_tokens.mean)
+    """The server record at a given offered load (the scenario's true mean lengths and output C2) and replicas."""
+    in_mean, _ = length_stats(scenario.load.prompt_tokens)
+    out_mean, out_c2 = length_stats(scenario.load.output_tokens)
+    load = m.Load(rate_rps * 60.0, in_mean, out_mean, out_c2)
     current = m.Allocation(scenario.server.accelerator, replicas, scenario.server.max_num_seqs, load=load)
     return m.Server(scenario.server.name, scenario.server.service_class, scenario.server.model,
                     min_replicas=scenario.cluster.min_replicas, current=current)

@@ -6,26 +6,46 @@ run_cycle, with its skip rules) runs over in-process clients instead of gRPC:
   pods that are not being deleted) and the per-pod rates the collector's PromQL returns from the simulated
   Prometheus, aggregated by services/collector/aggregate.collect (completion rate as arrival rate, token
   averages, latencies; no completed request in the window -> the server is skipped, as in production);
-- optimize: services/optimizer/solver.solve on the static data (sim/system.py) plus the collected server;
+- optimize: services/optimizer/solver.solve on the static data (sim/system.py) plus the collected server, with
+  the optimizer service's solver defaults (INFERNO_SOLVER, INFERNO_SOLVER_TIME_LIMIT: exact CP-SAT, 10 s);
 - actuate: services/actuator/plan.plan_deployment with the scale-down stabilization window
   (services/actuator/stabilize.ScaleDownWindow) fed exactly as services/actuator/kube.py feeds it, and the
   production defaults of the settings (services/runtime/config.Config: 300 s window, no per-cycle limit)
   unless the scenario overrides them.
-The replicas the plan writes are what the simulator applies.
+The replicas the plan writes are what the simulator applies. The online tuner and the model-vs-reality checker are
+not wired in: both are advisory by default (INFERNO_TUNER=advisory never changes a decision). An exception in
+these clients is a simulator bug and is raised, not turned into a skipped cycle.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from services.actuator.plan import DeploymentState, PlanSettings, plan_deployment
 from services.actuator.stabilize import ScaleDownWindow
 from services.collector import aggregate
 from services.controller import cycle
 from services.core import model as m
-from services.optimizer.solver import solve
+from services.optimizer.solver import SolverDefaults, solve
 from services.runtime.config import Config
 from sim.policies import ClusterView
 from sim.scenario import Scenario
 from sim.system import NAMESPACE, deployment_name, labels, static_data
+
+
+def _loud(method: Callable[..., Any]) -> Callable[..., Any]:
+    """Remember an exception of a client method (the cycle turns any into a skipped cycle; in the simulator it
+    is a bug, which InfernoPolicy.decide raises)."""
+
+    def wrapper(self: _SimClients, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(self, *args, **kwargs)
+        except Exception as err:
+            self.error = err
+            raise
+
+    return wrapper
 
 
 class _SimClients:
@@ -35,7 +55,9 @@ class _SimClients:
         self.policy = policy
         self.view = view
         self.written: int | None = None
+        self.error: Exception | None = None
 
+    @_loud
     def collect(self) -> cycle.Reply[m.Collection]:
         view, policy = self.view, self.policy
         live = tuple(p for p in view.pods if not p.terminating)
@@ -46,12 +68,15 @@ class _SimClients:
                                   policy.static)
         return cycle.Reply(found)
 
+    @_loud
     def optimize(self, system: m.SystemData, collected: cycle.Reply[m.Collection]) -> cycle.Reply[cycle.Solved]:
-        result = solve(system)
+        """As services/optimizer/servicer.OptimizerServicer.Optimize: solve with the service's solver defaults."""
+        result = solve(system, self.policy.solver_defaults)
         return cycle.Reply(cycle.Solved(result.solution, {"solver": result.solver, "candidates": result.candidates}))
 
+    @_loud
     def actuate(self, solved: cycle.Reply[cycle.Solved], collected: cycle.Reply[m.Collection],
-                dry_run: bool) -> list[m.ActuationResult]:
+                dry_run: bool, notices: Sequence[m.Notice] = ()) -> list[m.ActuationResult]:
         """As services/actuator/kube.KubeActuator._actuate_one: window hold, plan, record, write."""
         policy, now_s = self.policy, self.view.now_s
         allocations = solved.value.solution.allocations
@@ -90,6 +115,7 @@ class InfernoPolicy:
             scale_down_stabilization_s=float(settings.get("scale_down_stabilization_s",
                                                           defaults.scale_down_stabilization_s)))
         self.window = ScaleDownWindow(self.settings.scale_down_stabilization_s)
+        self.solver_defaults = SolverDefaults(m.SolverKind(defaults.solver), defaults.solver_time_limit_s)
         self.records: list[cycle.CycleRecord] = []
         self.observed_rates: list[tuple[float, float | None]] = []
         self._cycles = 0
@@ -104,6 +130,8 @@ class InfernoPolicy:
         clients = _SimClients(self, view)
         record = cycle.run_cycle(self._cycles, f"t+{view.now_s:.0f}s", lambda: (self.static, self.static.capacity),
                                  clients, lambda: view.now_s)
+        if clients.error is not None:
+            raise RuntimeError(f"inferno cycle at t={view.now_s:.0f} s: {record.skip_reason}") from clients.error
         self.records.append(record)
         rate = record.rows[0].get("arrival_rate_rpm") if record.rows else None
         self.observed_rates.append((view.now_s, rate / 60.0 if rate is not None else None))
