@@ -1,7 +1,7 @@
 """`make bench`: every benchmark module, one call each (add yours as one line).
 
 ``python -m bench [optimizer] [cycle] [robust] [emulator] [fidelity]`` runs only the named ones (all by default;
-the emulator's fidelity and CPU-cost benchmark takes about 5 minutes, the model fidelity one about 10, the cycle
+the emulator's fidelity and CPU-cost benchmark takes about 5 minutes, the model fidelity one about 15, the cycle
 benchmark about 1).
 """
 
@@ -17,7 +17,7 @@ BENCHMARKS = {
     "robust": (robust_bench.run, "LLM-RO reference (objective, GPUs, solve time; Gamma sweep) (about 1 minute)"),
     "emulator": (emulator_bench.run, "emulator fidelity vs the queueing model, and its CPU cost (about 5 minutes)"),
     "fidelity": (fidelity_bench.run, "model v1 vs the engine in event time; fit on the real vLLM sweeps in and out "
-                 "of sample; the engine replaying the sweeps (about 10 minutes)"),
+                 "of sample; the engine replaying the sweeps (about 15 minutes)"),
 }
 
 width = max(len(name) for name in BENCHMARKS)
