@@ -14,6 +14,8 @@ from emulator.cluster import Cluster
 from emulator.kubetable import age, wants_table
 from tests.manifests.rendering import kubectl
 
+pytestmark = pytest.mark.slow
+
 CONFIG = {
     "startup_delay_s": 0.1, "prometheus": False, "namespaces": ["llm"],
     "deployments": [{"name": "granite", "namespace": "llm", "server": "Free-granite_13b", "replicas": 2,

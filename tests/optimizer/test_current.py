@@ -4,6 +4,8 @@ overload gives a clear warning; the demo's calibrated data at its base load give
 
 from __future__ import annotations
 
+import pytest
+
 from emulator.loadgen import LoadGenerator, Target
 from emulator.loadshape import Length, constant
 from emulator.vllm import VllmServer
@@ -67,6 +69,7 @@ def checks(system: m.SystemData, observed_server: m.Server):
             for _ in range(CYCLES)]
 
 
+@pytest.mark.slow
 def test_manifests_data_on_an_overloaded_emulated_server_gives_a_clear_warning() -> None:
     observed = observe(2.0, 12.0)  # the stair-step's top on a --max-num-seqs 2 replica
     last = checks(load_system_dir(str(BASE / "data"), require_servers=False).system, server(2.0, observed))[-1]
@@ -75,6 +78,7 @@ def test_manifests_data_on_an_overloaded_emulated_server_gives_a_clear_warning()
     assert last.mismatch and "batch 608" in last.warning and "not to be trusted" in last.warning
 
 
+@pytest.mark.slow
 def test_the_demos_calibrated_data_at_its_base_load_gives_no_warning() -> None:
     scenario = Scenario()
     observed = observe(scenario.server("Bronze-granite_13b").base_rps, 12.0)
