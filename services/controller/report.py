@@ -1,10 +1,12 @@
 """Cycle records as text tables, for people: one table per cycle (what was observed, decided and done per
 server), and one server's decisions over many cycles. Used by ``python -m services.controller history`` and
 the demo. Latencies are ms, shown as value/SLO with '!' where the value misses the SLO; "obs/model" is the
-model-vs-reality check (observed / predicted at the current allocation; '!' while its warning stands)."""
+model-vs-reality check (observed / predicted at the current allocation; '!' while its warning stands); a batch
+the pod's --max-num-seqs capped reads '608>4' (decided > applied)."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -42,10 +44,14 @@ def server_cells(row: Mapping[str, Any]) -> list[str]:
     replicas = f"{number(row.get('current_replicas'))} -> {number(row.get('replicas'))}" if "replicas" in row \
         else number(row.get("current_replicas"))
     action = row.get("action", row.get("unallocated_reason", "-"))
+    batch = number(row.get("max_batch"))
+    capped = re.search(r"batch \d+ above the pod's --max-num-seqs (\d+)", str(row.get("action_reason") or ""))
+    if capped:
+        batch += f">{capped.group(1)}"
     return [number(row.get("arrival_rate_rpm"), 1), row.get("load_source") or "-",
             versus(row.get("observed_itl_ms"), row.get("slo_itl_ms")),
             versus(row.get("observed_ttft_ms"), row.get("slo_ttft_ms")),
-            row.get("accelerator", row.get("current_accelerator", "-")), number(row.get("max_batch")),
+            row.get("accelerator", row.get("current_accelerator", "-")), batch,
             replicas, versus(row.get("predicted_itl_ms"), row.get("slo_itl_ms")),
             versus(row.get("predicted_ttft_ms"), row.get("slo_ttft_ms")), model_check(row), action]
 

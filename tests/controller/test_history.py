@@ -104,3 +104,11 @@ def test_the_tables_show_the_model_check_with_a_mark_while_its_warning_stands() 
     assert "TTFT x6.8 !" in cycle_text({"cycle_id": 1, "outcome": "applied", "rows": [row]})
     assert "ITL x0.4" in cycle_text({"cycle_id": 1, "outcome": "applied", "rows": [
         {**row, "model_itl_ratio": 0.4, "model_ttft_ratio": 1.2, "model_mismatch": False}]})
+
+
+def test_a_batch_capped_by_the_pods_limit_shows_what_was_applied() -> None:
+    from services.controller.report import cycle_text
+
+    row = {"server": "s", "max_batch": 608, "action": "unchanged",
+           "action_reason": "batch 608 above the pod's --max-num-seqs 2: 2 applied (the pod's limit wins)"}
+    assert " 608>2 " in cycle_text({"cycle_id": 1, "outcome": "applied", "rows": [row]})
