@@ -15,7 +15,7 @@ from services.core.bounds import MAX_DEVIATION, MAX_ROBUST_BUDGET
 from services.core.datafiles import LoadedSystem, load_system_dir, load_system_file, write_solution
 from services.core.errors import InfernoError, InvalidInputError
 from services.core.model import Deviation, Load, Robustness, ServiceModel, SolverKind, SystemData
-from services.optimizer import fit_cli, llmro_cli
+from services.optimizer import fit_cli, llmro_cli, qos_cli
 from services.optimizer.queueing import ChainBatch, analyze_point
 from services.optimizer.robust import report_text
 from services.optimizer.servicetime import default_queue, replica_model_for
@@ -77,6 +77,7 @@ def _parser() -> argparse.ArgumentParser:
                               "tps / --out-tokens requests/s, and each replica is sized at 90%% of its stable limit")
     llmro_cli.add_parser(sub)
     fit_cli.add_parser(sub)
+    qos_cli.add_parser(sub)
     sub.add_parser("serve", help="run the gRPC OptimizerService (the default)")
     return parser
 
@@ -240,6 +241,8 @@ def main(argv: Sequence[str]) -> int:
             return llmro_cli.run(args)
         if args.command == "fit":
             return fit_cli.run(args)
+        if args.command == "qos":
+            return qos_cli.run(args)
         return _serve()
     except (InfernoError, OSError) as err:
         print(f"error: {err}", file=sys.stderr)

@@ -1,0 +1,160 @@
+"""Several classes sharing one pool (docs/model.md s13): the `qos` command reproduces the seeds' figures (seed 000:
+2 then 3 instances, Alan <= 5.288045 RPM per instance; seed 003: priority 3, FCFS 5), and the model's
+answers keep every class within its bound on every replica."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from services.optimizer.cli import main
+from services.optimizer.pools import (
+    BatchedCurve,
+    InstanceType,
+    PiecewiseCurve,
+    Policy,
+    ServiceClass,
+    solve_pool,
+)
+
+REPO = Path(__file__).resolve().parents[2]
+SEED000 = REPO / "samples" / "qos" / "seed-000"
+SEED003 = REPO / "samples" / "qos" / "seed-003"
+
+
+def _qos(capsys: pytest.CaptureFixture[str], seed: Path, policy: str) -> list[dict]:
+    code = main(["qos", "--instances", str(seed / "instances.json"), "--updates", str(seed / "updates.json"),
+                 "--policy", policy, "--json"])
+    out = json.loads(capsys.readouterr().out)
+    assert code == 0
+    return out
+
+
+def _meets_demand(update: dict) -> None:
+    totals = [sum(inst[c] for inst in update["rates_rpm"]) for c in range(len(update["demand_rpm"]))]
+    assert totals == pytest.approx(update["demand_rpm"], abs=1e-6)
+
+
+def test_seed000_through_the_command_line_two_then_three_instances_alan_within_its_cap() -> None:
+    proc = subprocess.run([sys.executable, "-m", "services.optimizer", "qos", "--instances",
+                           str(SEED000 / "instances.json"), "--updates", str(SEED000 / "updates.json"), "--json"],
+                          cwd=REPO, capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, proc.stderr
+    answers = json.loads(proc.stdout)
+    assert [a["time"] for a in answers] == [0, 1800]
+    assert [a["status"] for a in answers] == ["OPTIMAL", "OPTIMAL"]
+    assert [a["instances"] for a in answers] == [2, 3]
+    for a, demand in zip(answers, ([10, 14], [15, 21]), strict=True):
+        assert len(a["rates_rpm"]) == a["instances"]
+        assert all(inst[0] <= 5.288045 for inst in a["rates_rpm"])  # Alan's rmax(10 s) on every instance
+        assert all(sum(inst) <= 12 + 1e-9 for inst in a["rates_rpm"])  # A = 12 RPM
+        assert a["demand_rpm"] == demand
+        _meets_demand(a)
+        assert all(lat <= bound + 1e-9 for lat, bound in zip(a["latency_s"], a["latency_bound_s"], strict=True))
+
+
+def test_seed000_fcfs_needs_four_then_five(capsys: pytest.CaptureFixture[str]) -> None:
+    answers = _qos(capsys, SEED000, "fcfs")
+    assert [a["instances"] for a in answers] == [4, 5]
+    for a in answers:
+        _meets_demand(a)
+        # under FCFS every instance carrying Alan keeps its whole load within Alan's rmax
+        assert all(sum(inst) <= 5.288045 for inst in a["rates_rpm"] if inst[0] > 0)
+
+
+@pytest.mark.parametrize(("policy", "instances"), [("priority", 3), ("fcfs", 5)])
+def test_seed003_priority_three_fcfs_five(capsys: pytest.CaptureFixture[str], policy: str, instances: int) -> None:
+    [answer] = _qos(capsys, SEED003, policy)
+    assert answer["instances"] == instances
+    _meets_demand(answer)
+    assert all(lat <= bound + 1e-9 for lat, bound in zip(answer["latency_s"], answer["latency_bound_s"], strict=True))
+
+
+def test_text_output_lists_every_instance_rate_per_class(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["qos", "--instances", str(SEED000 / "instances.json"), "--updates",
+                 str(SEED000 / "updates.json")]) == 0
+    out = capsys.readouterr().out
+    assert "time 0: OPTIMAL, 2 instances (priority)" in out
+    assert "time 1800: OPTIMAL, 3 instances (priority)" in out
+    assert out.count("  instance ") == 5 and "Alan 5.000000, Noel 7.000000 RPM" in out
+
+
+def test_the_rmax_of_the_seed_curves() -> None:
+    seed003 = BatchedCurve(150, 25)
+    assert [round(seed003.rmax_rpm(L), 3) for L in (204, 301, 352)] == [6.618, 12.542, 14.347]
+    seed000 = json.loads((SEED000 / "instances.json").read_text())["instances"][0]["curve"]["points"]
+    curve = PiecewiseCurve(tuple(map(tuple, seed000)))
+    assert curve.rmax_rpm(10) == pytest.approx(5.288045, abs=1e-12)
+    assert curve.rmax_rpm(40) >= 12
+    assert curve.latency_s(13) == math.inf and curve.rmax_rpm(3) == 0.0
+
+
+def test_too_few_replicas_leaves_the_least_important_class_unmet_and_exits_nonzero(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    spec = json.loads((SEED000 / "instances.json").read_text())
+    spec["instances"][0]["count"] = 2
+    (tmp_path / "i.json").write_text(json.dumps(spec))
+    code = main(["qos", "--instances", str(tmp_path / "i.json"), "--updates", str(SEED000 / "updates.json"),
+                 "--json"])
+    answers = json.loads(capsys.readouterr().out)
+    assert code == 1
+    assert answers[0]["unmet_rpm"] == [0, 0]
+    # 2 replicas carry 24 RPM and Alan at most 2 x 5.288045 of it: Alan first, Noel the remaining capacity
+    assert answers[1]["instances"] == 2
+    assert answers[1]["unmet_rpm"] == pytest.approx([15 - 2 * 5.288045, 21 - (24 - 2 * 5.288045)], abs=1e-6)
+
+
+def test_types_mixed_when_cheaper_than_either_alone() -> None:
+    slow = InstanceType("slow", 6, BatchedCurve(1, 8), cost=1)  # rmax(4 s) = 6
+    fast = InstanceType("fast", 20, BatchedCurve(0.5, 30), cost=2.5)
+    classes = [ServiceClass("a", 12, 4), ServiceClass("b", 10, 30)]
+    only_slow = solve_pool([slow], classes, Policy.PRIORITY)
+    only_fast = solve_pool([fast], classes, Policy.PRIORITY)
+    mixed = solve_pool([slow, fast], classes, Policy.PRIORITY)
+    assert (only_slow.replicas, only_fast.replicas) == ({"slow": 4}, {"fast": 2})
+    assert mixed.replicas == {"slow": 1, "fast": 1} and mixed.cost == 3.5
+    for answer in (only_slow, only_fast, mixed):
+        assert answer.unmet_rpm == (0, 0)
+        for rep in answer.instances:
+            assert sum(rep.rates_rpm) <= (6 if rep.instance_type == "slow" else 20) + 1e-9
+            assert all(lat is None or lat <= c.latency_s + 1e-9
+                       for lat, c in zip(rep.latency_s, classes, strict=True))
+
+
+@pytest.mark.parametrize(("body", "field"), [
+    ({"instances": [{"name": "x", "capacity_rpm": 12, "curve": {"points": [[0, 5], [3, 4]]}}]}, "instances[0].curve"),
+    ({"instances": [{"name": "x", "capacity_rpm": -1, "curve": {"batched": {"t0_s": 1, "lambda_rpm": 2}}}]},
+     "capacity_rpm"),
+    ({"instances": [{"name": "x", "capacity_rpm": 12}]}, "needs a 'curve' or 'perfParms'"),
+    ({"instances": [{"name": "x", "capacity_rpm": 12, "count": 1.5,
+                     "curve": {"batched": {"t0_s": 1, "lambda_rpm": 2}}}]}, "instances[0].count"),
+])
+def test_bad_instances_file_names_the_field(tmp_path: Path, capsys: pytest.CaptureFixture[str], body: dict,
+                                            field: str) -> None:
+    (tmp_path / "i.json").write_text(json.dumps(body))
+    assert main(["qos", "--instances", str(tmp_path / "i.json"), "--updates", str(SEED000 / "updates.json")]) == 1
+    assert field in capsys.readouterr().err
+
+
+def test_queueing_model_curve_from_perfparms(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    spec = {"instances": [{"name": "a100", "perfParms": {"alpha": 20, "beta": 0.1, "gamma": 0.0005},
+                           "in_tokens": 128, "out_tokens": 64, "max_batch": 16}]}
+    (tmp_path / "i.json").write_text(json.dumps(spec))
+    (tmp_path / "u.json").write_text(json.dumps({"updates": [{"time": 0, "request_rates": [60, 120],
+                                                              "latencies": [2.5, 6]}]}))
+    prio = _qos_files(capsys, tmp_path, "priority")
+    fcfs = _qos_files(capsys, tmp_path, "fcfs")
+    assert 0 < prio["instances"] <= fcfs["instances"]
+    _meets_demand(prio)
+    assert all(lat <= b for lat, b in zip(prio["latency_s"], prio["latency_bound_s"], strict=True))
+
+
+def _qos_files(capsys: pytest.CaptureFixture[str], folder: Path, policy: str) -> dict:
+    assert main(["qos", "--instances", str(folder / "i.json"), "--updates", str(folder / "u.json"),
+                 "--policy", policy, "--json"]) == 0
+    return json.loads(capsys.readouterr().out)[0]
