@@ -38,8 +38,9 @@ REQUESTS = {0.3: 20_000, 0.6: 100_000, 0.9: 200_000}
 REFERENCE = PerfParms(6.58, 1.93e-2, 5.46e-5)
 """Inferno model-trainer's joint fit of Llama-3.1-8B over 16 shapes (model v0.7): 14.6% TTFT, 6.0% ITL."""
 REFERENCE_ERRORS = (0.146, 0.060)
-REPLAY_TOKENS = 300_000
-"""Output tokens simulated per replayed sweep point (at most the sweep's request count)."""
+REPLAY_LIFETIMES = 4.0
+"""A replayed point runs this many request lifetimes (measured TTFT + K ITL; at least 30 s, at most the sweep's
+request count); requests arriving in the first lifetime are warm-up, not counted."""
 
 
 def shared_data() -> Path | None:
@@ -155,8 +156,8 @@ def table_b(files: list[Path]) -> PerfParms:
 def table_c(files: list[Path], perf: PerfParms) -> None:
     print(f"fidelity (c): the engine replaying the sweeps' constant rates with the in-sample parameters "
           f"(alpha {perf.alpha_ms:.3f}, beta {perf.beta_ms:.5f}, gamma {perf.gamma_ms:.3e}, "
-          f"+ {perf.ttft_overhead_ms:.2f} ms client TTFT overhead) vs the measurements; at most {REPLAY_TOKENS:,} "
-          "output tokens a point")
+          f"+ {perf.ttft_overhead_ms:.2f} ms client TTFT overhead) vs the measurements; each point run for "
+          f"{REPLAY_LIFETIMES:g} request lifetimes (at least 30 s), the first one dropped as warm-up")
     params = EngineParams(perf.alpha_ms, perf.beta_ms, perf.gamma_ms, max_num_seqs=512, kv_cache_tokens=1 << 22)
     rng = np.random.default_rng(5)
     meas_ttft, meas_itl, sim_ttft, sim_itl = [], [], [], []
@@ -166,11 +167,14 @@ def table_c(files: list[Path], perf: PerfParms) -> None:
         for bench in benches:
             if bench.strategy == "synchronous" or not (math.isfinite(bench.itl_ms)):
                 continue
-            count = int(min(bench.requests, max(REPLAY_TOKENS // max(bench.out_tokens, 1), 50)))
+            ttft_ms = bench.ttft_ms if math.isfinite(bench.ttft_ms) else 0.0
+            lifetime_s = (ttft_ms + bench.out_tokens * bench.itl_ms) / 1000
+            count = int(min(bench.requests, max(bench.rate_rps * max(REPLAY_LIFETIMES * lifetime_s, 30.0), 50)))
             arrivals = np.arange(count) / bench.rate_rps
             prompts = np.maximum(np.rint(rng.uniform(0.5, 1.5, count) * bench.in_tokens), 1)
             outputs = np.maximum(np.rint(rng.uniform(0.5, 1.5, count) * bench.out_tokens), 1)
-            ttft, itl = engine_means(params, arrivals, prompts, outputs)
+            warmup = int(np.searchsorted(arrivals, min(lifetime_s, arrivals[-1] / 2)))
+            ttft, itl = engine_means(params, arrivals, prompts, outputs, warmup=warmup)
             ttft += perf.ttft_overhead_ms
             shape_meas.append((bench.ttft_ms, bench.itl_ms))
             shape_sim.append((ttft, itl))
