@@ -16,6 +16,7 @@ import sys
 
 from services.core.errors import InvalidInputError
 from sim import report, scenario
+from sim.policies import INFERNO_VARIANTS
 from sim.run import DEFAULT_POLICIES, run_scenario, write_outputs
 
 
@@ -23,9 +24,10 @@ def _policies(text: str) -> list[str]:
     names = [n.strip() for n in text.split(",") if n.strip()]
     if not names:
         raise argparse.ArgumentTypeError("give at least one policy")
-    unknown = [n for n in names if n not in scenario.POLICY_NAMES]
+    known = (*scenario.POLICY_NAMES, *INFERNO_VARIANTS)
+    unknown = [n for n in names if n not in known]
     if unknown:
-        raise argparse.ArgumentTypeError(f"unknown policy {unknown[0]!r} (known: {', '.join(scenario.POLICY_NAMES)})")
+        raise argparse.ArgumentTypeError(f"unknown policy {unknown[0]!r} (known: {', '.join(known)})")
     return names
 
 
@@ -35,7 +37,8 @@ def _parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="simulate one scenario under the policies")
     run.add_argument("scenario", help="a shipped scenario name (python -m sim list) or a YAML/JSON file")
     run.add_argument("--policies", type=_policies, default=list(DEFAULT_POLICIES),
-                     help="comma-separated, from " + ",".join(scenario.POLICY_NAMES) + " (default: all)")
+                     help="comma-separated, from " + ",".join((*scenario.POLICY_NAMES, *INFERNO_VARIANTS))
+                     + " (default: " + ",".join(DEFAULT_POLICIES) + ")")
     run.add_argument("--seed", type=int, default=None, help="arrival seed (default: the scenario's)")
     run.add_argument("--out", default=None, help="output directory (default: sim-results/SCENARIO)")
     sub.add_parser("list", help="list the shipped scenarios")

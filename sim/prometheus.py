@@ -16,7 +16,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from services.collector.aggregate import PodRates
-from services.collector.promql import COUNTERS, GAUGES
+from services.collector.promql import COUNTERS, GAUGES, GROWTH
 
 LOOKBACK_DELTA_S = 300.0
 """Prometheus' default query lookback: an instant query sees a sample at most this old."""
@@ -29,6 +29,9 @@ COUNTER_FIELDS = tuple(COUNTERS)
 """The PodRates counter fields, named as the collector's PromQL names them."""
 GAUGE_FIELDS = tuple(GAUGES)
 """The PodRates gauge fields."""
+GROWTH_FIELDS = {name: tuple(GAUGE_FIELDS[tuple(GAUGES.values()).index((g,))] for g in gauges)
+                 for name, gauges in GROWTH.items()}
+"""PodRates growth field -> the gauge fields whose deriv() slopes it sums (services/collector/promql.GROWTH)."""
 
 
 @dataclass(slots=True)
@@ -52,6 +55,17 @@ class Series:
         while hi > lo and self.times[hi - 1] > t_s + 1e-9:
             hi -= 1
         return lo, hi
+
+
+def deriv(times: list[float], values: list[float]) -> float | None:
+    """Prometheus' deriv(): the least-squares slope (per second) of gauge samples; None under two samples."""
+    if len(times) < 2:
+        return None
+    mean_t, mean_v = sum(times) / len(times), sum(values) / len(values)
+    spread = sum((t - mean_t) ** 2 for t in times)
+    if spread <= 0:
+        return None
+    return sum((t - mean_t) * (v - mean_v) for t, v in zip(times, values, strict=True)) / spread
 
 
 def extrapolated_rate(times: list[float], values: list[float], start_s: float, end_s: float) -> float | None:
@@ -114,6 +128,9 @@ class Prometheus:
                     rate = extrapolated_rate(times, values[lo:hi], t_s - window_s, t_s)
                     if rate is not None:
                         buckets.append((float(name.removeprefix(BUCKET_PREFIX)), rate))
+            for name, gauges in GROWTH_FIELDS.items():
+                slopes = [deriv(times, series.values[g][lo:hi]) for g in gauges if g in series.values]
+                figures[name] = None if not slopes or None in slopes else sum(slopes)  # type: ignore[arg-type]
             found[pod] = PodRates(**figures, generation_tokens_buckets=tuple(sorted(buckets)) if buckets else None)
         return found
 

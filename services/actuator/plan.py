@@ -6,6 +6,8 @@ Pure: every safety rule is decided here, the kube module only reads and writes. 
 - never below the min replicas; at most ``max_replica_change`` replicas per cycle (0 = unlimited);
 - a scale-down stops at the highest desired count of the stabilization window (``hold_at``, see
   stabilize.py), never above the current replicas;
+- no scale-down while the load forecast rises (issue 22: a replica removed now, Ready or starting, is one the
+  coming load needs);
 - no scale-down on a load that was not measured (``ManagedServer.load_measured``, decided by the collector:
   the load came from the labels and no live figure was read), as an HPA holds on missing metrics; scaling up
   on it is allowed. An idle server (its metrics read, no request completed in the window) may scale down;
@@ -321,10 +323,12 @@ def _skip(server_name: str, ref: KubeRef, state: DeploymentState, reason: str,
 
 def plan_deployment(server_name: str, ref: KubeRef, state: DeploymentState | None, allocation: Allocation | None,
                     server: Server | None, settings: PlanSettings, hold_at: int = 0,
-                    load_measured: bool = True) -> Change:
+                    load_measured: bool = True, ready_replicas: int | None = None) -> Change:
     """The change for one Deployment of server ``server_name``; ``state`` None means the Deployment is gone;
     ``hold_at`` is the stabilization window's highest desired count (0 = none); ``load_measured`` False holds
-    any scale-down.
+    any scale-down, and so does a rising load forecast (the server's observed forecast_lower_rpm above its
+    measured rate: a replica removed now, Ready or starting, is one the coming load needs); ``ready_replicas``
+    (when known) names the replicas still starting in the reason.
 
     Outcome: SKIPPED (vanished, no allocation, owned by another autoscaler), UNCHANGED (already as allocated)
     or CHANGED (replicas, labels or pod template to write); the reason says why, in words.
@@ -340,6 +344,11 @@ def plan_deployment(server_name: str, ref: KubeRef, state: DeploymentState | Non
         return _skip(server_name, ref, state, f"replicas owned by {state.owner}", allocation, desired)
     if target < state.replicas and not load_measured:
         notes.append(f"scale-down to {target} held: load not measured (from the load labels)")
+        target = state.replicas
+    if target < state.replicas and _rising(server):
+        starting = f", {state.replicas - ready_replicas} replicas starting" if (
+            ready_replicas is not None and ready_replicas < state.replicas) else ""
+        notes.append(f"scale-down to {target} held: the load forecast rises{starting}")
         target = state.replicas
     batch = bounded_batch(allocation.max_batch, pod_max_num_seqs(state.containers), notes)
     labels = _label_patch(allocation, batch, state.labels, target != state.replicas)
@@ -359,6 +368,13 @@ def plan_deployment(server_name: str, ref: KubeRef, state: DeploymentState | Non
     return replace(change, outcome=outcome, reason="; ".join(notes))
 
 
+def _rising(server: Server | None) -> bool:
+    observed = server.observed if server is not None else None
+    if observed is None or observed.forecast_lower_rpm is None or observed.measured_rate_rpm is None:
+        return False
+    return observed.forecast_lower_rpm > observed.measured_rate_rpm
+
+
 def plan(managed: Iterable[ManagedServer], states: Mapping[KubeRef, DeploymentState | None],
          allocations: Mapping[str, Allocation], settings: PlanSettings) -> list[Change]:
     """Changes for every managed server's Deployment, sorted by (namespace, Deployment, server).
@@ -367,5 +383,5 @@ def plan(managed: Iterable[ManagedServer], states: Mapping[KubeRef, DeploymentSt
     are keyed by server name.
     """
     return [plan_deployment(r.name, r.ref, states.get(r.ref), allocations.get(r.name), r.server, settings,
-                            load_measured=r.load_measured)
+                            load_measured=r.load_measured, ready_replicas=r.ready_replicas)
             for r in sorted(managed, key=lambda r: sort_key(r.name, r.ref))]

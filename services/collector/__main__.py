@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 
 from services.collector.capacity import NodeCapacitySource
-from services.collector.collect import Collector
+from services.collector.collect import Collector, ForecastSetup
 from services.collector.prometheus_source import PrometheusSource
 from services.collector.promql import window_seconds
 from services.collector.scrape_source import DirectScrapeSource
@@ -31,8 +31,10 @@ def start(config: Config) -> None:
         interval_s = min(window_seconds(config.prometheus_window), DIRECT_SCRAPE_MAX_INTERVAL_S)
         metrics = DirectScrapeSource(interval_s, config.prometheus_timeout_s)
     nodes = NodeCapacitySource(api, config.accelerator_node_labels) if config.capacity_from_nodes else None
+    setup = ForecastSetup(config.forecast_history_s, window_seconds(config.prometheus_window),
+                          config.startup_delay_s, config.control_period_s or 60.0) if config.forecast else None
     collector = Collector(KubeSource(api), metrics, config.data_path, watch_namespaces=config.watch_namespaces,
-                          nodes=nodes, max_replicas=config.max_replicas)
+                          nodes=nodes, max_replicas=config.max_replicas, forecast=setup)
     address = f"{config.bind_address}:{config.collector_port}"
     with listening(address, "INFERNO_BIND_ADDRESS", "INFERNO_COLLECTOR_PORT"):
         serve(register(CollectorServicer(collector)), [SERVICE_NAME], address, grace_s=config.shutdown_grace_s,

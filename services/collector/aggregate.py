@@ -31,6 +31,8 @@ class PodFacts:
     ready: bool = False
     metrics_port: int = 0
     metrics_path: str = "/metrics"
+    startup_s: float | None = None
+    """Seconds from the pod's creation to its Ready condition (None while not Ready or unknown)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +76,8 @@ class PodRates:
     kv_cache_usage: float | None = None
     generation_tokens_buckets: tuple[tuple[float, float], ...] | None = None
     """vllm:request_generation_tokens buckets as ((le, per-second rate), ...), cumulative as exposed."""
+    in_system_growth_per_s: float | None = None
+    """Slope of running + waiting requests (per s; negative while a backlog drains)."""
 
 
 PodRatesByDeployment = Mapping[tuple[str, str], Mapping[str, PodRates]]
@@ -94,6 +98,8 @@ class Measurement:
     requests_waiting: float | None = None
     kv_cache_usage: float | None = None
     out_tokens_c2: float | None = None
+    in_system_growth_rpm: float | None = None
+    """Growth of the requests in the pods (running + waiting) per minute; arrivals = completions + growth."""
 
 
 def _finite(value: float | None) -> float | None:
@@ -145,7 +151,14 @@ def measure(pods: Sequence[PodRates]) -> Measurement:
         requests_waiting=_total(pods, "requests_waiting"),
         kv_cache_usage=sum(kv_values) / len(kv_values) if kv_values else None,
         out_tokens_c2=_out_tokens_c2(pods),
+        in_system_growth_rpm=_growth_rpm(pods),
     )
+
+
+def _growth_rpm(pods: Sequence[PodRates]) -> float | None:
+    values = [p.in_system_growth_per_s for p in pods
+              if p.in_system_growth_per_s is not None and math.isfinite(p.in_system_growth_per_s)]
+    return sum(values) * 60.0 if values else None
 
 
 def _out_tokens_c2(pods: Sequence[PodRates]) -> float | None:

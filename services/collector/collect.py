@@ -1,15 +1,19 @@
 """One collection: static data, managed Deployments, their metrics and capacity -> a model Collection.
 
 The sources are injected (KubeSource, a metrics source, optionally a node capacity source), so tests can
-pass fakes. Each call builds a new snapshot; nothing is carried between calls.
+pass fakes. Each call builds a new snapshot; nothing is carried between calls, except, with forecasting on and
+a metrics source that keeps no history (direct scrape), the arrival rates measured at earlier calls.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, replace
 from typing import Protocol
 
-from services.collector import aggregate, capacity
+from services.collector import aggregate, capacity, forecast
 from services.collector.aggregate import DeploymentFacts, PodRatesByDeployment
 from services.core import datafiles
 from services.core import model as m
@@ -62,20 +66,38 @@ def choose_namespaces(requested: Sequence[str], watched: Sequence[str]) -> tuple
     return kept, warnings
 
 
+@dataclass(frozen=True, slots=True)
+class ForecastSetup:
+    """INFERNO_FORECAST=on: history looked back over (s), its step (s; the rate window), the start-up delay
+    when the pods' own history gives none (s), and the control period (s) (docs/contract.md s9)."""
+
+    history_s: float = 600.0
+    step_s: float = 60.0
+    startup_default_s: float = 120.0
+    period_s: float = 60.0
+
+
 class Collector:
     """Collects managed servers: Deployments from ``kube``, load from ``metrics``, capacity from the data
     file in ``data_path`` or from ``nodes`` when given; ``max_replicas`` is the default replica cap of a
-    Deployment (INFERNO_MAX_REPLICAS; its maxreplicas label overrides it)."""
+    Deployment (INFERNO_MAX_REPLICAS; its maxreplicas label overrides it); with ``forecast``, each server is
+    sized for its forecast load (services/collector/forecast.py), from the metrics source's rate history when it
+    keeps one (Prometheus range queries), else from the rates this collector measured at its earlier
+    collections."""
 
     def __init__(self, kube: DeploymentSource, metrics: MetricsSource, data_path: str, *,
                  watch_namespaces: Sequence[str] = (), nodes: CapacitySource | None = None,
-                 max_replicas: int = MAX_REPLICAS) -> None:
+                 max_replicas: int = MAX_REPLICAS, forecast: ForecastSetup | None = None,
+                 now_s: Callable[[], float] = time.time) -> None:
         self._max_replicas = max_replicas
         self._kube = kube
         self._metrics = metrics
         self._data_path = data_path
         self._watch = tuple(watch_namespaces)
         self._nodes = nodes
+        self._forecast = forecast
+        self._now_s = now_s
+        self._memory: dict[tuple[str, str], deque[tuple[float, float]]] = {}
 
     def collect(self, namespaces: Sequence[str] = ()) -> m.Collection:
         """One collection of the managed servers in ``namespaces`` (empty = the watched ones, or all).
@@ -91,7 +113,42 @@ class Collector:
         rates, metric_warnings = self._metrics.read(deployments)
         cards, capacity_warnings = self._capacity(static, deployments)
         notes = [*warnings, *static_warnings, *metric_warnings, *capacity_warnings]
-        return aggregate.collect(deployments, rates, self._metrics.source, static, notes, cards, self._max_replicas)
+        collection = aggregate.collect(deployments, rates, self._metrics.source, static, notes, cards,
+                                       self._max_replicas)
+        return self._forecasted(collection, deployments) if self._forecast else collection
+
+    def _forecasted(self, collection: m.Collection, deployments: Sequence[DeploymentFacts]) -> m.Collection:
+        """Every managed server sized for its forecast load (forecast.forecast_server)."""
+        setup, now = self._forecast, self._now_s()
+        assert setup is not None
+        history, warnings = self._history(deployments, setup, now)
+        facts = {(d.ref.namespace, d.ref.name): d for d in deployments}
+        managed = []
+        for record in collection.managed:
+            key = (record.ref.namespace, record.ref.name)
+            pods = facts[key].pods if key in facts else ()
+            horizon = forecast.startup_delay_s([p.startup_s for p in pods], setup.startup_default_s) + setup.period_s
+            managed.append(forecast.forecast_server(record, history.get(key, []), setup.step_s, horizon, horizon))
+            self._remember(key, now, managed[-1], setup)
+        return replace(collection, managed=tuple(managed), warnings=(*collection.warnings, *warnings))
+
+    def _history(self, deployments: Sequence[DeploymentFacts], setup: ForecastSetup,
+                 now: float) -> tuple[dict[tuple[str, str], list[float]], list[str]]:
+        reader = getattr(self._metrics, "arrival_history", None)
+        if reader is not None:
+            return reader(deployments, setup.history_s, setup.step_s, now)
+        return {key: [rpm for t, rpm in kept if now - t <= setup.history_s]
+                for key, kept in self._memory.items()}, []
+
+    def _remember(self, key: tuple[str, str], now: float, record: m.ManagedServer, setup: ForecastSetup) -> None:
+        """A metrics source without history (direct scrape): keep one measured rate per step per Deployment."""
+        observed = record.server.observed
+        if getattr(self._metrics, "arrival_history", None) is not None or observed is None or \
+                observed.measured_rate_rpm is None:
+            return
+        kept = self._memory.setdefault(key, deque(maxlen=max(int(setup.history_s // setup.step_s), 1)))
+        if not kept or now - kept[-1][0] >= 0.9 * setup.step_s:
+            kept.append((now, observed.measured_rate_rpm))
 
     def _capacity(self, static: m.SystemData | None,
                   deployments: Sequence[DeploymentFacts]) -> tuple[m.Capacity, list[str]]:

@@ -9,12 +9,14 @@ fitted by maximum likelihood with the Kalman filter; Harvey, "Forecasting, struc
 Kalman filter", 1989, s2.3), forecast ``horizon / spacing`` steps ahead with a ``coverage`` prediction interval
 (docs/contract.md s9). The interval widens with the residual noise, so noise alone does not look like a rise.
 
-The rate to size (``sizing_rate``), as the issue asks for: the upper bound for scale-up, the point for scale-down:
+The rate to size (``sizing_rate``): the upper bound for scale-up, never less than the current rate:
 - rising (the whole interval lies above the current rate): the upper bound, so the replicas that start now
   are enough when they are Ready even if the rise runs a little steeper;
-- otherwise the larger of the current rate and the point forecast: a step already seen is followed, a noisy
-  flat load sizes as today, and a falling forecast never removes capacity the current load needs (a removed
-  pod stops serving at once).
+- otherwise the current rate: a noisy flat load sizes as without a forecast, a step already seen is followed
+  without the overshoot a trend fitted across the step would add (its drift stays positive for as long as the
+  step is in the history), and a falling forecast never removes capacity the current load still needs (a
+  removed pod stops serving at once; the point forecast is reported, and scale-down follows the current rate
+  through the stabilization window).
 Too short a history (fewer than ``min_points`` samples), a flat-zero one or a fit that fails fall back to the
 current rate, with ``method`` saying so.
 """
@@ -23,10 +25,12 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 
 import numpy as np
+
+from services.core import model as m
 
 MIN_POINTS = 6
 """Samples needed before a trend is fitted (six 1-minute rates); fewer -> the current rate."""
@@ -122,9 +126,75 @@ def _trend_forecast(series: np.ndarray, steps: int, coverage: float) -> tuple[fl
     return mean * scale, float(interval[0]) * scale, float(interval[1]) * scale
 
 
+def rising(observed: m.ObservedMetrics | None) -> bool:
+    """Whether a server's recorded forecast rises significantly (its lower bound above the measured rate)."""
+    if observed is None or observed.forecast_lower_rpm is None or observed.measured_rate_rpm is None:
+        return False
+    return observed.forecast_lower_rpm > observed.measured_rate_rpm
+
+
 def sizing_rate(fc: Forecast) -> float:
-    """The rate to size replicas for: the upper bound when the forecast is rising, else the larger of the
-    current value and the point forecast (module docstring)."""
-    if fc.rising:
-        return fc.upper
-    return max(fc.current, fc.point)
+    """The rate to size replicas for: the upper bound when the forecast is rising, else the current value
+    (module docstring)."""
+    return fc.upper if fc.rising else fc.current
+
+
+def arrival_rpm(completions_rpm: float, growth_rpm: float | None) -> float:
+    """The arrival rate: completions plus the growth of the requests in the pods (running + waiting; flow
+    conservation). A saturated server completes less than it is offered, a draining backlog more; both are
+    corrected. Never negative."""
+    return max(completions_rpm + (growth_rpm or 0.0), 0.0)
+
+
+def apply(managed: m.ManagedServer, fc: Forecast, backlog: float = 0.0) -> m.ManagedServer:
+    """``managed`` sized for ``sizing_rate(fc)`` plus ``backlog`` req/min (its load's arrival rate), the
+    forecast in its observed metrics (measured_rate_rpm = the forecast's current value)."""
+    server = managed.server
+    observed = server.observed or m.ObservedMetrics()
+    observed = replace(observed, measured_rate_rpm=fc.current, forecast_rpm=fc.point, forecast_lower_rpm=fc.lower,
+                       forecast_upper_rpm=fc.upper, forecast_horizon_s=fc.horizon_s, forecast_method=fc.method)
+    load = replace(server.load, arrival_rate_rpm=sizing_rate(fc) + backlog)
+    server = replace(server, current=replace(server.current, load=load), observed=observed)
+    return replace(managed, server=server)
+
+
+def backlog_rpm(observed: m.ObservedMetrics | None, drain_s: float) -> float:
+    """The extra rate that serves the requests waiting now within ``drain_s`` seconds (req/min)."""
+    waiting = observed.requests_waiting if observed is not None else None
+    if not waiting or drain_s <= 0:
+        return 0.0
+    return waiting * 60.0 / drain_s
+
+
+def forecast_server(managed: m.ManagedServer, history_rpm: Sequence[float], step_s: float,
+                    horizon_s: float, drain_s: float = 0.0) -> m.ManagedServer:
+    """``managed`` with its load forecast from ``history_rpm`` (arrival rates, arrival_rpm, one every
+    ``step_s``, oldest first, ending before now): the current rate (its load's, corrected by arrival_rpm) closes
+    the series, and the requests waiting now are added as a rate that serves them within ``drain_s`` (0 = not)
+    unless replicas requested earlier are still starting: they are the capacity on the way for that backlog, so
+    it is not asked for twice. A load that was not measured (from the labels) is left as it is."""
+    if not managed.load_measured or (managed.server.observed and
+                                     managed.server.observed.source == m.LoadSource.LABELS):
+        return managed
+    observed = managed.server.observed
+    now = arrival_rpm(managed.server.load.arrival_rate_rpm, observed.in_system_growth_rpm if observed else None)
+    starting = managed.spec_replicas > managed.ready_replicas  # capacity on the way: not asked for again
+    backlog = 0.0 if starting else backlog_rpm(observed, drain_s)
+    return apply(managed, forecast([*history_rpm, now], step_s, horizon_s), backlog)
+
+
+def startup_delay_s(durations_s: Sequence[float | None], default_s: float) -> float:
+    """The start-up delay of a server's pods: the median of their creation -> Ready times (seconds), or
+    ``default_s`` (INFERNO_STARTUP_DELAY) when no pod has one."""
+    known = sorted(d for d in durations_s if d is not None and math.isfinite(d) and d >= 0)
+    if not known:
+        return default_s
+    middle = len(known) // 2
+    return known[middle] if len(known) % 2 else (known[middle - 1] + known[middle]) / 2.0
+
+
+def sum_series(series: Sequence[Mapping[float, float]], before_s: float) -> list[float]:
+    """Pods' series ({t: value}) summed per time, oldest first, for the times before ``before_s`` (the
+    current value is measured apart); a time where no pod has a value is left out."""
+    times = sorted({t for one in series for t in one if t < before_s})
+    return [sum(one.get(t, 0.0) for one in series) for t in times]

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 import requests
 from prometheus_api_client import PrometheusApiClientException, PrometheusConnect
 from urllib3.util.retry import Retry
 
-from services.collector import promql
+from services.collector import forecast, promql
 from services.collector.aggregate import DeploymentFacts, PodRates, PodRatesByDeployment
 from services.core.model import LoadSource
 from services.runtime.logs import get_logger
@@ -77,6 +78,39 @@ class PrometheusSource:
             return {}, [f"Prometheus at {self._url} gave no usable answer ({_short(err)}); "
                         f"load from labels"]
         return group_by_deployment(deployments, figures), []
+
+
+    def arrival_history(self, deployments: Sequence[DeploymentFacts], lookback_s: float, step_s: float,
+                        end_s: float) -> tuple[dict[tuple[str, str], list[float]], list[str]]:
+        """Arrival rates (req/min: completions + growth of running + waiting, services/collector/forecast.py)
+        per Deployment over [end_s - lookback_s, end_s) every ``step_s``, from two range queries; pods gone
+        since count by their names (promql.pod_of_deployment). Never raises: ({}, [warning]) on failure."""
+        namespaces = sorted({d.ref.namespace for d in deployments})
+        if not namespaces:
+            return {}, []
+        window = self._window
+        expressions = (promql.counter_query(promql.COUNTERS["requests_per_s"], namespaces, window),
+                       *(promql.growth_query(names, namespaces, window) for names in promql.GROWTH.values()))
+        start, end = datetime.fromtimestamp(end_s - lookback_s, UTC), datetime.fromtimestamp(end_s, UTC)
+        try:
+            client = self._connector(self._url, self._token_path, self._ca_path)
+            try:
+                matrices = [promql.parse_matrix(client.custom_query_range(
+                    query, start_time=start, end_time=end, step=f"{max(int(step_s), 1)}s",
+                    params={"timeout": f"{self._timeout_s}s"})) for query in expressions]
+            finally:
+                client.close()
+        except (*_QUERY_ERRORS, OSError) as err:
+            _log.warning("prometheus_history_failed", url=self._url, error=str(err)[:300])
+            return {}, [f"Prometheus at {self._url}: no rate history ({_short(err)}); forecast from the current rate"]
+        found = {}
+        for facts in deployments:
+            own = {p.name for p in facts.pods}
+            series = [{t: v * 60.0 for t, v in by_time.items()} for matrix in matrices
+                      for (namespace, pod), by_time in matrix.items() if namespace == facts.ref.namespace
+                      and (pod in own or promql.pod_of_deployment(pod, facts.ref.name))]
+            found[(facts.ref.namespace, facts.ref.name)] = forecast.sum_series(series, end_s - step_s / 2.0)
+        return found, []
 
 
 def _short(err: Exception) -> str:

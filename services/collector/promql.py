@@ -40,6 +40,13 @@ GAUGES: Mapping[str, tuple[str, ...]] = MappingProxyType({
 })
 """PodRates field -> vLLM gauge names without the prefix, preferred name first."""
 
+GROWTH: Mapping[str, tuple[str, ...]] = MappingProxyType({
+    "in_system_growth_per_s": ("num_requests_running", "num_requests_waiting"),
+})
+"""PodRates field -> gauges whose per-second slopes (PromQL ``deriv``) are summed: the growth of the requests in
+the pod (running + waiting). Arrivals = completions + this growth, also when the pod is saturated and its
+completion rate stops following the offered load (services/collector/forecast.py)."""
+
 _DURATION_PART = re.compile(r"(\d+)(ms|s|m|h|d|w|y)")
 _UNIT_S = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, "y": 31536000}
 
@@ -88,10 +95,16 @@ def gauge_query(names: Sequence[str], namespaces: Sequence[str], window: str) ->
     return " or ".join(_by_pod(f"avg_over_time({_selector(n, namespaces)}[{window}])") for n in names)
 
 
+def growth_query(names: Sequence[str], namespaces: Sequence[str], window: str) -> str:
+    """Per-pod sum of the least-squares slopes (per second) of gauges ``names`` over ``window``."""
+    return " + ".join(_by_pod(f"deriv({_selector(n, namespaces)}[{window}])") for n in names)
+
+
 def queries(namespaces: Sequence[str], window: str) -> dict[str, str]:
     """PodRates field -> the PromQL that reads it for pods in ``namespaces`` over ``window``."""
     built = {f: counter_query(names, namespaces, window) for f, names in COUNTERS.items()}
     built.update({f: gauge_query(names, namespaces, window) for f, names in GAUGES.items()})
+    built.update({f: growth_query(names, namespaces, window) for f, names in GROWTH.items()})
     return built
 
 
@@ -144,3 +157,30 @@ def parse_vector(result: object) -> dict[tuple[str, str], float]:
         if all(key) and math.isfinite(value):
             values[key] = value
     return values
+
+
+def parse_matrix(result: object) -> dict[tuple[str, str], dict[float, float]]:
+    """A range-query result (``[{"metric": {...}, "values": [[t, "v"], ...]}]``) -> {(namespace, pod): {t: v}};
+    entries without namespace and pod labels and non-finite values are dropped. Raises ValueError when
+    ``result`` is not a list of such entries."""
+    if not isinstance(result, list):
+        raise ValueError(f"expected a matrix result, got {type(result).__name__}")
+    series: dict[tuple[str, str], dict[float, float]] = {}
+    for entry in result:
+        try:
+            labels, points = entry["metric"], [(float(t), float(v)) for t, v in entry["values"]]
+        except (KeyError, TypeError, ValueError) as err:
+            raise ValueError(f"malformed matrix entry {str(entry)[:200]}") from err
+        key = (labels.get(NAMESPACE_LABEL, ""), labels.get(POD_LABEL, ""))
+        if all(key):
+            series.setdefault(key, {}).update({t: v for t, v in points if math.isfinite(v)})
+    return series
+
+
+_POD_SUFFIX = re.compile(r"^[a-z0-9]{1,10}-[a-z0-9]{5}$")
+
+
+def pod_of_deployment(pod: str, deployment: str) -> bool:
+    """Whether ``pod`` is named as a pod of Deployment ``deployment``'s ReplicaSets (``<deployment>-<hash>-<x5>``),
+    so that pods gone since (still in a range query's history) count for their Deployment."""
+    return pod.startswith(deployment + "-") and bool(_POD_SUFFIX.match(pod[len(deployment) + 1:]))

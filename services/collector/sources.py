@@ -43,13 +43,24 @@ def _ready(pod: Any) -> bool:
     return any(c.type == "Ready" and c.status == "True" for c in conditions)
 
 
+def _startup_s(pod: Any) -> float | None:
+    """Seconds from the pod's creation to its Ready condition turning True; None when not Ready or unknown."""
+    created = pod.metadata.creation_timestamp
+    conditions = (pod.status.conditions if pod.status else None) or []
+    ready = next((c.last_transition_time for c in conditions if c.type == "Ready" and c.status == "True"), None)
+    if created is None or ready is None:
+        return None
+    seconds = (ready - created).total_seconds()
+    return seconds if seconds >= 0 else None
+
+
 def pod_facts(pod: Any) -> PodFacts:
     """A V1Pod -> PodFacts: IP, readiness and the metrics endpoint (``prometheus.io/port`` and
     ``prometheus.io/path`` annotations, else the first container port and /metrics)."""
     annotations = pod.metadata.annotations or {}
     return PodFacts(name=pod.metadata.name, ip=(pod.status.pod_ip if pod.status else None) or "",
                     ready=_ready(pod), metrics_port=_metrics_port(pod),
-                    metrics_path=annotations.get(PATH_ANNOTATION) or "/metrics")
+                    metrics_path=annotations.get(PATH_ANNOTATION) or "/metrics", startup_s=_startup_s(pod))
 
 
 def _live(pod: Any) -> bool:

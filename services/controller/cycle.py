@@ -275,6 +275,10 @@ def _row(managed: m.ManagedServer, solution: m.Solution | None, action: m.Actuat
         "current_accelerator": server.current.accelerator, "current_replicas": managed.spec_replicas,
         "ready_replicas": managed.ready_replicas,
     }
+    if observed.forecast_method:
+        row.update(measured_rate_rpm=observed.measured_rate_rpm, forecast_rpm=observed.forecast_rpm,
+                   forecast_lower_rpm=observed.forecast_lower_rpm, forecast_upper_rpm=observed.forecast_upper_rpm,
+                   forecast_horizon_s=observed.forecast_horizon_s, forecast_method=observed.forecast_method)
     if desired is not None:
         row.update(accelerator=desired.accelerator, replicas=desired.num_replicas, max_batch=desired.max_batch,
                    cost_per_hour=desired.cost_per_hour, predicted_itl_ms=desired.itl_ms,

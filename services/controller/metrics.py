@@ -6,6 +6,7 @@ Prometheus' naming conventions (base units: seconds, requests per second). Two g
   average input and output tokens, observed ITL and TTFT, the SLOs of its service class, current and ready
   replicas, and the model-vs-reality check (observed / predicted ITL and TTFT at the current allocation, and
   whether the model disagrees; services/controller/modelcheck.py);
+  replicas, and with INFERNO_FORECAST=on the measured rate, the forecast, its interval and horizon;
 - what was decided, set only from a cycle that computed an allocation (applied, or advised in a dry run):
   desired replicas, batch size, predicted ITL and TTFT, cost, saturation, and the accelerator as an info
   metric (value 1, the accelerator a label).
@@ -44,6 +45,16 @@ MEASURED: tuple[tuple[str, str, str, float], ...] = (
      "model_ttft_ratio", 1.0),
     ("inferno_server_model_mismatch", "1 while the model disagrees with what the server shows (several cycles "
      "in a row beyond the tolerance; the cycle record has the warning).", "model_mismatch", 1.0),
+    ("inferno_server_measured_arrival_rate_requests_per_second", "Arrival rate measured now (completions plus "
+     "queue growth), with INFERNO_FORECAST=on.", "measured_rate_rpm", 1 / 60),
+    ("inferno_server_forecast_arrival_rate_requests_per_second", "Forecast arrival rate at now + the forecast "
+     "horizon (start-up delay + control period).", "forecast_rpm", 1 / 60),
+    ("inferno_server_forecast_lower_requests_per_second", "Lower bound of the forecast's 80% prediction interval.",
+     "forecast_lower_rpm", 1 / 60),
+    ("inferno_server_forecast_upper_requests_per_second", "Upper bound of the forecast's 80% prediction interval.",
+     "forecast_upper_rpm", 1 / 60),
+    ("inferno_server_forecast_horizon_seconds", "How far ahead the forecast looks (start-up delay + period).",
+     "forecast_horizon_s", 1.0),
 )
 """(metric, help, cycle-row key, factor from the row's unit to the metric's)."""
 

@@ -175,6 +175,19 @@ class ObservedMetrics:
     kv_cache_usage: float | None = None
     ready_replicas: int | None = None
     source: str = ""
+    measured_rate_rpm: float | None = None
+    """The arrival rate measured now, before any forecast (the load's rate is what the server is sized for)."""
+    forecast_rpm: float | None = None
+    """Forecast arrival rate ``forecast_horizon_s`` ahead (INFERNO_FORECAST=on; docs/contract.md s9)."""
+    forecast_lower_rpm: float | None = None
+    forecast_upper_rpm: float | None = None
+    """The forecast's prediction interval."""
+    forecast_horizon_s: float | None = None
+    """Pod start-up delay plus one control period: when replicas requested now have served one period."""
+    forecast_method: str = ""
+    """How the forecast was made (services/collector/forecast.py METHOD_*); "" = no forecast."""
+    in_system_growth_rpm: float | None = None
+    """Growth of the running + waiting requests per minute (arrivals = completions + growth)."""
 
 
 class LoadSource(enum.StrEnum):

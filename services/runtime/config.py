@@ -72,6 +72,16 @@ class Config:
     solver_time_limit_s: float = 10.0
     tuner: str = "advisory"
     """Online perfParms tuning (docs/model.md s12): off, advisory (estimate and report) or on (adopt)."""
+    forecast: bool = False
+    forecast_history_s: float = 600.0
+    startup_delay_s: float = 120.0
+    fast_path: bool = False
+    fast_path_interval_s: float = 10.0
+    fast_path_window_s: float = 30.0
+    fast_path_cooldown_s: float = 60.0
+    fast_path_waiting_per_replica: float = 8.0
+    fast_path_kv_cache_usage: float = 0.9
+    fast_path_ratio: float = 2.0
 
     def health_address(self, port: int) -> str:
         """Where a gRPC service answers health checks alone ("" when ``port`` is 0: no health port)."""
@@ -121,6 +131,22 @@ def _flag(value: str) -> bool:
     if lowered in ("0", "false", "no", "off", ""):
         return False
     raise ValueError("must be true or false")
+
+
+def _switch(value: str) -> bool:
+    lowered = value.strip().lower()
+    if lowered in ("on", "true", "1"):
+        return True
+    if lowered in ("off", "false", "0", ""):
+        return False
+    raise ValueError("must be on or off")
+
+
+def _share(value: str) -> float:
+    number = _number(value)
+    if number > 1:
+        raise ValueError("must be a fraction between 0 and 1")
+    return number
 
 
 def _namespaces(value: str) -> tuple[str, ...]:
@@ -211,6 +237,16 @@ VARIABLES: Mapping[str, tuple[str, Callable[[str], Any]]] = MappingProxyType({
     "INFERNO_SOLVER": ("solver", _solver),
     "INFERNO_SOLVER_TIME_LIMIT": ("solver_time_limit_s", _positive),
     "INFERNO_TUNER": ("tuner", _tuner),
+    "INFERNO_FORECAST": ("forecast", _switch),
+    "INFERNO_FORECAST_HISTORY": ("forecast_history_s", _positive),
+    "INFERNO_STARTUP_DELAY": ("startup_delay_s", _number),
+    "INFERNO_FAST_PATH": ("fast_path", _switch),
+    "INFERNO_FAST_PATH_INTERVAL": ("fast_path_interval_s", _positive),
+    "INFERNO_FAST_PATH_WINDOW": ("fast_path_window_s", _positive),
+    "INFERNO_FAST_PATH_COOLDOWN": ("fast_path_cooldown_s", _number),
+    "INFERNO_FAST_PATH_WAITING": ("fast_path_waiting_per_replica", _number),
+    "INFERNO_FAST_PATH_KV_USAGE": ("fast_path_kv_cache_usage", _share),
+    "INFERNO_FAST_PATH_RATIO": ("fast_path_ratio", _number),
 })
 """Environment variable -> (Config field, parser). The only variables the services read."""
 

@@ -63,19 +63,20 @@ def allocation_from_proto(msg: types_pb2.Allocation, field: str = "allocation") 
 
 
 _OBSERVED_FIELDS = ("itl_ms", "ttft_ms", "e2e_ms", "requests_running", "requests_waiting", "kv_cache_usage",
-                    "ready_replicas")
+                    "ready_replicas", "measured_rate_rpm", "forecast_rpm", "forecast_lower_rpm",
+                    "forecast_upper_rpm", "forecast_horizon_s", "in_system_growth_rpm")
 
 
 def observed_to_proto(observed: m.ObservedMetrics) -> types_pb2.ObservedMetrics:
     """ObservedMetrics -> proto (None figures stay unset)."""
     values = {name: getattr(observed, name) for name in _OBSERVED_FIELDS if getattr(observed, name) is not None}
-    return types_pb2.ObservedMetrics(source=observed.source, **values)
+    return types_pb2.ObservedMetrics(source=observed.source, forecast_method=observed.forecast_method, **values)
 
 
 def observed_from_proto(msg: types_pb2.ObservedMetrics) -> m.ObservedMetrics:
     """Proto -> ObservedMetrics (unset figures become None)."""
     values = {name: getattr(msg, name) if msg.HasField(name) else None for name in _OBSERVED_FIELDS}
-    return m.ObservedMetrics(source=msg.source, **values)
+    return m.ObservedMetrics(source=msg.source, forecast_method=msg.forecast_method, **values)
 
 
 def server_to_proto(server: m.Server) -> types_pb2.Server:

@@ -59,6 +59,14 @@ class Policy(Protocol):
         ...
 
 
+INFERNO_VARIANTS: dict[str, tuple[bool, bool]] = {
+    "inferno-baseline": (False, False), "inferno-forecast": (True, False), "inferno-fastpath": (False, True),
+    "inferno-forecast-fastpath": (True, True),
+}
+"""``inferno`` with issue 22's forecasting and fast path switched (forecast, fast path) regardless of the
+production defaults (INFERNO_FORECAST, INFERNO_FAST_PATH), to show what each adds (docs/evaluation.md)."""
+
+
 def build(name: str, scenario: Scenario) -> Policy:
     """The policy called ``name`` for ``scenario``; ScenarioError for an unknown name."""
     from sim.policies import baseline, hpa, inferno, wva
@@ -67,6 +75,8 @@ def build(name: str, scenario: Scenario) -> Policy:
         "inferno": inferno.InfernoPolicy, "hpa": hpa.HpaPolicy, "wva-v1": wva.WvaV1Policy,
         "static": baseline.StaticPolicy, "oracle": baseline.OraclePolicy,
     }
+    factories.update({variant: (lambda s, v=variant, f=flags: inferno.InfernoPolicy(s, *f, name=v))
+                      for variant, flags in INFERNO_VARIANTS.items()})
     if name not in factories:
         raise ScenarioError(f"--policies: unknown policy {name!r} (known: {', '.join(factories)})")
     return factories[name](scenario)

@@ -20,12 +20,14 @@ these clients is a simulator bug and is raised, not turned into a skipped cycle.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from typing import Any
 
 from services.actuator.plan import DeploymentState, PlanSettings, plan_deployment
 from services.actuator.stabilize import ScaleDownWindow
-from services.collector import aggregate
+from services.collector import aggregate, forecast
 from services.controller import cycle
+from services.controller.fastpath import Expected, FastPath, FastPathSettings, Signals, expectations
 from services.core import model as m
 from services.optimizer.solver import SolverDefaults, solve
 from services.runtime.config import Config
@@ -63,9 +65,12 @@ class _SimClients:
         live = tuple(p for p in view.pods if not p.terminating)
         facts = aggregate.DeploymentFacts(policy.ref, policy.labels, view.spec_replicas, view.ready_replicas,
                                           tuple(aggregate.PodFacts(p.name, ready=p.ready) for p in live))
-        rates = view.prometheus.rates([p.name for p in live], view.now_s, policy.window_s)
+        window_s = policy.fast_window_s if policy.fast_cycle else policy.window_s  # a fast-path cycle reads
+        rates = view.prometheus.rates([p.name for p in live], view.now_s, window_s)  # the short window
         found = aggregate.collect([facts], {(policy.ref.namespace, policy.ref.name): rates}, m.LoadSource.PROMETHEUS,
                                   policy.static)
+        if policy.forecast:
+            found = replace(found, managed=tuple(policy.forecast_one(r, view) for r in found.managed))
         return cycle.Reply(found)
 
     @_loud
@@ -86,7 +91,7 @@ class _SimClients:
             key = (record.ref.namespace, record.ref.name)
             hold_at = policy.window.highest(key, now_s, state.replicas)
             change = plan_deployment(record.name, record.ref, state, allocations.get(record.name), record.server,
-                                     policy.settings, hold_at, record.load_measured)
+                                     policy.settings, hold_at, record.load_measured, record.ready_replicas)
             if change.desired_replicas is not None:
                 policy.window.record(key, change.desired_replicas, now_s)
             if change.outcome is m.ActuationOutcome.CHANGED and not dry_run:
@@ -98,12 +103,27 @@ class _SimClients:
 
 
 class InfernoPolicy:
-    """The production cycle in the loop."""
+    """The production cycle in the loop; ``forecast`` and ``fast_path`` (None = the production default,
+    services/runtime/config.Config) switch issue 22's forecasting and fast path."""
 
     name = "inferno"
 
-    def __init__(self, scenario: Scenario) -> None:
+    def __init__(self, scenario: Scenario, forecast: bool | None = None, fast_path: bool | None = None,
+                 name: str = "inferno") -> None:
         settings, defaults = scenario.policy_settings("inferno"), Config()
+        self.name = name
+        self.forecast = defaults.forecast if forecast is None else forecast
+        self.fast_path = defaults.fast_path if fast_path is None else fast_path
+        self.history_s = defaults.forecast_history_s
+        self.startup_s = scenario.cluster.startup_s  # the start-up setting; the simulated pods all take it
+        self.watcher = FastPath(FastPathSettings(
+            defaults.fast_path_waiting_per_replica, defaults.fast_path_kv_cache_usage, defaults.fast_path_ratio,
+            defaults.fast_path_cooldown_s))
+        self.fast_window_s = max(defaults.fast_path_window_s, 2 * scenario.metrics.scrape_interval_s)
+        self.expected: dict[str, Expected] = {}
+        self.fast_cycles: list[tuple[float, str]] = []
+        self._last_cycle_s = 0.0
+        self.fast_cycle = False
         self.scenario = scenario
         self.period_s = scenario.control_period_s
         self.window_s = scenario.metrics.window_s
@@ -119,13 +139,25 @@ class InfernoPolicy:
         self.records: list[cycle.CycleRecord] = []
         self.observed_rates: list[tuple[float, float | None]] = []
         self._cycles = 0
+        self.control_period_s = self.period_s
+        if self.fast_path:
+            self.period_s = defaults.fast_path_interval_s
 
     def initial_replicas(self) -> int:
         """The scenario's initial replicas."""
         return self.scenario.cluster.initial_replicas
 
     def decide(self, view: ClusterView) -> int | None:
-        """One control cycle; the replicas it wrote, or None when it wrote none (skipped or unchanged)."""
+        """One control cycle when a control period has passed (or, with the fast path, when the watcher asks for
+        one); the replicas it wrote, or None when it wrote none (skipped, unchanged or no cycle)."""
+        self.fast_cycle = False
+        if view.now_s - self._last_cycle_s < self.control_period_s - 1e-6:
+            why = self.watcher.check(view.now_s, {self.scenario.server.name: self._signals(view)}, self.expected)
+            if not why:
+                return None
+            self.fast_cycles.append((view.now_s, why))
+            self.fast_cycle = True
+        self._last_cycle_s = view.now_s
         self._cycles += 1
         clients = _SimClients(self, view)
         record = cycle.run_cycle(self._cycles, f"t+{view.now_s:.0f}s", lambda: (self.static, self.static.capacity),
@@ -135,4 +167,28 @@ class InfernoPolicy:
         self.records.append(record)
         rate = record.rows[0].get("arrival_rate_rpm") if record.rows else None
         self.observed_rates.append((view.now_s, rate / 60.0 if rate is not None else None))
+        self.expected = expectations(record.rows)
         return clients.written
+
+    def _signals(self, view: ClusterView) -> Signals:
+        """The saturation signals the collector's watch reads: its aggregation over the short window."""
+        live = [p.name for p in view.pods if not p.terminating]
+        measured = aggregate.measure(list(view.prometheus.rates(live, view.now_s, self.fast_window_s).values()))
+        return Signals(measured.requests_waiting, measured.kv_cache_usage, measured.ttft_ms, view.ready_replicas,
+                       view.spec_replicas)
+
+    def forecast_one(self, managed: m.ManagedServer, view: ClusterView) -> m.ManagedServer:
+        """The collector's forecast step on the simulated Prometheus: one-minute arrival rates of the Deployment's
+        pods (those gone included, as a range query sees them) over the history, then forecast.forecast_server."""
+        step = self.window_s
+        points = max(int(self.history_s // step), 1)
+        pods = view.prometheus.pods()
+        history = []
+        for k in range(points, 0, -1):
+            at_s = view.now_s - k * step
+            if at_s < self.window_s:
+                continue  # before the first full window: a range query has no point there
+            measured = aggregate.measure(list(view.prometheus.rates(pods, at_s, self.window_s).values()))
+            history.append(forecast.arrival_rpm(measured.arrival_rate_rpm or 0.0, measured.in_system_growth_rpm))
+        return forecast.forecast_server(managed, history, step, self.startup_s + self.control_period_s,
+                                        self.startup_s + self.control_period_s)
