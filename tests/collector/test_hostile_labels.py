@@ -49,6 +49,8 @@ def good() -> object:
                  id="load-outtokens-half"),
     pytest.param(lb.LOAD_IN_TOKENS, "Infinity", "label inferno.server.load.intokens='Infinity' is not a "
                  "non-negative number", id="load-intokens-infinity"),
+    pytest.param(lb.MIN_REPLICAS, "9999999999", "label inferno.server.minreplicas='9999999999' is above the "
+                 "Deployment's maximum of 100 replicas", id="minreplicas-9999999999"),
     pytest.param(lb.MAX_REPLICAS, "0", "label inferno.server.maxreplicas='0' is below 1; the default 100 applies",
                  id="maxreplicas-zero"),
 ])

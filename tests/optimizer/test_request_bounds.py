@@ -94,3 +94,14 @@ def test_a_100k_character_detail_from_anywhere_is_cut_not_resource_exhausted(stu
         stub.Optimize(request(mutate), timeout=30)
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert len(err.value.details()) <= MAX_DETAIL_CHARS
+
+
+@pytest.mark.parametrize("out_tokens", [0.5, 1e-320, 0.999])
+def test_a_measured_average_below_one_output_token_is_sized_not_internal(stub, out_tokens: float) -> None:
+    """Issue 15: avgOutTokens in (0, 1) (a float average from the collector) was a ZeroDivisionError in the batch
+    rule, INTERNAL for the whole cycle."""
+    def mutate(system):
+        system.servers[0].current_alloc.load.avg_out_tokens = out_tokens
+    reply = stub.Optimize(request(mutate), timeout=30)
+    for row in reply.allocations:
+        assert 0 <= row.allocation.num_replicas <= 10_000 and row.allocation.max_batch <= 4_096
