@@ -17,8 +17,8 @@ from services.collector import aggregate, capacity, forecast
 from services.collector.aggregate import DeploymentFacts, PodRatesByDeployment
 from services.core import datafiles
 from services.core import model as m
-from services.core.bounds import MAX_REPLICAS
-from services.core.errors import DataFileError
+from services.core.bounds import MAX_REPLICAS, namespace_problem
+from services.core.errors import DataFileError, InvalidInputError
 
 
 class DeploymentSource(Protocol):
@@ -54,7 +54,12 @@ def read_static(data_path: str) -> tuple[m.SystemData | None, list[str]]:
 
 def choose_namespaces(requested: Sequence[str], watched: Sequence[str]) -> tuple[list[str], list[str]]:
     """The namespaces to list -> (namespaces, warnings): the request's, limited to the watched ones when
-    WATCH_NAMESPACE is set; empty means all namespaces."""
+    WATCH_NAMESPACE is set; empty means all namespaces. Raises InvalidInputError for a requested name that is
+    not a namespace name (it would reach the API's URL)."""
+    for i, name in enumerate(requested):
+        problem = namespace_problem(name) if name else ""
+        if problem:
+            raise InvalidInputError(f"namespaces[{i}]: {problem}")
     asked = sorted({n for n in requested if n})
     if not watched:
         return asked, []

@@ -11,6 +11,7 @@ JSON path. Pure: standard library only.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -130,6 +131,18 @@ def name_problem(value: str) -> str:
     except UnicodeEncodeError:
         return f"must be valid Unicode (no lone surrogates), got {short(value)}"
     return ""
+
+
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+
+
+def namespace_problem(value: str) -> str:
+    """"" for a valid Kubernetes namespace name (an RFC 1123 DNS label: at most 63 lower-case letters, digits
+    and '-', alphanumeric at both ends), else why not (value shortened)."""
+    if _DNS_LABEL.match(value):
+        return ""
+    return (f"{short(value)} is not a namespace name (at most 63 lower-case letters, digits and '-', "
+            f"starting and ending with a letter or digit)")
 
 
 def _check(field: str, value: Any, bound: Bound) -> None:

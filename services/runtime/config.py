@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
-from services.core.bounds import MAX_REPLICAS
+from services.core.bounds import MAX_REPLICAS, namespace_problem
 from services.core.errors import InvalidInputError
 
 DEFAULT_CYCLE_LOG = "~/.local/state/inferno/cycles.jsonl"
@@ -150,7 +150,12 @@ def _share(value: str) -> float:
 
 
 def _namespaces(value: str) -> tuple[str, ...]:
-    return tuple(sorted({part.strip() for part in value.split(",") if part.strip()}))
+    names = tuple(sorted({part.strip() for part in value.split(",") if part.strip()}))
+    for name in names:
+        problem = namespace_problem(name)
+        if problem:
+            raise ValueError(problem)
+    return names
 
 
 def _duration(value: str) -> str:

@@ -92,3 +92,26 @@ def test_a_long_label_value_is_quoted_short(collect) -> None:
     collection = collect([bad])
     [warning] = [w for w in collection.warnings if "maxbatchsize" in w]
     assert len(warning) < 250 and "(5002 characters)" in warning
+
+
+@pytest.mark.parametrize("namespace", ["../../etc", "x" * 100_000, "a/b", "UPPER", "llm?watch=true", " "])
+def test_a_requested_namespace_that_is_no_namespace_name_is_invalid_argument(tmp_path, namespace) -> None:
+    collector = Collector(FixedKube([good()]), FixedMetrics(), write_data(tmp_path))
+    server, port, _ = build_server(register(CollectorServicer(collector)), [SERVICE_NAME], "127.0.0.1:0")
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel, pytest.raises(grpc.RpcError) as err:
+            collector_pb2_grpc.CollectorServiceStub(channel).Collect(
+                collector_pb2.CollectRequest(namespaces=["llm", namespace]), timeout=10)
+    finally:
+        server.stop(0)
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert err.value.details().startswith("namespaces[1]: ") and "is not a namespace name" in err.value.details()
+    assert len(err.value.details()) < 250
+
+
+def test_watch_namespace_must_name_namespaces() -> None:
+    from services.runtime.config import ConfigError, load_config
+
+    assert load_config({"WATCH_NAMESPACE": "llm, team-a"}).watch_namespaces == ("llm", "team-a")
+    with pytest.raises(ConfigError, match="WATCH_NAMESPACE='llm,Team_A' is invalid: 'Team_A' is not a namespace"):
+        load_config({"WATCH_NAMESPACE": "llm,Team_A"})
