@@ -24,15 +24,16 @@ from services.optimizer.solver import solve
 _SAMPLES = os.path.join(os.path.dirname(__file__), "..", "samples", "inferno")
 
 
-def _time(system: SystemData, repeats: int) -> tuple[float, float, int, int]:
-    """(median ms, best ms, candidates, unallocated) over ``repeats`` solves after one warm-up."""
+def _time(system: SystemData, repeats: int) -> tuple[float, float, int, int, str]:
+    """(median ms, best ms, candidates, unallocated, solver) over ``repeats`` solves after one warm-up."""
     result = solve(system)
     times = []
     for _ in range(repeats):
         started = time.perf_counter()
         solve(system)
         times.append((time.perf_counter() - started) * 1000)
-    return statistics.median(times), min(times), result.candidates, len(result.solution.unallocated)
+    return (statistics.median(times), min(times), result.candidates, len(result.solution.unallocated),
+            result.solver)
 
 
 def run(print_line: Callable[[str], None] = print) -> None:
@@ -46,12 +47,13 @@ def run(print_line: Callable[[str], None] = print) -> None:
         ("synthetic 1,000 servers, tight capacity",
          lambda: synthetic_system(1000, seed=1, capacity_per_type=600), 3, 2000, False),
     ]
-    print_line("optimizer: solve time (greedy, v0.3 model); 'unallocated' = servers left without an allocation")
+    print_line("optimizer: solve time (the default solver and service model); 'unallocated' = servers left "
+               "without an allocation")
     for label, make, repeats, target_ms, all_placed in cases:
-        median_ms, best_ms, candidates, unallocated = _time(make(), repeats)
+        median_ms, best_ms, candidates, unallocated, solver = _time(make(), repeats)
         placed = (f"unallocated {unallocated:4d} (target 0: {verdict(unallocated == 0)})" if all_placed else
                   f"unallocated {unallocated:4d} (expected: capacity is short on purpose)")
-        print_line(f"  {label:<42} median {median_ms:9.1f} ms  best {best_ms:9.1f} ms  "
+        print_line(f"  {label:<42} {solver:<7} median {median_ms:9.1f} ms  best {best_ms:9.1f} ms  "
                    f"{below(median_ms, target_ms, 'ms')}  candidates {candidates:6d}  {placed}")
 
 
