@@ -26,6 +26,11 @@ starts the next at ``now_s``. The schedule of an iteration follows vLLM V1's sch
 5. at its end every request whose computed context caught up with its tokens emits one token (a prefill's
    last chunk emits the first token, as in vLLM; a recomputation emits the next one); a request with
    ``max_tokens`` tokens finishes and frees its blocks.
+With ``scheduling_policy="priority"`` (vLLM's ``--scheduling-policy priority``) the waiting queue is ordered by
+the requests' ``priority`` (lower first; arrival order within one priority), so step 3 admits the most important
+waiting request first; admission stays non-preemptive (a running request keeps its place whatever arrives), and
+the KV preemption victim of step 2 stays the most recently admitted request (vLLM's priority scheduler evicts the
+least important one; with the emulator's default KV cache preemption is rare).
 Without preemption and budget limits a request sees TTFT = queueing + its prefill iteration and ITL = one
 iteration per later token. Requests are never lost: a preempted request is recomputed and finishes.
 
@@ -78,6 +83,10 @@ class EngineObserver(Protocol):
         """A running request was preempted (its KV blocks freed; it will be recomputed)."""
 
 
+SCHEDULING_POLICIES = ("fcfs", "priority")
+"""vLLM's --scheduling-policy values."""
+
+
 @dataclass(frozen=True, slots=True)
 class EngineParams:
     """One replica's engine (vLLM's names where it has them).
@@ -87,7 +96,10 @@ class EngineParams:
     ``kv_cache_tokens // block_size`` blocks); ``block_size``: tokens per KV block; ``max_num_batched_tokens``:
     the token budget per iteration (None: 8192 with chunked prefill, else the KV cache's size);
     ``enable_chunked_prefill``: whether a prompt may be split over iterations; ``max_model_len``: the longest
-    context (prompt + max_tokens) a request may ask for (None: what the KV cache holds); ``time_scale`` multiplies every
+    context (prompt + max_tokens) a request may ask for (None: what the KV cache holds); ``scheduling_policy``:
+    vLLM's ``--scheduling-policy``, "fcfs" (arrival order) or "priority" (the waiting queue ordered by the
+    requests' ``priority``, lower first, arrival order within one; non-preemptive: a running request is never
+    evicted for a more important one); ``time_scale`` multiplies every
     iteration (a scaled replica behaves like one with perfParms x time_scale). ValueError naming the field on
     a negative or non-finite perfParm, a non-positive time scale or limit, a token budget under
     ``max_num_seqs`` (vLLM refuses it too), or a KV cache smaller than a block.
@@ -103,8 +115,12 @@ class EngineParams:
     max_num_batched_tokens: int | None = None
     enable_chunked_prefill: bool = True
     max_model_len: int | None = None
+    scheduling_policy: str = "fcfs"
 
     def __post_init__(self) -> None:
+        if self.scheduling_policy not in SCHEDULING_POLICIES:
+            raise ValueError(f"scheduling_policy must be one of {', '.join(SCHEDULING_POLICIES)}, got "
+                             f"{self.scheduling_policy!r}")
         for name in ("alpha_ms", "beta_ms", "gamma_ms", "time_scale"):
             value = getattr(self, name)
             if not math.isfinite(value) or value < 0 or (name == "time_scale" and value == 0):
@@ -156,13 +172,15 @@ class Request:
     (tokens emitted so far), ``computed`` (tokens whose KV is computed now), ``blocks`` (KV blocks held now),
     ``preemptions`` (times it was preempted and recomputed). ``EngineCore.cancel`` drops a request at once
     (setting ``cancelled`` directly drops it at the next iteration boundary, or when it reaches the head of
-    the queue); ``aborted`` is set when the engine is shut down with the request unfinished.
+    the queue); ``aborted`` is set when the engine is shut down with the request unfinished. ``priority``:
+    vLLM's request field (lower is served first; only with the "priority" scheduling policy).
     """
 
     prompt_tokens: int
     max_tokens: int
     arrival_s: float = 0.0
     request_id: str = ""
+    priority: int = 0
     generated: int = 0
     scheduled_s: float | None = None
     first_token_s: float | None = None
@@ -268,7 +286,7 @@ class EngineCore:
         if reason is not None:
             raise ValueError(reason)
         request.arrival_s = now_s
-        self._waiting.append(request)
+        self._enqueue(request, front=False)
         if self._current is None and self._ready_s is None:
             self._ready_s = now_s
         self._report_state()
@@ -379,6 +397,24 @@ class EngineCore:
     def _blocks_for(self, tokens: int) -> int:
         return -(-tokens // self.params.block_size)
 
+    def _enqueue(self, request: Request, front: bool) -> None:
+        """Into the waiting queue: FCFS at the back (a preempted request at the front); under the priority
+        policy before the first waiting request of a larger priority value (a preempted one also before those
+        of its own value: it arrived earlier), so the queue stays ordered by (priority, arrival)."""
+        waiting = self._waiting
+        if self.params.scheduling_policy != "priority":
+            waiting.appendleft(request) if front else waiting.append(request)
+            return
+        key = request.priority
+        if not waiting or (waiting[-1].priority <= key and not front):
+            waiting.append(request)
+            return
+        for index, other in enumerate(waiting):
+            if other.priority > key or (front and other.priority == key):
+                waiting.insert(index, request)
+                return
+        waiting.append(request)
+
     def _preempt_last(self) -> Request:
         """Preempt the most recently admitted running request: free its blocks, forget its computed tokens,
         put it at the front of the waiting queue."""
@@ -387,7 +423,7 @@ class EngineCore:
         victim.blocks, victim.computed = 0, 0
         victim.preemptions += 1
         self.preemptions += 1
-        self._waiting.appendleft(victim)
+        self._enqueue(victim, front=True)
         if self.observer is not None:
             self.observer.on_preempted()
         return victim

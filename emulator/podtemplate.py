@@ -16,6 +16,8 @@ The emulated vLLM parameters of a Deployment come from its pod template (first m
   true/false also read), else on (vLLM V1's default);
 - longest context: annotation ``inferno.emulator/max-model-len``, else the container arg ``--max-model-len N``,
   else what the KV cache holds (a longer request gets vLLM's 400);
+- scheduling policy: annotation ``inferno.emulator/scheduling-policy``, else the container arg
+  ``--scheduling-policy fcfs|priority`` (vLLM's), else fcfs;
 - time scale: annotation ``inferno.emulator/time-scale`` (multiplies every iteration), else the cluster's;
 - start-up delay: annotation ``inferno.emulator/startup-delay-seconds``, else the cluster's;
 - served model name: container arg ``--served-model-name`` or ``--model``, else the template label
@@ -124,7 +126,8 @@ def engine_params(deployment: dict, time_scale: float = 1.0) -> EngineParams:
         block_size=block_size,
         max_num_batched_tokens=integer("max-num-batched-tokens", "--max-num-batched-tokens", None),
         enable_chunked_prefill=True if chunked is None else chunked,
-        max_model_len=integer("max-model-len", "--max-model-len", None))
+        max_model_len=integer("max-model-len", "--max-model-len", None),
+        scheduling_policy=setting("scheduling-policy", "--scheduling-policy", "fcfs"))
 
 
 def startup_delay_s(deployment: dict, default_s: float) -> float:

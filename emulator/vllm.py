@@ -10,7 +10,9 @@ extension field ``prompt_tokens`` when given, else the number of whitespace-sepa
 or a list of parts whose ``text`` parts count; an image, video or audio part gets 400: the emulated models are
 text-only). ``usage.prompt_tokens`` is that count, the prompt the engine processed. Streams send ``usage`` in
 a last chunk with ``stream_options.include_usage``, and in every chunk (tokens so far) with
-``continuous_usage_stats`` too, as vLLM does; GuideLLM asks for both. ``stop`` and ``ignore_eos`` are
+``continuous_usage_stats`` too, as vLLM does; GuideLLM asks for both. ``priority`` (an integer, lower first)
+orders the waiting queue when the replica runs with ``--scheduling-policy priority``; a non-zero one on an
+FCFS replica gets vLLM's 400. ``stop`` and ``ignore_eos`` are
 accepted and change nothing. A request naming another model gets 404, one too long for the KV cache 400, and
 one arriving while the replica drains 503. Sockets use TCP_NODELAY so that every token leaves at once.
 """
@@ -141,7 +143,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._error(503, "the replica is shutting down", "ServiceUnavailableError")
             return
         try:
-            request = replica.engine.submit(prompt_length(body, kind), output_length(body, kind))
+            request = replica.engine.submit(prompt_length(body, kind), output_length(body, kind),
+                                            request_priority(body, replica.engine.core.params.scheduling_policy))
         except (TypeError, ValueError, RuntimeError) as err:
             self._error(400, str(err), "BadRequestError")
             return
@@ -212,6 +215,20 @@ def _tokens(request: Request):
         if request.events.get(timeout=_TOKEN_TIMEOUT_S) is None:
             return
         yield index
+
+
+def request_priority(body: dict, policy: str) -> int:
+    """The request's ``priority`` (vLLM's field: an integer, lower is served first, default 0). ValueError when
+    it is not an integer, or is not 0 while the replica's ``--scheduling-policy`` is not "priority" (vLLM
+    refuses it then)."""
+    value = body.get("priority", 0)
+    if value is None:
+        return 0
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"priority must be an integer, got {value!r}")
+    if value != 0 and policy != "priority":
+        raise ValueError(f"Got priority {value} but Priority scheduling is not enabled.")
+    return value
 
 
 def output_length(body: dict, kind: str) -> int:

@@ -92,9 +92,10 @@ class Engine:
         """Whether a request of this size can ever be admitted (its context fits the KV cache)."""
         return self.core.fits(prompt_tokens, max_tokens)
 
-    def submit(self, prompt_tokens: int, max_tokens: int) -> Request:
-        """Queue a request arriving now; ValueError when it can never fit, RuntimeError once stopped."""
-        request = Request(prompt_tokens, max_tokens, request_id=f"cmpl-{next(self._ids)}")
+    def submit(self, prompt_tokens: int, max_tokens: int, priority: int = 0) -> Request:
+        """Queue a request arriving now (``priority``: vLLM's request field, lower first, used under the
+        "priority" scheduling policy); ValueError when it can never fit, RuntimeError once stopped."""
+        request = Request(prompt_tokens, max_tokens, request_id=f"cmpl-{next(self._ids)}", priority=priority)
         with self._cond:
             if self._stop:
                 raise RuntimeError("the engine is stopped")

@@ -260,3 +260,33 @@ def test_cancel_takes_a_request_out_of_the_queue_or_the_batch_at_once():
     core.advance_to(math.inf)
     assert (running.generated, waiting.generated, other.generated) == (0, 0, 2)
     assert other.scheduled_s == pytest.approx(0.01)
+
+
+def _admission_order(policy: str) -> list[str]:
+    """One replica running one request at a time; while A runs, B (priority 5), C (1) and D (1) arrive."""
+    core = EngineCore(EngineParams(alpha_ms=100, beta_ms=0, gamma_ms=0, max_num_seqs=1, scheduling_policy=policy))
+    names = {}
+    for at_s, name, priority in ((0.0, "A", 9), (0.01, "B", 5), (0.02, "C", 1), (0.03, "D", 1)):
+        core.advance_to(at_s)
+        names[id(core.add(Request(1, 3, priority=priority), at_s))] = name
+    order = []
+    for iteration in core.advance_to(math.inf):
+        order += [names[id(r)] for r in iteration.finished]
+    return order
+
+
+def test_priority_policy_admits_the_lowest_priority_value_first_fcfs_within_and_never_evicts_the_running():
+    assert _admission_order("priority") == ["A", "C", "D", "B"]  # A (least important) keeps running
+    assert _admission_order("fcfs") == ["A", "B", "C", "D"]  # priority ignored under FCFS
+
+
+def test_a_preempted_request_goes_back_ahead_of_its_own_priority_but_behind_more_important_ones():
+    core = EngineCore(EngineParams(alpha_ms=1, beta_ms=0, gamma_ms=0, scheduling_policy="priority"))
+    waiting = [Request(1, 1, priority=p) for p in (0, 2, 2)]
+    for r in waiting:
+        core._enqueue(r, front=False)
+    victim = Request(1, 1, priority=2)
+    core._enqueue(victim, front=True)
+    assert core.waiting() == [waiting[0], victim, waiting[1], waiting[2]]
+    with pytest.raises(ValueError, match="scheduling_policy"):
+        EngineParams(alpha_ms=1, beta_ms=0, gamma_ms=0, scheduling_policy="lifo")

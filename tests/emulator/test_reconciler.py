@@ -141,6 +141,15 @@ def test_max_model_len_comes_from_the_vllm_args():
     assert podtemplate.engine_params(deployment()).max_model_len is None
 
 
+def test_scheduling_policy_comes_from_the_vllm_args():
+    assert podtemplate.engine_params(deployment(args=["--scheduling-policy", "priority"])).scheduling_policy == \
+        "priority"
+    assert podtemplate.engine_params(deployment(args=["--scheduling-policy=priority"])).scheduling_policy == "priority"
+    assert podtemplate.engine_params(deployment()).scheduling_policy == "fcfs"
+    with pytest.raises(ValueError, match="scheduling_policy"):
+        podtemplate.engine_params(deployment(args=["--scheduling-policy", "lifo"]))
+
+
 @pytest.mark.parametrize(("annotations", "args", "message"), [
     pytest.param({}, ["--max-num-batched-tokens", "lots"], "max-num-batched-tokens", id="not-an-integer"),
     pytest.param({"inferno.emulator/enable-chunked-prefill": "maybe"}, [], "enable-chunked-prefill", id="not-a-bool"),

@@ -205,3 +205,39 @@ def test_a_client_that_goes_away_is_aborted_and_frees_the_batch(vllm_replica):
     text = vllm_replica.metrics.render().decode()
     assert vllm_replica.engine.in_flight() == 0 and metric(text, "vllm:num_requests_running") == 0
     assert metric(text, "vllm:generation_tokens_total") < 100
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("vllm_replica", [EngineParams(alpha_ms=20, beta_ms=0, gamma_ms=0, max_num_seqs=1,
+                                                       scheduling_policy="priority")], indirect=True)
+def test_priority_replica_serves_a_more_important_request_first_under_load(vllm_replica):
+    """--scheduling-policy priority: a request with priority 0 sent after one with priority 10 is served first
+    when both wait behind a running request; FCFS within one priority."""
+    done: dict[str, float] = {}
+
+    def send(name: str, priority: int, tokens: int) -> None:
+        times = stream_times(vllm_replica.port, {"prompt_tokens": 1, "max_tokens": tokens, "priority": priority})
+        assert times, name
+        done[name] = time.monotonic()
+
+    threads = [threading.Thread(target=send, args=("busy", 5, 15))]
+    threads[0].start()
+    time.sleep(0.08)
+    for name, priority in (("low", 10), ("high", 0)):
+        threads.append(threading.Thread(target=send, args=(name, priority, 3)))
+        threads[-1].start()
+        time.sleep(0.04)
+    for thread in threads:
+        thread.join()
+    assert done["busy"] < done["high"] < done["low"]
+
+
+def test_a_priority_on_an_fcfs_replica_is_refused_as_vllm_does(vllm_replica):
+    refused = requests.post(vllm_replica.url + "/v1/completions", timeout=5,
+                            json={"prompt_tokens": 1, "max_tokens": 1, "priority": 3})
+    assert refused.status_code == 400 and "Priority scheduling is not enabled" in refused.json()["message"]
+    bad = requests.post(vllm_replica.url + "/v1/completions", timeout=5,
+                        json={"prompt_tokens": 1, "max_tokens": 1, "priority": "high"})
+    assert bad.status_code == 400 and "priority" in bad.json()["message"]
+    assert requests.post(vllm_replica.url + "/v1/completions", timeout=5,
+                         json={"prompt_tokens": 1, "max_tokens": 1, "priority": 0}).status_code == 200
