@@ -257,8 +257,9 @@ def _check_references(system: m.SystemData, where: dict[str, _Where], report: Re
         if server.service_class not in classes:
             raise DataFileError(*where["servers"].at(f"servers[{i}].class"),
                                 f"unknown service class {server.service_class!r}")
-        if server.model not in models:
-            raise DataFileError(*where["servers"].at(f"servers[{i}].model"), f"unknown model {server.model!r}")
+        if server.model not in models:  # as over gRPC: the optimizer leaves it unallocated, with the reason
+            report.warn(*where["servers"].at(f"servers[{i}].model"),
+                        f"model {server.model!r} has no performance data: the server stays unallocated")
     types = {a.type for a in system.accelerators}
     # Capacity entries keep their file order (duplicates were rejected), so the index is the file's.
     for i, card_type in enumerate(system.capacity.counts):

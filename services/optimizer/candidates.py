@@ -15,7 +15,8 @@ import numpy as np
 
 from services.core.bounds import MAX_REPLICAS, check_system
 from services.core.errors import InvalidInputError
-from services.core.model import LOWEST_PRIORITY, Accelerator, ModelPerf, Server, SystemData
+from services.core.model import LOWEST_PRIORITY, Accelerator, ModelPerf, Server, SolverKind, SystemData
+from services.optimizer.batchsearch import BatchProblem, fewest_replica_batches, with_batch
 from services.optimizer.queueing import ChainBatch, chain_metrics, latency_ms
 from services.optimizer.servicetime import ReplicaModel, default_queue, replica_model_for
 from services.optimizer.sizing import Targets, batch_size, size_replicas
@@ -72,6 +73,8 @@ class CandidateSet:
     unallocated: Mapping[str, str]
     chains: ChainBatch | None = None
     servers: Mapping[str, Server] = field(default_factory=dict)
+    dropped: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    """Server -> accelerator -> why that accelerator is no candidate (perfParms all zero, SLOs unreachable)."""
 
     @property
     def count(self) -> int:
@@ -186,9 +189,18 @@ def _candidate(lookup: _Lookup, server: Server, perf: ModelPerf, replicas: int, 
                      batch, queue, rate_per_ms, value, itl_ms, ttft_ms, row)
 
 
-def _collect(system: SystemData, lookup: _Lookup
+def _empty(server: Server) -> Candidate:
+    """The candidate of an idle server that may have no replica: no accelerator, nothing to change."""
+    cur = server.current
+    value = 0.0 if not cur.accelerator else transition_value(cur.accelerator, cur.num_replicas, cur.cost_per_hour,
+                                                             "", 0, 0.0)
+    return Candidate(server.name, "", "", 0, 0.0, 0, 0, 0, 0.0, value, 0.0, 0.0, -1)
+
+
+def _collect(system: SystemData, lookup: _Lookup, dropped: dict[str, dict[str, str]]
              ) -> tuple[dict[str, list[Candidate]], list[_Pending], dict[str, str]]:
-    """Zero-load candidates directly, loaded (server, accelerator) pairs as pending sizing work."""
+    """Zero-load candidates directly, loaded (server, accelerator) pairs as pending sizing work; accelerators
+    that are no candidate go to ``dropped`` with the reason."""
     done: dict[str, list[Candidate]] = {}
     pending: list[_Pending] = []
     problems: dict[str, str] = {}
@@ -202,12 +214,17 @@ def _collect(system: SystemData, lookup: _Lookup
         svc = system.service_class(server.service_class)
         target = svc.target_for(server.model)  # type: ignore[union-attr]
         load = server.load
+        idle = load.arrival_rate_rpm == 0 or load.avg_out_tokens == 0
+        if idle and server.min_replicas == 0:  # docs/model.md s6: an empty allocation
+            done[server.name].append(_empty(server))
+            continue
         for name in _accelerator_names(lookup, server):
             perf = lookup.perf[server.model, name]
             p = perf.perf
             if p.alpha_ms == 0 and p.beta_ms == 0 and p.gamma_ms == 0:
+                dropped.setdefault(server.name, {})[name] = "perfParms all zero"
                 continue
-            if load.arrival_rate_rpm == 0 or load.avg_out_tokens == 0:
+            if idle:
                 batch = server.max_batch_size if server.max_batch_size > 0 else max(perf.max_batch_size, 1)
                 done[server.name].append(_candidate(lookup, server, perf, server.min_replicas, batch, 0, 0.0, -1))
                 continue
@@ -220,8 +237,20 @@ def _collect(system: SystemData, lookup: _Lookup
     return done, pending, problems
 
 
-def _size(lookup: _Lookup, done: dict[str, list[Candidate]], pending: list[_Pending]) -> ChainBatch | None:
-    """Size the pending pairs (identical problems once), append the feasible ones as candidates."""
+def _search_batches(pending: list[_Pending]) -> None:
+    """Default mode (docs/model.md s4.1): each pair whose server sets no maxBatchSize gets the batch size with
+    the fewest replicas, up to the rule's bound (ties: the smaller batch)."""
+    free = [item for item in pending if item.server.max_batch_size <= 0 and item.model.max_batch > 1]
+    problems = [BatchProblem(item.model, item.targets, item.rate_per_ms, item.server.min_replicas,
+                             item.server.max_queue_size > 0) for item in free]
+    for item, batch in zip(free, fewest_replica_batches(problems), strict=True):
+        item.model = with_batch(item.model, batch, item.server.max_queue_size > 0)
+
+
+def _size(lookup: _Lookup, done: dict[str, list[Candidate]], pending: list[_Pending],
+          dropped: dict[str, dict[str, str]]) -> ChainBatch | None:
+    """Size the pending pairs (identical problems once), append the feasible ones as candidates; the others go
+    to ``dropped`` with the reason."""
     if not pending:
         return None
     unique: dict[tuple[ReplicaModel, Targets], int] = {}
@@ -230,9 +259,15 @@ def _size(lookup: _Lookup, done: dict[str, list[Candidate]], pending: list[_Pend
     chains = ChainBatch.build([model for model, _ in unique])
     sizing = size_replicas(chains, [targets for _, targets in unique])
     rows_feasible = sizing.feasible
+    for item in pending:
+        if not rows_feasible[item.row]:
+            dropped.setdefault(item.server.name, {})[item.perf.accelerator] = "SLOs unreachable"
     feasible = [item for item in pending if rows_feasible[item.row]]
     needed = [_replicas_needed(item.rate_per_ms, float(sizing.capacity_per_ms[item.row])) for item in feasible]
     # A candidate needing more than bounds.MAX_REPLICAS replicas is no candidate (docs/model.md s1).
+    for item, n in zip(feasible, needed, strict=True):
+        if n > MAX_REPLICAS:
+            dropped.setdefault(item.server.name, {})[item.perf.accelerator] = f"needs more than {MAX_REPLICAS} replicas"
     feasible, needed = ([x for x, n in zip(feasible, needed, strict=True) if n <= MAX_REPLICAS],
                         [n for n in needed if n <= MAX_REPLICAS])
     replicas = [max(n, item.server.min_replicas, 1) for item, n in zip(feasible, needed, strict=True)]
@@ -269,8 +304,11 @@ def build_candidates(system: SystemData) -> CandidateSet:
     """
     validate_system(system)
     lookup = _Lookup.of(system)
-    done, pending, problems = _collect(system, lookup)
-    chains = _size(lookup, done, pending)
+    dropped: dict[str, dict[str, str]] = {}
+    done, pending, problems = _collect(system, lookup, dropped)
+    if system.optimizer.solver != SolverKind.GREEDY:
+        _search_batches(pending)
+    chains = _size(lookup, done, pending, dropped)
     options: dict[str, tuple[Candidate, ...]] = {}
     servers = {s.name: s for s in system.servers}
     for name, candidates in done.items():
@@ -283,4 +321,4 @@ def build_candidates(system: SystemData) -> CandidateSet:
         svc = system.service_class(servers[name].service_class)
         priority = svc.priority if svc is not None else LOWEST_PRIORITY
         priorities[name] = priority if 1 <= priority <= LOWEST_PRIORITY else LOWEST_PRIORITY
-    return CandidateSet(options, priorities, problems, chains, servers)
+    return CandidateSet(options, priorities, problems, chains, servers, dropped)

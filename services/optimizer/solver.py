@@ -217,15 +217,25 @@ def _allocation(cs: CandidateSet, candidate: Candidate) -> Allocation:
 
 
 def _best_effort(cs: CandidateSet, partial: dict[str, tuple[Candidate, int]]) -> dict[str, Allocation]:
-    """Allocations of ``r`` < needed replicas, re-evaluated at Lambda / r, saturated, with the unserved rate."""
-    if not partial or cs.chains is None:
-        return {}
-    names = sorted(partial)
+    """Allocations of ``r`` < needed replicas, re-evaluated at Lambda / r, saturated, with the unserved rate.
+
+    An idle server's partial allocation (fewer than its minNumReplicas, no load to serve) keeps its figures
+    and is not saturated: it has no chain to evaluate.
+    """
+    result = {}
+    idle = sorted(n for n, (c, _) in partial.items() if c.row < 0)
+    for name in idle:
+        candidate, replicas = partial[name]
+        result[name] = Allocation(candidate.accelerator, replicas, candidate.max_batch,
+                                  candidate.cost_per_replica * replicas, candidate.itl_ms, candidate.ttft_ms,
+                                  cs.servers[name].load, candidate.max_queue)
+    names = sorted(n for n, (c, _) in partial.items() if c.row >= 0)
+    if not names or cs.chains is None:
+        return result
     rows = np.array([partial[n][0].row for n in names])
     rates = np.array([partial[n][0].rate_per_ms / partial[n][1] for n in names])
     metrics = chain_metrics(cs.chains, rates, rows)
     itl, ttft = latency_ms(cs.chains, metrics, rows)
-    result = {}
     for k, name in enumerate(names):
         candidate, replicas = partial[name]
         unserved = max(candidate.rate_per_ms - replicas * float(metrics.throughput_per_ms[k]), 0.0)
@@ -236,10 +246,16 @@ def _best_effort(cs: CandidateSet, partial: dict[str, tuple[Candidate, int]]) ->
     return result
 
 
-def _shortfall(candidate: Candidate, available: dict[str, int]) -> str:
-    return (f"insufficient capacity: cheapest fit needs {candidate.units} x {candidate.accelerator_type} "
-            f"({candidate.num_replicas} x {candidate.accelerator}), "
-            f"{max(available.get(candidate.accelerator_type, 0), 0)} left")
+def _shortfall(cs: CandidateSet, name: str, available: Mapping[str, int]) -> str:
+    """Why ``name`` got nothing: every candidate with the cards it needs and those left of its type, then the
+    accelerators that were no candidate and why."""
+    needs = [f"{c.accelerator} needs {c.units} {c.accelerator_type} ({c.num_replicas} replicas, batch {c.max_batch}), "
+             f"{max(available.get(c.accelerator_type, 0), 0)} left" for c in cs.options[name]]
+    reason = "insufficient capacity: " + "; ".join(needs)
+    others = cs.dropped.get(name, {})
+    if others:
+        reason += "; not candidates: " + "; ".join(f"{acc}: {why}" for acc, why in sorted(others.items()))
+    return reason
 
 
 def _served(cs: CandidateSet, full: Mapping[str, Candidate]) -> dict[int, int]:
@@ -328,9 +344,9 @@ def _solve(system: SystemData, kind: SolverKind, defaults: SolverDefaults, rs: R
         state, stats = _exact(cs, system, time_limit(system.optimizer, defaults), rs)
     allocations = {name: _allocation(cs, c) for name, c in state.full.items()}
     allocations.update(_best_effort(cs, state.partial))
-    for name, options in cs.options.items():
+    for name in cs.options:
         if name not in allocations:
-            unallocated[name] = _shortfall(options[0], state.available)
+            unallocated[name] = _shortfall(cs, name, state.available)
     return SolveResult(Solution(allocations, unallocated), cs.count, stats.solver, stats)
 
 

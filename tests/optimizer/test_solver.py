@@ -91,10 +91,12 @@ def test_transition_value(current: tuple[str, int, float], candidate: tuple[str,
     assert transition_value(*current, *candidate) == pytest.approx(expected)
 
 
-def test_cheapest_candidate_wins_without_capacity_pressure() -> None:
-    alloc = solve(tiny_system([server("a")])).solution.allocations["a"]
-    assert (alloc.accelerator, alloc.num_replicas, alloc.max_batch, alloc.cost_per_hour) == ("G2", 3, 38, 69.0)
-    assert alloc.max_queue == 380
+@pytest.mark.parametrize(("mode", "batch"), [pytest.param(SolverDefaults(SolverKind.GREEDY), 38, id="greedy-rule"),
+                                           pytest.param(SolverDefaults(SolverKind.EXACT), 33, id="exact-search")])
+def test_cheapest_candidate_wins_without_capacity_pressure(mode: SolverDefaults, batch: int) -> None:
+    alloc = solve(tiny_system([server("a")]), mode).solution.allocations["a"]
+    assert (alloc.accelerator, alloc.num_replicas, alloc.max_batch, alloc.cost_per_hour) == ("G2", 3, batch, 69.0)
+    assert alloc.max_queue == 10 * batch
 
 
 def test_min_num_replicas_raises_the_replica_count() -> None:
@@ -108,10 +110,10 @@ def test_keep_accelerator_restricts_to_the_current_one() -> None:
     assert alloc.accelerator == "L4"
 
 
-def test_zero_load_without_minimum_scales_to_zero_on_the_current_accelerator() -> None:
+def test_zero_load_without_minimum_is_an_empty_allocation() -> None:
     current = Allocation("L4", 28, 16, 168.0)
     alloc = solve(tiny_system([server("a", rpm=0, current=current)])).solution.allocations["a"]
-    assert (alloc.accelerator, alloc.num_replicas, alloc.cost_per_hour) == ("L4", 0, 0.0)
+    assert alloc.is_empty and (alloc.num_replicas, alloc.cost_per_hour) == (0, 0.0)
 
 
 def test_zero_load_keeps_the_minimum_replicas_at_the_model_batch_size() -> None:

@@ -9,6 +9,7 @@ import pytest
 from services.core.model import (
     Accelerator,
     Allocation,
+    Capacity,
     Load,
     ModelPerf,
     ModelTarget,
@@ -41,7 +42,7 @@ def system(perf: PerfParms, rate_rps: float = 0.0, replicas: int = 2, source: st
     return SystemData(accelerators=(Accelerator("H100", "H100", cost_per_hour=10.0),),
                       models=(ModelPerf("llama", "H100", 1, BATCH, OUT, perf),),
                       service_classes=(ServiceClass("Premium", 1, (ModelTarget("llama", 50.0, 500.0),)),),
-                      servers=(server,))
+                      servers=(server,), capacity=Capacity({"H100": 8}))
 
 
 def feed(tuner: Tuner, rates: list[float], perf: PerfParms = FILE) -> list:

@@ -1,0 +1,173 @@
+"""Batch size as a decision (docs/model.md s4.1): per candidate, the batch size needing the fewest replicas within
+the SLOs, and queue-analysis's OptimalConcurrency (the least batch size reaching near-peak throughput).
+
+fewest_replica_batches() bisects every candidate's batch size at once (one vectorised sizing pass per step);
+optimal_concurrency() is the onset search for one replica model. Rates requests/ms. Pure: numpy only.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from services.optimizer.queueing import ChainBatch, chain_metrics, latency_ms
+from services.optimizer.servicetime import QUEUE_TO_BATCH_RATIO, ReplicaModel, prefill_ms, service_time_ms
+from services.optimizer.sizing import HIGH_FRACTION, REL_TOLERANCE, TPS_FRACTION, Sizing, Targets, size_replicas
+
+ONSET_EPSILON = 0.02
+"""OptimalConcurrency's tolerance: the onset is the least N whose throughput is within epsilon / 2 of the peak."""
+ONSET_MAX_BATCH = 256
+"""OptimalConcurrency's search ceiling (queue-analysis's default m_max)."""
+
+
+@dataclass(frozen=True, slots=True)
+class BatchProblem:
+    """One candidate's search: its replica model at the largest batch allowed (the memory rule's bound), the
+    targets, the server's total rate (requests/ms), its minNumReplicas and whether its queue is fixed."""
+
+    model: ReplicaModel
+    targets: Targets
+    rate_per_ms: float
+    min_replicas: int
+    fixed_queue: bool
+
+
+def with_batch(model: ReplicaModel, batch: int, fixed_queue: bool) -> ReplicaModel:
+    """``model`` at batch ``batch``; the queue follows (Q = 10 N) unless the server fixes it."""
+    queue = model.max_queue if fixed_queue else QUEUE_TO_BATCH_RATIO * batch
+    return replace(model, max_batch=batch, max_queue=queue)
+
+
+def _size(models: Sequence[ReplicaModel], targets: Sequence[Targets]) -> Sizing:
+    unique: dict[tuple[ReplicaModel, Targets], int] = {}
+    rows = [unique.setdefault((m, t), len(unique)) for m, t in zip(models, targets, strict=True)]
+    sizing = size_replicas(ChainBatch.build([m for m, _ in unique]), [t for _, t in unique])
+    index = np.array(rows, dtype=int)
+    return Sizing(sizing.rate_per_ms[index], sizing.capacity_per_ms[index], sizing.metrics)
+
+
+def _replicas(rate_per_ms: np.ndarray, capacity_per_ms: np.ndarray, min_replicas: np.ndarray) -> np.ndarray:
+    """max(ceil(rate / capacity), min, 1); +inf where the capacity is NaN or 0 (infeasible)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        needed = np.ceil(rate_per_ms / capacity_per_ms)
+    needed = np.where(np.isfinite(needed) & (capacity_per_ms > 0), needed, np.inf)
+    return np.maximum(np.maximum(needed, min_replicas), 1)
+
+
+def _meets(models: Sequence[ReplicaModel], targets: Sequence[Targets], rate_per_ms: np.ndarray) -> np.ndarray:
+    """Per model: one replica at arrival rate ``rate_per_ms`` is within its stable limit (0.999 mu(N), 0.9 of
+    that with a throughput target) and meets its ITL, TTFT and blocking targets (docs/model.md s5)."""
+    chains = ChainBatch.build(list(models))
+    metrics = chain_metrics(chains, rate_per_ms)
+    itl, ttft = latency_ms(chains, metrics)
+    wanted = np.array([(t.itl_ms, t.ttft_ms, t.blocking, t.tps) for t in targets], dtype=float).reshape(-1, 4)
+    limit = HIGH_FRACTION * chains.mu_full_per_ms * np.where(wanted[:, 3] > 0, TPS_FRACTION, 1.0)
+    slack = 1 + REL_TOLERANCE
+    ok = rate_per_ms <= limit * slack
+    for k, value in enumerate((itl, ttft, metrics.blocking)):
+        ok &= (wanted[:, k] <= 0) | (value <= wanted[:, k] * slack)
+    return ok
+
+
+def fewest_replica_batches(problems: Sequence[BatchProblem]) -> list[int]:
+    """Per problem, the least batch size N in [1, N_max] at which the replica count needed at N_max,
+    n* = max(ceil(Lambda / Theta*(N_max)), min), still meets the targets at Lambda / n* per replica
+    (docs/model.md s4.1): the fewest replicas, ties to the smaller batch.
+
+    Bisection on N for all problems together, one chain evaluation per step (about log2 N_max). It assumes a
+    larger batch never hurts at a given rate; where that does not hold the answer still meets the targets with
+    n* replicas. An infeasible problem keeps N_max.
+    """
+    if not problems:
+        return []
+    rate = np.array([p.rate_per_ms for p in problems])
+    floor = np.array([p.min_replicas for p in problems], dtype=float)
+    top = _size([p.model for p in problems], [p.targets for p in problems])
+    best = _replicas(rate, top.capacity_per_ms, floor)
+    lo = np.ones(len(problems), dtype=int)
+    hi = np.array([p.model.max_batch for p in problems], dtype=int)
+    lo[~np.isfinite(best)] = hi[~np.isfinite(best)]
+    per_replica = np.where(np.isfinite(best), rate / np.where(np.isfinite(best), best, 1.0), 0.0)
+    while True:
+        active = np.flatnonzero(lo < hi)
+        if active.size == 0:
+            return hi.tolist()
+        mid = (lo[active] + hi[active]) // 2
+        models = [with_batch(problems[k].model, int(n), problems[k].fixed_queue)
+                  for k, n in zip(active, mid, strict=True)]
+        ok = _meets(models, [problems[k].targets for k in active], per_replica[active])
+        hi[active[ok]] = mid[ok]
+        lo[active[~ok]] = mid[~ok] + 1
+
+
+@dataclass(frozen=True, slots=True)
+class Concurrency:
+    """OptimalConcurrency's answer: the batch size (concurrency) ``batch``, its throughput (requests/ms), the
+    peak throughput at the ceiling, the closed-form ITL- and prefill-bound batch sizes, and the model
+    evaluations (distinct sizings) the search used. ``batch`` 0: the targets are unreachable at any batch size."""
+
+    batch: int
+    throughput_per_ms: float
+    peak_per_ms: float
+    itl_bound: int
+    prefill_bound: int
+    evaluations: int
+
+
+def _largest_within(metric: Callable[[np.ndarray], np.ndarray], target: float, ceiling: int) -> int:
+    """The largest n in [1, ceiling] with metric(n) <= target (1 when none; ceiling when no target)."""
+    if target <= 0:
+        return ceiling
+    n = np.arange(1, ceiling + 1)
+    within = np.flatnonzero(metric(n) <= target)
+    return int(within[-1]) + 1 if within.size else 1
+
+
+def optimal_concurrency(model: ReplicaModel, targets: Targets, ceiling: int = ONSET_MAX_BATCH,
+                        epsilon: float = ONSET_EPSILON) -> Concurrency:
+    """The least batch size whose sized throughput Theta*(N) is within epsilon / 2 of Theta*(ceiling)
+    (queue-analysis v0.8 OptimalConcurrency; docs/model.md s4.1). ``model`` gives the service model, request
+    shape and queue (its batch is ignored).
+
+    The closed-form bounds (largest N whose single-iteration ITL, alpha + N delta, and prefill P(N) stay within
+    the targets) bracket the search from below; it bisects to the exact onset, counting sizings.
+    """
+    seen: dict[int, float] = {}
+
+    def throughput(n: int) -> float:
+        if n not in seen:
+            value = float(_size([replace(model, max_batch=n)], [targets]).capacity_per_ms[0])
+            seen[n] = value if math.isfinite(value) else 0.0
+        return seen[n]
+
+    itl_bound = _largest_within(lambda n: _iteration_ms(model, n), targets.itl_ms, ceiling)
+    prefill_bound = _largest_within(lambda n: prefill_ms(replace(model, max_batch=ceiling), n.astype(float)),
+                                    targets.ttft_ms, ceiling)
+    peak = throughput(ceiling)
+    if peak <= 0:
+        return Concurrency(0, 0.0, 0.0, itl_bound, prefill_bound, len(seen))
+    threshold = (1 - epsilon / 2) * peak
+    lo = max(1, min(itl_bound, prefill_bound))
+    hi = min(ceiling, max(3 * min(itl_bound, prefill_bound), lo + 1))
+    if throughput(hi) < threshold:
+        lo, hi = hi + 1, ceiling
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if throughput(mid) >= threshold:
+            hi = mid
+        else:
+            lo = mid + 1
+    return Concurrency(hi, throughput(hi), peak, itl_bound, prefill_bound, len(seen))
+
+
+def _iteration_ms(model: ReplicaModel, batch: np.ndarray) -> np.ndarray:
+    """One iteration's time with ``batch`` requests, alpha + n delta (the ITL of a full batch, closed form)."""
+
+    full = replace(model, max_batch=int(batch.max()))
+    per_request = service_time_ms(full)[batch - 1]
+    prefill = prefill_ms(full, batch.astype(float))
+    steps = max(model.out_tokens, 1.0)
+    return (per_request - prefill) / steps

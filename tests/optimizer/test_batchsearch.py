@@ -1,0 +1,82 @@
+"""Batch size as a decision (docs/model.md s4.1): the fewest replicas within the SLOs, ties to the smaller batch;
+Inferno's rule in greedy (compatibility) mode; queue-analysis's OptimalConcurrency example."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+
+import pytest
+
+from services.core.model import PerfParms, ServiceModel, SolverKind
+from services.optimizer.batchsearch import BatchProblem, fewest_replica_batches, optimal_concurrency
+from services.optimizer.candidates import build_candidates
+from services.optimizer.queueing import ChainBatch
+from services.optimizer.servicetime import ReplicaModel
+from services.optimizer.sizing import Targets, size_replicas
+from services.optimizer.solver import SolverDefaults, solve
+from tests.optimizer.conftest import GRANITE_G2, server, tiny_system
+
+
+def replicas_at(model: ReplicaModel, targets: Targets, rate_per_ms: float, batch: int) -> float:
+    sized = size_replicas(ChainBatch.build([replace(model, max_batch=batch, max_queue=10 * batch)]), [targets])
+    capacity = float(sized.capacity_per_ms[0])
+    return math.ceil(rate_per_ms / capacity) if capacity > 0 else math.inf
+
+
+def test_queue_analysis_optimal_concurrency_example() -> None:
+    """queue-analysis's published example (v0.7 service time, queue 128): RPS 3.0, L 128, K 512, alpha 12,
+    beta 0.05, gamma 0.0005, targets TTFT 60 ms / ITL 20 ms -> concurrency 48, throughput 2.9494622 req/s,
+    ITL-bound concurrency 31."""
+    model = ReplicaModel(PerfParms(12.0, 0.05, 0.0005), 128, 512, 256, 128, ServiceModel.V07)
+    found = optimal_concurrency(model, Targets(itl_ms=20.0, ttft_ms=60.0))
+    assert found.batch == 48
+    assert found.throughput_per_ms * 1000 == pytest.approx(2.9494622, rel=1e-5)
+    assert found.itl_bound == 31 and found.prefill_bound == 164
+    assert found.peak_per_ms * 1000 == pytest.approx(2.9715836, rel=1e-2)
+    assert found.evaluations <= 8
+
+
+def test_optimal_concurrency_with_unreachable_targets_is_batch_zero() -> None:
+    model = ReplicaModel(PerfParms(12.0, 0.05, 0.0005), 128, 512, 256, 128, ServiceModel.V07)
+    assert optimal_concurrency(model, Targets(itl_ms=5.0)).batch == 0
+
+
+@pytest.mark.parametrize("rpm", [30.0, 120.0, 600.0, 2400.0])
+def test_the_chosen_batch_needs_no_more_replicas_than_the_rule_and_one_less_would(rpm: float) -> None:
+    targets = Targets(itl_ms=80.0, ttft_ms=2000.0)
+    model = ReplicaModel(GRANITE_G2, 128, 1024, 38, 380)
+    rate = rpm / 60_000
+    [batch] = fewest_replica_batches([BatchProblem(model, targets, rate, 0, False)])
+    best = replicas_at(model, targets, rate, 38)
+    assert 1 <= batch <= 38
+    assert replicas_at(model, targets, rate, batch) <= best
+    if batch > 1:
+        assert replicas_at(model, targets, rate, batch - 1) > best
+
+
+def test_the_default_mode_searches_the_batch_and_greedy_mode_keeps_inferno_rule() -> None:
+    system = tiny_system([server("a", rpm=120)])
+    exact = build_candidates(replace(system, optimizer=replace(system.optimizer, solver=SolverKind.EXACT)))
+    greedy = build_candidates(replace(system, optimizer=replace(system.optimizer, solver=SolverKind.GREEDY)))
+    rule = {c.accelerator: c for c in greedy.options["a"]}
+    searched = {c.accelerator: c for c in exact.options["a"]}
+    assert set(rule) == set(searched)
+    assert rule["G2"].max_batch == 38  # 76 x 512 // 1024
+    for acc, candidate in searched.items():
+        assert candidate.max_batch <= rule[acc].max_batch
+        assert candidate.num_replicas <= rule[acc].num_replicas
+        assert candidate.max_queue == 10 * candidate.max_batch
+    assert any(c.max_batch < rule[a].max_batch for a, c in searched.items())
+
+
+def test_a_server_max_batch_size_is_kept_as_set() -> None:
+    system = tiny_system([server("a", rpm=600, max_batch_size=24)])
+    assert {c.max_batch for c in build_candidates(system).options["a"]} == {24}
+
+
+def test_the_searched_batch_goes_to_the_allocation_and_meets_the_slos() -> None:
+    system = tiny_system([server("a", rpm=120)])
+    alloc = solve(system, SolverDefaults(SolverKind.EXACT)).solution.allocations["a"]
+    assert alloc.max_batch < 38 and alloc.max_queue == 10 * alloc.max_batch
+    assert alloc.itl_ms <= 80.0 * (1 + 1e-6) and alloc.ttft_ms <= 2000.0 * (1 + 1e-6)
