@@ -104,8 +104,10 @@ class Collector:
         self._now_s = now_s
         self._memory: dict[tuple[str, str], deque[tuple[float, float]]] = {}
 
-    def collect(self, namespaces: Sequence[str] = ()) -> m.Collection:
-        """One collection of the managed servers in ``namespaces`` (empty = the watched ones, or all).
+    def collect(self, namespaces: Sequence[str] = (), *, window: str = "", forecast: bool = True) -> m.Collection:
+        """One collection of the managed servers in ``namespaces`` (empty = the watched ones, or all); ``window``
+        overrides the metrics source's rate window ("" = its own; the fast path reads a short one), and
+        ``forecast`` False measures only, even with forecasting on.
 
         Raises UnavailableError when the Kubernetes API cannot list Deployments; metrics and capacity
         failures are warnings in the answer.
@@ -115,12 +117,13 @@ class Collector:
             return m.Collection(warnings=tuple(warnings))
         static, static_warnings = read_static(self._data_path)
         deployments = self._kube.deployments(chosen)
-        rates, metric_warnings = self._metrics.read(deployments)
+        rates, metric_warnings = (self._metrics.read(deployments, window=window) if window
+                                  else self._metrics.read(deployments))
         cards, capacity_warnings = self._capacity(static, deployments)
         notes = [*warnings, *static_warnings, *metric_warnings, *capacity_warnings]
         collection = aggregate.collect(deployments, rates, self._metrics.source, static, notes, cards,
                                        self._max_replicas)
-        return self._forecasted(collection, deployments) if self._forecast else collection
+        return self._forecasted(collection, deployments) if self._forecast and forecast else collection
 
     def _forecasted(self, collection: m.Collection, deployments: Sequence[DeploymentFacts]) -> m.Collection:
         """Every managed server sized for its forecast load (forecast.forecast_server)."""

@@ -54,8 +54,10 @@ class PrometheusSource:
         self._ca_path = ca_path
         self._connector = connector
 
-    def read(self, deployments: Sequence[DeploymentFacts]) -> tuple[PodRatesByDeployment, list[str]]:
-        """Per-pod rates of ``deployments`` -> ({(namespace, Deployment): {pod: PodRates}}, warnings).
+    def read(self, deployments: Sequence[DeploymentFacts],
+             window: str = "") -> tuple[PodRatesByDeployment, list[str]]:
+        """Per-pod rates of ``deployments`` over ``window`` ("" = the configured one) -> ({(namespace,
+        Deployment): {pod: PodRates}}, warnings).
 
         Never raises: when Prometheus cannot answer, returns ({}, [one warning saying why]).
         """
@@ -67,8 +69,8 @@ class PrometheusSource:
             try:
                 figures: dict[str, dict[tuple[str, str], Any]] = {
                     name: promql.parse_vector(client.custom_query(query, timeout=self._timeout_s))
-                    for name, query in promql.queries(namespaces, self._window).items()}
-                buckets = promql.bucket_query(promql.GENERATION_TOKENS_BUCKETS, namespaces, self._window)
+                    for name, query in promql.queries(namespaces, window or self._window).items()}
+                buckets = promql.bucket_query(promql.GENERATION_TOKENS_BUCKETS, namespaces, window or self._window)
                 figures["generation_tokens_buckets"] = promql.parse_buckets(
                     client.custom_query(buckets, timeout=self._timeout_s))
             finally:

@@ -97,8 +97,10 @@ class DirectScrapeSource:
                     failed.setdefault(key, f"{type(err).__name__}: {str(err)[:120]}")
         return snapshots
 
-    def read(self, deployments: Sequence[DeploymentFacts]) -> tuple[PodRatesByDeployment, list[str]]:
-        """Per-pod rates of ``deployments`` -> ({(namespace, Deployment): {pod: PodRates}}, warnings).
+    def read(self, deployments: Sequence[DeploymentFacts],
+             window: str = "") -> tuple[PodRatesByDeployment, list[str]]:
+        """Per-pod rates of ``deployments`` -> ({(namespace, Deployment): {pod: PodRates}}, warnings); the rates
+        are over the scrape interval whatever ``window`` asks (two scrapes are the short window already).
 
         Pods without an IP or metrics port are not scraped. Never raises; takes about ``interval_s``.
         """

@@ -10,6 +10,7 @@ import grpc
 
 from proto import collector_pb2, collector_pb2_grpc
 from services.collector.collect import Collector
+from services.collector.promql import window_seconds
 from services.core.redact import redact
 from services.runtime import convert
 from services.runtime.grpcserve import grpc_method
@@ -34,7 +35,13 @@ class CollectorServicer(collector_pb2_grpc.CollectorServiceServicer):
                 context: grpc.ServicerContext) -> collector_pb2.CollectResponse:
         """One snapshot of the managed servers in the requested namespaces (empty = the watched ones)."""
         started = self._now()
-        collection = self._collector.collect(list(request.namespaces))
+        if request.window:
+            try:
+                window_seconds(request.window)
+            except ValueError as err:
+                context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"window: {err}")
+        collection = self._collector.collect(list(request.namespaces), window=request.window,
+                                             forecast=not request.no_forecast)
         # a warning may quote a URL with a password (INFERNO_PROMETHEUS_URL): never on the wire
         collection = replace(collection, warnings=tuple(redact(w) for w in collection.warnings))
         _log.info("collection_completed", servers=len(collection.managed), warnings=len(collection.warnings),

@@ -6,9 +6,11 @@ import threading
 
 from services.controller import history
 from services.controller.clients import ServiceClients
+from services.controller.fastpath import FastPathSettings
 from services.controller.httpapi import ControllerHTTP, invoke_token_reader
 from services.controller.loop import ControlLoop, static_loader
 from services.controller.metrics import ControllerMetrics
+from services.controller.watch import FastPathWatcher
 from services.optimizer.tuner import Tuner, TunerMode
 from services.runtime.config import Config
 from services.runtime.logs import get_logger
@@ -36,11 +38,21 @@ def start(config: Config) -> None:
                               invoke_token=invoke_token_reader(config.invoke_token_path))
     http.start()
     loop.start_ticker(config.control_period_s)
+    watcher = None
+    if config.fast_path:
+        window = f"{max(int(config.fast_path_window_s), 1)}s"
+        watcher = FastPathWatcher(loop, lambda: clients.collect(window=window, forecast=False).value,
+                                  FastPathSettings(config.fast_path_waiting_per_replica,
+                                                   config.fast_path_kv_cache_usage, config.fast_path_ratio,
+                                                   config.fast_path_cooldown_s), config.fast_path_interval_s, window)
+        watcher.start()
     get_logger("controller").info("controller_started", port=http.port, period_s=config.control_period_s)
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
     stop.wait()
+    if watcher is not None:
+        watcher.stop(config.shutdown_grace_s)
     loop.stop(config.shutdown_grace_s)
     http.stop()
     clients.close()

@@ -45,11 +45,12 @@ class ServiceClients:
         self._optimizer = optimizer_pb2_grpc.OptimizerServiceStub(self._channels["optimizer"])
         self._actuator = actuator_pb2_grpc.ActuatorServiceStub(self._channels["actuator"])
 
-    def collect(self) -> Reply[m.Collection]:
-        """Collector.Collect -> the Collection, decoded once, and the answer. Raises grpc.RpcError, or
-        InvalidInputError when the answer is malformed."""
-        reply = self._collector.Collect(collector_pb2.CollectRequest(namespaces=self._namespaces),
-                                        timeout=self._deadline_s)
+    def collect(self, window: str = "", forecast: bool = True) -> Reply[m.Collection]:
+        """Collector.Collect (rates over ``window``, "" = the collector's; ``forecast`` False: measure only) ->
+        the Collection, decoded once, and the answer. Raises grpc.RpcError, or InvalidInputError when the answer
+        is malformed."""
+        request = collector_pb2.CollectRequest(namespaces=self._namespaces, window=window, no_forecast=not forecast)
+        reply = self._collector.Collect(request, timeout=self._deadline_s)
         return Reply(convert.collection_from_proto(reply), reply)
 
     def optimize(self, system: m.SystemData, collected: Reply[m.Collection]) -> Reply[Solved]:

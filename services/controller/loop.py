@@ -39,6 +39,19 @@ def static_loader(data_path: str) -> Callable[[], tuple[m.SystemData, m.Capacity
     return load
 
 
+class _Windowed:
+    """The cycle's clients collecting over another rate window (a fast-path cycle reads the short one)."""
+
+    def __init__(self, clients: CycleClients, window: str) -> None:
+        self._clients, self._window = clients, window
+
+    def collect(self):  # noqa: ANN201 - as the wrapped clients' collect
+        return self._clients.collect(window=self._window)  # type: ignore[call-arg]
+
+    def __getattr__(self, name: str):  # noqa: ANN204 - optimize, actuate: the wrapped clients'
+        return getattr(self._clients, name)
+
+
 class ControlLoop:
     """Runs cycles one at a time; see the module docstring."""
 
@@ -57,19 +70,22 @@ class ControlLoop:
         self._checker = ModelChecker()
         self.last: CycleRecord | None = None
 
-    def invoke(self) -> CycleRecord:
-        """Run one cycle (waiting for a running one to finish first) and return its record."""
+    def invoke(self, window: str = "", trigger: str = "") -> CycleRecord:
+        """Run one cycle (waiting for a running one to finish first) and return its record; ``window`` ("" =
+        the collector's) is the rate window it collects over, ``trigger`` why it runs (logged; "" = the period
+        or /invoke)."""
         with self._lock:
             self._cycle_id += 1
             started_at = datetime.datetime.now(datetime.UTC).isoformat(timespec="milliseconds")
-            record = run_cycle(self._cycle_id, started_at, self._load_static, self._clients, time.monotonic,
+            clients = _Windowed(self._clients, window) if window else self._clients
+            record = run_cycle(self._cycle_id, started_at, self._load_static, clients, time.monotonic,
                                dry_run=self._dry_run, tuner=self._tuner, checker=self._checker)
             self.last = record
             self._metrics.observe(record)
             self._append(record)
         _log.info(f"cycle_{record.outcome}", cycle_id=record.cycle_id, skip_reason=record.skip_reason or None,
                   total_ms=record.timings_ms.get("total"), servers=len(record.rows),
-                  total_cost_per_hour=record.total_cost_per_hour)
+                  total_cost_per_hour=record.total_cost_per_hour, trigger=trigger or None)
         return record
 
     def _append(self, record: CycleRecord) -> None:

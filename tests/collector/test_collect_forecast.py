@@ -108,3 +108,15 @@ def test_range_results_group_pods_gone_since_by_their_names() -> None:
     assert promql.pod_of_deployment("vllm-7d9f8-abcde", "vllm")
     assert not promql.pod_of_deployment("vllm-other-7d9f8-abcde", "vllm")
     assert forecast.sum_series([{0.0: 1.0, 60.0: 2.0}, {60.0: 3.0, 120.0: 4.0}], before_s=100.0) == [1.0, 5.0]
+
+
+def test_a_fast_path_collection_reads_the_short_window_and_measures_only(tmp_path) -> None:
+    class WindowMetrics(HistoryMetrics):
+        def read(self, deployments, window=""):
+            self.windows.append(window)
+            return self.rates, []
+
+    metrics = WindowMetrics(_rates(90.0), {("llm", "vllm"): RAMP})
+    metrics.windows = []
+    observed = _collector(tmp_path, metrics).collect(window="30s", forecast=False).managed[0].server.observed
+    assert metrics.windows == ["30s"] and metrics.asked == [] and observed.forecast_method == ""
