@@ -109,7 +109,8 @@ class Reader:
     def number(self, key: str, default: Any = _MISSING, bound: Bound = bounds.FIGURE) -> float:
         """A finite number within ``bound`` (non-negative: negative costs, rates or SLOs are errors)."""
         value, key = self._raw(key, default)
-        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        if (isinstance(value, bool) or not isinstance(value, int | float)
+                or (isinstance(value, float) and not math.isfinite(value))):  # a 400-digit int is checked below
             raise self._fail(key, value, "a number")
         if value < 0:
             raise self._fail(key, value, "a non-negative number")

@@ -43,6 +43,9 @@ CASES = [
     pytest.param("model-data.json", b'"maxBatchSize": 102', b'"maxBatchSize": 1' + b"0" * 400,
                  r"\$.models\[0\].maxBatchSize: expected a whole number of magnitude at most 2\*\*53, got 1000+\.\.\. "
                  r"\(401 characters\)", id="400-digit-integer"),
+    pytest.param("serviceclass-data.json", b'"slo-itl"', b'"slo-tps": 1' + b"0" * 400 + b', "slo-itl"',
+                 r"slo-tps: expected a number at most 100,000,000 tokens/s \(docs/model.md s1\), got 1000+\.\.\. "
+                 r"\(401 characters\)", id="400-digit-integer-in-a-number-field"),
     pytest.param("model-data.json", b'"maxBatchSize": 102', b'"maxBatchSize": 1' + b"0" * 4301,
                  r"model-data.json: \$: invalid JSON: a number of more than 4,300 digits", id="4301-digit-number"),
     pytest.param("model-data.json", b"granite_13b", b"gran\xffite",
