@@ -11,10 +11,21 @@ Config keys (all optional but ``deployments``)::
     deployments:
       - {name, namespace, replicas, server, model, class, accelerator, maxbatchsize, maxqueuesize, minreplicas,
          perf: {alpha, beta, gamma}, max_num_seqs, kv_cache_tokens, block_size, max_num_batched_tokens,
-         enable_chunked_prefill, startup_delay_s, time_scale,
+         enable_chunked_prefill, scheduling_policy, startup_delay_s, time_scale,
          load: {rpm, intokens, outtokens}, labels: {...}, annotations: {...}, manifest: path}
+    pools:                    # several classes sharing Deployments (docs/contract.md s10)
+      - {name, namespace, deployments: [names]}
     loads:
       - {deployment, namespace, in_tokens, out_tokens, slo_ttft_ms, slo_itl_ms, phases: [...]}  # loadshape.py
+      - {pool, namespace, class, priority, in_tokens, out_tokens, phases: [...]}  # one class of a pool
+      - {pool, namespace, updates: path, classes: [names], last_s, in_tokens, out_tokens}  # the seeds' schedule
+
+A ``pool`` load goes through the pool's router (emulator/router.py): each request of the class goes to a replica
+picked by the routing weights of the ConfigMap ``inferno-routing-<pool>`` (services/core/routing.py), with the
+class's ``priority`` (default: its position in the ConfigMap, else 0). ``updates`` reads the seeds' update file
+({"updates": [{"time", "request_rates", ...}]}, classes in priority order; names from ``classes`` or the file's
+"classes") into one load per class with priority = its position, each update's rate holding until the next and
+the last for ``last_s`` seconds (default 600).
 
 A load's ``in_tokens`` and ``out_tokens`` are token-length distributions (emulator/loadshape.py): an int, or
 ``{dist: exponential, mean: 64}``, ``{dist: uniform, low: 16, high: 128}``, ``{dist: file, path: out.txt}``
@@ -47,12 +58,15 @@ from typing import Any
 import yaml
 
 from emulator.kubeapi import KubeApiServer, write_kubeconfig
+from emulator.kubeerrors import NotFoundError
 from emulator.kubestore import KubeStore
 from emulator.loadgen import LoadGenerator, Target
-from emulator.loadshape import parse_length, parse_schedule
+from emulator.loadshape import parse_length, parse_schedule, update_schedules
 from emulator.podtemplate import PREFIX
 from emulator.prometheus import PrometheusRunner, prometheus_binary
 from emulator.reconciler import Reconciler
+from emulator.router import PoolRouter
+from services.core import routing
 
 
 def load_config(path: str) -> dict:
@@ -84,7 +98,7 @@ def _emulator_annotations(spec: dict[str, Any]) -> dict[str, str]:
     for key, note in (("kv_cache_tokens", "kv-cache-tokens"), ("startup_delay_s", "startup-delay-seconds"),
                       ("time_scale", "time-scale"), ("max_num_seqs", "max-num-seqs"), ("block_size", "block-size"),
                       ("max_num_batched_tokens", "max-num-batched-tokens"),
-                      ("enable_chunked_prefill", "enable-chunked-prefill")):
+                      ("enable_chunked_prefill", "enable-chunked-prefill"), ("scheduling_policy", "scheduling-policy")):
         if key in spec:
             value = spec[key]
             notes[PREFIX + note] = str(value).lower() if isinstance(value, bool) else str(value)
@@ -114,7 +128,7 @@ def deployment_object(spec: dict[str, Any], base_dir: str | None = None) -> dict
     labels = {"app": name, "inferno.server.name": name, "inferno.server.model": name, "inferno.server.class": "Free",
               **_contract_labels(spec)}
     container = {"name": "vllm", "image": "vllm/vllm-openai:emulated",
-                 "args": _max_num_seqs_arg(["--model", labels["inferno.server.model"]], spec)}
+                 "args": _policy_arg(_max_num_seqs_arg(["--model", labels["inferno.server.model"]], spec), spec)}
     return {"metadata": {"name": name, "namespace": spec.get("namespace", "default"), "labels": labels},
             "spec": {"replicas": int(spec.get("replicas", 1)), "selector": {"matchLabels": {"app": name}},
                      "template": {"metadata": {"labels": labels, "annotations": _emulator_annotations(spec)},
@@ -133,7 +147,7 @@ def _from_manifest(spec: dict[str, Any], base_dir: str | None) -> dict:
     template_meta = body.setdefault("template", {}).setdefault("metadata", {})
     template_meta.setdefault("annotations", {}).update(_emulator_annotations(spec))
     for container in ((body["template"].get("spec") or {}).get("containers") or [])[:1]:
-        container["args"] = _max_num_seqs_arg(list(container.get("args") or []), spec)
+        container["args"] = _policy_arg(_max_num_seqs_arg(list(container.get("args") or []), spec), spec)
     return obj
 
 
@@ -144,7 +158,17 @@ def _max_num_seqs_arg(args: list[str], spec: dict[str, Any]) -> list[str]:
         return args
     kept = [a for i, a in enumerate(args) if not a.startswith("--max-num-seqs")
             and not (i > 0 and args[i - 1] == "--max-num-seqs")]
-    return [*kept, f"--max-num-seqs={int(spec['max_num_seqs'])}"]
+    kept = [*kept, f"--max-num-seqs={int(spec['max_num_seqs'])}"]
+    return kept
+
+
+def _policy_arg(args: list[str], spec: dict[str, Any]) -> list[str]:
+    """``args`` with vLLM's ``--scheduling-policy`` set to the entry's ``scheduling_policy`` when it has one."""
+    if "scheduling_policy" not in spec:
+        return args
+    kept = [a for i, a in enumerate(args) if not a.startswith("--scheduling-policy")
+            and not (i > 0 and args[i - 1] == "--scheduling-policy")]
+    return [*kept, f"--scheduling-policy={spec['scheduling_policy']}"]
 
 
 class Cluster:
@@ -157,17 +181,28 @@ class Cluster:
         starts)."""
         self.config = config
         self.deployments = [deployment_object(spec, base_dir) for spec in config.get("deployments") or []]
-        self.targets = [self._target(spec, base_dir) for spec in config.get("loads") or []]
+        self.store = KubeStore()
+        self.routers = {(p.get("namespace", "default"), p["name"]): self._router(p) for p in config.get("pools") or []}
+        self.targets = [t for spec in config.get("loads") or [] for t in self._targets(spec, base_dir)]
         want = config.get("prometheus", True) if prometheus is None else prometheus
         self._want_prometheus = bool(want and prometheus_binary())
         self._own_dir = workdir is None
         self.workdir = workdir or tempfile.mkdtemp(prefix="inferno-cluster-")
-        self.store = KubeStore()
         self.api = KubeApiServer(self.store)
         self.prometheus: PrometheusRunner | None = None
         self.reconciler: Reconciler | None = None
         self.load: LoadGenerator | None = None
         self.kubeconfig_path = os.path.join(self.workdir, "kubeconfig")
+
+    def _router(self, spec: dict) -> PoolRouter:
+        namespace, name = spec.get("namespace", "default"), spec["name"]
+
+        def read() -> dict | None:
+            try:
+                return self.store.get("v1", "configmaps", namespace, routing.configmap_name(name))
+            except NotFoundError:
+                return None
+        return PoolRouter(name, list(spec["deployments"]), lambda d: self.endpoints(namespace, d), read)
 
     @classmethod
     def from_file(cls, path: str, **kwargs: Any) -> Cluster:
@@ -238,14 +273,42 @@ class Cluster:
         self.load = LoadGenerator(self.targets, seed=seed).start()
         return self.load
 
-    def _target(self, spec: dict, base_dir: str | None) -> Target:
-        namespace, name = spec.get("namespace", "default"), spec["deployment"]
+    def _targets(self, spec: dict, base_dir: str | None) -> list[Target]:
+        if "pool" not in spec:
+            return [self._target(spec, base_dir)]
+        namespace, pool = spec.get("namespace", "default"), spec["pool"]
+        router = self.routers.get((namespace, pool))
+        if router is None:
+            raise ValueError(f"loads entry for pool {namespace}/{pool}: no such entry in pools")
+        lengths = self._lengths(spec, f"{namespace}/{pool}", base_dir)
+        if "updates" not in spec:
+            name = str(spec["class"])
+            priority = spec.get("priority")
+            return [Target(f"{namespace}/{pool}/{name}", router.endpoints_for(name), parse_schedule(spec["phases"]),
+                           *lengths, priority=router.priority(name) if priority is None else int(priority))]
+        path = os.path.join(base_dir or os.getcwd(), os.path.expanduser(spec["updates"]))
+        with open(path) as handle:
+            doc = json.load(handle)
+        schedules = update_schedules(doc.get("updates"), float(spec.get("last_s", 600)))
+        names = spec.get("classes") or doc.get("classes") or [f"class{c + 1}" for c in range(len(schedules))]
+        if len(names) != len(schedules):
+            raise ValueError(f"loads entry for pool {namespace}/{pool}: {len(names)} class names for "
+                             f"{len(schedules)} classes in {spec['updates']}")
+        return [Target(f"{namespace}/{pool}/{name}", router.endpoints_for(str(name)), schedule, *lengths, priority=c)
+                for c, (name, schedule) in enumerate(zip(names, schedules, strict=True))]
+
+    def _lengths(self, spec: dict, where: str, base_dir: str | None) -> list:
         lengths = []
         for key, default, minimum in (("in_tokens", 128, 0), ("out_tokens", 64, 1)):
             try:
                 lengths.append(parse_length(spec.get(key, default), minimum, base_dir))
             except (KeyError, ValueError) as error:
-                raise ValueError(f"loads entry for {namespace}/{name}: {key}: {error}") from None
+                raise ValueError(f"loads entry for {where}: {key}: {error}") from None
+        return lengths
+
+    def _target(self, spec: dict, base_dir: str | None) -> Target:
+        namespace, name = spec.get("namespace", "default"), spec["deployment"]
+        lengths = self._lengths(spec, f"{namespace}/{name}", base_dir)
         return Target(f"{namespace}/{name}", lambda: self.endpoints(namespace, name), parse_schedule(spec["phases"]),
                       *lengths, slo_ttft_ms=float(spec.get("slo_ttft_ms", 0)),
                       slo_itl_ms=float(spec.get("slo_itl_ms", 0)))

@@ -1,14 +1,15 @@
 """An open-loop load generator: Poisson arrivals per target, sent as streaming OpenAI completions.
 
-Each Target has a Schedule (emulator/loadshape.py), prompt and output Length distributions, optional SLOs and
-its endpoints: a list of base URLs or a callable returning the current list (endpoints may change while the
-load runs; requests go round-robin over them like a Service). Arrivals follow a non-homogeneous Poisson
-process (thinning at the schedule's peak rate), each sent on its own thread, so a slow server never slows the
-arrivals. Requests ask for exactly ``max_tokens`` tokens (``min_tokens`` and ``ignore_eos`` too, as a real
-vLLM would need) and carry the prompt length in the ``prompt_tokens`` extension field. TTFT, ITL (a
-request's mean gap between tokens) and end-to-end latency are measured on the client. Everything is bounded:
-the schedule's length, ``max_requests``, ``max_in_flight`` (requests beyond it count as failed) and a drain
-timeout after the last arrival.
+Each Target has a Schedule (emulator/loadshape.py), prompt and output Length distributions, optional SLOs and its
+endpoints: a list of base URLs or a callable returning the current list (endpoints may change while the load runs;
+requests go round-robin over them like a Service; a pool router's callable returns the one replica it picks), and
+optionally the ``priority`` its requests carry (vLLM's field, for per-class traffic). Arrivals follow a non-
+homogeneous Poisson process (thinning at the schedule's peak rate), each sent on its own thread, so a slow server
+never slows the arrivals. Requests ask for exactly ``max_tokens`` tokens (``min_tokens`` and ``ignore_eos`` too, as
+a real vLLM would need) and carry the prompt length in the ``prompt_tokens`` extension field. TTFT, ITL (a request's
+mean gap between tokens) and end-to-end latency are measured on the client. Everything is bounded: the schedule's
+length, ``max_requests``, ``max_in_flight`` (requests beyond it count as failed) and a drain timeout after the last
+arrival.
 """
 
 from __future__ import annotations
@@ -43,6 +44,8 @@ class Target:
     model: str | None = None
     slo_ttft_ms: float = 0.0
     slo_itl_ms: float = 0.0
+    priority: int | None = None
+    """vLLM's request ``priority`` sent with every request (lower first); None sends none."""
 
 
 @dataclass(slots=True)
@@ -216,7 +219,8 @@ class LoadGenerator:
             return
         out = target.out_tokens.sample(rng)
         body = {"prompt": "emulated load", "prompt_tokens": target.in_tokens.sample(rng), "max_tokens": out,
-                "min_tokens": out, "ignore_eos": True, **({"model": target.model} if target.model else {})}
+                "min_tokens": out, "ignore_eos": True, **({"model": target.model} if target.model else {}),
+                **({"priority": target.priority} if target.priority is not None else {})}
         thread = threading.Thread(target=self._send, args=(target, urls[index % len(urls)], body, sent_at), daemon=True,
                                   name=f"loadgen-{target.name}-{index}")
         with self._lock:

@@ -204,3 +204,29 @@ def length_arg(text: str, minimum: int = 1, base_dir: str | None = None) -> Leng
     if kind == "uniform" and len(numbers) == 2 and all(n.is_integer() for n in numbers):
         return parse_length({"dist": "uniform", "low": int(numbers[0]), "high": int(numbers[1])}, minimum)
     raise bad
+
+
+def update_schedules(updates: list[dict[str, Any]], last_s: float) -> list[Schedule]:
+    """One Schedule per class from the seeds' update schedule (``[{"time": s, "request_rates": [RPM per class,
+    priority order], ...}]``, times increasing from 0): each class's rate holds from one update to the next, the
+    last for ``last_s`` seconds. ValueError naming the field on a malformed schedule."""
+    if not updates or not isinstance(updates, list):
+        raise ValueError("updates: expected a non-empty list")
+    times = [float(u.get("time", 0.0)) for u in updates]
+    if times[0] != 0 or any(b <= a for a, b in zip(times, times[1:], strict=False)):
+        raise ValueError(f"updates: times must start at 0 and increase, got {times}")
+    counts = {len(u.get("request_rates") or []) for u in updates}
+    if len(counts) != 1 or 0 in counts:
+        raise ValueError("updates: every update needs request_rates for the same classes")
+    ends = [*times[1:], times[-1] + last_s]
+    schedules = []
+    for c in range(counts.pop()):
+        phases = []
+        for u, start, end in zip(updates, times, ends, strict=True):
+            rate = float(u["request_rates"][c]) / 60.0
+            if not (rate >= 0 and math.isfinite(rate)):
+                raise ValueError(f"updates: request_rates[{c}] must be a finite number >= 0, got "
+                                 f"{u['request_rates'][c]!r}")
+            phases.append(Phase(end - start, rate, rate))
+        schedules.append(Schedule(tuple(phases)))
+    return schedules
