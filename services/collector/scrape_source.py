@@ -27,15 +27,21 @@ Snapshot = tuple[float, dict[str, float]]
 def sample_totals(text: str) -> dict[str, float]:
     """Prometheus text exposition -> {sample name without ``vllm:``/``vllm_``: sum over its label sets}.
 
-    Only vLLM samples are kept; histogram buckets are dropped. Raises ValueError on unparsable text.
+    Only vLLM samples are kept; histogram buckets are dropped except the generation-token histogram's, kept
+    per bucket as ``request_generation_tokens_bucket|<le>`` (the output-length C2, lengths.py). Raises
+    ValueError on unparsable text.
     """
     totals: dict[str, float] = {}
     for family in text_string_to_metric_families(text):
         for sample in family.samples:
             name = sample.name
-            if not name.startswith(("vllm:", "vllm_")) or name.endswith("_bucket"):
+            if not name.startswith(("vllm:", "vllm_")):
                 continue
             key = name[len("vllm:"):]
+            if key == promql.GENERATION_TOKENS_BUCKETS and "le" in sample.labels:
+                key = f"{key}|{float(sample.labels['le'])!r}"
+            elif name.endswith("_bucket"):
+                continue
             totals[key] = totals.get(key, 0.0) + sample.value
     return totals
 
@@ -57,6 +63,11 @@ def rates_between(first: Snapshot, second: Snapshot) -> PodRates:
         name = _first_present(names, b)
         if name is not None:
             values[field] = b[name]
+    prefix = promql.GENERATION_TOKENS_BUCKETS + "|"
+    buckets = tuple(sorted((float(key[len(prefix):]), (b[key] - a[key]) / elapsed) for key in b
+                           if key.startswith(prefix) and key in a and b[key] >= a[key] and elapsed > 0))
+    if buckets:
+        values["generation_tokens_buckets"] = buckets
     return replace(PodRates(), **values)
 
 

@@ -81,3 +81,15 @@ def test_direct_scrape_with_no_scrapable_pod_reads_nothing():
     source = DirectScrapeSource(10.0, 1.0, fetch=lambda *a: pytest.fail("fetched"),
                                 sleep=lambda s: pytest.fail("slept"))
     assert source.read([deployment(pods=())]) == ({}, [])
+
+
+def test_generation_token_buckets_are_kept_per_bucket_and_turned_into_rates():
+    def text(counts):
+        lines = ["# TYPE vllm:request_generation_tokens histogram"]
+        lines += [f'vllm:request_generation_tokens_bucket{{le="{le}",model_name="m"}} {n}' for le, n in counts]
+        return "\n".join([*lines, 'vllm:request_generation_tokens_sum{model_name="m"} 1', ""])
+    first = sample_totals(text([("50.0", 1), ("100.0", 3), ("+Inf", 4)]))
+    second = sample_totals(text([("50.0", 3), ("100.0", 9), ("+Inf", 12)]))
+    assert "request_generation_tokens_bucket|50.0" in second
+    rates = rates_between((0.0, first), (2.0, second))
+    assert rates.generation_tokens_buckets == ((50.0, 1.0), (100.0, 3.0), (float("inf"), 4.0))
