@@ -22,5 +22,7 @@ COPY services/ services/
 RUN python -m compileall -q proto services
 
 USER 65532:65532
-EXPOSE 3300 3301 3302 3303 3304
+# reachable from outside the pod: the controller's HTTP, the actuator's metrics, the gRPC health ports (the gRPC
+# services themselves listen on the pod's loopback, 3301-3303)
+EXPOSE 3300 3304 3311 3312 3313
 CMD ["python", "-m", "services.controller"]
