@@ -1,6 +1,6 @@
 """`make demo`: the control loop closing on the local cluster, told as it happens.
 
-Timeline (seconds from the start of the load, defaults of demo.scenario.Scenario):
+Timeline (seconds from the start of the load, defaults of harness.scenario.Scenario):
   0         base load on the three servers
   ~42       cycle 1 (GET /invoke): every server is within its SLO on one replica -> nothing to change
   45        the stepped server's load triples; one replica cannot carry it, its queue and TTFT grow
