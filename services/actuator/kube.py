@@ -169,7 +169,10 @@ class KubeActuator:
                 if err.status == 409:
                     reason = f"conflict persisted after {attempt} attempts"
             except Exception as err:  # noqa: BLE001 - one failing Deployment never stops the others
-                reason = _describe(err)
+                reason = _describe(err)  # unexpected: logged with its traceback
+                _log.warning("deployment_failed", namespace=ref.namespace, deployment=ref.name, reason=reason,
+                             exc_info=True)
+                return change.failed(reason)
             _log.warning("deployment_failed", namespace=ref.namespace, deployment=ref.name, reason=reason)
             return change.failed(reason)
         return change.failed("no attempt made")

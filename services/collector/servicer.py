@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from dataclasses import replace
 
@@ -11,9 +10,9 @@ import grpc
 from proto import collector_pb2, collector_pb2_grpc
 from services.collector.collect import Collector
 from services.collector.promql import window_seconds
+from services.core.errors import InvalidInputError
 from services.core.redact import redact
 from services.runtime import convert
-from services.runtime.grpcserve import grpc_method
 from services.runtime.logs import get_logger
 
 SERVICE_NAME = collector_pb2.DESCRIPTOR.services_by_name["CollectorService"].full_name
@@ -26,27 +25,23 @@ class CollectorServicer(collector_pb2_grpc.CollectorServiceServicer):
     Kubernetes API failures answer UNAVAILABLE; metrics failures are warnings (labels are used).
     """
 
-    def __init__(self, collector: Collector, *, now: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, collector: Collector) -> None:
         self._collector = collector
-        self._now = now
 
-    @grpc_method
     def Collect(self, request: collector_pb2.CollectRequest,  # noqa: N802 - gRPC method name
                 context: grpc.ServicerContext) -> collector_pb2.CollectResponse:
         """One snapshot of the managed servers in the requested namespaces (empty = the watched ones)."""
-        started = self._now()
         if request.window:
             try:
                 window_seconds(request.window)
             except ValueError as err:
-                context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"window: {err}")
+                raise InvalidInputError(f"window: {err}") from None
         collection = self._collector.collect(list(request.namespaces), window=request.window,
                                              forecast=not request.no_forecast)
         # a warning may quote a URL with a password (INFERNO_PROMETHEUS_URL): never on the wire
         collection = replace(collection, warnings=tuple(redact(w) for w in collection.warnings))
         _log.info("collection_completed", servers=len(collection.managed), warnings=len(collection.warnings),
-                  sources=dict(collection.sources), capacity_types=len(collection.capacity.counts),
-                  duration_ms=round((self._now() - started) * 1000, 1))
+                  sources=dict(collection.sources), capacity_types=len(collection.capacity.counts))
         return convert.collection_to_proto(collection)
 
 

@@ -17,7 +17,11 @@ from typing import Any, Generic, Protocol, TypeVar
 
 from services.controller.modelcheck import ModelCheck, ModelChecker, notices, row_fields
 from services.core import model as m
+from services.core.errors import InfernoError, RefusedError
 from services.optimizer.tuner import Tuner
+from services.runtime.logs import get_logger
+
+_log = get_logger("controller")
 
 T = TypeVar("T")
 
@@ -98,12 +102,6 @@ class _Unconfirmed(_Skip):
     outcome = "unconfirmed"
 
 
-# gRPC status codes that mean the call was refused before the service acted on it: nothing was written.
-# UNAVAILABLE only counts when the connection was never made (a connection lost mid-call is UNAVAILABLE too).
-_REFUSED = frozenset({"INVALID_ARGUMENT", "FAILED_PRECONDITION", "UNIMPLEMENTED", "PERMISSION_DENIED",
-                      "UNAUTHENTICATED", "OUT_OF_RANGE", "NOT_FOUND", "ALREADY_EXISTS"})
-_NOT_CONNECTED = ("failed to connect", "connection refused", "name resolution", "dns resolution")
-
 OUTCOMES = ("applied", "partial", "advised", "skipped", "unconfirmed")
 DECIDED = ("applied", "partial", "advised")
 """Outcomes of a cycle that computed an allocation (and, applied, wrote it)."""
@@ -123,7 +121,9 @@ class _Timer:
         except _Skip:
             raise
         except Exception as err:  # noqa: BLE001 - any failure of a phase skips the cycle, with its reason
-            if writes and not _refused(err):
+            if not isinstance(err, InfernoError):
+                _log.error("phase_failed", phase=phase, error=_describe(err), exc_info=True)
+            if writes and not isinstance(err, RefusedError):
                 raise _Unconfirmed(f"{what} did not answer ({_describe(err)}); it may have changed some "
                                    "Deployments, the next cycle reads them again") from err
             raise _Skip(f"{what} failed: {_describe(err)}") from err
@@ -131,30 +131,7 @@ class _Timer:
             self.timings_ms[phase] = round((self.now_s() - start) * 1000.0, 3)
 
 
-def _grpc_status(err: Exception) -> tuple[str, str | None] | None:
-    """(status code name, details) of a gRPC error; None for any other exception."""
-    code = getattr(err, "code", None)
-    details = getattr(err, "details", None)
-    if callable(code) and callable(details):
-        return code().name, details()
-    return None
-
-
-def _refused(err: Exception) -> bool:
-    """Whether a failed call certainly did nothing: refused by status code, or never connected."""
-    status = _grpc_status(err)
-    if status is None:
-        return False
-    name, details = status
-    if name == "UNAVAILABLE":
-        return any(fragment in (details or "").lower() for fragment in _NOT_CONNECTED)
-    return name in _REFUSED
-
-
 def _describe(err: Exception) -> str:
-    status = _grpc_status(err)
-    if status is not None:  # a gRPC error: its status code and message
-        return f"{status[0]}: {status[1]}"
     return str(err) or type(err).__name__
 
 

@@ -17,6 +17,8 @@ import threading
 import time
 from collections.abc import Callable
 
+import structlog
+
 from services.controller.cycle import CycleClients, CycleRecord, run_cycle
 from services.controller.metrics import ControllerMetrics
 from services.controller.modelcheck import ModelChecker
@@ -76,16 +78,18 @@ class ControlLoop:
         or /invoke)."""
         with self._lock:
             self._cycle_id += 1
-            started_at = datetime.datetime.now(datetime.UTC).isoformat(timespec="milliseconds")
-            clients = _Windowed(self._clients, window) if window else self._clients
-            record = run_cycle(self._cycle_id, started_at, self._load_static, clients, time.monotonic,
-                               dry_run=self._dry_run, tuner=self._tuner, checker=self._checker)
-            self.last = record
-            self._metrics.observe(record)
-            self._append(record)
-        _log.info(f"cycle_{record.outcome}", cycle_id=record.cycle_id, skip_reason=record.skip_reason or None,
-                  total_ms=record.timings_ms.get("total"), servers=len(record.rows),
-                  total_cost_per_hour=record.total_cost_per_hour, trigger=trigger or None)
+            # every log line of the cycle, and every call it makes (gRPC metadata), carries the cycle id
+            with structlog.contextvars.bound_contextvars(cycle_id=self._cycle_id):
+                started_at = datetime.datetime.now(datetime.UTC).isoformat(timespec="milliseconds")
+                clients = _Windowed(self._clients, window) if window else self._clients
+                record = run_cycle(self._cycle_id, started_at, self._load_static, clients, time.monotonic,
+                                   dry_run=self._dry_run, tuner=self._tuner, checker=self._checker)
+                self.last = record
+                self._metrics.observe(record)
+                self._append(record)
+                _log.info(f"cycle_{record.outcome}", skip_reason=record.skip_reason or None,
+                          total_ms=record.timings_ms.get("total"), servers=len(record.rows),
+                          total_cost_per_hour=record.total_cost_per_hour, trigger=trigger or None)
         return record
 
     def _append(self, record: CycleRecord) -> None:
@@ -120,7 +124,7 @@ class ControlLoop:
             try:
                 self.invoke()
             except Exception as err:  # noqa: BLE001 - the ticker must survive any single cycle
-                _log.error("cycle_crashed", error=str(err))
+                _log.error("cycle_crashed", error=str(err), exc_info=True)
 
     @property
     def ticking(self) -> bool:

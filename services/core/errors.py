@@ -24,9 +24,27 @@ class InfeasibleError(InfernoError):
     """No allocation satisfies the constraints (e.g. no candidate meets the SLOs, no capacity)."""
 
 
-class NoDataError(InfernoError):
-    """A required figure (load, metrics) is not available."""
-
-
 class UnavailableError(InfernoError):
     """A dependency (Prometheus, the Kubernetes API, a service) cannot be reached."""
+
+
+class ServiceCallError(InfernoError):
+    """A call to another service failed: ``service`` (collector, optimizer, actuator), the gRPC status ``code``
+    name and its ``details``. The message is "CODE: details". Raised by the controller's clients, which classify
+    the failure into one of the two subclasses."""
+
+    def __init__(self, service: str, code: str, details: str) -> None:
+        super().__init__(f"{code}: {details}")
+        self.service = service
+        self.code = code
+        self.details = details
+
+
+class RefusedError(ServiceCallError):
+    """The service certainly did nothing: it refused the call by its status (INVALID_ARGUMENT, ...) or the
+    connection was never made."""
+
+
+class NoAnswerError(ServiceCallError):
+    """The service was reached but did not answer (deadline passed, connection lost mid-call, internal error):
+    it may have acted on part of the request."""

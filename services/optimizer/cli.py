@@ -22,6 +22,8 @@ from services.optimizer.servicetime import default_queue, replica_model_for
 from services.optimizer.sizing import Targets, batch_size, size_replicas
 from services.optimizer.solver import DEFAULT_TIME_LIMIT_S, SolverDefaults, solve
 from services.optimizer.table import analysis_text, solution_table
+from services.runtime.config import Config
+from services.runtime.startup import listening, run_service
 
 
 def _source(parser: argparse.ArgumentParser, required: bool) -> None:
@@ -212,21 +214,25 @@ def _analyze(args: argparse.Namespace) -> int:
     return 0
 
 
-def _serve() -> int:
-    from services.optimizer.servicer import SERVICE_NAME, OptimizerServicer, register
-    from services.runtime.config import load_config
-    from services.runtime.grpcserve import serve
-    from services.runtime.logs import configure_logging
-    from services.runtime.startup import listening
+SERVE_SUMMARY = ("The Inferno optimizer: gRPC OptimizerService sizing every server and solving the allocation\n"
+                 "under capacity and priorities (INFERNO_SOLVER, INFERNO_SOLVER_TIME_LIMIT).")
 
-    config = load_config(os.environ)
-    configure_logging(config.log_level)
+
+def _start(config: Config) -> None:
+    """Serve the OptimizerService until SIGTERM (the same path as the other services: run_service)."""
+    from services.optimizer.servicer import SERVICE_NAME, OptimizerServicer, register
+    from services.runtime.grpcserve import serve
+
     address = f"{config.bind_address}:{config.optimizer_port}"
     defaults = SolverDefaults(SolverKind(config.solver), config.solver_time_limit_s)
     with listening(address, "INFERNO_BIND_ADDRESS", "INFERNO_OPTIMIZER_PORT"):
         serve(register(OptimizerServicer(defaults=defaults)), [SERVICE_NAME], address, grace_s=config.shutdown_grace_s,
               component="optimizer", health_address=config.health_address(config.optimizer_health_port))
-    return 0
+
+
+def _serve() -> int:
+    return run_service([], prog="python -m services.optimizer serve", summary=SERVE_SUMMARY,
+                       ports={"gRPC OptimizerService": "INFERNO_OPTIMIZER_PORT"}, start=_start)
 
 
 def main(argv: Sequence[str]) -> int:

@@ -11,7 +11,6 @@ from proto import optimizer_pb2, optimizer_pb2_grpc
 from services.optimizer.current import predict_current
 from services.optimizer.solver import DEFAULTS, SolverDefaults, SolveStats, solve
 from services.runtime import convert
-from services.runtime.grpcserve import grpc_method
 from services.runtime.logs import get_logger
 
 SERVICE_NAME = optimizer_pb2.DESCRIPTOR.services_by_name["OptimizerService"].full_name
@@ -44,7 +43,6 @@ class OptimizerServicer(optimizer_pb2_grpc.OptimizerServiceServicer):
         self._now = now
         self._defaults = defaults
 
-    @grpc_method
     def Optimize(self, request: optimizer_pb2.OptimizeRequest,  # noqa: N802 - gRPC method name
                  context: grpc.ServicerContext) -> optimizer_pb2.OptimizeResponse:
         """Allocations sorted by server, the unallocated with reasons, stats, and what the model predicts for

@@ -1,20 +1,22 @@
 """gRPC server plumbing shared by the services: standard health checking, reflection, domain-error mapping
 and a SIGTERM/SIGINT drain.
 
-Domain errors map to status codes in exactly one place, ``status_for``; servicers wrap their methods with
-``@grpc_method`` and clients branch on ``err.code()``.
+Every business call passes one interceptor (CallInterceptor): domain errors map to status codes in exactly one
+place (``status_for``), each call is timed and logged once (``rpc_completed``) with the controller's cycle id
+from the call's metadata; servicers only raise. Clients branch on ``err.code()``, never on message text.
 """
 
 from __future__ import annotations
 
-import functools
 import signal
 import threading
+import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, TypeVar
+from typing import Any
 
 import grpc
+import structlog
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
@@ -22,20 +24,17 @@ from services.core.errors import (
     DataFileError,
     InfeasibleError,
     InvalidInputError,
-    NoDataError,
     UnavailableError,
 )
 from services.core.redact import redact
 from services.runtime.logs import get_logger
 
 _log = get_logger("grpcserve")
-F = TypeVar("F", bound=Callable[..., Any])
 
 _STATUS_BY_ERROR: tuple[tuple[type[Exception], grpc.StatusCode], ...] = (
     (DataFileError, grpc.StatusCode.INVALID_ARGUMENT),
     (InvalidInputError, grpc.StatusCode.INVALID_ARGUMENT),
     (InfeasibleError, grpc.StatusCode.FAILED_PRECONDITION),
-    (NoDataError, grpc.StatusCode.FAILED_PRECONDITION),
     (UnavailableError, grpc.StatusCode.UNAVAILABLE),
 )
 
@@ -62,20 +61,62 @@ def error_detail(err: Exception) -> str:
     return f"{text[:MAX_DETAIL_CHARS - 40]}... ({len(text)} characters, cut)"
 
 
-def grpc_method(method: F) -> F:
-    """Wrap a servicer method ``(self, request, context)`` so domain errors abort with their status code."""
+CYCLE_ID_METADATA = "x-inferno-cycle-id"
+"""gRPC metadata key carrying the controller's cycle id; the interceptor puts it in every log line of the call."""
 
-    @functools.wraps(method)
-    def wrapper(self: Any, request: Any, context: grpc.ServicerContext) -> Any:
+
+def _aborted_code(context: grpc.ServicerContext) -> grpc.StatusCode | None:
+    code = context.code() if callable(getattr(context, "code", None)) else None
+    return code if isinstance(code, grpc.StatusCode) and code is not grpc.StatusCode.OK else None
+
+
+class CallInterceptor(grpc.ServerInterceptor):
+    """The one place every business call passes (unary methods; health and reflection are left alone): binds the
+    caller's cycle id (metadata ``x-inferno-cycle-id``) and the method into the log context of the call, maps a
+    domain error to its status code (status_for; an unexpected error is INTERNAL and logged with its
+    traceback), times the call and logs one ``rpc_completed`` line with the method, status code, duration and
+    cycle id. ``now`` is a monotonic clock in seconds."""
+
+    def __init__(self, now: Callable[[], float] = time.monotonic) -> None:
+        self._now = now
+
+    def intercept_service(self, continuation: Callable[[Any], Any], details: Any) -> Any:
+        handler = continuation(details)
+        if handler is None or handler.unary_unary is None or details.method.startswith("/grpc."):
+            return handler
+        metadata = dict(details.invocation_metadata or ())
+        context_vars = {"rpc": details.method.rsplit("/", 1)[-1]}
+        cycle_id = str(metadata.get(CYCLE_ID_METADATA, ""))
+        if cycle_id:
+            context_vars["cycle_id"] = int(cycle_id) if cycle_id.isdigit() else cycle_id
+        inner = handler.unary_unary
+
+        def behavior(request: Any, context: grpc.ServicerContext) -> Any:
+            with structlog.contextvars.bound_contextvars(**context_vars):
+                return self._call(inner, request, context, context_vars)
+
+        return grpc.unary_unary_rpc_method_handler(behavior, request_deserializer=handler.request_deserializer,
+                                                   response_serializer=handler.response_serializer)
+
+    def _call(self, inner: Callable[[Any, Any], Any], request: Any, context: grpc.ServicerContext,
+              call: dict[str, Any]) -> Any:
+        started, code = self._now(), grpc.StatusCode.OK
         try:
-            return method(self, request, context)
+            return inner(request, context)
         except Exception as err:  # noqa: BLE001 - every error becomes a status, none escapes as a crash
-            code = status_for(err)
-            detail = error_detail(err)
-            _log.warning("rpc_failed", method=method.__name__, code=code.name, error=detail)
+            aborted = _aborted_code(context)
+            if aborted is not None:  # the servicer chose its status itself
+                code = aborted
+                raise
+            code, detail = status_for(err), error_detail(err)
+            if code is grpc.StatusCode.INTERNAL:
+                _log.error("rpc_failed", **call, code=code.name, error=detail, exc_info=True)
+            else:
+                _log.warning("rpc_failed", **call, code=code.name, error=detail)
             context.abort(code, detail)
-
-    return wrapper  # type: ignore[return-value]
+        finally:
+            _log.info("rpc_completed", **call, code=code.name,
+                      duration_ms=round((self._now() - started) * 1000.0, 1))
 
 
 def build_server(
@@ -92,7 +133,7 @@ def build_server(
     standard health service together with the overall "" service. Returns (server, bound port, health).
     Raises RuntimeError when the address cannot be bound.
     """
-    server = grpc.server(ThreadPoolExecutor(max_workers=max_workers))
+    server = grpc.server(ThreadPoolExecutor(max_workers=max_workers), interceptors=[CallInterceptor()])
     register(server)
     health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)

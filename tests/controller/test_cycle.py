@@ -8,7 +8,7 @@ import pytest
 
 from services.controller.cycle import run_cycle
 from services.core import model as m
-from services.core.errors import DataFileError
+from services.core.errors import DataFileError, NoAnswerError, RefusedError
 from tests.controller.fakes import CAPACITY, MANAGED, SERVER, STATIC, FakeClients
 
 
@@ -48,17 +48,9 @@ def test_capacity_from_the_collector_wins_over_the_file() -> None:
     assert dict(clients.systems[0].capacity.counts) == {"G2": 2}
 
 
-class Unavailable(Exception):
-    """Looks like a grpc.RpcError: code() and details()."""
-
-    class _Code:
-        name = "UNAVAILABLE"
-
-    def code(self):
-        return self._Code()
-
-    def details(self):
-        return "failed to connect to all addresses"
+def Unavailable(service: str = "collector") -> RefusedError:  # noqa: N802 - reads as the error it stands for
+    """What the clients raise when a service's port does not answer (never connected: nothing was done)."""
+    return RefusedError(service, "UNAVAILABLE", "failed to connect to all addresses")
 
 
 SKIPS = [
@@ -79,21 +71,14 @@ def test_failing_service_skips_the_cycle_naming_it(fail, calls, reason) -> None:
     assert clients.calls == calls
 
 
-class DeadlineExceeded(Unavailable):
+def DeadlineExceeded() -> NoAnswerError:  # noqa: N802
     """The actuator was reached but did not answer in time."""
-
-    class _Code:
-        name = "DEADLINE_EXCEEDED"
-
-    def details(self):
-        return "Deadline Exceeded"
+    return NoAnswerError("actuator", "DEADLINE_EXCEEDED", "Deadline Exceeded")
 
 
-class SocketClosed(Unavailable):
+def SocketClosed() -> NoAnswerError:  # noqa: N802
     """The connection to the actuator was lost during the call."""
-
-    def details(self):
-        return "Socket closed"
+    return NoAnswerError("actuator", "UNAVAILABLE", "Socket closed")
 
 
 @pytest.mark.parametrize("error", [DeadlineExceeded(), SocketClosed(), RuntimeError("connection reset mid-call")],

@@ -11,13 +11,15 @@ import time
 
 import grpc
 import pytest
+import structlog
+import structlog.testing
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from harness.services import free_port
 from proto import optimizer_pb2, optimizer_pb2_grpc
 from services.core.errors import DataFileError, InfeasibleError, InvalidInputError, UnavailableError
-from services.runtime.grpcserve import build_server, drain, grpc_method
+from services.runtime.grpcserve import CYCLE_ID_METADATA, build_server, drain
 
 NAME = optimizer_pb2.DESCRIPTOR.services_by_name["OptimizerService"].full_name
 
@@ -27,7 +29,6 @@ class Raising(optimizer_pb2_grpc.OptimizerServiceServicer):
 
     error: Exception | None = None
 
-    @grpc_method
     def Optimize(self, request, context):  # noqa: N802 - gRPC method name
         if self.error is not None:
             raise self.error
@@ -78,6 +79,31 @@ def test_domain_error_becomes_its_status_code_with_the_message(running, error: E
     assert str(error) in caught.value.details()
 
 
+def test_every_call_is_logged_once_with_its_code_duration_and_the_callers_cycle_id(running) -> None:
+    servicer, channel, _, _ = running
+    stub = optimizer_pb2_grpc.OptimizerServiceStub(channel)
+    with structlog.testing.capture_logs() as logs:
+        stub.Optimize(optimizer_pb2.OptimizeRequest(), timeout=5, metadata=((CYCLE_ID_METADATA, "42"),))
+        servicer.error = InvalidInputError("system.servers[a].model is empty")
+        with pytest.raises(grpc.RpcError):
+            stub.Optimize(optimizer_pb2.OptimizeRequest(), timeout=5)
+    completed = [e for e in logs if e["event"] == "rpc_completed"]
+    assert [(e["rpc"], e["code"], e.get("cycle_id")) for e in completed] == [
+        ("Optimize", "OK", 42), ("Optimize", "INVALID_ARGUMENT", None)]
+    assert all(e["duration_ms"] >= 0 for e in completed)
+    [failed] = [e for e in logs if e["event"] == "rpc_failed"]
+    assert failed["log_level"] == "warning" and "exc_info" not in failed
+
+
+def test_an_unexpected_error_is_logged_with_its_traceback(running) -> None:
+    servicer, channel, _, _ = running
+    servicer.error = ZeroDivisionError("bug")
+    with structlog.testing.capture_logs() as logs, pytest.raises(grpc.RpcError):
+        optimizer_pb2_grpc.OptimizerServiceStub(channel).Optimize(optimizer_pb2.OptimizeRequest(), timeout=5)
+    [failed] = [e for e in logs if e["event"] == "rpc_failed"]
+    assert failed["log_level"] == "error" and failed["code"] == "INTERNAL" and failed["exc_info"] is True
+
+
 def test_drain_marks_not_serving_and_stops(running) -> None:
     _, channel, server, health = running
     drain(server, health, grace_s=0.5)
@@ -119,7 +145,9 @@ def test_sigterm_drains_the_in_flight_call_then_the_process_exits_cleanly(tmp_pa
         assert call.result() == optimizer_pb2.OptimizeResponse()  # answered, not cancelled
         assert process.wait(timeout=20) == 0
         events = [json.loads(line)["event"] for line in process.stdout.read().splitlines() if line.startswith("{")]
-        assert events[-3:] == ["server_started", "server_draining", "server_stopped"]
+        lifecycle = [e for e in events if e.startswith("server_")]
+        assert lifecycle[-3:] == ["server_started", "server_draining", "server_stopped"]
+        assert events.index("server_draining") < events.index("rpc_completed") < events.index("server_stopped")
     finally:
         channel.close()
         if process.poll() is None:
