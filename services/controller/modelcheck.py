@@ -103,8 +103,17 @@ def _warning(server: m.Server, p: m.Prediction, cycles: int) -> str:
             f"TTFT observed {observed.ttft_ms or 0:,.0f} ms vs predicted {p.ttft_ms:,.0f} ms, ITL observed "
             f"{observed.itl_ms or 0:,.1f} ms vs predicted {p.itl_ms:,.1f} ms, at "
             f"{server.load.arrival_rate_rpm:,.1f} req/min on {p.num_replicas} x {p.accelerator} with batch "
-            f"{p.max_batch}; the model data (perfParms, batch size) does not describe this server, so the "
-            "decisions made for it are not to be trusted")
+            f"{p.max_batch}{_queue(observed)}; the model data (perfParms, batch size) does not describe this "
+            "server, so the decisions made for it are not to be trusted")
+
+
+def _queue(observed: m.ObservedMetrics) -> str:
+    """', observed running R and waiting W requests' when measured: a batch far below the model's, with
+    requests waiting, shows the pods run a smaller --max-num-seqs than the model assumes."""
+    if observed.requests_running is None or observed.requests_waiting is None:
+        return ""
+    return (f" (the server runs {observed.requests_running:,.1f} requests with {observed.requests_waiting:,.1f} "
+            "waiting)")
 
 
 def notices(checks: Mapping[str, ModelCheck]) -> list[m.Notice]:

@@ -76,3 +76,10 @@ def test_the_cycle_records_the_warning_the_row_and_sends_the_event_once() -> Non
     sent = [n for batch in clients.notices for n in batch]
     assert [(n.server_name, n.type, n.reason) for n in sent] == [(far.name, "Warning", "ModelMismatch")]
     assert notices({}) == []
+
+
+def test_the_warning_shows_the_batch_the_server_really_runs_when_measured() -> None:
+    far = replace(SERVER, observed=m.ObservedMetrics(itl_ms=20.0, ttft_ms=2500.0, requests_running=2.0,
+                                                     requests_waiting=6.5, source="prometheus"))
+    warning = run(ModelChecker(), far, CYCLES).warning
+    assert "with batch 608 (the server runs 2.0 requests with 6.5 waiting)" in warning
