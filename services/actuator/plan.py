@@ -326,8 +326,8 @@ def plan_deployment(server_name: str, ref: KubeRef, state: DeploymentState | Non
                     load_measured: bool = True, ready_replicas: int | None = None) -> Change:
     """The change for one Deployment of server ``server_name``; ``state`` None means the Deployment is gone;
     ``hold_at`` is the stabilization window's highest desired count (0 = none); ``load_measured`` False holds
-    any scale-down, and so does a rising load forecast (the server's observed forecast_lower_rpm above its
-    measured rate: a replica removed now, Ready or starting, is one the coming load needs); ``ready_replicas``
+    any scale-down, and so does a rising load forecast (the server's observed forecast_rising: a replica
+    removed now, Ready or starting, is one the coming load needs); ``ready_replicas``
     (when known) names the replicas still starting in the reason.
 
     Outcome: SKIPPED (vanished, no allocation, owned by another autoscaler), UNCHANGED (already as allocated)
@@ -370,9 +370,7 @@ def plan_deployment(server_name: str, ref: KubeRef, state: DeploymentState | Non
 
 def _rising(server: Server | None) -> bool:
     observed = server.observed if server is not None else None
-    if observed is None or observed.forecast_lower_rpm is None or observed.measured_rate_rpm is None:
-        return False
-    return observed.forecast_lower_rpm > observed.measured_rate_rpm
+    return observed is not None and observed.forecast_rising
 
 
 def plan(managed: Iterable[ManagedServer], states: Mapping[KubeRef, DeploymentState | None],

@@ -10,8 +10,9 @@ Kalman filter", 1989, s2.3), forecast ``horizon / spacing`` steps ahead with a `
 (docs/contract.md s9). The interval widens with the residual noise, so noise alone does not look like a rise.
 
 The rate to size (``sizing_rate``): the upper bound for scale-up, never less than the current rate:
-- rising (the whole interval lies above the current rate): the upper bound, so the replicas that start now
-  are enough when they are Ready even if the rise runs a little steeper;
+- rising (the fitted trend is positive beyond RISE_Z standard errors and the point forecast is above the
+  current rate): the upper bound, so the replicas that start now are enough when they are Ready even if the
+  rise runs a little steeper;
 - otherwise the current rate: a noisy flat load sizes as without a forecast, a step already seen is followed
   without the overshoot a trend fitted across the step would add (its drift stays positive for as long as the
   step is in the history), and a falling forecast never removes capacity the current load still needs (a
@@ -36,6 +37,8 @@ MIN_POINTS = 6
 """Samples needed before a trend is fitted (six 1-minute rates); fewer -> the current rate."""
 COVERAGE = 0.8
 """Two-sided coverage of the prediction interval: the upper bound is the 90th percentile."""
+RISE_Z = 1.645
+"""A trend counts as a rise when its estimate exceeds this many standard errors (one-sided 95%)."""
 METHOD_TREND = "local-linear-trend"
 METHOD_SHORT = "current (history short)"
 METHOD_FLAT = "current (history constant)"
@@ -46,8 +49,7 @@ METHOD_FAILED = "current (fit failed)"
 class Forecast:
     """A forecast of one series ``horizon_s`` ahead of its last sample: the point, the prediction interval
     [lower, upper] (same unit as the series; never negative), the current value (the last sample), how it was
-    made (``method``, one of the METHOD_* strings) and whether the whole interval lies above the current value
-    (``rising``)."""
+    made (``method``, one of the METHOD_* strings) and whether the series is rising."""
 
     current: float
     point: float
@@ -55,11 +57,9 @@ class Forecast:
     upper: float
     horizon_s: float
     method: str
-
-    @property
-    def rising(self) -> bool:
-        """True when even the interval's lower bound is above the current value (a significant rise)."""
-        return self.lower > self.current
+    rising: bool = False
+    """The fitted trend is significantly positive (one-sided test at RISE_Z) and the point is above the current
+    value: a rise, not noise and not a step already taken."""
 
     @property
     def fitted(self) -> bool:
@@ -103,17 +103,19 @@ def forecast(values: Sequence[float], step_s: float, horizon_s: float, *, covera
         return carried(current, horizon_s, METHOD_FLAT)
     steps = max(int(math.ceil(horizon_s / step_s - 1e-9)), 1)
     try:
-        point, lower, upper = _trend_forecast(series, steps, coverage)
+        point, lower, upper, t_value = _trend_forecast(series, steps, coverage)
     except (ValueError, np.linalg.LinAlgError, OverflowError):
         return carried(current, horizon_s, METHOD_FAILED)
     if not all(math.isfinite(v) for v in (point, lower, upper)):
         return carried(current, horizon_s, METHOD_FAILED)
-    return Forecast(current, max(point, 0.0), max(lower, 0.0), max(upper, 0.0), horizon_s, METHOD_TREND)
+    rising = t_value > RISE_Z and point > current
+    return Forecast(current, max(point, 0.0), max(lower, 0.0), max(upper, 0.0), horizon_s, METHOD_TREND, rising)
 
 
-def _trend_forecast(series: np.ndarray, steps: int, coverage: float) -> tuple[float, float, float]:
-    """(point, lower, upper) ``steps`` ahead from a local linear deterministic trend fitted by MLE. The series
-    is scaled to unit mean for the optimizer (rates in req/min span 0.1 .. 10^4) and scaled back."""
+def _trend_forecast(series: np.ndarray, steps: int, coverage: float) -> tuple[float, float, float, float]:
+    """(point, lower, upper, trend / its standard error) ``steps`` ahead from a local linear deterministic
+    trend fitted by MLE (the trend's filtered estimate at the last sample). The series is scaled to unit mean
+    for the optimizer (rates in req/min span 0.1 .. 10^4) and scaled back."""
     from statsmodels.tsa.statespace.structural import UnobservedComponents
 
     scale = float(np.mean(series)) or 1.0
@@ -123,14 +125,9 @@ def _trend_forecast(series: np.ndarray, steps: int, coverage: float) -> tuple[fl
         predicted = fitted.get_forecast(steps)
         mean = float(np.asarray(predicted.predicted_mean)[-1])
         interval = np.asarray(predicted.conf_int(alpha=1.0 - coverage))[-1]
-    return mean * scale, float(interval[0]) * scale, float(interval[1]) * scale
-
-
-def rising(observed: m.ObservedMetrics | None) -> bool:
-    """Whether a server's recorded forecast rises significantly (its lower bound above the measured rate)."""
-    if observed is None or observed.forecast_lower_rpm is None or observed.measured_rate_rpm is None:
-        return False
-    return observed.forecast_lower_rpm > observed.measured_rate_rpm
+        trend, variance = float(fitted.filtered_state[1, -1]), float(fitted.filtered_state_cov[1, 1, -1])
+    t_value = trend / math.sqrt(variance) if variance > 0 else (math.inf if trend > 0 else 0.0)
+    return mean * scale, float(interval[0]) * scale, float(interval[1]) * scale, t_value
 
 
 def sizing_rate(fc: Forecast) -> float:
@@ -152,7 +149,8 @@ def apply(managed: m.ManagedServer, fc: Forecast, backlog: float = 0.0) -> m.Man
     server = managed.server
     observed = server.observed or m.ObservedMetrics()
     observed = replace(observed, measured_rate_rpm=fc.current, forecast_rpm=fc.point, forecast_lower_rpm=fc.lower,
-                       forecast_upper_rpm=fc.upper, forecast_horizon_s=fc.horizon_s, forecast_method=fc.method)
+                       forecast_upper_rpm=fc.upper, forecast_horizon_s=fc.horizon_s, forecast_method=fc.method,
+                       forecast_rising=fc.rising)
     load = replace(server.load, arrival_rate_rpm=sizing_rate(fc) + backlog)
     server = replace(server, current=replace(server.current, load=load), observed=observed)
     return replace(managed, server=server)

@@ -255,7 +255,8 @@ def _row(managed: m.ManagedServer, solution: m.Solution | None, action: m.Actuat
     if observed.forecast_method:
         row.update(measured_rate_rpm=observed.measured_rate_rpm, forecast_rpm=observed.forecast_rpm,
                    forecast_lower_rpm=observed.forecast_lower_rpm, forecast_upper_rpm=observed.forecast_upper_rpm,
-                   forecast_horizon_s=observed.forecast_horizon_s, forecast_method=observed.forecast_method)
+                   forecast_horizon_s=observed.forecast_horizon_s, forecast_method=observed.forecast_method,
+                   forecast_rising=observed.forecast_rising)
     if desired is not None:
         row.update(accelerator=desired.accelerator, replicas=desired.num_replicas, max_batch=desired.max_batch,
                    cost_per_hour=desired.cost_per_hour, predicted_itl_ms=desired.itl_ms,

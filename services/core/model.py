@@ -186,6 +186,8 @@ class ObservedMetrics:
     """Pod start-up delay plus one control period: when replicas requested now have served one period."""
     forecast_method: str = ""
     """How the forecast was made (services/collector/forecast.py METHOD_*); "" = no forecast."""
+    forecast_rising: bool = False
+    """The forecast found a significant rise (sized for its upper bound; no scale-down meanwhile)."""
     in_system_growth_rpm: float | None = None
     """Growth of the running + waiting requests per minute (arrivals = completions + growth)."""
 

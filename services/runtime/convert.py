@@ -70,13 +70,15 @@ _OBSERVED_FIELDS = ("itl_ms", "ttft_ms", "e2e_ms", "requests_running", "requests
 def observed_to_proto(observed: m.ObservedMetrics) -> types_pb2.ObservedMetrics:
     """ObservedMetrics -> proto (None figures stay unset)."""
     values = {name: getattr(observed, name) for name in _OBSERVED_FIELDS if getattr(observed, name) is not None}
-    return types_pb2.ObservedMetrics(source=observed.source, forecast_method=observed.forecast_method, **values)
+    return types_pb2.ObservedMetrics(source=observed.source, forecast_method=observed.forecast_method,
+                                     forecast_rising=observed.forecast_rising, **values)
 
 
 def observed_from_proto(msg: types_pb2.ObservedMetrics) -> m.ObservedMetrics:
     """Proto -> ObservedMetrics (unset figures become None)."""
     values = {name: getattr(msg, name) if msg.HasField(name) else None for name in _OBSERVED_FIELDS}
-    return m.ObservedMetrics(source=msg.source, forecast_method=msg.forecast_method, **values)
+    return m.ObservedMetrics(source=msg.source, forecast_method=msg.forecast_method,
+                             forecast_rising=msg.forecast_rising, **values)
 
 
 def server_to_proto(server: m.Server) -> types_pb2.Server:

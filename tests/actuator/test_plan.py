@@ -206,3 +206,27 @@ def test_plan_is_sorted_by_namespace_deployment_and_server() -> None:
 def test_failed_change_keeps_the_replicas_it_found() -> None:
     change = decide(state(2), alloc(5), Server("granite")).failed("boom")
     assert (change.outcome, change.replicas_to, change.reason) == (OK.FAILED, 2, "boom")
+
+
+def _forecast_server(rising: bool) -> Server:
+    from services.core.model import ObservedMetrics
+
+    observed = ObservedMetrics(measured_rate_rpm=300.0, forecast_rpm=420.0, forecast_lower_rpm=350.0,
+                               forecast_upper_rpm=490.0, forecast_method="local-linear-trend", forecast_rising=rising)
+    return Server("granite", min_replicas=1, observed=observed)
+
+
+def test_pending_replicas_are_not_requested_twice() -> None:
+    change = p.plan_deployment("granite", REF, state(3), alloc(3), _forecast_server(True), p.PlanSettings(),
+                               ready_replicas=1)  # 2 of the 3 asked for are still starting
+    assert (change.outcome, change.replicas_to, change.scales) == (OK.UNCHANGED, 3, False)
+
+
+def test_no_scale_down_removes_a_replica_starting_for_a_rising_load() -> None:
+    held = p.plan_deployment("granite", REF, state(4), alloc(2), _forecast_server(True), p.PlanSettings(),
+                             ready_replicas=2)
+    assert held.replicas_to == 4
+    assert "scale-down to 2 held: the load forecast rises, 2 replicas starting" in held.reason
+    calm = p.plan_deployment("granite", REF, state(4), alloc(2), _forecast_server(False), p.PlanSettings(),
+                             ready_replicas=2)
+    assert calm.replicas_to == 2

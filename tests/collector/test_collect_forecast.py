@@ -48,7 +48,7 @@ def test_a_rising_load_is_sized_for_the_forecasts_upper_bound(tmp_path) -> None:
     assert metrics.asked == [(600.0, 60.0, 10_000.0)]
     assert observed.measured_rate_rpm == RAMP[-1] + 24.0
     assert observed.forecast_method == forecast.METHOD_TREND and observed.forecast_horizon_s == 180.0
-    assert observed.forecast_lower_rpm > observed.measured_rate_rpm  # rising
+    assert observed.forecast_rising
     assert server.load.arrival_rate_rpm == observed.forecast_upper_rpm > 60.0 + 24.0 * 13 * 0.95
 
 

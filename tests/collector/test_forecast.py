@@ -42,8 +42,15 @@ def test_noise_on_a_flat_load_does_not_scale_up(seed: int) -> None:
     history = _poisson([90.0] * 15, seed)
     got = fc.forecast(history, STEP_S, HORIZON_S)
     assert not got.rising
-    assert fc.sizing_rate(got) <= max(history)  # never above what was seen: no scale-up from noise alone
+    assert fc.sizing_rate(got) == history[-1]  # sized as without a forecast: no scale-up from noise alone
     assert got.lower <= 90.0 <= got.upper
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_a_ramp_is_seen_four_minutes_after_it_starts(seed: int) -> None:
+    history = _poisson([144.0] * 8 + [144.0 + 48.0 * i for i in range(1, 5)], seed)
+    got = fc.forecast(history, STEP_S, HORIZON_S)
+    assert got.rising and fc.sizing_rate(got) >= 144.0 + 48.0 * 6
 
 
 def test_a_falling_load_is_sized_for_the_current_rate_not_below() -> None:
