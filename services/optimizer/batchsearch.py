@@ -36,8 +36,10 @@ class BatchProblem:
 
 
 def with_batch(model: ReplicaModel, batch: int, fixed_queue: bool) -> ReplicaModel:
-    """``model`` at batch ``batch``; the queue follows (Q = 10 N) unless the server fixes it."""
-    queue = model.max_queue if fixed_queue else QUEUE_TO_BATCH_RATIO * batch
+    """``model`` at batch ``batch``; the queue keeps its ratio to the batch (Q = 10 N, or 1000 N under model v1)
+    unless the server fixes it."""
+    ratio = model.max_queue // model.max_batch if model.max_batch > 0 else QUEUE_TO_BATCH_RATIO
+    queue = model.max_queue if fixed_queue else ratio * batch
     return replace(model, max_batch=batch, max_queue=queue)
 
 

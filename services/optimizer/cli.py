@@ -14,14 +14,11 @@ from dataclasses import replace
 from services.core.bounds import MAX_DEVIATION, MAX_ROBUST_BUDGET
 from services.core.datafiles import LoadedSystem, load_system_dir, load_system_file, write_solution
 from services.core.errors import InfernoError, InvalidInputError
-from services.core.model import Deviation, Load, Robustness, ServiceModel, SolverKind, SystemData
-from services.optimizer import fit_cli, llmro_cli, qos_cli
-from services.optimizer.queueing import ChainBatch, analyze_point
+from services.core.model import Deviation, Robustness, ServiceModel, SolverKind, SystemData
+from services.optimizer import analyze_cli, fit_cli, llmro_cli, qos_cli
 from services.optimizer.robust import report_text
-from services.optimizer.servicetime import default_queue, replica_model_for
-from services.optimizer.sizing import Targets, batch_size, size_replicas
 from services.optimizer.solver import DEFAULT_TIME_LIMIT_S, SolverDefaults, solve
-from services.optimizer.table import analysis_text, solution_table
+from services.optimizer.table import solution_table
 from services.runtime.config import Config
 from services.runtime.startup import listening, run_service
 
@@ -57,26 +54,7 @@ def _parser() -> argparse.ArgumentParser:
     solve_cmd.add_argument("--max-deviation", type=float, dest="max_deviation", metavar="D",
                            help="robust sizing: largest relative increase of alpha, beta and gamma (0..10) for "
                                 "every model/accelerator without its own entry, overriding the section's")
-    analyze = sub.add_parser("analyze", help="evaluate one model / accelerator / load point")
-    _source(analyze, required=True)
-    analyze.add_argument("--model", required=True)
-    analyze.add_argument("--accelerator", required=True)
-    analyze.add_argument("--rpm", type=float, required=True,
-                         help="total arrival rate, requests per minute; ignored when a throughput target applies "
-                              "(see --tps)")
-    analyze.add_argument("--in-tokens", type=float, required=True)
-    analyze.add_argument("--out-tokens", type=float, required=True)
-    analyze.add_argument("--replicas", type=int, default=1, help="replicas sharing the load (default 1)")
-    analyze.add_argument("--batch", type=int, default=0, help="max batch size (default: the scaling rule)")
-    analyze.add_argument("--service-class", dest="service_class",
-                         help="take SLO targets (slo-itl, slo-ttft, slo-tps) from this class's target for --model; "
-                              "--itl / --ttft / --tps override them one by one")
-    analyze.add_argument("--itl", type=float, help="mean ITL target, ms (>= 0; 0 means no target)")
-    analyze.add_argument("--ttft", type=float, help="mean TTFT target, ms (>= 0; 0 means no target)")
-    analyze.add_argument("--tps", type=float,
-                         help="throughput target, output tokens/s (>= 0; 0 means no target). As Inferno's slo-tps, "
-                              "a target > 0 (from --tps or the class) REPLACES --rpm: the total arrival rate becomes "
-                              "tps / --out-tokens requests/s, and each replica is sized at 90%% of its stable limit")
+    analyze_cli.add_parser(sub)
     llmro_cli.add_parser(sub)
     fit_cli.add_parser(sub)
     qos_cli.add_parser(sub)
@@ -153,67 +131,6 @@ def _robustness(args: argparse.Namespace, system: SystemData) -> SystemData:
     return replace(system, optimizer=replace(system.optimizer, robustness=section))
 
 
-def _targets(args: argparse.Namespace, system: SystemData) -> Targets:
-    base = Targets()
-    if args.service_class:
-        svc = system.service_class(args.service_class)
-        if svc is None:
-            known = ", ".join(sorted(c.name for c in system.service_classes)) or "none"
-            raise InvalidInputError(f"unknown service class {args.service_class!r} (known: {known})")
-        target = svc.target_for(args.model)
-        if target is None:
-            raise InvalidInputError(f"--service-class {args.service_class!r} has no target for model {args.model!r}")
-        base = Targets.of(target, system.optimizer.blocking_bound)
-    return Targets(args.itl if args.itl is not None else base.itl_ms,
-                   args.ttft if args.ttft is not None else base.ttft_ms,
-                   args.tps if args.tps is not None else base.tps, base.blocking)
-
-
-def _check_point(args: argparse.Namespace) -> None:
-    for name in ("rpm", "in_tokens"):
-        if not math.isfinite(getattr(args, name)) or getattr(args, name) < 0:
-            raise InvalidInputError(f"--{name.replace('_', '-')} must be >= 0, got {getattr(args, name)!r}")
-    if not math.isfinite(args.out_tokens) or args.out_tokens <= 0:
-        raise InvalidInputError(f"--out-tokens must be > 0, got {args.out_tokens!r}")
-    if args.replicas < 1 or args.batch < 0:
-        raise InvalidInputError(f"--replicas must be >= 1 and --batch >= 0, got {args.replicas}, {args.batch}")
-    for name in ("itl", "ttft", "tps"):
-        value = getattr(args, name)
-        if value is not None and (not math.isfinite(value) or value < 0):
-            raise InvalidInputError(f"--{name} must be >= 0 (0 means no target), got {value!r}")
-
-
-def _analyze(args: argparse.Namespace) -> int:
-    _check_point(args)
-    system = _load(args)
-    perf = system.perf(args.model, args.accelerator)
-    if perf is None:
-        raise InvalidInputError(f"no performance data for model {args.model!r} on accelerator {args.accelerator!r}")
-    batch = batch_size(args.batch, perf, args.out_tokens)
-    rm = replica_model_for(system.optimizer, Load(args.rpm, args.in_tokens, args.out_tokens), perf.perf, batch,
-                           default_queue(system.optimizer, batch))
-    targets = _targets(args, system)
-    # Inferno's slo-tps (docs/model.md s6): a throughput target sets the load, Lambda = slo-tps / K.
-    total_per_ms = targets.tps / (1000 * args.out_tokens) if targets.tps > 0 else args.rpm / 60_000
-    point = analyze_point(rm, total_per_ms / args.replicas)
-    sizing = size_replicas(ChainBatch.build([rm]), [targets])
-    capacity = float(sizing.capacity_per_ms[0])
-    if total_per_ms == 0:
-        needed: int | None = 0  # no load needs no replica (Inferno: zero load, minNumReplicas 0 -> empty)
-    elif math.isfinite(capacity) and capacity > 0:
-        needed = math.ceil(total_per_ms / capacity)
-    else:
-        needed = None
-    print(f"{args.model} on {args.accelerator}: batch {batch}, queue {rm.max_queue}, "
-          f"model {rm.service_model.value}, targets ITL {targets.itl_ms:g} ms, TTFT {targets.ttft_ms:g} ms, "
-          f"tps {targets.tps:g}")
-    if targets.tps > 0:
-        print(f"total arrival rate:        {total_per_ms * 60_000:.3f} req/min from the throughput target "
-              f"({targets.tps:g} tokens/s / {args.out_tokens:g} out tokens); --rpm {args.rpm:g} ignored")
-    print(analysis_text(point, float(sizing.rate_per_ms[0]), args.replicas, needed), end="")
-    return 0
-
-
 SERVE_SUMMARY = ("The Inferno optimizer: gRPC OptimizerService sizing every server and solving the allocation\n"
                  "under capacity and priorities (INFERNO_SOLVER, INFERNO_SOLVER_TIME_LIMIT).")
 
@@ -242,7 +159,7 @@ def main(argv: Sequence[str]) -> int:
         if args.command == "solve":
             return _solve(args)
         if args.command == "analyze":
-            return _analyze(args)
+            return analyze_cli.run(args)
         if args.command == "robust":
             return llmro_cli.run(args)
         if args.command == "fit":

@@ -198,3 +198,58 @@ def test_tolerated_bad_values_warn_on_stderr_and_fail_in_strict_mode(tmp_path, c
     assert main(["solve", "--data-dir", str(data), "--strict"]) == 1
     captured = capsys.readouterr()
     assert "(strict mode)" in captured.err and captured.out == ""
+
+
+QA = ["analyze", "--alpha", "12", "--beta", "0.05", "--gamma", "0.0005", "--max-batch", "48", "--rpm", "180",
+      "--in-tokens", "128", "--out-tokens", "512", "--itl", "20", "--ttft", "60", "--service-model", "v0.7"]
+"""queue-analysis's example server, perfParms given directly (no data files)."""
+
+
+def test_analyze_takes_perfparms_directly_and_reports_both_per_target_rates(capsys) -> None:
+    assert main([*QA, "--queue-size", "128"]) == 0
+    out = capsys.readouterr().out
+    assert "model on accelerator (perfParms given): batch 48, queue 128, model v0.7" in out
+    ttft = float(out.split("rate meeting TTFT:")[1].split()[0])
+    itl = float(out.split("rate meeting ITL:")[1].split()[0])
+    sized = float(out.split("max rate meeting targets:")[1].split()[0])
+    assert sized == pytest.approx(min(ttft, itl), rel=1e-9)
+    assert "rate meeting tps:          no target" in out
+    assert "optimal concurrency:       48 at" in out and "ITL bound 31, prefill bound 164" in out
+
+
+def test_analyze_json_has_the_metrics_at_the_sized_rate_within_the_binding_target(capsys) -> None:
+    assert main([*QA, "--queue-size", "128", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert (result["batch"], result["queue"], result["service_model"]) == (48, 128, "v0.7")
+    assert result["sized_rate_rpm"] == pytest.approx(min(result["rate_meeting_ttft_rpm"],
+                                                         result["rate_meeting_itl_rpm"]), rel=1e-9)
+    at = result["at_sized_rate"]
+    assert at["ttft_ms"] <= 60 * (1 + 1e-6) and at["itl_ms"] <= 20 * (1 + 1e-6)
+    assert max(at["ttft_ms"] / 60, at["itl_ms"] / 20) == pytest.approx(1.0, abs=1e-5)  # one target binds
+    assert at["arrival_rate_rpm"] == pytest.approx(result["sized_rate_rpm"])
+    assert result["replicas_needed"] == 2 and result["point"]["arrival_rate_rpm"] == pytest.approx(180.0)
+    assert result["optimal_concurrency"]["batch"] == 48
+    assert result["fewest_replicas_batch"] <= 48
+    assert result["rate_meeting_tps_rpm"] == "no target"
+
+
+def test_analyze_queue_size_changes_the_model(capsys) -> None:
+    assert main([*QA, "--queue-size", "0", "--json"]) == 0
+    small = json.loads(capsys.readouterr().out)
+    assert main([*QA, "--queue-size", "400", "--json"]) == 0
+    large = json.loads(capsys.readouterr().out)
+    assert (small["queue"], large["queue"]) == (0, 400)
+    assert small["point"]["blocking"] > large["point"]["blocking"]
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    pytest.param(["--alpha", "12", "--rpm", "1", "--in-tokens", "1", "--out-tokens", "1"],
+                 "--alpha, --beta and --gamma go together", id="partial-perfparms"),
+    pytest.param(["--rpm", "1", "--in-tokens", "1", "--out-tokens", "1"],
+                 "give --data-dir or --system-data", id="no-source"),
+    pytest.param([*QA[1:], "--queue-size", "-1"], "--queue-size must be >= 0, got -1", id="negative-queue"),
+    pytest.param([*QA[1:], "--max-batch", "0"], "--max-batch must be >= 1, got 0", id="zero-max-batch"),
+])
+def test_analyze_refuses_incomplete_or_bad_input(argv: list[str], message: str, capsys) -> None:
+    assert main(["analyze", *argv]) == 1
+    assert message in capsys.readouterr().err
