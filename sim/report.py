@@ -4,8 +4,8 @@ SLO attainment is the share of the requests sent whose TTFT <= the SLO and whose
 (the request's (last token - first token) / (output tokens - 1), GuideLLM's per-request ITL) <= the SLO; a
 request never served (dropped, or unfinished when the run ends) counts as a miss. For mean-based SLOs (Inferno's
 targets are means) the share of minutes whose requests' mean TTFT and mean ITL meet the SLO is reported too.
-Percentiles are nearest-rank
-over finished requests. GPU-hours count every pod from creation to its end within the load's duration.
+Percentiles are nearest-rank over finished requests. GPU-hours count every pod from creation to its end within
+the load's duration.
 """
 
 from __future__ import annotations
