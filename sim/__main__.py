@@ -1,7 +1,8 @@
 """Command line: `python -m sim run SCENARIO [--policies ...] [--seed N] [--out DIR]`, `list`, `evaluate`.
 
 run       simulate one scenario (a shipped name or a file) under the policies, print the table, write
-          summary.json, table.md and a PNG into --out (default sim-results/SCENARIO);
+          summary.json, table.md and a PNG into --out (default sim-results/SCENARIO); a pool scenario
+          (sim/scenarios/pools/, e.g. seed000-two-phase) runs its three arms and prints their table;
 list      the shipped scenarios;
 evaluate  every shipped scenario, then docs/evaluation.md with its tables and figures (make evaluate);
 check     the simulator against the real-time emulator and against the real vLLM sweeps (median APE).
@@ -15,7 +16,7 @@ import os
 import sys
 
 from services.core.errors import InvalidInputError
-from sim import report, scenario
+from sim import poolsim, report, scenario
 from sim.policies import INFERNO_VARIANTS
 from sim.run import DEFAULT_POLICIES, run_scenario, write_outputs
 
@@ -69,6 +70,12 @@ def main(argv: list[str] | None = None) -> int:
             from sim import checks
 
             print(checks.report(args.emulator_requests))
+            return 0
+        if poolsim.is_pool_scenario(args.scenario):  # several classes sharing a pool (sim/poolsim.py)
+            pooled = poolsim.run(poolsim.load(args.scenario), args.seed)
+            print(f"## {pooled.scenario.name} (seed {pooled.seed}, {pooled.scenario.duration_s / 60:.0f} min "
+                  f"simulated; arms priority pool, FCFS pool, per-class servers)\n")
+            print(poolsim.table(pooled))
             return 0
         loaded = scenario.load(args.scenario)
         result = run_scenario(loaded, args.policies, args.seed)

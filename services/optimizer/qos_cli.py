@@ -37,7 +37,9 @@ where count (optional) is how many replicas of the type exist, cost (default 1) 
   {"segments": [{"from_rpm": 0, "to_rpm": 6, "intercept_s": 2, "slope_s_per_rpm": 1.5}, ...]}  contiguous
   {"batched": {"t0_s": 150, "lambda_rpm": 25}}                           T(r) = t0 / (1 - r / lambda)
 or, instead of "curve", our queueing model: "perfParms": {"alpha": ms, "beta": ms, "gamma": ms},
-"in_tokens", "out_tokens", "max_batch" (capacity_rpm then defaults to the replica's stable limit).
+"in_tokens", "out_tokens", "max_batch", optionally "out_tokens_c2" (0 fixed, 1 exponential lengths) and
+"max_queue" (default 100 x max_batch: vLLM's queue has no limit, so the model's must not cut the latency near
+saturation); capacity_rpm then defaults to the replica's stable limit.
 Priority: class c's latency is the curve at the rate of classes 1..c on the replica (prefix conservation);
 FCFS: at the replica's total rate. Output per update: status, number of instances, each instance's rate per
 class (the router's weights); --json prints a list of {time, status, instances, rates_rpm, ...}."""
@@ -129,7 +131,13 @@ def _queueing(spec: Mapping[str, Any], where: str) -> QueueingCurve:
         raise InvalidInputError(f"{where}.max_batch: expected an integer >= 1, got {batch!r}")
     if in_tokens < 0 or out_tokens < 1:
         raise InvalidInputError(f"{where}: in_tokens must be >= 0 and out_tokens >= 1, got {in_tokens}, {out_tokens}")
-    return QueueingCurve(ReplicaModel(parms, in_tokens, out_tokens, batch, 10 * batch, ServiceModel.V1))
+    queue = spec.get("max_queue", 100 * batch)
+    if isinstance(queue, bool) or not isinstance(queue, int) or queue < 0:
+        raise InvalidInputError(f"{where}.max_queue: expected an integer >= 0, got {queue!r}")
+    out_c2 = _number(spec, "out_tokens_c2", where, default=0.0)
+    if out_c2 < 0:
+        raise InvalidInputError(f"{where}.out_tokens_c2: expected a number >= 0, got {out_c2}")
+    return QueueingCurve(ReplicaModel(parms, in_tokens, out_tokens, batch, queue, ServiceModel.V1, out_c2=out_c2))
 
 
 def load_instances(path: str) -> list[InstanceType]:
