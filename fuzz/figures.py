@@ -20,6 +20,8 @@ class Figures:
     absurd: int = 0
     elapsed_s: float = 0.0
     findings: dict[str, list[str]] = field(default_factory=dict)
+    counts: dict[str, int] = field(default_factory=dict)
+    """What the inputs led to (e.g. Deployments changed, refused, failed), to show the campaign reached deep."""
 
     def found(self, kind: str, text: str) -> None:
         """Count a finding of ``kind`` ("crashes", "internal" or "absurd") and keep its text if few so far."""
@@ -43,6 +45,8 @@ def table(rows: list[Figures]) -> str:
     text = ["  ".join(cell.ljust(widths[i]) for i, cell in enumerate(line)).rstrip() for line in lines]
     text.insert(1, "  ".join("-" * w for w in widths))
     for f in rows:
+        if f.counts:
+            text.append(f"{f.target}: " + ", ".join(f"{key} {value}" for key, value in sorted(f.counts.items())))
         for kind, examples in f.findings.items():
             text += [f"{f.target} {kind}: {example}" for example in examples]
     return "\n".join(text) + "\n"

@@ -38,9 +38,9 @@ TARGETS = (*(s[0] for s in SERVERS), UNMANAGED, "missing")
 
 
 def _pick(rng: random.Random, sane: tuple, hostile: tuple):
-    """A hostile value one time in three, else a sane one (so that requests get past the wire checks and the
+    """A hostile value one time in five, else a sane one (so that requests get past the wire checks and the
     actuator's own verification is exercised)."""
-    return rng.choice(hostile) if rng.random() < 1 / 3 else rng.choice(sane)
+    return rng.choice(hostile) if rng.random() < 0.2 else rng.choice(sane)
 
 
 def _entry(rng: random.Random, request: actuator_pb2.ActuateRequest) -> str:
@@ -53,8 +53,9 @@ def _entry(rng: random.Random, request: actuator_pb2.ActuateRequest) -> str:
     alloc = types_pb2.Allocation(accelerator=_pick(rng, ("A100", "L4"), ACCELERATORS),
                                  num_replicas=_pick(rng, (1, 3, 7, 40), REPLICAS),
                                  max_batch=_pick(rng, (16, 32), (0, 4096, 4097, 2**31 - 1)),
-                                 max_queue=_pick(rng, (0, 100), (1_000_001, -5)))
-    request.allocations.append(optimizer_pb2.ServerAllocation(server_name=server, allocation=alloc))
+                                 max_queue=_pick(rng, (0, 100), (1_000_001, 2**31 - 1, -5)))
+    if server not in {a.server_name for a in request.allocations} or rng.random() < 0.1:  # repeated: refused whole
+        request.allocations.append(optimizer_pb2.ServerAllocation(server_name=server, allocation=alloc))
     return f"{server}@{deployment}: {alloc.num_replicas} x {bounds.short(alloc.accelerator, 16)}"
 
 
@@ -83,6 +84,16 @@ def _absurd(cluster: Cluster, unmanaged_version: str) -> str:
     return ""
 
 
+def _count(figures: Figures, reply: actuator_pb2.ActuateResponse) -> None:
+    figures.counts["calls OK"] = figures.counts.get("calls OK", 0) + 1
+    for result in reply.results:
+        outcome = actuator_pb2.ActuationResult.Outcome.Name(result.outcome).lower()
+        if result.reason.startswith("refused"):
+            outcome = "refused"
+        key = f"Deployments {outcome}"
+        figures.counts[key] = figures.counts.get(key, 0) + 1
+
+
 def run(seed: int, cases: int, budget_s: float = math.inf) -> Figures:
     """``cases`` hostile Actuate calls from ``seed`` (stopping early after ``budget_s`` seconds)."""
     rng = random.Random(seed)
@@ -106,10 +117,14 @@ def run(seed: int, cases: int, budget_s: float = math.inf) -> Figures:
                     figures.inputs += 1
                     what = f"seed {seed} case {case}: {'; '.join(entries)}{faults}"
                     try:
-                        stub.Actuate(request, timeout=30)
+                        reply = stub.Actuate(request, timeout=30)
                     except grpc.RpcError as err:
+                        key = f"calls {err.code().name}"
+                        figures.counts[key] = figures.counts.get(key, 0) + 1
                         if err.code() in FINDINGS:
                             figures.found("internal", f"{what}: {err.code().name} {(err.details() or '')[:200]}")
+                    else:
+                        _count(figures, reply)
                     absurd = _absurd(cluster, unmanaged)
                     if absurd:
                         figures.found("absurd", f"{what}: {absurd}")
