@@ -26,6 +26,8 @@ WORKERS = 1
 """CP-SAT search workers: one, so that the same input gives the same answer (several workers race)."""
 MIN_STAGE_S = 0.001
 """A stage with less time left than this is not started."""
+COUNT_SHARE = 0.5
+"""A count stage may use at most this share of the time left, so the cost stage always gets some."""
 
 
 class Outcome:
@@ -156,6 +158,10 @@ class _Run:
     best: dict[str, Candidate]
     used_s: float = 0.0
     proven: bool = True
+    solved: bool = False
+    """Whether a CP-SAT stage found a solution (a hint alone is not an exact answer)."""
+    gap: float = 0.0
+    """The largest relative gap of a stage the time limit stopped."""
     stages: list[str] = field(default_factory=list)
 
     def hint(self) -> None:
@@ -165,10 +171,11 @@ class _Run:
             for cand, x in pairs:
                 self.am.model.add_hint(x, cand is pick)
 
-    def stage(self, label: str, objective: cp_model.LinearExprT, maximize: bool
+    def stage(self, label: str, objective: cp_model.LinearExprT, maximize: bool, share: float = 1.0
               ) -> tuple[cp_model.CpSolver, int] | None:
-        """Run one stage; returns (solver, status) with a solution, or None (no time left / none found)."""
-        left = self.time_limit_s - self.used_s
+        """Run one stage (at most ``share`` of the time left); returns (solver, status) with a solution, or None
+        (no time left / none found). A stage stopped by the limit records its relative gap."""
+        left = (self.time_limit_s - self.used_s) * share
         if left < MIN_STAGE_S:
             self.proven = False
             self.stages.append(f"{label}: no time left")
@@ -188,9 +195,12 @@ class _Run:
             pass
         elif status == cp_model.FEASIBLE:
             self.proven = False
+            found, bound = solver.objective_value, solver.best_objective_bound
+            self.gap = max(self.gap, abs(bound - found) / max(abs(found), 1.0))
         else:
             self.proven = False
             return None
+        self.solved = True
         self.best = {name: cand for name, pairs in self.am.choices.items() for cand, x in pairs
                      if solver.boolean_value(x)}
         return solver, status
@@ -223,18 +233,66 @@ def solve_exact(options: Mapping[str, Sequence[Candidate]], priorities: Mapping[
         am.model.add(am.served[level] >= floor.get(level, 0))
     hinted = {name: cand for name, cand in greedy.items() if any(cand is c for c, _ in am.choices.get(name, ()))}
     run = _Run(am, time_limit_s, workers, dict(hinted))
-    found = True
+    open_levels = []
     for level in levels:
         if floor.get(level, 0) >= am.level_size[level]:
-            am.model.add(am.served[level] == am.level_size[level])
-            continue  # the greedy serves the whole level: nothing to search
-        outcome = run.stage(f"level {level}", am.served[level], maximize=True)
-        if outcome is None:
-            found = False
-            break
-        am.model.add(am.served[level] == round(outcome[0].objective_value))
+            am.model.add(am.served[level] == am.level_size[level])  # the greedy serves the whole level
+        else:
+            open_levels.append(level)
+    found = _count_stages(run, open_levels, pruned, priorities, capacity, robust is None and extra is None)
     final = run.stage("cost", am.value_cents, maximize=False) if found else None
     return _result(run, final, greedy, priorities, levels)
+
+
+def _count_stages(run: _Run, levels: Sequence[int], options: Mapping[str, Sequence[Candidate]],
+                  priorities: Mapping[str, int], capacity: Mapping[str, int], repack: bool) -> bool:
+    """Maximise the servers allocated per level, one stage per level in priority order, each count fixed before
+    the next (a stage gets at most COUNT_SHARE of the time left). The hint is the greedy answer or, when it
+    serves more, a repacking of it. Returns False when a stage found no solution."""
+    am = run.am
+    if repack and levels:
+        better = _repack(run.best, options, priorities, capacity, levels)
+        floor = _counts(run.best, priorities)
+        if _rank(better, priorities, levels) < _rank(run.best, priorities, levels) and \
+                all(_counts(better, priorities).get(p, 0) >= n for p, n in floor.items()):
+            run.best = better
+    for level in levels:
+        if run.stage(f"level {level}", am.served[level], maximize=True, share=COUNT_SHARE) is None:
+            return False
+        am.model.add(am.served[level] == _counts(run.best, priorities).get(level, 0))
+    return True
+
+
+def _repack(start: Mapping[str, Candidate], options: Mapping[str, Sequence[Candidate]],
+            priorities: Mapping[str, int], capacity: Mapping[str, int], levels: Sequence[int]
+            ) -> dict[str, Candidate]:
+    """A hint serving many servers: ``start``'s servers first, then the others level by level, smallest first,
+    each with the candidate taking the least share of what is left of its card type."""
+    left = dict(capacity)
+    chosen: dict[str, Candidate] = {}
+
+    def share(c: Candidate) -> float:
+        return 0.0 if c.units <= 0 else c.units / max(left.get(c.accelerator_type, 0), 1e-9)
+
+    def place(name: str) -> None:
+        fitting = [c for c in options[name] if c.units <= 0 or c.units <= left.get(c.accelerator_type, 0)]
+        if fitting:
+            pick = min(fitting, key=lambda c: (share(c), c.value))
+            chosen[name] = pick
+            if pick.units > 0:
+                left[pick.accelerator_type] -= pick.units
+
+    def footprint(name: str) -> float:
+        return min((share(c) for c in options[name]), default=float("inf"))
+
+    for name in sorted(start, key=lambda n: (priorities[n], footprint(n), n)):
+        place(name)
+    for level in sorted({priorities[n] for n in options}):
+        if level in levels:
+            for name in sorted((n for n in options if priorities[n] == level and n not in start and options[n]),
+                               key=lambda n: (footprint(n), n)):
+                place(name)
+    return chosen
 
 
 def _fits(chosen: Mapping[str, Candidate], capacity: Mapping[str, int]) -> bool:
@@ -247,7 +305,8 @@ def _fits(chosen: Mapping[str, Candidate], capacity: Mapping[str, int]) -> bool:
 
 def _result(run: _Run, final: tuple[cp_model.CpSolver, int] | None, greedy: Mapping[str, Candidate],
             priorities: Mapping[str, int], levels: Sequence[int]) -> ExactResult:
-    """The exact answer when it is proven or better than the greedy's, else the greedy's flagged fallback."""
+    """The exact answer when it is proven or better than the greedy's, else the greedy's flagged fallback. The
+    gap is the cost stage's, or the largest of a stage the time limit stopped."""
     stages = tuple(run.stages)
     chosen = run.best
     bound = final[0].best_objective_bound / CENTS if final is not None else float("-inf")
@@ -255,9 +314,9 @@ def _result(run: _Run, final: tuple[cp_model.CpSolver, int] | None, greedy: Mapp
         objective = final[0].objective_value / CENTS
         return ExactResult(dict(chosen), Outcome.OPTIMAL, objective, bound, 0.0, run.used_s,
                            _counts(chosen, priorities), "", stages)
-    if _rank(chosen, priorities, levels) < _rank(greedy, priorities, levels):
+    if run.solved and _rank(chosen, priorities, levels) < _rank(greedy, priorities, levels):
         objective = _value(chosen)
-        gap = abs(objective - bound) / max(abs(objective), 1e-9) if final is not None else float("inf")
+        gap = run.gap if final is None else max(run.gap, abs(objective - bound) / max(abs(objective), 1e-9))
         return ExactResult(dict(chosen), Outcome.FEASIBLE, objective, bound, gap, run.used_s,
                            _counts(chosen, priorities), "time limit reached before the optimum was proven", stages)
     value = _value(greedy)
