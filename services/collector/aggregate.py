@@ -85,18 +85,14 @@ PodRatesByDeployment = Mapping[tuple[str, str], Mapping[str, PodRates]]
 
 
 @dataclass(frozen=True, slots=True)
-class Measurement:
-    """A Deployment's figures summed over its pods; None where unknown. Rates rpm, latencies ms."""
+class Measurement(m.ObservedMetrics):
+    """A Deployment's figures summed over its pods: the observed latencies and gauges (ObservedMetrics, whose
+    ready replicas and source are filled in later) and the load figures; None where unknown. Rates rpm,
+    latencies ms."""
 
     arrival_rate_rpm: float | None = None
     avg_in_tokens: float | None = None
     avg_out_tokens: float | None = None
-    itl_ms: float | None = None
-    ttft_ms: float | None = None
-    e2e_ms: float | None = None
-    requests_running: float | None = None
-    requests_waiting: float | None = None
-    kv_cache_usage: float | None = None
     out_tokens_c2: float | None = None
     in_system_growth_rpm: float | None = None
     """Growth of the requests in the pods (running + waiting) per minute; arrivals = completions + growth."""
@@ -245,8 +241,8 @@ def load_measured(observed: m.ObservedMetrics) -> bool:
 
 
 def _observed(measured: Measurement, facts: DeploymentFacts, source: m.LoadSource) -> m.ObservedMetrics:
-    values = {f.name: getattr(measured, f.name) for f in fields(m.ObservedMetrics) if hasattr(measured, f.name)}
-    return m.ObservedMetrics(ready_replicas=facts.ready_replicas, source=source.value, **values)
+    values = {f.name: getattr(measured, f.name) for f in fields(m.ObservedMetrics)}
+    return m.ObservedMetrics(**{**values, "ready_replicas": facts.ready_replicas, "source": source.value})
 
 
 def collect_one(facts: DeploymentFacts, pods: Mapping[str, PodRates] | None, source: m.LoadSource,
