@@ -14,6 +14,7 @@ from proto import actuator_pb2, collector_pb2, optimizer_pb2, types_pb2
 from services.core import model as m
 from services.core.bounds import short, short_name
 from services.core.errors import InvalidInputError
+from services.core.validate import validate_system
 
 
 def _non_negative(value: float, field: str) -> float:
@@ -272,8 +273,9 @@ def system_to_proto(system: m.SystemData) -> types_pb2.SystemData:
 
 
 def system_from_proto(msg: types_pb2.SystemData, field: str = "system") -> m.SystemData:
-    """Proto -> SystemData; bad values raise InvalidInputError naming the field."""
-    return m.SystemData(
+    """Proto -> SystemData, checked by the one set of system rules (services.core.validate.validate_system:
+    infinity, duplicates, unknown accelerators, bounds); bad values raise InvalidInputError naming the field."""
+    system = m.SystemData(
         accelerators=tuple(accelerator_from_proto(a, f"{field}.accelerators") for a in msg.accelerators),
         models=tuple(model_perf_from_proto(p, f"{field}.models") for p in msg.models),
         service_classes=tuple(service_class_from_proto(c, f"{field}.service_classes")
@@ -281,6 +283,8 @@ def system_from_proto(msg: types_pb2.SystemData, field: str = "system") -> m.Sys
         servers=tuple(server_from_proto(s, f"{field}.servers") for s in msg.servers),
         optimizer=settings_from_proto(msg.optimizer, f"{field}.optimizer"),
         capacity=capacity_from_proto(msg.capacity, f"{field}.capacity"))
+    validate_system(system)
+    return system
 
 
 def solution_to_proto(solution: m.Solution,

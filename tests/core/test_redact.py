@@ -67,7 +67,7 @@ def test_collect_warnings_are_redacted_on_the_wire() -> None:
     from services.core import model as m
 
     class Collector:
-        def collect(self, namespaces):
+        def collect(self, namespaces, **options):
             return m.Collection(warnings=("Prometheus at http://u:pw123456@prom gave nothing",))
 
     reply = CollectorServicer(Collector()).Collect(collector_pb2.CollectRequest(), None)  # type: ignore[arg-type]
