@@ -102,11 +102,14 @@ def table_a() -> None:
             kept = engine_run(engine, arrivals, np.full(count, IN), outputs)[count // 10:]
             (ttft, itl), ci = means(kept), ttft_ci_ms(kept)
             point = analyze_point(rm, rate / 1000)
+            inferno = analyze_point(ReplicaModel(GRANITE, IN, OUT, BATCH, 10 * BATCH), rate / 1000)
             e_ttft, e_itl = point.ttft_ms / ttft - 1, point.itl_ms / itl - 1
             print(f"  {dist:<11} {load:.0%} of capacity ({rate:.3f} req/s): TTFT model {point.ttft_ms:7.1f} ms, "
                   f"engine {ttft:7.1f} +- {ci:.1f} ms ({e_ttft:+.1%}) {within(e_ttft, 0.10)}; ITL model "
-                  f"{point.itl_ms:6.2f} ms, engine {itl:6.2f} ms ({e_itl:+.1%}) {within(e_itl, 0.05)}  "
-                  f"[{time.perf_counter() - started:.0f} s]", flush=True)
+                  f"{point.itl_ms:6.2f} ms, engine {itl:6.2f} ms ({e_itl:+.1%}) {within(e_itl, 0.05)}; "
+                  f"v0.3 for comparison: TTFT {inferno.ttft_ms:.1f} ms ({inferno.ttft_ms / ttft - 1:+.0%}), ITL "
+                  f"{inferno.itl_ms:.2f} ms ({inferno.itl_ms / itl - 1:+.0%})  [{time.perf_counter() - started:.0f} s]",
+                  flush=True)
 
 
 def _points(files: list[Path]) -> tuple[list, list[Point]]:
