@@ -14,15 +14,15 @@ Config keys (all optional but ``deployments``)::
          enable_chunked_prefill, scheduling_policy, startup_delay_s, time_scale,
          load: {rpm, intokens, outtokens}, labels: {...}, annotations: {...}, manifest: path}
     pools:                    # several classes sharing Deployments (docs/contract.md s10)
-      - {name, namespace, deployments: [names]}
+      - {name, namespace, deployments: [names], classes: [names in priority order]}
     loads:
       - {deployment, namespace, in_tokens, out_tokens, slo_ttft_ms, slo_itl_ms, phases: [...]}  # loadshape.py
       - {pool, namespace, class, priority, in_tokens, out_tokens, phases: [...]}  # one class of a pool
       - {pool, namespace, updates: path, classes: [names], last_s, in_tokens, out_tokens}  # the seeds' schedule
 
 A ``pool`` load goes through the pool's router (emulator/router.py): each request of the class goes to a replica
-picked by the routing weights of the ConfigMap ``inferno-routing-<pool>`` (services/core/routing.py), with the
-class's ``priority`` (default: its position in the ConfigMap, else 0). ``updates`` reads the seeds' update file
+picked by the routing weights the actuator annotates the pool's Deployments with (services/core/routing.py), with
+the class's ``priority`` (default: its priority in those weights, else 0). ``updates`` reads the seeds' update file
 ({"updates": [{"time", "request_rates", ...}]}, classes in priority order; names from ``classes`` or the file's
 "classes") into one load per class with priority = its position, each update's rate holding until the next and
 the last for ``last_s`` seconds (default 600).
@@ -171,6 +171,22 @@ def _policy_arg(args: list[str], spec: dict[str, Any]) -> list[str]:
     return [*kept, f"--scheduling-policy={spec['scheduling_policy']}"]
 
 
+def _label_pools(deployments: list[dict], pools: list[dict]) -> None:
+    """Label each pool's Deployments ``inferno.server.pool`` (and ``inferno.server.classes`` when the pool lists
+    them), as a user declares a pool (docs/contract.md s10); ValueError on a pool naming an unknown Deployment."""
+    by_key = {(d["metadata"]["namespace"], d["metadata"]["name"]): d for d in deployments}
+    for pool in pools:
+        namespace = pool.get("namespace", "default")
+        for name in pool["deployments"]:
+            obj = by_key.get((namespace, name))
+            if obj is None:
+                raise ValueError(f"pools entry {pool['name']}: no deployment {namespace}/{name}")
+            labels = obj["metadata"].setdefault("labels", {})
+            labels[routing.POOL_LABEL] = pool["name"]
+            if pool.get("classes"):
+                labels[routing.CLASSES_LABEL] = ".".join(str(c) for c in pool["classes"])
+
+
 class Cluster:
     """The emulated cluster: start()/stop() or use as a context manager."""
 
@@ -181,6 +197,7 @@ class Cluster:
         starts)."""
         self.config = config
         self.deployments = [deployment_object(spec, base_dir) for spec in config.get("deployments") or []]
+        _label_pools(self.deployments, config.get("pools") or [])
         self.store = KubeStore()
         self.routers = {(p.get("namespace", "default"), p["name"]): self._router(p) for p in config.get("pools") or []}
         self.targets = [t for spec in config.get("loads") or [] for t in self._targets(spec, base_dir)]
@@ -195,14 +212,20 @@ class Cluster:
         self.kubeconfig_path = os.path.join(self.workdir, "kubeconfig")
 
     def _router(self, spec: dict) -> PoolRouter:
-        namespace, name = spec.get("namespace", "default"), spec["name"]
+        namespace, name, members = spec.get("namespace", "default"), spec["name"], list(spec["deployments"])
 
-        def read() -> dict | None:
-            try:
-                return self.store.get("v1", "configmaps", namespace, routing.configmap_name(name))
-            except NotFoundError:
-                return None
-        return PoolRouter(name, list(spec["deployments"]), lambda d: self.endpoints(namespace, d), read)
+        def read() -> dict[str, str]:
+            notes = {}
+            for deployment in members:
+                try:
+                    obj = self.store.get("apps/v1", "deployments", namespace, deployment)
+                except NotFoundError:
+                    continue
+                value = ((obj.get("metadata") or {}).get("annotations") or {}).get(routing.ANNOTATION)
+                if value is not None:
+                    notes[deployment] = value
+            return notes
+        return PoolRouter(name, members, lambda d: self.endpoints(namespace, d), read)
 
     @classmethod
     def from_file(cls, path: str, **kwargs: Any) -> Cluster:

@@ -1,12 +1,13 @@
 """The emulator's pool router: spreads each service class's requests over a pool's replicas by the routing
-weights the actuator publishes (services/core/routing.py, docs/contract.md s10), the role of the seeds'
-multi-instance router and of a gateway's inference extension.
+weights the actuator publishes on the pool's Deployments (annotation ``inferno.routing/weights``,
+services/core/routing.py, docs/contract.md s10), the role of the seeds' multi-instance router and of a gateway's
+inference extension.
 
-It reads the pool's ConfigMap on every pick when the object changed (cached by resourceVersion), so a new
-answer of the optimizer takes effect on the next request. A class goes to Deployment d with probability
+It reads the annotations on every pick (re-parsed only when they changed), so a new answer of the optimizer
+takes effect on the next request. A class goes to Deployment d with probability
 rpm[c][d] / sum rpm[c], then round-robin over d's ready replicas; without weights for the class (no
-ConfigMap, class missing, all 0, or no ready replica where the weights point) it goes round-robin over every
-ready replica of the pool. A malformed ConfigMap is ignored (the last good table is kept) and counted.
+annotation, class missing, all 0, or no ready replica where the weights point) it goes round-robin over every
+ready replica of the pool. A malformed annotation is ignored (the last good table is kept) and counted.
 """
 
 from __future__ import annotations
@@ -19,39 +20,37 @@ from collections.abc import Callable, Sequence
 from services.core import routing
 from services.core.errors import InvalidInputError
 
-ReadConfigMap = Callable[[], dict | None]
+ReadAnnotations = Callable[[], dict[str, str]]
+"""The pool's Deployments' ``inferno.routing/weights`` values, by Deployment name (absent ones left out)."""
 Endpoints = Callable[[str], Sequence[str]]
 
 
 class PoolRouter:
     """Routes requests of a pool's classes. ``deployments``: the pool's Deployments; ``endpoints(d)`` their
-    ready replicas' base URLs; ``read_configmap()`` the pool's routing ConfigMap object or None."""
+    ready replicas' base URLs; ``read_annotations()`` their routing annotations."""
 
-    def __init__(self, pool: str, deployments: Sequence[str], endpoints: Endpoints, read_configmap: ReadConfigMap,
+    def __init__(self, pool: str, deployments: Sequence[str], endpoints: Endpoints, read_annotations: ReadAnnotations,
                  seed: int = 0) -> None:
         self.pool = pool
         self.deployments = list(deployments)
         self._endpoints = endpoints
-        self._read = read_configmap
+        self._read = read_annotations
         self._rng = random.Random(seed)
         self._lock = threading.Lock()
-        self._version: str | None = None
+        self._seen: dict[str, str] | None = None
         self._table: routing.RoutingTable | None = None
         self._turns: dict[str, itertools.count] = {}
         self.malformed = 0
         self.picks: dict[tuple[str, str], int] = {}
 
     def table(self) -> routing.RoutingTable | None:
-        """The current routing table (re-read when the ConfigMap changed), or None."""
-        obj = self._read()
-        version = None if obj is None else (obj.get("metadata") or {}).get("resourceVersion", "")
+        """The current routing table (re-merged when the annotations changed), or None."""
+        notes = self._read()
         with self._lock:
-            if obj is None:
-                self._version, self._table = None, None
-            elif version != self._version or self._table is None:
-                self._version = version
+            if notes != self._seen:
+                self._seen = notes
                 try:
-                    self._table = routing.parse(((obj.get("data") or {}).get(routing.DATA_KEY)) or "")
+                    self._table = routing.merge(self.pool, notes)
                 except InvalidInputError:
                     self.malformed += 1
             return self._table

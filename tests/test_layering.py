@@ -22,7 +22,7 @@ IO_EDGES = {
     "runtime": {"config", "grpcserve", "kube", "logs", "startup"},
     "collector": {"__main__", "servicer", "collect", "sources", "prometheus_source", "scrape_source", "capacity"},
     "optimizer": {"__main__", "servicer", "cli", "llmro_cli"},
-    "actuator": {"__main__", "servicer", "kube", "metrics", "events"},
+    "actuator": {"__main__", "servicer", "kube", "metrics", "events", "pools"},
     "controller": {"__main__", "clients", "httpapi", "loop", "metrics", "history", "watch"},
 }
 """Per package under services/: the modules allowed to do I/O (every other module must be pure)."""

@@ -1,18 +1,18 @@
-"""The routing weights of a pool (docs/contract.md s10): what the actuator publishes in a ConfigMap and a
-router (the emulator's, or a gateway's adapter) reads.
+"""The routing weights of a pool (docs/contract.md s10): what the actuator publishes on the pool's Deployments and
+a router (the emulator's, or a gateway's adapter) reads.
 
-ConfigMap ``inferno-routing-<pool>`` in the pool's namespace, labelled ``inferno.routing/pool=<pool>``, key
-``weights.json``::
+Each Deployment of pool P carries the annotation ``inferno.routing/weights`` (the actuator patches it, with the
+replicas, in one cycle), whose value is the table restricted to that Deployment::
 
     {"pool": "llama", "classes": [
-        {"name": "Alan", "priority": 0, "rpm": {"llama-a100": 10.0, "llama-h100": 0.0}},
+        {"name": "Alan", "priority": 0, "rpm": {"llama-a100": 10.0}},
         {"name": "Noel", "priority": 1, "rpm": {"llama-a100": 14.0}}]}
 
 ``classes`` in priority order (``priority`` is the value requests of the class carry, vLLM's field: lower
-first); ``rpm`` the arrival rate the optimizer planned for the class on each Deployment of the pool (X_ck of
-docs/model.md s13). A router sends a request of class c to Deployment d with probability rpm[c][d] / sum_d
-rpm[c][d], and spreads it evenly over d's ready replicas (X_ck / n_k each). A class without weights (or all 0)
-goes to every ready replica of the pool alike. Pure: json only.
+first); ``rpm`` the arrival rate the optimizer planned for the class on the Deployment (X_ck of docs/model.md
+s13). A router merges the pool's annotations into one table and sends a request of class c to Deployment d with
+probability rpm[c][d] / sum_d rpm[c][d], spread evenly over d's ready replicas (X_ck / n_k each). A class
+without weights (or all 0) goes to every ready replica of the pool alike. Pure: json only.
 """
 
 from __future__ import annotations
@@ -24,9 +24,12 @@ from dataclasses import dataclass
 
 from services.core.errors import InvalidInputError
 
-CONFIGMAP_PREFIX = "inferno-routing-"
-POOL_LABEL = "inferno.routing/pool"
-DATA_KEY = "weights.json"
+POOL_LABEL = "inferno.server.pool"
+"""The label declaring that a Deployment belongs to a pool (its value: the pool's name)."""
+CLASSES_LABEL = "inferno.server.classes"
+"""The label listing the classes a pool's Deployment serves, in priority order, dot-separated ("Alan.Noel")."""
+ANNOTATION = "inferno.routing/weights"
+"""The Deployment annotation carrying its part of the pool's routing table."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,17 +59,40 @@ class RoutingTable:
             sort_keys=True)
 
 
-def configmap_name(pool: str) -> str:
-    """``inferno-routing-<pool>``."""
-    return CONFIGMAP_PREFIX + pool
+def parse_classes(value: str) -> list[str]:
+    """The class names of an ``inferno.server.classes`` value, in priority order; InvalidInputError on an empty
+    name or a repeated one."""
+    names = value.split(".")
+    if not value or any(not n for n in names) or len(set(names)) != len(names):
+        raise InvalidInputError(f"{CLASSES_LABEL}: expected dot-separated distinct class names, got {value!r}")
+    return names
 
 
-def configmap(namespace: str, table: RoutingTable) -> dict:
-    """The ConfigMap object carrying ``table``."""
-    return {"apiVersion": "v1", "kind": "ConfigMap",
-            "metadata": {"name": configmap_name(table.pool), "namespace": namespace,
-                         "labels": {POOL_LABEL: table.pool}},
-            "data": {DATA_KEY: table.to_json()}}
+def annotation_for(table: RoutingTable, deployment: str) -> str:
+    """The ``inferno.routing/weights`` value of ``deployment``: ``table`` with only its rates."""
+    return RoutingTable(table.pool, tuple(ClassRoute(c.name, c.priority, {deployment: c.rpm.get(deployment, 0.0)})
+                                          for c in table.classes)).to_json()
+
+
+def merge(pool: str, annotations: Mapping[str, str]) -> RoutingTable | None:
+    """One table from the pool's Deployments' annotation values (by Deployment name); the class order and
+    priorities of the first Deployment (by name) that names the class; a malformed value raises
+    InvalidInputError naming the Deployment; None when no Deployment has one."""
+    order: list[tuple[str, int]] = []
+    rpm: dict[str, dict[str, float]] = {}
+    for deployment in sorted(annotations):
+        try:
+            part = parse(annotations[deployment])
+        except InvalidInputError as err:
+            raise InvalidInputError(f"deployment {deployment}: {ANNOTATION}: {err}") from None
+        for c in part.classes:
+            if c.name not in rpm:
+                order.append((c.name, c.priority))
+                rpm[c.name] = {}
+            rpm[c.name].update(c.rpm)
+    if not order:
+        return None
+    return RoutingTable(pool, tuple(ClassRoute(n, p, rpm[n]) for n, p in sorted(order, key=lambda x: x[1])))
 
 
 def parse(text: str) -> RoutingTable:
@@ -74,12 +100,12 @@ def parse(text: str) -> RoutingTable:
     try:
         doc = json.loads(text)
     except json.JSONDecodeError as err:
-        raise InvalidInputError(f"{DATA_KEY}: not JSON: {err}") from None
+        raise InvalidInputError(f"{ANNOTATION}: not JSON: {err}") from None
     if not isinstance(doc, dict) or not isinstance(doc.get("pool"), str) or not isinstance(doc.get("classes"), list):
-        raise InvalidInputError(f"{DATA_KEY}: expected {{pool, classes: [...]}}, got {text[:200]!r}")
+        raise InvalidInputError(f"{ANNOTATION}: expected {{pool, classes: [...]}}, got {text[:200]!r}")
     classes = []
     for i, item in enumerate(doc["classes"]):
-        where = f"{DATA_KEY}.classes[{i}]"
+        where = f"{ANNOTATION}.classes[{i}]"
         if not isinstance(item, dict) or not isinstance(item.get("name"), str):
             raise InvalidInputError(f"{where}: expected an object with a name, got {item!r}")
         priority = item.get("priority", i)

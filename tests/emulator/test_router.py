@@ -1,17 +1,13 @@
-"""The pool router (emulator/router.py) and a pool in the local cluster: each class's requests go to the
-Deployments of the pool in proportion to the routing weights of the ConfigMap, with the class's priority, and a
-new ConfigMap takes effect at once."""
+"""The pool router (emulator/router.py): each class's requests go to the Deployments of the pool in proportion to
+the routing weights annotated on them, with the class's priority, and new weights take effect at once."""
 
 from __future__ import annotations
 
 import json
-import re
 from collections import Counter
 
 import pytest
-import requests
 
-from emulator.cluster import Cluster
 from emulator.loadshape import update_schedules
 from emulator.router import PoolRouter
 from services.core import routing
@@ -19,10 +15,13 @@ from services.core import routing
 TABLE = routing.table_from_answer("llama", ["Alan", "Noel"], {"llama-a": [9.0, 1.0], "llama-b": [1.0, 0.0]})
 
 
+def _notes(table: routing.RoutingTable) -> dict[str, str]:
+    return {d: routing.annotation_for(table, d) for d in ("llama-a", "llama-b")}
+
+
 def _router(table: routing.RoutingTable | None, ready: dict[str, list[str]]) -> tuple[PoolRouter, dict]:
-    holder = {"obj": None if table is None else {**routing.configmap("llm", table),
-                                                 "metadata": {"resourceVersion": "1"}}}
-    return PoolRouter("llama", sorted(ready), lambda d: ready[d], lambda: holder["obj"], seed=1), holder
+    holder = {"notes": {} if table is None else _notes(table)}
+    return PoolRouter("llama", sorted(ready), lambda d: ready[d], lambda: holder["notes"], seed=1), holder
 
 
 def test_each_class_follows_its_weights_and_round_robins_within_a_deployment() -> None:
@@ -40,10 +39,10 @@ def test_without_weights_or_ready_replicas_the_class_goes_everywhere_alike() -> 
     ready = {"llama-a": ["http://a0"], "llama-b": ["http://b0"]}
     router, holder = _router(None, ready)
     assert Counter(router.pick("Alan") for _ in range(10)) == {"http://a0": 5, "http://b0": 5}
-    holder["obj"] = {**routing.configmap("llm", TABLE), "metadata": {"resourceVersion": "2"}}
+    holder["notes"] = _notes(TABLE)
     ready["llama-a"] = []  # the weights point at a Deployment with no ready replica
     assert {router.pick("Noel") for _ in range(5)} == {"http://b0"}
-    holder["obj"] = {"data": {routing.DATA_KEY: "{not json"}, "metadata": {"resourceVersion": "3"}}
+    holder["notes"] = {**_notes(TABLE), "llama-b": "{not json"}
     assert router.table() == TABLE and router.malformed == 1  # the last good table is kept
     ready["llama-a"], ready["llama-b"] = [], []
     assert router.pick("Alan") is None
@@ -51,6 +50,8 @@ def test_without_weights_or_ready_replicas_the_class_goes_everywhere_alike() -> 
 
 def test_routing_document_round_trips_and_bad_documents_name_the_field() -> None:
     assert routing.parse(TABLE.to_json()) == TABLE
+    assert routing.merge("llama", _notes(TABLE)) == TABLE
+    assert json.loads(routing.annotation_for(TABLE, "llama-b"))["classes"][0]["rpm"] == {"llama-b": 1.0}
     with pytest.raises(Exception, match=r"classes\[0\].rpm"):
         routing.parse(json.dumps({"pool": "p", "classes": [{"name": "a", "rpm": {"d": -1}}]}))
 
@@ -61,34 +62,3 @@ def test_update_schedules_hold_each_rate_until_the_next_update() -> None:
     assert (alan.duration_s, alan.rate_at(10), alan.rate_at(1800), noel.rate_at(2399)) == (2400, 10 / 60, 0.25, 0.35)
     with pytest.raises(ValueError, match="times"):
         update_schedules([{"time": 5, "request_rates": [1]}], 10)
-
-
-@pytest.mark.slow
-def test_a_pool_in_the_cluster_routes_by_the_published_weights_with_priorities(tmp_path) -> None:
-    updates = tmp_path / "updates.json"
-    updates.write_text(json.dumps({"classes": ["Alan", "Noel"], "updates": [
-        {"time": 0, "request_rates": [600, 600], "latencies": [10, 40]}]}))
-    perf = {"alpha": 2, "beta": 0.01, "gamma": 0.0001}
-    config = {
-        "startup_delay_s": 0.1, "prometheus": False, "namespaces": ["llm"],
-        "deployments": [{"name": name, "namespace": "llm", "model": "llama", "replicas": 1, "perf": perf,
-                         "scheduling_policy": "priority"} for name in ("llama-a", "llama-b")],
-        "pools": [{"name": "llama", "namespace": "llm", "deployments": ["llama-a", "llama-b"]}],
-        "loads": [{"pool": "llama", "namespace": "llm", "updates": str(updates), "last_s": 2, "in_tokens": 8,
-                   "out_tokens": 2}],
-    }
-    with Cluster(config) as cluster:
-        table = routing.table_from_answer("llama", ["Alan", "Noel"], {"llama-a": [1.0, 0.0], "llama-b": [0.0, 1.0]})
-        cluster.store.create("v1", "configmaps", "llm", routing.configmap("llm", table))
-        assert [t.priority for t in cluster.targets] == [0, 1]
-        reports = cluster.start_load().wait()
-        assert reports["llm/llama/Alan"]["completed"] == reports["llm/llama/Alan"]["sent"] > 5
-        served = {}
-        for name in ("llama-a", "llama-b"):
-            text = requests.get(cluster.endpoints("llm", name)[0] + "/metrics", timeout=5).text
-            served[name] = sum(float(v) for v in re.findall(r"^vllm:request_success_total\{[^}]*\} (\S+)$", text,
-                                                            flags=re.M))
-        router = cluster.routers["llm", "llama"]
-        assert served == {"llama-a": reports["llm/llama/Alan"]["completed"],
-                          "llama-b": reports["llm/llama/Noel"]["completed"]}
-        assert set(router.picks) == {("Alan", "llama-a"), ("Noel", "llama-b")}
