@@ -187,13 +187,14 @@ class Tuner:
         options = FitOptions(ServiceModel.V1, max_batch=track.batch)
         older, recent = points[:-gate.recent], points[-gate.recent:]
         in_use = track.adopted or current
+        server_side = replace(in_use, ttft_overhead_ms=0.0)  # vLLM's TTFT histogram has no client overhead
         try:
-            estimate = fit(older, options, start=in_use, fit_overhead=False).perf
+            found = fit(older, options, start=server_side, fit_overhead=False).perf
         except (InvalidInputError, ValueError, FloatingPointError) as err:
             return replace(base, status="failed", reason=f"fit failed: {err}")
-        estimate = PerfParms(float(estimate.alpha_ms), float(estimate.beta_ms), float(estimate.gamma_ms),
-                             float(in_use.ttft_overhead_ms))
-        new_error, old_error = _error(recent, estimate, options), _error(recent, in_use, options)
+        fitted = PerfParms(float(found.alpha_ms), float(found.beta_ms), float(found.gamma_ms))
+        new_error, old_error = _error(recent, fitted, options), _error(recent, server_side, options)
+        estimate = replace(fitted, ttft_overhead_ms=in_use.ttft_overhead_ms)
         state = replace(base, estimate=estimate, estimate_error=round(new_error, 6),
                         current_error=round(old_error, 6))
         refusal = ""

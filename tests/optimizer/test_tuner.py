@@ -130,3 +130,10 @@ def test_state_as_json() -> None:
     assert set(data["estimate"]) == {"alpha", "beta", "gamma"} and data["adopted"] is None
     assert replace(state, estimate=None).as_json()["estimate"] is None
     assert ServiceModel.V1.value == "v1"
+
+
+def test_the_client_ttft_overhead_of_the_data_file_is_kept_out_of_the_server_side_fit() -> None:
+    with_overhead = PerfParms(FILE.alpha_ms, FILE.beta_ms, FILE.gamma_ms, ttft_overhead_ms=8.0)
+    state = feed(Tuner(TunerMode.ON, GateSettings(refit_every=100)), WIDE[:12], perf=with_overhead)[0]
+    assert state.status == "adopted"
+    assert (state.adopted.alpha_ms, state.adopted.ttft_overhead_ms) == (pytest.approx(6.6, rel=0.02), 8.0)
