@@ -3,6 +3,12 @@ r"""Command line of the local cluster: ``up`` (start a cluster from a config) an
     python -m emulator up --config emulator/examples/small3.yaml [--no-load] [--duration S] [--json]
     python -m emulator loadgen --url http://127.0.0.1:PORT [--url ...] --rate 1 --duration 30 \
         [--stairs FROM:TO:STEP:EVERY] [--in 128] [--out 64] [--slo-ttft MS] [--slo-itl MS] [--seed N] [--json]
+        [--priority N | --updates FILE [--last S]]
+
+--priority sends vLLM's request field ``priority`` (lower first; the replica must run --scheduling-policy
+priority). --updates FILE sends the seeds' update schedule ({"updates": [{"time", "request_rates": [RPM per
+class]}]}, classes in priority order, optional "classes" names) instead of --rate: one load per class with
+priority = its position, each update's rates holding until the next and the last for --last seconds.
 
 --in and --out take a token-length distribution: N (fixed), exponential:MEAN[:MIN:MAX], uniform:LOW:HIGH or
 file:PATH (a number per line or a JSON list, drawn uniformly); lengths and arrivals are seeded by --seed.
@@ -15,6 +21,7 @@ removed, Events. loadgen, and ``up`` when its loads stop, print the load report 
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import signal
 import sys
@@ -27,7 +34,7 @@ from emulator.cluster import Cluster
 from emulator.clusterlog import ClusterLog
 from emulator.loadgen import LoadGenerator, Target
 from emulator.loadreport import report_json, report_text
-from emulator.loadshape import LENGTH_FORMS, Length, Schedule, constant, length_arg, stairs
+from emulator.loadshape import LENGTH_FORMS, Length, Schedule, constant, length_arg, stairs, update_schedules
 
 
 def _number(kind: str, low: float, *, strict: bool) -> Callable[[str], float]:
@@ -126,15 +133,38 @@ def _up(args: argparse.Namespace) -> int:
     return 0
 
 
+def _class_targets(args: argparse.Namespace) -> list[Target]:
+    try:
+        with open(args.updates) as handle:
+            doc = json.load(handle)
+        schedules = update_schedules(doc.get("updates") if isinstance(doc, dict) else None, args.last)
+    except (OSError, ValueError, AttributeError) as error:
+        raise SystemExit(f"emulator loadgen: --updates {args.updates}: {error}") from None
+    names = doc.get("classes") or [f"class{c + 1}" for c in range(len(schedules))]
+    if len(names) != len(schedules):
+        raise SystemExit(f"emulator loadgen: --updates {args.updates}: {len(names)} class names for "
+                         f"{len(schedules)} classes")
+    return [Target(str(name), args.url, schedule, args.in_tokens, args.out_tokens, model=args.model,
+                   slo_ttft_ms=args.slo_ttft, slo_itl_ms=args.slo_itl, priority=c)
+            for c, (name, schedule) in enumerate(zip(names, schedules, strict=True))]
+
+
 def _loadgen(args: argparse.Namespace) -> int:
-    if args.stairs:
-        schedule = Schedule(stairs(*args.stairs))
+    if args.updates:
+        targets = _class_targets(args)
     else:
-        schedule = constant(args.rate, args.duration)
-    target = Target("cli", args.url, schedule, args.in_tokens, args.out_tokens,
-                    model=args.model, slo_ttft_ms=args.slo_ttft, slo_itl_ms=args.slo_itl)
-    report = LoadGenerator([target], seed=args.seed, max_requests=args.max_requests).run()["cli"]
-    print(report_json(report) if args.json else report_text({"cli": report}), flush=True)
+        schedule = Schedule(stairs(*args.stairs)) if args.stairs else constant(args.rate, args.duration)
+        targets = [Target("cli", args.url, schedule, args.in_tokens, args.out_tokens, model=args.model,
+                          slo_ttft_ms=args.slo_ttft, slo_itl_ms=args.slo_itl, priority=args.priority)]
+    reports = LoadGenerator(targets, seed=args.seed, max_requests=args.max_requests).run()
+    if len(reports) == 1:
+        report = reports["cli"] if "cli" in reports else next(iter(reports.values()))
+        print(report_json(report) if args.json else report_text(reports), flush=True)
+    else:
+        print(report_json(reports) if args.json else report_text(reports), flush=True)
+        report = {"completed": sum(r["completed"] for r in reports.values()),
+                  "sent": sum(r["sent"] for r in reports.values()),
+                  "errors": {e: n for r in reports.values() for e, n in r["errors"].items()}}
     if report["completed"] == 0:
         reasons = ", ".join(f"{error} x{count}" for error, count in report["errors"].items()) or "none sent"
         print(f"emulator loadgen: no request completed ({report['sent']} sent; failures: {reasons})",
@@ -170,6 +200,11 @@ def main(argv: list[str] | None = None) -> int:
     load.add_argument("--slo-itl", type=_number("ms", 0, strict=False), default=0.0, help="ms (0: none)")
     load.add_argument("--seed", type=int, default=0, help="seeds the arrivals and the token lengths")
     load.add_argument("--max-requests", type=_integer(1), default=100_000)
+    classes = load.add_mutually_exclusive_group()
+    classes.add_argument("--priority", type=int, help="vLLM's request priority to send (lower first)")
+    classes.add_argument("--updates", metavar="FILE", help="the seeds' per-class update schedule (see above)")
+    load.add_argument("--last", type=_number("seconds", 0, strict=True), default=600.0,
+                      help="with --updates: seconds the last update holds (default 600)")
     load.add_argument("--json", action="store_true", help="the report as JSON instead of a table")
     load.set_defaults(run=_loadgen)
     args = parser.parse_args(argv)

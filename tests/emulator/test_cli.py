@@ -106,3 +106,24 @@ def test_loadgen_json_report_has_rounded_numbers(capsys) -> None:
     report = json.loads(capsys.readouterr().out)
     assert status == 0 and report["completed"] > 0
     assert all(len(repr(v).rpartition(".")[2]) <= 3 for v in report["ttft_ms"].values())
+
+
+@pytest.mark.parametrize("policy", ["fcfs", "priority"])
+def test_loadgen_sends_the_seeds_update_schedule_per_class_with_priorities(policy: str, tmp_path, capsys) -> None:
+    updates = tmp_path / "updates.json"
+    updates.write_text(json.dumps({"classes": ["Alan", "Noel"], "updates": [
+        {"time": 0, "request_rates": [600, 600], "latencies": [10, 40]},
+        {"time": 0.5, "request_rates": [1200, 0], "latencies": [10, 40]}]}))
+    server = VllmServer(EngineParams(alpha_ms=1, beta_ms=0, gamma_ms=0, scheduling_policy=policy), "m").start()
+    try:
+        status = main(["loadgen", "--url", server.url, "--updates", str(updates), "--last", "0.5", "--out", "2",
+                       "--json"])
+    finally:
+        server.stop()
+    reports = json.loads(capsys.readouterr().out)
+    assert status == 0 and set(reports) == {"Alan", "Noel"}
+    assert reports["Alan"]["completed"] == reports["Alan"]["sent"] > reports["Noel"]["sent"] > 0
+    if policy == "priority":
+        assert reports["Noel"]["completed"] == reports["Noel"]["sent"]
+    else:  # Noel's requests carry priority 1, which an FCFS replica refuses (vLLM's 400)
+        assert reports["Noel"]["completed"] == 0 and reports["Noel"]["errors"] == {"HTTP 400": reports["Noel"]["sent"]}
