@@ -30,7 +30,15 @@ from types import MappingProxyType
 from services.core import bounds
 from services.core import labels as lb
 from services.core.labels import LabelValueError
-from services.core.model import ActuationOutcome, ActuationResult, Allocation, KubeRef, ManagedServer, Server
+from services.core.model import (
+    ActuationOutcome,
+    ActuationResult,
+    Allocation,
+    DeploymentOutcome,
+    KubeRef,
+    ManagedServer,
+    Server,
+)
 
 MAX_NUM_SEQS = "--max-num-seqs"
 NOT_ATTEMPTED = "not attempted: the caller stopped waiting (deadline passed or cancelled)"
@@ -92,7 +100,7 @@ class PlanSettings:
 
 
 @dataclass(frozen=True, slots=True)
-class Change:
+class Change(DeploymentOutcome):
     """The plan for one Deployment and, after actuation, its outcome.
 
     ``desired_replicas`` is the target before the per-cycle limit (None without an allocation); ``labels``
@@ -100,12 +108,6 @@ class Change:
     of the container to rewrite (None = leave the template's containers alone).
     """
 
-    server_name: str
-    ref: KubeRef
-    outcome: ActuationOutcome
-    reason: str = ""
-    replicas_from: int = 0
-    replicas_to: int = 0
     desired_replicas: int | None = None
     accelerator: str = ""
     labels: Mapping[str, str] = field(default_factory=dict)

@@ -452,9 +452,10 @@ class ActuationOutcome(enum.StrEnum):
 
 
 @dataclass(frozen=True, slots=True)
-class ActuationResult:
-    """The actuator's report for one Deployment of a server: outcome, why, and spec replicas before -> after
-    (``replicas_to`` is what was, or in a dry run would have been, written)."""
+class DeploymentOutcome:
+    """What happens to one Deployment of a server: outcome, why, and spec replicas before -> after. The common
+    part of the actuator's plan for a Deployment (services.actuator.plan.Change) and its report
+    (ActuationResult)."""
 
     server_name: str
     ref: KubeRef
@@ -462,5 +463,12 @@ class ActuationResult:
     reason: str = ""
     replicas_from: int = 0
     replicas_to: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class ActuationResult(DeploymentOutcome):
+    """The actuator's report for one Deployment of a server: the DeploymentOutcome (``replicas_to`` is what was,
+    or in a dry run would have been, written), the accelerator allocated, and whether it was a dry run."""
+
     accelerator: str = ""
     dry_run: bool = False
