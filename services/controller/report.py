@@ -64,7 +64,8 @@ def model_check(row: Mapping[str, Any]) -> str:
     if not ratios:
         return "-"
     name, ratio = max(ratios, key=lambda item: max(item[1], 1 / item[1]))
-    return f"{name} x{ratio:.2g}" + (" !" if row.get("model_mismatch") else "")
+    shown = f"{ratio:,.0f}" if ratio >= 10 else f"{ratio:.2g}"
+    return f"{name} x{shown}" + (" !" if row.get("model_mismatch") else "")
 
 
 def cycle_head(record: Mapping[str, Any], status: int | None = None) -> str:

@@ -66,7 +66,7 @@ class OptimizerServicer(optimizer_pb2_grpc.OptimizerServiceServicer):
                 {name: (w.itl_ms, w.ttft_ms, w.nominal_replicas) for name, w in r.worst.items()})
         reply = convert.solution_to_proto(solution, stats, robust)
         try:
-            reply.current.extend(convert.predictions_to_proto(predict_current(system)))
+            reply.current.extend(convert.predictions_to_proto(predict_current(system, solution.allocations)))
         except (ValueError, ArithmeticError) as err:  # advisory figures: never fail the allocation for them
             _log.warning("current_prediction_failed", error=str(err)[:300])
         return reply

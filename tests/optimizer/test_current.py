@@ -34,6 +34,10 @@ def test_the_prediction_uses_the_current_replicas_accelerator_and_the_batch_the_
         for n in (1, 2))
     assert (one.accelerator, one.num_replicas, one.max_batch) == ("G2", 1, 608)  # 76 x 512 // 64
     assert two.num_replicas == 2 and two.ttft_ms <= one.ttft_ms
+    system = m.SystemData(**{**_fields(data), "servers": (
+        m.Server("s", "Bronze", "granite_13b", current=m.Allocation("G2", 1, load=m.Load(120, IN, OUT))),)})
+    assert predict_current(system, {"s": m.Allocation("G2", 2, max_batch=3)})["s"].max_batch == 3, "as decided"
+    assert predict_current(system, {"s": m.Allocation("A100", 2, max_batch=3)})["s"].max_batch == 608
 
 
 def test_servers_without_a_current_allocation_or_load_get_no_prediction() -> None:
