@@ -59,6 +59,8 @@ def main(argv: list[str] | None = None) -> int:
             for name in scenario.available():
                 lines = scenario.load(name).description.splitlines()
                 print(f"{name:22s} {lines[0] if lines else ''}")
+            for name in poolsim.available():
+                print(f"{name:22s} (pool) {poolsim.load(name).description.split('. ')[0]}")
             return 0
         if args.command == "evaluate":
             from sim import evaluate

@@ -31,3 +31,9 @@ def test_a_pool_scenario_runs_through_sim_run(capsys, tmp_path) -> None:
     out = capsys.readouterr().out
     assert "| priority |" in out and "| fcfs |" in out and "| per-class |" in out
     assert "seed000-two-phase (seed 0, 4 min simulated" in out
+
+
+def test_sim_list_names_the_pool_scenario(capsys) -> None:
+    assert main(["list"]) == 0
+    assert any(line.startswith("seed000-two-phase") and "(pool)" in line
+               for line in capsys.readouterr().out.splitlines())
