@@ -1,6 +1,6 @@
 """`make bench`: every benchmark module, one call each (add yours as one line).
 
-``python -m bench [optimizer] [cycle] [robust] [emulator] [fidelity]`` runs only the named ones (all by default;
+``python -m bench [optimizer] [exact] [cycle] [robust] [emulator] [fidelity]`` runs only the named ones (all by default;
 the emulator's fidelity and CPU-cost benchmark takes about 5 minutes, the model fidelity one about 15, the cycle
 benchmark about 1).
 """
@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import argparse
 
-from bench import cycle_bench, emulator_bench, fidelity_bench, optimizer_bench, robust_bench
+from bench import cycle_bench, emulator_bench, exact_bench, fidelity_bench, optimizer_bench, robust_bench
 
 BENCHMARKS = {
     "optimizer": (optimizer_bench.run, "solve time of Inferno's sample sets and synthetic 100/1,000-server systems"),
+    "exact": (exact_bench.run, "exact vs greedy on the sample sets and seeded scarce-capacity variants; exact solve "
+              "time for 100 / 1,000 servers with scarce capacity (about 2 minutes)"),
     "cycle": (cycle_bench.run, "control-cycle latency per phase on the local demo stack (about 1 minute)"),
     "robust": (robust_bench.run, "LLM-RO reference (objective, GPUs, solve time; Gamma sweep) (about 1 minute)"),
     "emulator": (emulator_bench.run, "emulator fidelity vs the queueing model, and its CPU cost (about 5 minutes)"),

@@ -59,10 +59,9 @@ def _replicas(rate_per_ms: np.ndarray, capacity_per_ms: np.ndarray, min_replicas
     return np.maximum(np.maximum(needed, min_replicas), 1)
 
 
-def _meets(models: Sequence[ReplicaModel], targets: Sequence[Targets], rate_per_ms: np.ndarray) -> np.ndarray:
-    """Per model: one replica at arrival rate ``rate_per_ms`` is within its stable limit (0.999 mu(N), 0.9 of
+def _meets(chains: ChainBatch, targets: Sequence[Targets], rate_per_ms: np.ndarray) -> np.ndarray:
+    """Per row: one replica at arrival rate ``rate_per_ms`` is within its stable limit (0.999 mu(N), 0.9 of
     that with a throughput target) and meets its ITL, TTFT and blocking targets (docs/model.md s5)."""
-    chains = ChainBatch.build(list(models))
     metrics = chain_metrics(chains, rate_per_ms)
     itl, ttft = latency_ms(chains, metrics)
     wanted = np.array([(t.itl_ms, t.ttft_ms, t.blocking, t.tps) for t in targets], dtype=float).reshape(-1, 4)
@@ -74,33 +73,49 @@ def _meets(models: Sequence[ReplicaModel], targets: Sequence[Targets], rate_per_
     return ok
 
 
+def _resized(top: ChainBatch, rows: np.ndarray, batch: np.ndarray, queue: np.ndarray) -> ChainBatch:
+    """Rows ``rows`` of ``top`` cut to batch sizes ``batch`` (each <= its N) and queues ``queue``: S(n) depends
+    on n alone in every service model, so a smaller batch's chain is a prefix of the larger one's."""
+    width = int(batch.max()) + 1
+    weights = top.log_weights[rows, :width].copy()
+    weights[np.arange(width)[None, :] > batch[:, None]] = -np.inf
+    mu_full = np.exp(top.log_weights[rows, batch - 1] - top.log_weights[rows, batch])
+    return ChainBatch(tuple(top.models[r] for r in rows), weights, batch.astype(float), queue.astype(float),
+                      top.mu_one_per_ms[rows], mu_full, top.out_tokens[rows], top.prefill_base_ms[rows],
+                      top.prefill_slope_ms[rows], top.chunked[rows], top.v1[rows], top.v1_params[rows])
+
+
 def fewest_replica_batches(problems: Sequence[BatchProblem]) -> list[int]:
     """Per problem, the least batch size N in [1, N_max] at which the replica count needed at N_max,
     n* = max(ceil(Lambda / Theta*(N_max)), min), still meets the targets at Lambda / n* per replica
     (docs/model.md s4.1): the fewest replicas, ties to the smaller batch.
 
-    Bisection on N for all problems together, one chain evaluation per step (about log2 N_max). It assumes a
-    larger batch never hurts at a given rate; where that does not hold the answer still meets the targets with
-    n* replicas. An infeasible problem keeps N_max.
+    Bisection on N for all problems together, one chain evaluation per step (about log2 N_max), each step's
+    chains cut from those at N_max. It assumes a larger batch never hurts at a given rate; where that does not
+    hold the answer still meets the targets with n* replicas. An infeasible problem keeps N_max.
     """
     if not problems:
         return []
     rate = np.array([p.rate_per_ms for p in problems])
     floor = np.array([p.min_replicas for p in problems], dtype=float)
-    top = _size([p.model for p in problems], [p.targets for p in problems])
-    best = _replicas(rate, top.capacity_per_ms, floor)
+    top = ChainBatch.build([p.model for p in problems])
+    targets = [p.targets for p in problems]
+    best = _replicas(rate, size_replicas(top, targets).capacity_per_ms, floor)
     lo = np.ones(len(problems), dtype=int)
     hi = np.array([p.model.max_batch for p in problems], dtype=int)
     lo[~np.isfinite(best)] = hi[~np.isfinite(best)]
     per_replica = np.where(np.isfinite(best), rate / np.where(np.isfinite(best), best, 1.0), 0.0)
+    ratio = np.array([p.model.max_queue // max(p.model.max_batch, 1) for p in problems])
+    fixed = np.array([p.fixed_queue for p in problems])
+    queue_n = np.array([p.model.max_queue for p in problems])
     while True:
         active = np.flatnonzero(lo < hi)
         if active.size == 0:
             return hi.tolist()
         mid = (lo[active] + hi[active]) // 2
-        models = [with_batch(problems[k].model, int(n), problems[k].fixed_queue)
-                  for k, n in zip(active, mid, strict=True)]
-        ok = _meets(models, [problems[k].targets for k in active], per_replica[active])
+        queue = np.where(fixed[active], queue_n[active], ratio[active] * mid)
+        chains = _resized(top, active, mid, queue)
+        ok = _meets(chains, [targets[k] for k in active], per_replica[active])
         hi[active[ok]] = mid[ok]
         lo[active[~ok]] = mid[~ok] + 1
 
