@@ -78,6 +78,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"## {pooled.scenario.name} (seed {pooled.seed}, {pooled.scenario.duration_s / 60:.0f} min "
                   f"simulated; arms priority pool, FCFS pool, per-class servers)\n")
             print(poolsim.table(pooled))
+            print("\nThe priority latency model (prefix conservation) against one replica run open loop at the "
+                  "answer's per-replica rates, 3 simulated hours:\n")
+            print(poolsim.model_check_table(poolsim.model_check(pooled.scenario, args.seed)))
             return 0
         loaded = scenario.load(args.scenario)
         result = run_scenario(loaded, args.policies, args.seed)

@@ -31,7 +31,14 @@ import yaml
 from emulator.enginecore import EngineCore, EngineParams, Request
 from services.core.errors import InvalidInputError
 from services.core.model import PerfParms, ServiceModel
-from services.optimizer.pools import InstanceType, Policy, QueueingCurve, ServiceClass, solve_pool
+from services.optimizer.pools import (
+    InstanceType,
+    Policy,
+    QueueingCurve,
+    ServiceClass,
+    predicted_latency_s,
+    solve_pool,
+)
 from services.optimizer.servicetime import ReplicaModel
 
 POOL_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "scenarios", "pools")
@@ -350,4 +357,53 @@ def table(result: PoolRun) -> str:
                 row.append(f"{v['mean_s']:.2f} / {v['p90_s']:.2f}" if v["count"] else "-")
         row.append("yes" if res.within(bounds) else "NO")
         lines.append("| " + " | ".join(row) + " |")
+    return "\n".join(lines)
+
+
+def model_check(sc: PoolScenario, seed: int | None = None, hours: float = 3.0) -> list[dict[str, float | str]]:
+    """The priority approximation against the token-level engine: for each phase, the priority answer's
+    per-replica rates (its first replica) are run open loop on one priority replica for ``hours`` of seeded
+    Poisson arrivals; per class the mean end-to-end latency simulated vs predicted (prefix conservation)."""
+    itype = instance_type(sc)
+    rng = np.random.default_rng(sc.seed if seed is None else seed)
+    rows: list[dict[str, float | str]] = []
+    for p, (_, rates) in enumerate(sc.phases):
+        classes = [ServiceClass(n, r, b) for (n, b), r in zip(sc.classes, rates, strict=True)]
+        answer = solve_pool([itype], classes, Policy.PRIORITY)
+        per = answer.instances[0].rates_rpm
+        predicted = predicted_latency_s(itype.curve, per, Policy.PRIORITY)
+        core = EngineCore(EngineParams(sc.alpha_ms, sc.beta_ms, sc.gamma_ms, max_num_seqs=sc.max_num_seqs,
+                                       scheduling_policy="priority"))
+        arrivals_: list[tuple[float, int, int]] = []
+        for c, rpm in enumerate(per):
+            count = rng.poisson(rpm / 60.0 * hours * 3600)
+            for t in rng.uniform(0, hours * 3600, count):
+                out = (max(int(rng.exponential(sc.output_tokens_mean)), 1) if sc.output_exponential
+                       else sc.output_tokens_mean)
+                arrivals_.append((float(t), c, out))
+        arrivals_.sort()
+        finished: list[tuple[int, float]] = []
+        owner: dict[int, int] = {}
+        for t, c, out in arrivals_:
+            for it in core.advance_to(t):
+                finished += [(owner.pop(id(r)), r.finished_s - r.arrival_s) for r in it.finished]
+            request = core.add(Request(sc.prompt_tokens, out, priority=c), t)
+            owner[id(request)] = c
+        for it in core.advance_to(math.inf):
+            finished += [(owner.pop(id(r)), r.finished_s - r.arrival_s) for r in it.finished]
+        for c, (name, bound) in enumerate(sc.classes):
+            values = [v for cc, v in finished if cc == c]
+            rows.append({"phase": p + 1, "class": name, "rate_rpm": per[c], "bound_s": bound,
+                         "predicted_s": predicted[c] if predicted[c] is not None else math.nan,
+                         "simulated_s": float(np.mean(values)) if values else math.nan, "requests": len(values)})
+    return rows
+
+
+def model_check_table(rows: list[dict[str, float | str]]) -> str:
+    """model_check as a Markdown table."""
+    lines = ["| phase | class | rate per replica RPM | predicted mean s (prefix) | simulated mean s | bound s | "
+             "requests |", "|---|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['phase']} | {r['class']} | {r['rate_rpm']:.3f} | {r['predicted_s']:.2f} | "
+                     f"{r['simulated_s']:.2f} | {r['bound_s']:g} | {r['requests']} |")
     return "\n".join(lines)

@@ -31,6 +31,7 @@ def test_a_pool_scenario_runs_through_sim_run(capsys, tmp_path) -> None:
     out = capsys.readouterr().out
     assert "| priority |" in out and "| fcfs |" in out and "| per-class |" in out
     assert "seed000-two-phase (seed 0, 4 min simulated" in out
+    assert "| phase | class | rate per replica RPM | predicted mean s (prefix) | simulated mean s |" in out
 
 
 def test_sim_list_names_the_pool_scenario(capsys) -> None:
