@@ -224,6 +224,10 @@ def _check_class(svc: m.ServiceClass, field: str) -> None:
         _check(f"{at}.slo_itl_ms", target.slo_itl_ms, TIME_MS)
         _check(f"{at}.slo_ttft_ms", target.slo_ttft_ms, TIME_MS)
         _check(f"{at}.slo_tps", target.slo_tps, TPS)
+        for metric in ("itl", "ttft"):
+            for q in m.SLO_PERCENTILES:
+                name = m.percentile_field(metric, q)
+                _check(f"{at}.{name}", getattr(target, name), TIME_MS)
 
 
 def check_system(system: m.SystemData, field: str = "system") -> None:

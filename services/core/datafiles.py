@@ -107,7 +107,10 @@ def _service_class(r: Reader) -> m.ServiceClass:
     targets = tuple(
         m.ModelTarget(model=t.text("model"), slo_itl_ms=t.number("slo-itl", default=0.0, bound=b.TIME_MS),
                       slo_ttft_ms=t.number("slo-ttft", default=0.0, bound=b.TIME_MS),
-                      slo_tps=t.number("slo-tps", default=0.0, bound=b.TPS))
+                      slo_tps=t.number("slo-tps", default=0.0, bound=b.TPS),
+                      **{m.percentile_field(metric, q): t.number(m.percentile_key(metric, q), default=0.0,
+                                                                 bound=b.TIME_MS)
+                         for metric in ("itl", "ttft") for q in m.SLO_PERCENTILES})
         for t in r.items("modelTargets", optional=True)
     )
     _unique((t.model for t in targets), r, "modelTargets", "model")

@@ -67,6 +67,8 @@ def service_class_json(sc: m.ServiceClass) -> dict[str, Any]:
         for key, value in (("slo-itl", t.slo_itl_ms), ("slo-ttft", t.slo_ttft_ms), ("slo-tps", t.slo_tps)):
             if value:
                 target[key] = value
+        for metric, q, value in t.percentile_targets():
+            target[m.percentile_key(metric, q)] = value
         targets.append(target)
     return {"name": sc.name, "priority": sc.priority, "modelTargets": targets}
 

@@ -95,12 +95,42 @@ class ModelPerf:
 
 @dataclass(frozen=True, slots=True)
 class ModelTarget:
-    """SLOs of one model in a service class; 0 means no target. ITL and TTFT are means in ms."""
+    """SLOs of one model in a service class; 0 means no target. ``slo_itl_ms`` and ``slo_ttft_ms`` are means
+    in ms (Inferno's `slo-itl`, `slo-ttft`); ``slo_itl_p90_ms`` etc. are percentiles in ms (`slo-itl-p90`,
+    docs/model.md s1): the 90th percentile of the token gaps, or of the requests' TTFT, at most this."""
 
     model: str
     slo_itl_ms: float = 0.0
     slo_ttft_ms: float = 0.0
     slo_tps: float = 0.0
+    slo_itl_p50_ms: float = 0.0
+    slo_itl_p90_ms: float = 0.0
+    slo_itl_p95_ms: float = 0.0
+    slo_itl_p99_ms: float = 0.0
+    slo_ttft_p50_ms: float = 0.0
+    slo_ttft_p90_ms: float = 0.0
+    slo_ttft_p95_ms: float = 0.0
+    slo_ttft_p99_ms: float = 0.0
+
+    def percentile_targets(self) -> tuple[tuple[str, int, float], ...]:
+        """The percentile targets that are set: (``"itl"`` or ``"ttft"``, percentile, ms), in field order."""
+        return tuple((metric, q, value) for metric, q, value in
+                     ((metric, q, getattr(self, percentile_field(metric, q)))
+                      for metric in ("itl", "ttft") for q in SLO_PERCENTILES) if value > 0)
+
+
+SLO_PERCENTILES = (50, 90, 95, 99)
+"""The percentiles a service class may target (docs/model.md s1)."""
+
+
+def percentile_field(metric: str, percentile: int) -> str:
+    """The ModelTarget field of a percentile target: ``percentile_field("ttft", 90)`` is ``slo_ttft_p90_ms``."""
+    return f"slo_{metric}_p{percentile}_ms"
+
+
+def percentile_key(metric: str, percentile: int) -> str:
+    """The serviceclass-data.json key of a percentile target: ``slo-ttft-p90``."""
+    return f"slo-{metric}-p{percentile}"
 
 
 @dataclass(frozen=True, slots=True)

@@ -159,10 +159,15 @@ def model_perf_from_proto(msg: types_pb2.ModelPerf, field: str = "model") -> m.M
     )
 
 
+_PERCENTILE_FIELDS = tuple(m.percentile_field(metric, q) for metric in ("itl", "ttft") for q in m.SLO_PERCENTILES)
+"""ModelTarget's percentile SLO fields, named alike in the proto."""
+
+
 def service_class_to_proto(sc: m.ServiceClass) -> types_pb2.ServiceClass:
     """ServiceClass -> proto."""
     targets = [types_pb2.ModelTarget(model=t.model, slo_itl_ms=t.slo_itl_ms, slo_ttft_ms=t.slo_ttft_ms,
-                                     slo_tps=t.slo_tps) for t in sc.targets]
+                                     slo_tps=t.slo_tps, **{name: getattr(t, name) for name in _PERCENTILE_FIELDS})
+               for t in sc.targets]
     return types_pb2.ServiceClass(name=sc.name, priority=sc.priority, model_targets=targets)
 
 
@@ -173,7 +178,9 @@ def service_class_from_proto(msg: types_pb2.ServiceClass, field: str = "service_
         m.ModelTarget(model=t.model,
                       slo_itl_ms=_non_negative(t.slo_itl_ms, f"{field}.{short_name(t.model)}.slo_itl_ms"),
                       slo_ttft_ms=_non_negative(t.slo_ttft_ms, f"{field}.{short_name(t.model)}.slo_ttft_ms"),
-                      slo_tps=_non_negative(t.slo_tps, f"{field}.{short_name(t.model)}.slo_tps"))
+                      slo_tps=_non_negative(t.slo_tps, f"{field}.{short_name(t.model)}.slo_tps"),
+                      **{name: _non_negative(getattr(t, name), f"{field}.{short_name(t.model)}.{name}")
+                         for name in _PERCENTILE_FIELDS})
         for t in msg.model_targets
     )
     return m.ServiceClass(name=msg.name, priority=msg.priority, targets=targets)

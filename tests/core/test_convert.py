@@ -79,3 +79,13 @@ def test_model_v1_inputs_survive_proto_round_trip() -> None:
         assert convert.load_from_proto(convert.load_to_proto(load)) == load
     perf = m.ModelPerf("llama", "H100", 1, 512, 1024, m.PerfParms(6.6, 0.02, 5e-5, ttft_overhead_ms=8.0))
     assert convert.model_perf_from_proto(convert.model_perf_to_proto(perf)) == perf
+
+
+def test_percentile_slos_survive_proto_round_trip_and_negative_is_named() -> None:
+    sc = m.ServiceClass("Premium", 1, (m.ModelTarget("llama", slo_itl_ms=20, slo_ttft_p90_ms=400,
+                                                     slo_itl_p99_ms=60),))
+    assert convert.service_class_from_proto(convert.service_class_to_proto(sc)) == sc
+    msg = convert.service_class_to_proto(sc)
+    msg.model_targets[0].slo_ttft_p99_ms = -5
+    with pytest.raises(InvalidInputError, match="slo_ttft_p99_ms"):
+        convert.service_class_from_proto(msg)

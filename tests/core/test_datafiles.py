@@ -299,3 +299,33 @@ def test_token_budget_must_be_positive(small_copy: Path) -> None:
     edit(small_copy / "optimizer-data.json", lambda d: d["optimizer"].update(tokenBudget=0))
     with pytest.raises(DataFileError, match="tokenBudget"):
         datafiles.load_system_dir(str(small_copy))
+
+
+def test_percentile_slos_are_read_beside_means_and_written_back(small_copy: Path, tmp_path: Path) -> None:
+    edit(small_copy / "serviceclass-data.json", lambda d: d["serviceClasses"][0]["modelTargets"][0].update(
+        {"slo-TTFT-p90": 400, "slo-itl-p99": 60, "slo-ttft-p50": 150}))
+    loaded = datafiles.load_system_dir(str(small_copy), strict=True)
+    target = loaded.system.service_classes[0].targets[0]
+    assert (target.slo_ttft_p90_ms, target.slo_itl_p99_ms, target.slo_ttft_p50_ms) == (400, 60, 150)
+    assert target.slo_itl_ms > 0 and target.slo_ttft_p95_ms == 0.0  # the means stay, unset percentiles are 0
+    assert target.percentile_targets() == (("itl", 99, 60), ("ttft", 50, 150), ("ttft", 90, 400))
+    (tmp_path / "out").mkdir()
+    datafiles.write_system_dir(str(tmp_path / "out"), loaded.system)
+    assert datafiles.load_system_dir(str(tmp_path / "out"), strict=True).system == loaded.system
+
+
+@pytest.mark.parametrize("key, value, message", [
+    ("slo-ttft-p90", -1, r"slo-ttft-p90.*-1"), ("slo-itl-p99", 4e6, r"slo-itl-p99"),
+    ("slo-itl-p99", "fast", r"slo-itl-p99")])
+def test_bad_percentile_slo_names_key_and_value(small_copy: Path, key: str, value, message: str) -> None:
+    edit(small_copy / "serviceclass-data.json",
+         lambda d: d["serviceClasses"][0]["modelTargets"][0].update({key: value}))
+    with pytest.raises(DataFileError, match=message):
+        datafiles.load_system_dir(str(small_copy))
+
+
+def test_unsupported_percentile_is_an_unknown_key(small_copy: Path) -> None:
+    edit(small_copy / "serviceclass-data.json",
+         lambda d: d["serviceClasses"][0]["modelTargets"][0].update({"slo-ttft-p80": 300}))
+    assert datafiles.load_system_dir(str(small_copy)).warnings == (
+        "serviceclass-data.json: $.serviceClasses[0].modelTargets[0].slo-ttft-p80: unknown key ignored",)
