@@ -72,10 +72,10 @@ class Config:
     solver_time_limit_s: float = 10.0
     tuner: str = "advisory"
     """Online perfParms tuning (docs/model.md s12): off, advisory (estimate and report) or on (adopt)."""
-    forecast: bool = False
+    forecast: bool = True
     forecast_history_s: float = 600.0
     startup_delay_s: float = 120.0
-    fast_path: bool = False
+    fast_path: bool = True
     fast_path_interval_s: float = 10.0
     fast_path_window_s: float = 30.0
     fast_path_cooldown_s: float = 60.0
