@@ -39,7 +39,7 @@ def start(config: Config) -> None:
     http.start()
     loop.start_ticker(config.control_period_s)
     watcher = None
-    if config.fast_path:
+    if config.fast_path and config.control_period_s > 0:  # 0: cycles only on /invoke, none of its own
         window = f"{max(int(config.fast_path_window_s), 1)}s"
         watcher = FastPathWatcher(loop, lambda: clients.collect(window=window, forecast=False).value,
                                   FastPathSettings(config.fast_path_waiting_per_replica,
