@@ -1,6 +1,6 @@
 """`make bench`: every benchmark module, one call each (add yours as one line).
 
-``python -m bench [optimizer] [exact] [cycle] [robust] [emulator] [fidelity]`` runs only the named ones (all by default;
+``python -m bench [optimizer] [exact] [cycle] [robust] [emulator] [fidelity] [percentiles]`` runs only the named ones (all by default;
 the emulator's fidelity and CPU-cost benchmark takes about 5 minutes, the model fidelity one about 15, the cycle
 benchmark about 1).
 """
@@ -20,6 +20,8 @@ BENCHMARKS = {
     "emulator": (emulator_bench.run, "emulator fidelity vs the queueing model, and its CPU cost (about 5 minutes)"),
     "fidelity": (fidelity_bench.run, "model v1 vs the engine in event time; fit on the real vLLM sweeps in and out "
                  "of sample; the engine replaying the sweeps (about 15 minutes)"),
+    "percentiles": (percentile_bench.run, "model v1's TTFT/ITL P50/P90/P99 vs the engine's per-request samples at "
+                    "30/60/90% load, fixed and exponential lengths (about 1 minute)"),
 }
 
 width = max(len(name) for name in BENCHMARKS)

@@ -1,0 +1,149 @@
+"""Predicted TTFT and ITL percentiles of a replica from its birth-death chain (docs/model.md s3.2).
+
+Vectorised over the rows of a ChainBatch like queueing.chain_metrics: one arrival rate per row, any number of
+percentiles. Rates are requests per ms, times ms, percentiles in (0, 100). Pure: numpy only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from services.optimizer.queueing import (
+    _TINY_RATE_PER_MS,
+    ChainBatch,
+    chain_metrics,
+    geometric_tail,
+    latency_parts,
+    wait_factor,
+)
+from services.optimizer.servicetime import v1_grid_terms
+
+
+@dataclass(frozen=True, slots=True)
+class BatchDistribution:
+    """Per row: ``batch[r, n]`` = P(n requests in the batch), n = 0..width-1 (the time average; the queue
+    states count as a full batch N), and ``wait`` = P(an admitted arrival finds all N slots taken)."""
+
+    batch: np.ndarray
+    wait: np.ndarray
+
+
+def batch_distribution(chains: ChainBatch, rate_per_ms: np.ndarray, rows: np.ndarray | None = None
+                       ) -> BatchDistribution:
+    """The time-average batch-size distribution and the chance to wait of ``rows`` at ``rate_per_ms``
+    (shape (rows,)), from the chain's stationary probabilities (docs/model.md s2); Poisson arrivals see time
+    averages (PASTA), so the chance to wait is P(i >= N | i < C)."""
+    idx = np.arange(len(chains)) if rows is None else rows
+    batch, queue = chains.batch[idx], chains.queue[idx]
+    log_rate = np.log(np.maximum(np.asarray(rate_per_ms, dtype=float), _TINY_RATE_PER_MS))
+    step = log_rate - np.log(chains.mu_full_per_ms[idx])
+    tail_log_sum, _ = geometric_tail(step, queue)
+    width = int(batch.max()) + 1
+    states = np.arange(width, dtype=float)
+    log_p = states * log_rate[:, None] + chains.log_weights[idx, :width]
+    at_batch = batch * log_rate + chains.log_weights[idx, batch.astype(int)]
+    log_tail = at_batch + tail_log_sum
+    top = np.maximum(log_p.max(axis=1), log_tail)
+    p = np.exp(log_p - top[:, None])
+    tail = np.exp(log_tail - top)
+    blocked = np.exp(at_batch + queue * step - top)
+    total = p.sum(axis=1) + tail
+    full = np.exp(at_batch - top) + tail  # p(N) + the queue states
+    p[np.arange(len(idx)), batch.astype(int)] = full
+    p /= total[:, None]
+    admitted = np.maximum(total - blocked, 1e-300)
+    return BatchDistribution(p, np.clip((full - blocked) / admitted, 0.0, 1.0))
+
+
+@dataclass(frozen=True, slots=True)
+class Percentiles:
+    """Per row and percentile (shape (rows, len(percentiles))), ms: TTFT, ITL (token gaps) and the queue
+    wait (the part of TTFT spent waiting for a batch slot)."""
+
+    percentiles: tuple[float, ...]
+    ttft_ms: np.ndarray
+    itl_ms: np.ndarray
+    queue_wait_ms: np.ndarray
+
+
+def _gap_shape(chains: ChainBatch, idx: np.ndarray, width: int) -> np.ndarray:
+    """S(n) per row for n = 1..width-1 (column n), the service time at batch n, which the gaps scale with;
+    from mu(n) = n / S(n), log mu(n) = log_weights[n-1] - log_weights[n] (inf beyond a row's N)."""
+    lw = chains.log_weights[idx, :width]
+    with np.errstate(invalid="ignore"):
+        log_mu = lw[:, :-1] - lw[:, 1:]
+    n = np.arange(1, width, dtype=float)
+    shape = np.full((len(idx), width), np.inf)
+    shape[:, 1:] = np.where(np.isfinite(log_mu), n / np.exp(np.where(np.isfinite(log_mu), log_mu, 0.0)), np.inf)
+    return shape
+
+
+def predict_percentiles(chains: ChainBatch, rate_per_ms: np.ndarray, percentiles: tuple[float, ...] | list[float],
+                        rows: np.ndarray | None = None) -> Percentiles:
+    """TTFT, ITL and queue-wait percentiles of ``rows`` at ``rate_per_ms`` (docs/model.md s3.2).
+
+    TTFT = d + Wq: d = mean TTFT - mean queue wait (the residual iteration, the prefill and any overhead,
+    taken at their means) and Wq the queue wait: 0 with probability 1 - P(wait), else exponential with the
+    mean that makes E[Wq] the model's mean queue wait (W x the wait factor under v1), the M/M/c form of the
+    chain's geometric queue states (exact for one server with exponential service: M/M/1's
+    P(Wq > t) = rho exp(-mu (1 - rho) t)). ITL: a token emitted while n requests share the batch waits an
+    iteration, proportional to S(n); tokens are emitted at a rate proportional to p(n) mu(n), so the gap is
+    S(n) ITL / Sbar with probability p(n) mu(n) / Theta (the token-weighted batch distribution), whose mean
+    is the model's mean ITL. Under v1 a share Theta c gap(n) of the gaps (an iteration that also carries
+    a prefill chunk) is wP / c longer, the others shorter so that the mean stays. ValueError for a percentile outside (0, 100).
+    """
+    q = np.asarray(percentiles, dtype=float)
+    if q.size == 0 or np.any((q <= 0) | (q >= 100)):
+        raise ValueError(f"percentiles must lie in (0, 100), got {list(percentiles)}")
+    idx = np.arange(len(chains)) if rows is None else rows
+    rate = np.asarray(rate_per_ms, dtype=float)
+    metrics = chain_metrics(chains, rate, idx)
+    parts = latency_parts(chains, metrics, idx)
+    queue_wait = metrics.wait_ms.copy()
+    v1 = np.flatnonzero(chains.v1[idx])
+    if v1.size:
+        params = chains.v1_params[idx[v1]]
+        batch = np.maximum(np.rint(metrics.in_service[v1]), 1.0)[:, None]
+        terms = v1_grid_terms(params, batch)
+        steps = terms.steps[:, 0]
+        out_tokens, out_c2, arrival_c2 = params[:, 4], params[:, 5], params[:, 6]
+        service_c2 = np.minimum(out_c2 * out_tokens * out_tokens / (steps * steps), 1.0)
+        queue_wait[v1] = metrics.wait_ms[v1] * wait_factor(arrival_c2, service_c2, chains.batch[idx[v1]],
+                                                          metrics.utilization[v1])
+    dist = batch_distribution(chains, rate, idx)
+    tail = 1.0 - q[None, :] / 100.0  # (1, P)
+    p_wait = dist.wait[:, None]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        # P(Wq > t) = p_wait exp(-t p_wait / E[Wq])  =>  t_q = E[Wq] / p_wait ln(p_wait / (1 - q))
+        scale = np.where(p_wait > 0, queue_wait[:, None] / p_wait, 0.0)
+        wait_q = np.where(p_wait > tail, scale * np.log(p_wait / tail), 0.0)
+    wait_q = np.nan_to_num(wait_q, nan=0.0, posinf=np.inf)
+    ttft = (parts.ttft_ms - queue_wait)[:, None] + wait_q
+
+    width = dist.batch.shape[1]
+    shape = _gap_shape(chains, idx, width)[:, 1:]  # S(n), n = 1..width-1
+    mu = np.where(np.isfinite(shape), np.arange(1, width)[None, :] / shape, 0.0)
+    weight = dist.batch[:, 1:] * mu
+    weight = np.where(weight.sum(axis=1, keepdims=True) > 0, weight, np.eye(1, width - 1))  # empty: n = 1
+    gap = np.where(np.isfinite(shape), shape * (parts.itl_ms / metrics.service_ms)[:, None], np.inf)
+    # v1: an iteration that carries a prefill chunk lasts wP / c longer; the share of the gaps at batch n
+    # in such iterations is pi(n) = min(Theta c gap(n), 1); the other gaps are shorter by pi(n) wP / c so
+    # that the mean stays the model's ITL.
+    chunk = np.zeros((len(idx), 1))
+    share = np.zeros_like(gap)
+    if v1.size:
+        chunk[v1, 0] = terms.prefill_work[:, 0] / terms.chunks[:, 0]
+        prefills = (metrics.throughput_per_ms[v1] * terms.chunks[:, 0])[:, None]
+        share[v1] = np.where(np.isfinite(gap[v1]), np.minimum(prefills * gap[v1], 1.0), 0.0)
+    plain = gap - share * chunk
+    values = np.concatenate([plain, plain + chunk], axis=1)
+    masses = np.concatenate([weight * (1.0 - share), weight * share], axis=1)
+    order = np.argsort(values, axis=1, kind="stable")
+    values, masses = np.take_along_axis(values, order, axis=1), np.take_along_axis(masses, order, axis=1)
+    cum = np.cumsum(masses, axis=1) / masses.sum(axis=1, keepdims=True)
+    # the smallest gap whose cumulative token share reaches q
+    first = (cum[:, :, None] >= (q / 100.0)[None, None, :] - 1e-12).argmax(axis=1)  # (rows, P)
+    itl = np.take_along_axis(values, first, axis=1)
+    return Percentiles(tuple(float(x) for x in q), ttft, itl, wait_q)
