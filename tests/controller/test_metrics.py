@@ -86,3 +86,22 @@ def test_the_tuner_state_is_exported_per_model_and_accelerator() -> None:
     assert (series["inferno_tuner_samples"][key], series["inferno_tuner_adopted"][key]) == (20, 1)
     metrics.observe(CycleRecord(2, "t", "skipped"))
     assert "inferno_tuner_alpha_seconds" not in samples(metrics)
+
+
+def test_the_forecast_and_its_interval_are_in_the_cycle_row_and_exported() -> None:
+    observed = replace(SERVER.observed, measured_rate_rpm=60.0, forecast_rpm=90.0, forecast_lower_rpm=72.0,
+                       forecast_upper_rpm=108.0, forecast_horizon_s=180.0, forecast_method="local-linear-trend",
+                       forecast_rising=True)
+    managed = replace(MANAGED, server=replace(SERVER, observed=observed))
+    metrics = ControllerMetrics()
+    record = ControlLoop(FakeClients(collection=m.Collection((managed,))), lambda: (STATIC, CAPACITY),
+                         metrics).invoke()
+    row = record.rows[0]
+    assert (row["forecast_rpm"], row["forecast_lower_rpm"], row["forecast_upper_rpm"], row["forecast_rising"]) == (
+        90.0, 72.0, 108.0, True)
+    series = samples(metrics)
+    assert one(series, "inferno_server_measured_arrival_rate_requests_per_second") == 1.0
+    assert one(series, "inferno_server_forecast_arrival_rate_requests_per_second") == 1.5
+    assert one(series, "inferno_server_forecast_lower_requests_per_second") == 1.2
+    assert one(series, "inferno_server_forecast_upper_requests_per_second") == 1.8
+    assert one(series, "inferno_server_forecast_horizon_seconds") == 180.0
