@@ -1,6 +1,7 @@
 """`make bench`: every benchmark module, one call each (add yours as one line).
 
-``python -m bench [optimizer] [exact] [cycle] [robust] [emulator] [fidelity] [percentiles]`` runs only the named ones (all by default;
+``python -m bench [optimizer] [exact] [cycle] [robust] [emulator] [fidelity] [percentiles]`` runs only the named
+ones (all by default;
 the emulator's fidelity and CPU-cost benchmark takes about 5 minutes, the model fidelity one about 15, the cycle
 benchmark about 1).
 """
@@ -9,7 +10,15 @@ from __future__ import annotations
 
 import argparse
 
-from bench import cycle_bench, emulator_bench, exact_bench, fidelity_bench, optimizer_bench, robust_bench
+from bench import (
+    cycle_bench,
+    emulator_bench,
+    exact_bench,
+    fidelity_bench,
+    optimizer_bench,
+    percentile_bench,
+    robust_bench,
+)
 
 BENCHMARKS = {
     "optimizer": (optimizer_bench.run, "solve time of Inferno's sample sets and synthetic 100/1,000-server systems"),

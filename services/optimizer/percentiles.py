@@ -92,7 +92,8 @@ def predict_percentiles(chains: ChainBatch, rate_per_ms: np.ndarray, percentiles
     iteration, proportional to S(n); tokens are emitted at a rate proportional to p(n) mu(n), so the gap is
     S(n) ITL / Sbar with probability p(n) mu(n) / Theta (the token-weighted batch distribution), whose mean
     is the model's mean ITL. Under v1 a share Theta c gap(n) of the gaps (an iteration that also carries
-    a prefill chunk) is wP / c longer, the others shorter so that the mean stays. ValueError for a percentile outside (0, 100).
+    a prefill chunk) is wP / c longer, the others shorter so that the mean stays. ValueError for a
+    percentile outside (0, 100).
     """
     q = np.asarray(percentiles, dtype=float)
     if q.size == 0 or np.any((q <= 0) | (q >= 100)):
