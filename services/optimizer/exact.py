@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
+from ortools.linear_solver import pywraplp
 from ortools.sat.python import cp_model
 
 from services.optimizer.candidates import Candidate
@@ -160,14 +161,18 @@ class _Run:
     proven: bool = True
     solved: bool = False
     """Whether a CP-SAT stage found a solution (a hint alone is not an exact answer)."""
+    guide: dict[str, Candidate] | None = None
+    """A hint for the next stage only, maybe infeasible (CP-SAT repairs it); never an answer."""
     gap: float = 0.0
     """The largest relative gap of a stage the time limit stopped."""
     stages: list[str] = field(default_factory=list)
 
     def hint(self) -> None:
+        guide = self.guide if self.guide is not None else self.best
+        self.guide = None
         self.am.model.clear_hints()
         for name, pairs in self.am.choices.items():
-            pick = self.best.get(name)
+            pick = guide.get(name)
             for cand, x in pairs:
                 self.am.model.add_hint(x, cand is pick)
 
@@ -178,6 +183,7 @@ class _Run:
         left = (self.time_limit_s - self.used_s) * share
         if left < MIN_STAGE_S:
             self.proven = False
+            self.gap = float("inf")
             self.stages.append(f"{label}: no time left")
             return None
         self.hint()
@@ -199,6 +205,7 @@ class _Run:
             self.gap = max(self.gap, abs(bound - found) / max(abs(found), 1.0))
         else:
             self.proven = False
+            self.gap = float("inf")  # the limit came before any solution of this stage
             return None
         self.solved = True
         self.best = {name: cand for name, pairs in self.am.choices.items() for cand, x in pairs
@@ -256,11 +263,74 @@ def _count_stages(run: _Run, levels: Sequence[int], options: Mapping[str, Sequen
         if _rank(better, priorities, levels) < _rank(run.best, priorities, levels) and \
                 all(_counts(better, priorities).get(p, 0) >= n for p, n in floor.items()):
             run.best = better
+    fixed: dict[int, int] = {}
+    floor = _counts(run.best, priorities)
     for level in levels:
+        if repack:
+            rounded = _lp_hint(options, priorities, capacity, level, fixed, floor)
+            if rounded is not None and _counts(rounded, priorities).get(level, 0) > \
+                    _counts(run.best, priorities).get(level, 0) and \
+                    all(_counts(rounded, priorities).get(p, 0) == n for p, n in fixed.items()):
+                run.guide = rounded
         if run.stage(f"level {level}", am.served[level], maximize=True, share=COUNT_SHARE) is None:
             return False
-        am.model.add(am.served[level] == _counts(run.best, priorities).get(level, 0))
+        fixed[level] = _counts(run.best, priorities).get(level, 0)
+        am.model.add(am.served[level] == fixed[level])
     return True
+
+
+def _lp_hint(options: Mapping[str, Sequence[Candidate]], priorities: Mapping[str, int],
+             capacity: Mapping[str, int], level: int, fixed: Mapping[int, int], floor: Mapping[int, int]
+             ) -> dict[str, Candidate] | None:
+    """A hint for maximising ``level``'s count: the LP relaxation (GLOP) rounded down, then repaired by adding
+    servers (levels already fixed first, then ``level``, then the rest), smallest share of the cards left first.
+    None when the LP fails."""
+    lp = pywraplp.Solver.CreateSolver("GLOP")
+    if lp is None:
+        return None
+    names = sorted(n for n, opts in options.items() if opts)
+    xs: dict[str, list[tuple[Candidate, pywraplp.Variable]]] = {}
+    per_type: dict[str, list[tuple[int, pywraplp.Variable]]] = {}
+    by_level: dict[int, list[pywraplp.Variable]] = {}
+    for i, name in enumerate(names):
+        pairs = [(c, lp.NumVar(0.0, 1.0, f"x{i}_{k}")) for k, c in enumerate(options[name])]
+        lp.Add(sum(x for _, x in pairs) <= 1)
+        for c, x in pairs:
+            by_level.setdefault(priorities[name], []).append(x)
+            if c.units > 0:
+                per_type.setdefault(c.accelerator_type, []).append((c.units, x))
+        xs[name] = pairs
+    for kind, terms in per_type.items():
+        lp.Add(sum(u * x for u, x in terms) <= capacity.get(kind, 0))
+    for p, xv in by_level.items():
+        if p in fixed:
+            lp.Add(sum(xv) == fixed[p])
+        elif p != level:
+            lp.Add(sum(xv) >= floor.get(p, 0))
+    lp.Maximize(sum(by_level.get(level, [])))
+    if lp.Solve() not in (pywraplp.Solver.OPTIMAL, pywraplp.Solver.FEASIBLE):
+        return None
+    chosen = {name: c for name, pairs in xs.items() for c, x in pairs if x.solution_value() > 1 - 1e-6}
+    left = dict(capacity)
+    for c in chosen.values():
+        if c.units > 0:
+            left[c.accelerator_type] = left.get(c.accelerator_type, 0) - c.units
+    order = sorted((n for n in names if n not in chosen),
+                   key=lambda n: (0 if priorities[n] in fixed else 1 if priorities[n] == level else 2,
+                                  priorities[n], n))
+    counts = _counts(chosen, priorities)
+    for name in order:
+        if counts.get(priorities[name], 0) >= fixed.get(priorities[name], len(names)):
+            continue  # a fixed level keeps its count
+        fitting = [c for c in options[name] if c.units <= 0 or c.units <= left.get(c.accelerator_type, 0)]
+        if fitting:
+            counts[priorities[name]] = counts.get(priorities[name], 0) + 1
+            pick = min(fitting, key=lambda c: (0.0 if c.units <= 0 else
+                                               c.units / max(left.get(c.accelerator_type, 0), 1e-9), c.value))
+            chosen[name] = pick
+            if pick.units > 0:
+                left[pick.accelerator_type] -= pick.units
+    return chosen
 
 
 def _repack(start: Mapping[str, Candidate], options: Mapping[str, Sequence[Candidate]],
