@@ -268,15 +268,42 @@ def _count_stages(run: _Run, levels: Sequence[int], options: Mapping[str, Sequen
     for level in levels:
         if repack:
             rounded = _lp_hint(options, priorities, capacity, level, fixed, floor)
-            if rounded is not None and _counts(rounded, priorities).get(level, 0) > \
-                    _counts(run.best, priorities).get(level, 0) and \
-                    all(_counts(rounded, priorities).get(p, 0) == n for p, n in fixed.items()):
-                run.guide = rounded
+            extended = _extend(run.best, options, priorities, capacity, level)
+            candidates = [h for h in (rounded, extended) if h is not None
+                          and all(_counts(h, priorities).get(p, 0) == n for p, n in fixed.items())]
+            best = max(candidates, key=lambda h: _counts(h, priorities).get(level, 0), default=None)
+            if best is not None and _counts(best, priorities).get(level, 0) > \
+                    _counts(run.best, priorities).get(level, 0):
+                run.guide = best
         if run.stage(f"level {level}", am.served[level], maximize=True, share=COUNT_SHARE) is None:
             return False
         fixed[level] = _counts(run.best, priorities).get(level, 0)
         am.model.add(am.served[level] == fixed[level])
     return True
+
+
+def _extend(start: Mapping[str, Candidate], options: Mapping[str, Sequence[Candidate]],
+            priorities: Mapping[str, int], capacity: Mapping[str, int], level: int) -> dict[str, Candidate]:
+    """``start`` plus the servers of ``level`` it leaves out that still fit, smallest share of the cards left
+    first (only adds: every other level keeps its count)."""
+    chosen = dict(start)
+    left = dict(capacity)
+    for c in chosen.values():
+        if c.units > 0:
+            left[c.accelerator_type] = left.get(c.accelerator_type, 0) - c.units
+
+    def share(c: Candidate) -> float:
+        return 0.0 if c.units <= 0 else c.units / max(left.get(c.accelerator_type, 0), 1e-9)
+
+    rest = [n for n in options if priorities[n] == level and n not in chosen and options[n]]
+    for name in sorted(rest, key=lambda n: (min(share(c) for c in options[n]), n)):
+        fitting = [c for c in options[name] if c.units <= 0 or c.units <= left.get(c.accelerator_type, 0)]
+        if fitting:
+            pick = min(fitting, key=lambda c: (share(c), c.value))
+            chosen[name] = pick
+            if pick.units > 0:
+                left[pick.accelerator_type] -= pick.units
+    return chosen
 
 
 def _lp_hint(options: Mapping[str, Sequence[Candidate]], priorities: Mapping[str, int],
