@@ -104,18 +104,15 @@ def load_changes_s(scenario: Scenario) -> list[float]:
 
 
 def recovery_s(per_minute: Sequence[float | None], changes: Sequence[float]) -> list[float]:
-    """For each load change: seconds from it to the start of the first minute at or after it whose attainment
-    reaches ATTAINMENT_GOAL (0 when the minute of the change already does; until the end if never)."""
+    """For each load change: seconds from it until the SLO holds again for good, i.e. to the end of the last
+    minute before the next change (or the end) whose attainment is below ATTAINMENT_GOAL; 0 when no minute of
+    that stretch falls below it; up to the next change (or the end) when the last one does (censored)."""
     found = []
-    for change in changes:
-        first = int(change // 60)
-        delay = None
-        for minute in range(first, len(per_minute)):
-            value = per_minute[minute]
-            if value is None or value >= ATTAINMENT_GOAL:
-                delay = max(minute * 60.0 - change, 0.0)
-                break
-        found.append(delay if delay is not None else len(per_minute) * 60.0 - change)
+    edges = [*changes, len(per_minute) * 60.0]
+    for change, following in zip(changes, edges[1:], strict=False):
+        first, stop = int(change // 60), min(int(math.ceil(following / 60.0)), len(per_minute))
+        failing = [m for m in range(first, stop) if per_minute[m] is not None and per_minute[m] < ATTAINMENT_GOAL]
+        found.append(min((failing[-1] + 1) * 60.0, following) - change if failing else 0.0)
     return found
 
 

@@ -92,3 +92,16 @@ def test_verdict_compares_inferno_with_the_targets_and_the_others() -> None:
     text = verdict(rows)
     assert "99.50% attainment (meets >= 99%)" in text and "1.05 x oracle GPU-hours (meets <= 1.1)" in text
     assert "vs hpa: ahead" in text and "vs static: lower or equal attainment at no more GPU-hours" in text
+
+
+@pytest.mark.parametrize(("per_minute", "changes", "expected"), [
+    pytest.param([1.0, 1.0, 1.0, 1.0], [60.0], [0.0], id="never-breaks"),
+    pytest.param([1.0, 0.5, 0.2, 1.0, 1.0], [60.0], [120.0], id="breaks-then-holds"),
+    pytest.param([1.0, 1.0, 0.5, 1.0, 0.9, 1.0], [30.0, 240.0], [150.0, 60.0], id="each-change-to-its-last-miss"),
+    pytest.param([1.0, 0.5, 0.5], [60.0], [120.0], id="never-recovers-censored-at-the-end"),
+    pytest.param([1.0, None, 0.5, 1.0], [60.0], [120.0], id="minutes-without-requests-are-ignored"),
+])
+def test_recovery_time_runs_until_the_slo_holds_for_good(per_minute, changes, expected) -> None:
+    from sim.report import recovery_s
+
+    assert recovery_s(per_minute, changes) == expected
