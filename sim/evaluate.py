@@ -93,8 +93,9 @@ Prometheus is scraped every 15 s and the policies see rates over 1 m.
 SLO attainment: the share of requests whose TTFT and mean inter-token latency both meet the SLO (requests not
 served count as misses). GPU-hours: every pod from creation to its end within the load's duration. "x oracle":
 GPU-hours over the oracle's. "replica-min short of oracle": minutes x replicas the policy had Ready below the
-oracle. "worst recovery": the longest time from a load change until the SLO holds again for good (the end of the
-last minute before the next change whose requests met the SLO below 99%). "minutes meeting mean SLO": minutes
+oracle. "worst recovery": the longest time from a load change to the first minute from which the requests up to
+the next change met the SLO at >= 99% together ("-": the load has no step or ramp start, as the sine).
+"minutes meeting mean SLO": minutes
 whose requests' mean TTFT and mean ITL meet the SLO (how a mean-based SLO, like Inferno's targets, reads it).
 Targets for `inferno` (issue 18): >= 99% attainment at <= 1.1 x the oracle's GPU-hours, ahead of hpa, wva-v1 and
 static.

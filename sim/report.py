@@ -46,14 +46,20 @@ def replicas_at(timeline: Sequence[tuple[float, int, int]], t_s: float, ready: b
     return value
 
 
-def minute_attainment(result: RunResult, scenario: Scenario) -> list[float | None]:
-    """Per minute of the load: the share of requests arriving in it that met the SLO (None: no request)."""
+def minute_hits(result: RunResult, scenario: Scenario) -> tuple[list[int], list[int]]:
+    """Per minute of the load: (requests arriving in it that met the SLO, requests arriving in it)."""
     minutes = max(int(math.ceil(scenario.duration_s / 60.0)), 1)
     hits, counts = [0] * minutes, [0] * minutes
     for record in result.requests:
         minute = min(int(record.arrival_s // 60), minutes - 1)
         counts[minute] += 1
         hits[minute] += met(record, scenario)
+    return hits, counts
+
+
+def minute_attainment(result: RunResult, scenario: Scenario) -> list[float | None]:
+    """Per minute of the load: the share of requests arriving in it that met the SLO (None: no request)."""
+    hits, counts = minute_hits(result, scenario)
     return [h / c if c else None for h, c in zip(hits, counts, strict=True)]
 
 
@@ -103,16 +109,22 @@ def load_changes_s(scenario: Scenario) -> list[float]:
     return changes
 
 
-def recovery_s(per_minute: Sequence[float | None], changes: Sequence[float]) -> list[float]:
-    """For each load change: seconds from it until the SLO holds again for good, i.e. to the end of the last
-    minute before the next change (or the end) whose attainment is below ATTAINMENT_GOAL; 0 when no minute of
-    that stretch falls below it; up to the next change (or the end) when the last one does (censored)."""
+def recovery_s(hits: Sequence[int], counts: Sequence[int], changes: Sequence[float]) -> list[float]:
+    """For each load change: seconds from it to the start of the first minute from which, up to the next change
+    (or the end), the requests met the SLO at >= ATTAINMENT_GOAL taken together; 0 when that holds from the
+    change's minute on; up to the next change (or the end) when it never does (censored). ``hits`` and
+    ``counts``: per minute, requests that met the SLO and requests."""
     found = []
-    edges = [*changes, len(per_minute) * 60.0]
+    edges = [*changes, len(counts) * 60.0]
     for change, following in zip(changes, edges[1:], strict=False):
-        first, stop = int(change // 60), min(int(math.ceil(following / 60.0)), len(per_minute))
-        failing = [m for m in range(first, stop) if per_minute[m] is not None and per_minute[m] < ATTAINMENT_GOAL]
-        found.append(min((failing[-1] + 1) * 60.0, following) - change if failing else 0.0)
+        first, stop = int(change // 60), min(int(math.ceil(following / 60.0)), len(counts))
+        delay, met_after, sent_after = following - change, 0, 0
+        for minute in range(stop - 1, first - 1, -1):  # suffix sums, from the end of the stretch back
+            met_after += hits[minute]
+            sent_after += counts[minute]
+            if sent_after and met_after >= ATTAINMENT_GOAL * sent_after:
+                delay = max(minute * 60.0 - change, 0.0)
+        found.append(delay)
     return found
 
 
@@ -149,7 +161,7 @@ def summarize(result: RunResult, scenario: Scenario, oracle: RunResult | None = 
     itl = [r.itl_s * 1000.0 for r in finished]
     attained = sum(met(r, scenario) for r in records)
     per_minute = minute_attainment(result, scenario)
-    recoveries = recovery_s(per_minute, load_changes_s(scenario))
+    recoveries = recovery_s(*minute_hits(result, scenario), load_changes_s(scenario))
     minutes = int(math.ceil(scenario.duration_s / 60.0))
     ready = [replicas_at(result.timeline, m * 60.0 + 30.0) for m in range(minutes)]
     short = None
@@ -166,7 +178,7 @@ def summarize(result: RunResult, scenario: Scenario, oracle: RunResult | None = 
         "gpu_hours": result.gpu_hours, "cost": result.gpu_hours * scenario.server.cost_per_hour,
         "scale_events": result.scale_events, "replica_minutes_short_of_oracle": short,
         "mean_ready_replicas": sum(ready) / len(ready) if ready else 0.0, "max_ready_replicas": max(ready, default=0),
-        "recovery_s": recoveries, "worst_recovery_s": max(recoveries, default=0.0),
+        "recovery_s": recoveries, "worst_recovery_s": max(recoveries) if recoveries else None,
         "minutes_meeting_goal": sum(1 for v in per_minute if v is None or v >= ATTAINMENT_GOAL),
         "minutes": len(per_minute),
         "mean_slo_minutes": _share(minute_means_met(result, scenario)),
@@ -196,7 +208,7 @@ def table(scenario: Scenario, summaries: Sequence[Mapping[str, Any]]) -> str:
             f"| {_fmt(s['ttft_p50_ms'])} / {_fmt(s['ttft_p90_ms'])} / {_fmt(s['ttft_p99_ms'])} "
             f"| {_fmt(s['itl_p50_ms'], 1)} / {_fmt(s['itl_p90_ms'], 1)} / {_fmt(s['itl_p99_ms'], 1)} "
             f"| {100 * s['mean_slo_minutes']:.0f}% | {s['gpu_hours']:.2f} | {_fmt(ratio, 2)} | {s['cost']:.2f} "
-            f"| {_fmt(s['replica_minutes_short_of_oracle'])} | {s['scale_events']} | {s['worst_recovery_s']:.0f} |")
+            f"| {_fmt(s['replica_minutes_short_of_oracle'])} | {s['scale_events']} | {_fmt(s['worst_recovery_s'])} |")
     return "\n".join(lines)
 
 

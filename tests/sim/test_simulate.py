@@ -94,14 +94,15 @@ def test_verdict_compares_inferno_with_the_targets_and_the_others() -> None:
     assert "vs hpa: ahead" in text and "vs static: lower or equal attainment at no more GPU-hours" in text
 
 
-@pytest.mark.parametrize(("per_minute", "changes", "expected"), [
-    pytest.param([1.0, 1.0, 1.0, 1.0], [60.0], [0.0], id="never-breaks"),
-    pytest.param([1.0, 0.5, 0.2, 1.0, 1.0], [60.0], [120.0], id="breaks-then-holds"),
-    pytest.param([1.0, 1.0, 0.5, 1.0, 0.9, 1.0], [30.0, 240.0], [150.0, 60.0], id="each-change-to-its-last-miss"),
-    pytest.param([1.0, 0.5, 0.5], [60.0], [120.0], id="never-recovers-censored-at-the-end"),
-    pytest.param([1.0, None, 0.5, 1.0], [60.0], [120.0], id="minutes-without-requests-are-ignored"),
+@pytest.mark.parametrize(("hits", "counts", "changes", "expected"), [
+    pytest.param([10, 10, 10, 10], [10] * 4, [60.0], [0.0], id="never-breaks"),
+    pytest.param([10, 5, 2, 10, 10], [10] * 5, [60.0], [120.0], id="breaks-then-holds"),
+    pytest.param([10, 10, 5, 10, 9, 10], [10] * 6, [30.0, 240.0], [150.0, 60.0], id="each-change-on-its-own"),
+    pytest.param([10, 5, 5], [10] * 3, [60.0], [120.0], id="never-recovers-censored-at-the-end"),
+    pytest.param([100, 50, 100, 100, 99, 100], [100] * 6, [60.0], [60.0], id="one-late-noisy-minute-is-tolerated"),
+    pytest.param([10, 0, 5, 10], [10, 0, 10, 10], [60.0], [120.0], id="minutes-without-requests-count-nothing"),
 ])
-def test_recovery_time_runs_until_the_slo_holds_for_good(per_minute, changes, expected) -> None:
+def test_recovery_time_runs_until_the_slo_holds_again(hits, counts, changes, expected) -> None:
     from sim.report import recovery_s
 
-    assert recovery_s(per_minute, changes) == expected
+    assert recovery_s(hits, counts, changes) == expected
