@@ -20,15 +20,34 @@ import numpy as np
 
 from services.core.datafiles import load_system_dir, load_system_file
 from services.core.errors import InvalidInputError
-from services.core.model import Load, ModelPerf, OptimizerSettings, PerfParms, ServiceModel, SystemData
+from services.core.model import (
+    SLO_PERCENTILES,
+    Load,
+    ModelPerf,
+    OptimizerSettings,
+    PerfParms,
+    ServiceModel,
+    SystemData,
+)
 from services.optimizer.batchsearch import BatchProblem, fewest_replica_batches, optimal_concurrency
+from services.optimizer.percentiles import predict_percentiles
 from services.optimizer.queueing import ChainBatch, PointAnalysis, analyze_point
 from services.optimizer.servicetime import ReplicaModel, default_queue, replica_model_for
-from services.optimizer.sizing import HIGH_FRACTION, TPS_FRACTION, Targets, batch_size, bisect_rates, size_replicas
+from services.optimizer.sizing import (
+    HIGH_FRACTION,
+    PERCENTILE_KINDS,
+    TPS_FRACTION,
+    Targets,
+    batch_size,
+    bisect_rates,
+    size_replicas,
+)
 from services.optimizer.table import analysis_text
 
 PER_MIN = 60_000.0
 """Requests per ms -> requests per minute."""
+_PERCENTILE_ARGS = tuple(f"{metric}_p{q}" for metric in ("ttft", "itl") for q in SLO_PERCENTILES)
+"""argparse names of the percentile-target flags (--ttft-p90 ...)."""
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -62,6 +81,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                           "--tps override them one by one")
     cmd.add_argument("--itl", type=float, help="mean ITL target, ms (>= 0; 0 means no target)")
     cmd.add_argument("--ttft", type=float, help="mean TTFT target, ms (>= 0; 0 means no target)")
+    for metric in ("ttft", "itl"):
+        for q in SLO_PERCENTILES:
+            cmd.add_argument(f"--{metric}-p{q}", type=float, dest=f"{metric}_p{q}",
+                             help=f"P{q} {metric.upper()} target, ms (>= 0; 0 means no target; docs/model.md s3.2)")
     cmd.add_argument("--tps", type=float,
                      help="throughput target, output tokens/s (>= 0; 0 means no target). As Inferno's slo-tps, "
                           "a target > 0 (from --tps or the class) REPLACES --rpm: the total arrival rate becomes "
@@ -92,11 +115,11 @@ def _check(args: argparse.Namespace) -> None:
         raise InvalidInputError(f"--queue-size must be >= 0, got {args.queue_size}")
     if args.max_batch is not None and args.max_batch < 1:
         raise InvalidInputError(f"--max-batch must be >= 1, got {args.max_batch}")
-    for name in ("itl", "ttft", "tps", "alpha", "beta", "gamma"):
+    for name in ("itl", "ttft", "tps", "alpha", "beta", "gamma", *_PERCENTILE_ARGS):
         value = getattr(args, name)
         if value is not None and (not math.isfinite(value) or value < 0):
-            note = " (0 means no target)" if name in ("itl", "ttft", "tps") else ""
-            raise InvalidInputError(f"--{name} must be >= 0{note}, got {value!r}")
+            note = " (0 means no target)" if name in ("itl", "ttft", "tps", *_PERCENTILE_ARGS) else ""
+            raise InvalidInputError(f"--{name.replace('_', '-')} must be >= 0{note}, got {value!r}")
 
 
 def _perf(args: argparse.Namespace, system: SystemData | None) -> tuple[ModelPerf, str]:
@@ -134,9 +157,16 @@ def _targets(args: argparse.Namespace, system: SystemData | None) -> Targets:
         if target is None:
             raise InvalidInputError(f"--service-class {args.service_class!r} has no target for model {args.model!r}")
         base = Targets.of(target, system.optimizer.blocking_bound)
+    percentiles = {(metric, q): value for metric, q, value in base.percentiles}
+    for metric in ("itl", "ttft"):
+        for q in SLO_PERCENTILES:
+            given = getattr(args, f"{metric}_p{q}")
+            if given is not None:
+                percentiles[(metric, float(q))] = given
     return Targets(args.itl if args.itl is not None else base.itl_ms,
                    args.ttft if args.ttft is not None else base.ttft_ms,
-                   args.tps if args.tps is not None else base.tps, base.blocking)
+                   args.tps if args.tps is not None else base.tps, base.blocking,
+                   tuple((metric, q, value) for (metric, q), value in sorted(percentiles.items()) if value > 0))
 
 
 def _setup(args: argparse.Namespace, load_warnings: list[str]) -> _Setup:
@@ -169,15 +199,34 @@ def _per_target_rates(model: ReplicaModel, targets: Targets) -> dict[str, float 
         if target > 0:
             rate = float(bisect_rates(chains, np.array([0]), np.array([kind]), np.array([target]))[0])
             rates[name] = None if math.isnan(rate) else rate
+    for metric, q, target in targets.percentiles:
+        rate = float(bisect_rates(chains, np.array([0]), np.array([PERCENTILE_KINDS[metric]]), np.array([target]),
+                                  np.array([q]))[0])
+        rates[f"{metric}_p{q:g}"] = None if math.isnan(rate) else rate
     if targets.tps > 0:
         rates["tps"] = TPS_FRACTION * HIGH_FRACTION * float(chains.mu_full_per_ms[0])
     return rates
 
 
-def _point_json(point: PointAnalysis) -> dict[str, float]:
-    return {"arrival_rate_rpm": point.rate_per_ms * PER_MIN, "throughput_rpm": point.throughput_per_ms * PER_MIN,
-            "itl_ms": point.itl_ms, "ttft_ms": point.ttft_ms, "wait_ms": point.wait_ms,
-            "service_ms": point.service_ms, "utilization": point.utilization, "blocking": point.blocking}
+def _point_json(point: PointAnalysis, model: ReplicaModel) -> dict[str, float]:
+    """The point's figures with its predicted percentiles beside the means: ``ttft_ms_p50`` .. ``itl_ms_p99``
+    (docs/model.md s3.2)."""
+    got = predict_percentiles(ChainBatch.build([model]), np.array([point.rate_per_ms]), SLO_PERCENTILES)
+    figures = {"arrival_rate_rpm": point.rate_per_ms * PER_MIN, "throughput_rpm": point.throughput_per_ms * PER_MIN,
+               "itl_ms": point.itl_ms, "ttft_ms": point.ttft_ms, "wait_ms": point.wait_ms,
+               "service_ms": point.service_ms, "utilization": point.utilization, "blocking": point.blocking}
+    for k, q in enumerate(SLO_PERCENTILES):
+        figures[f"ttft_ms_p{q}"] = float(got.ttft_ms[0, k])
+        figures[f"itl_ms_p{q}"] = float(got.itl_ms[0, k])
+    return figures
+
+
+def _percentile_text(figures: dict[str, float]) -> str:
+    """'TTFT P50/P90/P95/P99 a/b/c/d ms, ITL P50/.. ms' of a point's figures."""
+    names = "/".join(f"P{q}" for q in SLO_PERCENTILES)
+    return "; ".join(f"{metric.upper()} {names} " + "/".join(f"{figures[f'{metric}_ms_p{q}']:.3f}"
+                                                             for q in SLO_PERCENTILES) + " ms"
+                     for metric in ("ttft", "itl"))
 
 
 def analysis(args: argparse.Namespace, warnings: list[str]) -> dict[str, Any]:
@@ -198,14 +247,16 @@ def analysis(args: argparse.Namespace, warnings: list[str]) -> dict[str, Any]:
     return {
         "server": setup.label, "service_model": model.service_model.value, "batch": model.max_batch,
         "queue": model.max_queue, "batch_bound": setup.bound,
-        "targets": {"itl_ms": targets.itl_ms, "ttft_ms": targets.ttft_ms, "tps": targets.tps},
+        "targets": {"itl_ms": targets.itl_ms, "ttft_ms": targets.ttft_ms, "tps": targets.tps,
+                    **{f"{metric}_ms_p{q:g}": value for metric, q, value in targets.percentiles}},
         "total_arrival_rate_rpm": total * PER_MIN, "replicas": args.replicas,
-        "point": _point_json(point), "stable_limit_rpm": point.max_rate_per_ms * PER_MIN,
+        "point": _point_json(point, model), "stable_limit_rpm": point.max_rate_per_ms * PER_MIN,
         "rate_meeting_ttft_rpm": _rpm(rates.get("ttft", "unset")),
         "rate_meeting_itl_rpm": _rpm(rates.get("itl", "unset")),
         "rate_meeting_tps_rpm": _rpm(rates.get("tps", "unset")),
+        **{f"rate_meeting_{name}_rpm": _rpm(rate) for name, rate in rates.items() if "_p" in name},
         "sized_rate_rpm": None if math.isnan(sized) else sized * PER_MIN,
-        "at_sized_rate": None if at_sized is None else _point_json(at_sized),
+        "at_sized_rate": None if at_sized is None else _point_json(at_sized, model),
         "replicas_needed": needed, "fewest_replicas_batch": fewest,
         "optimal_concurrency": None if concurrency is None else {
             "batch": concurrency.batch, "throughput_rpm": concurrency.throughput_per_ms * PER_MIN,
@@ -224,14 +275,18 @@ def _rpm(rate: float | str | None) -> float | str | None:
 def _text(result: dict[str, Any], args: argparse.Namespace, point: PointAnalysis, sized_per_ms: float) -> str:
     t = result["targets"]
     lines = [f"{result['server']}: batch {result['batch']}, queue {result['queue']}, model {result['service_model']}, "
-             f"targets ITL {t['itl_ms']:g} ms, TTFT {t['ttft_ms']:g} ms, tps {t['tps']:g}"]
+             f"targets ITL {t['itl_ms']:g} ms, TTFT {t['ttft_ms']:g} ms, tps {t['tps']:g}"
+             + "".join(f", {key.split('_')[0].upper()} {key.split('_')[-1].upper()} {value:g} ms"
+                       for key, value in t.items() if "_ms_p" in key)]
     if t["tps"] > 0:
         lines.append(f"total arrival rate:        {result['total_arrival_rate_rpm']:.3f} req/min from the throughput "
                      f"target ({t['tps']:g} tokens/s / {args.out_tokens:g} out tokens); --rpm {args.rpm:g} ignored")
     text = "\n".join(lines) + "\n" + analysis_text(point, sized_per_ms, args.replicas, result["replicas_needed"])
-    extra = []
+    extra = [f"{'percentiles:':<27}{_percentile_text(result['point'])}"]
     for key, name in (("rate_meeting_ttft_rpm", "TTFT"), ("rate_meeting_itl_rpm", "ITL"),
-                      ("rate_meeting_tps_rpm", "tps")):
+                      ("rate_meeting_tps_rpm", "tps"),
+                      *((key, key.split("_")[2].upper() + " " + key.split("_")[3].upper()) for key in result
+                        if key.startswith("rate_meeting_") and "_p" in key.removeprefix("rate_meeting_"))):
         value = result[key]
         if value == "no target":
             shown = "no target"
@@ -245,6 +300,7 @@ def _text(result: dict[str, Any], args: argparse.Namespace, point: PointAnalysis
         extra.append(f"at the sized rate:         ITL {at['itl_ms']:.4f} ms, TTFT {at['ttft_ms']:.4f} ms, "
                      f"throughput {at['throughput_rpm']:.3f} req/min, utilization {at['utilization']:.4f}, "
                      f"wait {at['wait_ms']:.3f} ms")
+        extra.append(f"{'  percentiles there:':<27}{_percentile_text(at)}")
     if result["fewest_replicas_batch"] is not None:
         extra.append(f"batch with fewest replicas: {result['fewest_replicas_batch']} "
                      f"(of at most {result['batch']}, docs/model.md s4.1)")

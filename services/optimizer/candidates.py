@@ -258,8 +258,9 @@ def _replicas_needed(rate_per_ms: float, capacity_per_ms: float) -> int:
 
 def _infeasible_reason(system: SystemData, server: Server) -> str:
     target = system.service_class(server.service_class).target_for(server.model)  # type: ignore[union-attr]
+    percentiles = "".join(f", {metric.upper()} P{q} {value:g} ms" for metric, q, value in target.percentile_targets())
     return (f"no accelerator meets the SLOs (ITL {target.slo_itl_ms:g} ms, TTFT {target.slo_ttft_ms:g} ms, "
-            f"tps {target.slo_tps:g}) for model {server.model!r}")
+            f"tps {target.slo_tps:g}{percentiles}) for model {server.model!r}")
 
 
 def build_candidates(system: SystemData) -> CandidateSet:

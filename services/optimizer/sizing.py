@@ -13,6 +13,7 @@ import numpy as np
 
 from services.core.bounds import MAX_BATCH_SIZE
 from services.core.model import ModelPerf, ModelTarget
+from services.optimizer.percentiles import predict_percentiles
 from services.optimizer.queueing import ChainBatch, ChainMetrics, chain_metrics, latency_ms
 
 LOW_FRACTION = 0.001
@@ -24,7 +25,9 @@ TPS_FRACTION = 0.9
 REL_TOLERANCE = 1e-6
 MAX_STEPS = 100
 
-_ITL, _TTFT, _BLOCK = 0, 1, 2
+_ITL, _TTFT, _BLOCK, _ITL_PERCENTILE, _TTFT_PERCENTILE = 0, 1, 2, 3, 4
+PERCENTILE_KINDS = {"itl": _ITL_PERCENTILE, "ttft": _TTFT_PERCENTILE}
+"""bisect_rates' kind of a percentile target of ITL or TTFT."""
 
 
 def batch_size(server_max_batch: int, perf: ModelPerf, out_tokens: float) -> int:
@@ -40,7 +43,8 @@ def batch_size(server_max_batch: int, perf: ModelPerf, out_tokens: float) -> int
 
 @dataclass(frozen=True, slots=True)
 class Targets:
-    """SLO targets of one sizing row: mean ITL and TTFT in ms, throughput in tokens/s, loss probability.
+    """SLO targets of one sizing row: mean ITL and TTFT in ms, throughput in tokens/s, loss probability,
+    and ``percentiles``: (``"itl"`` or ``"ttft"``, percentile in (0, 100), ms) each (docs/model.md s3.2).
 
     0 disables a target.
     """
@@ -49,19 +53,29 @@ class Targets:
     ttft_ms: float = 0.0
     tps: float = 0.0
     blocking: float = 0.0
+    percentiles: tuple[tuple[str, float, float], ...] = ()
 
     @classmethod
     def of(cls, target: ModelTarget, blocking_bound: float = 0.0) -> Targets:
-        """Targets of a class's model target plus the optional blocking bound."""
-        return cls(target.slo_itl_ms, target.slo_ttft_ms, target.slo_tps, blocking_bound)
+        """Targets of a class's model target (means and percentiles) plus the optional blocking bound."""
+        return cls(target.slo_itl_ms, target.slo_ttft_ms, target.slo_tps, blocking_bound,
+                   tuple((metric, float(q), value) for metric, q, value in target.percentile_targets()))
 
 
 def _metric(chains: ChainBatch, rows: np.ndarray, rate: np.ndarray, kind: np.ndarray,
-            segments: list[slice]) -> np.ndarray:
-    """ITL, TTFT or blocking per row (by ``kind``) at ``rate``, each segment of rows solved at its own width."""
+            segments: list[slice], percentile: np.ndarray | None = None) -> np.ndarray:
+    """ITL, TTFT, blocking, an ITL or a TTFT percentile per row (by ``kind``) at ``rate``, each segment of rows
+    solved at its own width; ``percentile[k]`` is row k's percentile for kinds 3 and 4."""
     metrics = chain_metrics(chains, rate, rows, segments)
     itl, ttft = latency_ms(chains, metrics, rows)
-    return np.choose(kind, [itl, ttft, metrics.blocking])
+    value = np.choose(np.minimum(kind, _BLOCK), [itl, ttft, metrics.blocking])
+    wanted = np.flatnonzero(kind >= _ITL_PERCENTILE)
+    if wanted.size and percentile is not None:
+        levels, column = np.unique(percentile[wanted], return_inverse=True)
+        got = predict_percentiles(chains, rate[wanted], levels.tolist(), rows[wanted])
+        table = np.where((kind[wanted] == _ITL_PERCENTILE)[:, None], got.itl_ms, got.ttft_ms)
+        value[wanted] = table[np.arange(wanted.size), column]
+    return value
 
 
 def _segments(groups: np.ndarray) -> list[slice]:
@@ -74,8 +88,10 @@ def _close(value: np.ndarray, target: np.ndarray) -> np.ndarray:
     return np.abs(value - target) <= REL_TOLERANCE * target
 
 
-def bisect_rates(chains: ChainBatch, rows: np.ndarray, kind: np.ndarray, target: np.ndarray) -> np.ndarray:
-    """Largest rate per row whose metric ``kind`` (0 ITL, 1 TTFT, 2 blocking) meets ``target`` (docs/model.md s5).
+def bisect_rates(chains: ChainBatch, rows: np.ndarray, kind: np.ndarray, target: np.ndarray,
+                 percentile: np.ndarray | None = None) -> np.ndarray:
+    """Largest rate per row whose metric ``kind`` (0 ITL, 1 TTFT, 2 blocking, 3 an ITL percentile, 4 a TTFT
+    percentile, ``percentile[k]`` in (0, 100) for row k) meets ``target`` (docs/model.md s5, s3.2).
 
     Returns requests/ms per row; NaN when even lambda_min misses the target (infeasible). Ends within 1e-6
     relative win first; a target above f(lambda_max) gives lambda_max; else at most 100 bisection steps,
@@ -87,10 +103,11 @@ def bisect_rates(chains: ChainBatch, rows: np.ndarray, kind: np.ndarray, target:
     group = np.ceil(np.log2(chains.batch[rows] + 1))
     order = np.argsort(group, kind="stable")
     rows, kind, target, group = rows[order], kind[order], target[order], group[order]
+    level = np.zeros(len(rows)) if percentile is None else np.asarray(percentile, dtype=float)[order]
     every = _segments(group)
     lo = LOW_FRACTION * chains.mu_one_per_ms[rows]
     hi = HIGH_FRACTION * chains.mu_full_per_ms[rows]
-    f_lo, f_hi = _metric(chains, rows, lo, kind, every), _metric(chains, rows, hi, kind, every)
+    f_lo, f_hi = _metric(chains, rows, lo, kind, every, level), _metric(chains, rows, hi, kind, every, level)
     result = np.full(len(rows), np.nan)
     at_hi = _close(f_hi, target) | (target > f_hi)
     result[at_hi] = hi[at_hi]
@@ -101,7 +118,7 @@ def bisect_rates(chains: ChainBatch, rows: np.ndarray, kind: np.ndarray, target:
         if active.size == 0:
             break
         mid = 0.5 * (lo[active] + hi[active])
-        value = _metric(chains, rows[active], mid, kind[active], _segments(group[active]))
+        value = _metric(chains, rows[active], mid, kind[active], _segments(group[active]), level[active])
         result[active] = mid
         below = value < target[active]
         lo[active[below]] = mid[below]
@@ -128,7 +145,8 @@ class Sizing:
 
 
 def size_replicas(chains: ChainBatch, targets: Sequence[Targets]) -> Sizing:
-    """lambda* = min(lambda_ITL, lambda_TTFT, lambda_tps[, lambda_block]) and Theta(lambda*) per chain row.
+    """lambda* = min(lambda_ITL, lambda_TTFT, lambda_tps[, lambda_block], the rates meeting each percentile
+    target) and Theta(lambda*) per chain row.
 
     ``targets[r]`` applies to row r. Shapes (rows,); requests/ms; NaN marks infeasible rows (docs/model.md s5).
     """
@@ -138,7 +156,16 @@ def size_replicas(chains: ChainBatch, targets: Sequence[Targets]) -> Sizing:
     best = np.where(tps > 0, TPS_FRACTION * limits, limits)
     wanted = np.array([[t.itl_ms, t.ttft_ms, t.blocking] for t in targets], dtype=float).reshape(count, 3)
     rows, kinds = np.nonzero(wanted > 0)
-    rates = bisect_rates(chains, rows, kinds, wanted[rows, kinds])
+    values, levels = wanted[rows, kinds], np.zeros(len(rows))
+    extra = [(r, PERCENTILE_KINDS[metric], q, value) for r, t in enumerate(targets)
+             for metric, q, value in t.percentiles if value > 0]
+    if extra:
+        more = np.array(extra, dtype=float).reshape(-1, 4)
+        rows = np.concatenate([rows, more[:, 0].astype(int)])
+        kinds = np.concatenate([kinds, more[:, 1].astype(int)])
+        levels = np.concatenate([levels, more[:, 2]])
+        values = np.concatenate([values, more[:, 3]])
+    rates = bisect_rates(chains, rows, kinds, values, levels)
     np.minimum.at(best, rows, np.where(np.isnan(rates), -np.inf, rates))
     best[np.isneginf(best)] = np.nan
     safe = np.where(np.isnan(best), limits, best)

@@ -1,0 +1,105 @@
+"""Sizing on percentile SLOs (docs/model.md s3.2, s5): the bisection on the percentile, tighter never fewer
+replicas, classes with percentile targets in the candidates, analyze's percentile keys."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from services.core.model import ModelTarget
+from services.optimizer.cli import main
+from services.optimizer.percentiles import predict_percentiles
+from services.optimizer.queueing import ChainBatch
+from services.optimizer.sizing import Targets, size_replicas
+from services.optimizer.solver import solve
+from tests.optimizer.conftest import SAMPLES
+
+PERF = ["--alpha", "17.15", "--beta", "0.034", "--gamma", "0.0010625", "--max-batch", "4", "--in-tokens", "128",
+        "--out-tokens", "64"]
+
+
+def _model():
+    from services.core.model import PerfParms, ServiceModel
+    from services.optimizer.servicetime import ReplicaModel
+    return ReplicaModel(PerfParms(17.15, 0.034, 0.0010625), 128, 64, 4, 4000, ServiceModel.V1, out_c2=1.0)
+
+
+def test_sized_rate_puts_the_percentile_on_its_target() -> None:
+    chains = ChainBatch.build([_model()])
+    sizing = size_replicas(chains, [Targets(percentiles=(("ttft", 90.0, 500.0),))])
+    got = predict_percentiles(chains, sizing.rate_per_ms, [90])
+    assert got.ttft_ms[0, 0] == pytest.approx(500.0, rel=1e-5)
+
+
+def _replicas(targets: Targets, total_per_ms: float = 0.02) -> int:
+    capacity = float(size_replicas(ChainBatch.build([_model()]), [targets]).capacity_per_ms[0])
+    return math.ceil(total_per_ms / capacity) if capacity > 0 else 10**9
+
+
+@pytest.mark.parametrize("metric, values", [("ttft", [150.0, 400.0, 1000.0, 3000.0]),
+                                            ("itl", [18.1, 18.3, 22.2, 23.0])])
+def test_a_tighter_percentile_never_gives_fewer_replicas(metric: str, values: list[float]) -> None:
+    for value in values:  # same value, a higher percentile is tighter
+        needed = [_replicas(Targets(percentiles=((metric, float(q), value),))) for q in (50, 90, 95, 99)]
+        assert needed == sorted(needed), (value, needed)
+    for q in (50.0, 90.0, 95.0, 99.0):  # same percentile, a smaller value is tighter
+        needed = [_replicas(Targets(percentiles=((metric, q, value),))) for value in sorted(values, reverse=True)]
+        assert needed == sorted(needed), (q, needed)
+    # a mixed set needs at least what each of its targets needs alone
+    both = Targets(ttft_ms=300.0, percentiles=((metric, 90.0, values[1]),))
+    assert _replicas(both) >= max(_replicas(Targets(ttft_ms=300.0)),
+                                  _replicas(Targets(percentiles=((metric, 90.0, values[1]),))))
+
+
+def test_p99_ttft_target_needs_more_replicas_than_the_same_mean_target() -> None:
+    assert _replicas(Targets(percentiles=(("ttft", 99.0, 500.0),))) > _replicas(Targets(ttft_ms=500.0))
+
+
+def test_solver_sizes_a_class_with_percentile_targets(small_system) -> None:
+    """P99 TTFT at the class's mean TTFT target: every server of the class keeps at least its replicas on the
+    same accelerator, and the whole answer costs no less."""
+    svc = small_system.service_classes[0]
+    unlimited = replace(small_system, optimizer=replace(small_system.optimizer, unlimited=True))
+    before = solve(unlimited).solution
+    tight = tuple(replace(t, slo_ttft_p99_ms=t.slo_ttft_ms) for t in svc.targets)
+    system = replace(unlimited, service_classes=(replace(svc, targets=tight), *unlimited.service_classes[1:]))
+    after = solve(system).solution
+    names = [s.name for s in small_system.servers if s.service_class == svc.name]
+    assert names and all(name in after.allocations for name in names)
+    grew = 0
+    for name in names:
+        old, new = before.allocations[name], after.allocations[name]
+        assert new.cost_per_hour >= old.cost_per_hour - 1e-9
+        grew += new.cost_per_hour > old.cost_per_hour
+    assert grew > 0 and after.total_cost_per_hour > before.total_cost_per_hour
+
+
+def test_analyze_json_has_percentiles_beside_the_means(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["analyze", *PERF, "--rpm", "120", "--ttft-p90", "500", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    for where in ("point", "at_sized_rate"):
+        figures = result[where]
+        for metric in ("ttft", "itl"):
+            row = [figures[f"{metric}_ms_p{q}"] for q in (50, 90, 99)]
+            assert row == sorted(row) and figures[f"{metric}_ms"] > 0
+    assert result["targets"]["ttft_ms_p90"] == 500
+    assert result["at_sized_rate"]["ttft_ms_p90"] == pytest.approx(500, rel=1e-4)
+    assert result["rate_meeting_ttft_p90_rpm"] == pytest.approx(result["sized_rate_rpm"])
+    assert result["point"]["ttft_ms_p90"] > 500  # 120 req/min is more than one replica meeting P90 500 ms takes
+
+
+def test_analyze_prints_percentiles_and_rejects_a_negative_percentile_target(capsys) -> None:
+    assert main(["analyze", *PERF, "--rpm", "60", "--itl-p99", "25"]) == 0
+    out = capsys.readouterr().out
+    assert "TTFT P50/P90/P95/P99" in out and "rate meeting ITL P99:" in out
+    assert main(["analyze", *PERF, "--rpm", "60", "--ttft-p90", "-1"]) != 0
+    assert "--ttft-p90" in capsys.readouterr().err
+
+
+def test_unreachable_percentile_target_is_infeasible() -> None:
+    sizing = size_replicas(ChainBatch.build([_model()]), [Targets(percentiles=(("ttft", 99.0, 5.0),))])
+    assert not sizing.feasible[0] and np.isnan(sizing.capacity_per_ms[0])
