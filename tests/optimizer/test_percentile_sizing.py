@@ -10,13 +10,11 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from services.core.model import ModelTarget
 from services.optimizer.cli import main
 from services.optimizer.percentiles import predict_percentiles
 from services.optimizer.queueing import ChainBatch
 from services.optimizer.sizing import Targets, size_replicas
 from services.optimizer.solver import solve
-from tests.optimizer.conftest import SAMPLES
 
 PERF = ["--alpha", "17.15", "--beta", "0.034", "--gamma", "0.0010625", "--max-batch", "4", "--in-tokens", "128",
         "--out-tokens", "64"]
