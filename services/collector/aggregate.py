@@ -16,6 +16,7 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
 
+from services.collector import promql
 from services.collector.lengths import out_tokens_c2
 from services.core import bounds
 from services.core import model as m
@@ -78,6 +79,9 @@ class PodRates:
     """vllm:request_generation_tokens buckets as ((le, per-second rate), ...), cumulative as exposed."""
     in_system_growth_per_s: float | None = None
     """Slope of running + waiting requests (per s; negative while a backlog drains)."""
+    ttft_buckets: tuple[tuple[float, float], ...] | None = None
+    itl_buckets: tuple[tuple[float, float], ...] | None = None
+    """vLLM's TTFT and inter-token latency buckets as ((le s, per-second rate), ...), cumulative as exposed."""
 
 
 PodRatesByDeployment = Mapping[tuple[str, str], Mapping[str, PodRates]]
@@ -148,7 +152,23 @@ def measure(pods: Sequence[PodRates]) -> Measurement:
         kv_cache_usage=sum(kv_values) / len(kv_values) if kv_values else None,
         out_tokens_c2=_out_tokens_c2(pods),
         in_system_growth_rpm=_growth_rpm(pods),
+        **_percentiles(pods),
     )
+
+
+def _percentiles(pods: Sequence[PodRates]) -> dict[str, float | None]:
+    """{"ttft_ms_p50": .., "itl_ms_p99": ..}: histogram_quantile over the buckets of the pods that report them,
+    summed per ``le`` (Prometheus's sum by (le)), in ms; None without observations."""
+    figures: dict[str, float | None] = {}
+    for metric in ("ttft", "itl"):
+        summed: dict[float, float] = {}
+        for pod in pods:
+            for le, rate in getattr(pod, f"{metric}_buckets") or ():
+                summed[le] = summed.get(le, 0.0) + rate
+        for q in m.SLO_PERCENTILES:
+            value = promql.histogram_quantile(q / 100.0, summed.items()) if summed else None
+            figures[f"{metric}_ms_p{q}"] = None if value is None else value * 1000.0
+    return figures
 
 
 def _growth_rpm(pods: Sequence[PodRates]) -> float | None:

@@ -73,6 +73,11 @@ class PrometheusSource:
                 buckets = promql.bucket_query(promql.GENERATION_TOKENS_BUCKETS, namespaces, window or self._window)
                 figures["generation_tokens_buckets"] = promql.parse_buckets(
                     client.custom_query(buckets, timeout=self._timeout_s))
+                for field, names in promql.LATENCY_BUCKETS.items():  # per pod the first name it has
+                    figures[field] = {}
+                    for name in reversed(names):
+                        figures[field].update(promql.parse_buckets(client.custom_query(
+                            promql.bucket_query(name, namespaces, window or self._window), timeout=self._timeout_s)))
             finally:
                 client.close()
         except (*_QUERY_ERRORS, OSError) as err:

@@ -112,6 +112,40 @@ GENERATION_TOKENS_BUCKETS = "request_generation_tokens_bucket"
 """The per-request generation-token histogram's buckets: the output-length variability (lengths.py)."""
 
 
+LATENCY_BUCKETS: Mapping[str, tuple[str, ...]] = MappingProxyType({
+    "ttft_buckets": ("time_to_first_token_seconds_bucket",),
+    "itl_buckets": ("inter_token_latency_seconds_bucket", "time_per_output_token_seconds_bucket"),
+})
+"""PodRates field -> the latency histograms' bucket series (preferred name first) whose percentiles the
+collector reports (histogram_quantile)."""
+
+
+def histogram_quantile(q: float, buckets: Iterable[tuple[float, float]]) -> float | None:
+    """The q-quantile (0 <= q <= 1) of cumulative histogram ``buckets`` ((le, count or rate), any order), with
+    Prometheus's ``histogram_quantile`` interpolation: linear within the bucket holding rank q x total, the
+    first bucket's lower bound 0; the +Inf bucket gives the highest finite bound. None without an +Inf bucket,
+    with fewer than two buckets or no observations; counts that decrease with le are raised to monotone."""
+    ordered = sorted((le, count) for le, count in buckets if math.isfinite(count) and not math.isnan(le))
+    if len(ordered) < 2 or ordered[-1][0] != math.inf:
+        return None
+    counts, running = [], 0.0
+    for _, count in ordered:
+        running = max(running, count)
+        counts.append(running)
+    total = counts[-1]
+    if not total > 0:
+        return None
+    rank = q * total
+    b = next(i for i, c in enumerate(counts) if c >= rank)
+    if b == len(ordered) - 1:
+        return ordered[-2][0]
+    if b == 0 and ordered[0][0] <= 0:
+        return ordered[0][0]
+    lower, below = (0.0, 0.0) if b == 0 else (ordered[b - 1][0], counts[b - 1])
+    upper, within = ordered[b][0], counts[b] - below
+    return lower + (upper - lower) * ((rank - below) / within if within > 0 else 1.0)
+
+
 def bucket_query(name: str, namespaces: Sequence[str], window: str) -> str:
     """Per-pod, per-bucket rate of histogram buckets ``name`` over ``window``, e.g.
     ``sum by (namespace, pod, le) (rate({__name__=~"vllm[:_]request_generation_tokens_bucket"}[1m]))``."""

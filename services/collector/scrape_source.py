@@ -20,6 +20,10 @@ from services.collector import promql
 from services.collector.aggregate import DeploymentFacts, PodFacts, PodRates, PodRatesByDeployment
 from services.core.model import LoadSource
 
+_KEPT_BUCKETS = frozenset({promql.GENERATION_TOKENS_BUCKETS, *(n for names in promql.LATENCY_BUCKETS.values()
+                                                                 for n in names)})
+"""Histogram buckets kept per ``le``: output lengths (lengths.py) and the TTFT / ITL percentiles."""
+
 Snapshot = tuple[float, dict[str, float]]
 """(monotonic time of the scrape, {vLLM sample name without prefix: value summed over label sets})."""
 
@@ -27,8 +31,9 @@ Snapshot = tuple[float, dict[str, float]]
 def sample_totals(text: str) -> dict[str, float]:
     """Prometheus text exposition -> {sample name without ``vllm:``/``vllm_``: sum over its label sets}.
 
-    Only vLLM samples are kept; histogram buckets are dropped except the generation-token histogram's, kept
-    per bucket as ``request_generation_tokens_bucket|<le>`` (the output-length C2, lengths.py). Raises
+    Only vLLM samples are kept; histogram buckets are dropped except the generation-token, TTFT and
+    inter-token histograms', kept per bucket as ``request_generation_tokens_bucket|<le>`` (the output-length
+    C2, lengths.py; the latency percentiles, aggregate.measure). Raises
     ValueError on unparsable text.
     """
     totals: dict[str, float] = {}
@@ -38,7 +43,7 @@ def sample_totals(text: str) -> dict[str, float]:
             if not name.startswith(("vllm:", "vllm_")):
                 continue
             key = name[len("vllm:"):]
-            if key == promql.GENERATION_TOKENS_BUCKETS and "le" in sample.labels:
+            if key in _KEPT_BUCKETS and "le" in sample.labels:
                 key = f"{key}|{float(sample.labels['le'])!r}"
             elif name.endswith("_bucket"):
                 continue
@@ -63,12 +68,23 @@ def rates_between(first: Snapshot, second: Snapshot) -> PodRates:
         name = _first_present(names, b)
         if name is not None:
             values[field] = b[name]
-    prefix = promql.GENERATION_TOKENS_BUCKETS + "|"
-    buckets = tuple(sorted((float(key[len(prefix):]), (b[key] - a[key]) / elapsed) for key in b
-                           if key.startswith(prefix) and key in a and b[key] >= a[key] and elapsed > 0))
+    buckets = _bucket_rates(promql.GENERATION_TOKENS_BUCKETS, a, b, elapsed)
     if buckets:
         values["generation_tokens_buckets"] = buckets
+    for field, names in promql.LATENCY_BUCKETS.items():
+        found = next((found for found in (_bucket_rates(n, a, b, elapsed) for n in names) if found), None)
+        if found:
+            values[field] = found
     return replace(PodRates(), **values)
+
+
+def _bucket_rates(name: str, a: Mapping[str, float], b: Mapping[str, float], elapsed: float
+                  ) -> tuple[tuple[float, float], ...]:
+    """((le, increase / elapsed), ...) of histogram buckets ``name`` between two snapshots, in le order; a
+    bucket that went down (a restart) is left out."""
+    prefix = name + "|"
+    return tuple(sorted((float(key[len(prefix):]), (b[key] - a[key]) / elapsed) for key in b
+                        if key.startswith(prefix) and key in a and b[key] >= a[key] and elapsed > 0))
 
 
 def fetch_metrics(url: str, timeout_s: float) -> str:

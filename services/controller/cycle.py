@@ -252,6 +252,13 @@ def _row(managed: m.ManagedServer, solution: m.Solution | None, action: m.Actuat
         "current_accelerator": server.current.accelerator, "current_replicas": managed.spec_replicas,
         "ready_replicas": managed.ready_replicas,
     }
+    for metric in ("ttft", "itl"):  # percentiles: observed (vLLM's histograms) and the class's targets, when any
+        for q in m.SLO_PERCENTILES:
+            value = getattr(observed, f"{metric}_ms_p{q}")
+            if value is not None:
+                row[f"observed_{metric}_ms_p{q}"] = value
+            if target is not None and getattr(target, m.percentile_field(metric, q)) > 0:
+                row[f"slo_{metric}_ms_p{q}"] = getattr(target, m.percentile_field(metric, q))
     if observed.forecast_method:
         row.update(measured_rate_rpm=observed.measured_rate_rpm, forecast_rpm=observed.forecast_rpm,
                    forecast_lower_rpm=observed.forecast_lower_rpm, forecast_upper_rpm=observed.forecast_upper_rpm,

@@ -220,6 +220,16 @@ class ObservedMetrics:
     """The forecast found a significant rise (sized for its upper bound; no scale-down meanwhile)."""
     in_system_growth_rpm: float | None = None
     """Growth of the running + waiting requests per minute (arrivals = completions + growth)."""
+    ttft_ms_p50: float | None = None
+    ttft_ms_p90: float | None = None
+    ttft_ms_p95: float | None = None
+    ttft_ms_p99: float | None = None
+    itl_ms_p50: float | None = None
+    itl_ms_p90: float | None = None
+    itl_ms_p95: float | None = None
+    itl_ms_p99: float | None = None
+    """Observed percentiles from vLLM's TTFT and inter-token histograms over the window, ms (Prometheus's
+    histogram_quantile interpolation; docs/contract.md s4)."""
 
 
 class LoadSource(enum.StrEnum):

@@ -65,7 +65,8 @@ def allocation_from_proto(msg: types_pb2.Allocation, field: str = "allocation") 
 
 _OBSERVED_FIELDS = ("itl_ms", "ttft_ms", "e2e_ms", "requests_running", "requests_waiting", "kv_cache_usage",
                     "ready_replicas", "measured_rate_rpm", "forecast_rpm", "forecast_lower_rpm",
-                    "forecast_upper_rpm", "forecast_horizon_s", "in_system_growth_rpm")
+                    "forecast_upper_rpm", "forecast_horizon_s", "in_system_growth_rpm",
+                    *(f"{metric}_ms_p{q}" for metric in ("ttft", "itl") for q in m.SLO_PERCENTILES))
 
 
 def observed_to_proto(observed: m.ObservedMetrics) -> types_pb2.ObservedMetrics:

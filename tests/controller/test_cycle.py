@@ -191,3 +191,16 @@ def test_an_advisory_tuner_leaves_the_optimizer_input_as_the_data_files_say() ->
         record = run_cycle(1, "t", static, tuned, clock(), tuner=tuner)
     assert record.tuner and record.tuner[0]["mode"] == "advisory" and record.tuner[0]["estimate"] is not None
     assert tuned.systems == plain.systems
+
+
+def test_cycle_row_shows_observed_percentiles_beside_the_percentile_slos() -> None:
+    from dataclasses import replace
+
+    observed = replace(MANAGED.server.observed, ttft_ms_p90=850.0, itl_ms_p99=41.0)
+    managed = replace(MANAGED, server=replace(MANAGED.server, observed=observed))
+    target = m.ModelTarget("llama_13b", 80.0, 1000.0, slo_ttft_p90_ms=900.0)
+    system = replace(STATIC, service_classes=(m.ServiceClass("Premium", 1, (target,)),))
+    record = run_cycle(1, "t", lambda: (system, CAPACITY), FakeClients(collection=m.Collection((managed,))), clock())
+    (row,) = record.rows
+    assert (row["observed_ttft_ms_p90"], row["slo_ttft_ms_p90"], row["observed_itl_ms_p99"]) == (850.0, 900.0, 41.0)
+    assert "slo_itl_ms_p99" not in row and "observed_ttft_ms_p50" not in row  # only what is known or set
