@@ -12,6 +12,7 @@ Exit status 2 for a bad scenario or argument, naming the field.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import sys
 
@@ -41,7 +42,11 @@ def _parser() -> argparse.ArgumentParser:
                      help="comma-separated, from " + ",".join((*scenario.POLICY_NAMES, *INFERNO_VARIANTS))
                      + " (default: " + ",".join(DEFAULT_POLICIES) + ")")
     run.add_argument("--seed", type=int, default=None, help="arrival seed (default: the scenario's)")
-    run.add_argument("--out", default=None, help="output directory (default: sim-results/SCENARIO)")
+    run.add_argument("--out", default=None, help="output directory (default: sim-results/SCENARIO, "
+                                                 "SCENARIO-p90 with --slo-percentile 90)")
+    run.add_argument("--slo-percentile", type=int, choices=[0, 50, 90, 95, 99], default=None, dest="slo_percentile",
+                     help="read the scenario's SLOs as this percentile (inferno sizes for it; 0: as means; "
+                          "default: the scenario's slo.percentile, else means)")
     sub.add_parser("list", help="list the shipped scenarios")
     evaluate = sub.add_parser("evaluate", help="run every shipped scenario and write docs/evaluation.md")
     evaluate.add_argument("--docs", default="docs", help="docs directory (default: docs)")
@@ -83,14 +88,25 @@ def main(argv: list[str] | None = None) -> int:
             print(poolsim.model_check_table(poolsim.model_check(pooled.scenario, args.seed)))
             return 0
         loaded = scenario.load(args.scenario)
+        if args.slo_percentile is not None:
+            loaded = dataclasses.replace(loaded, slo=dataclasses.replace(loaded.slo, percentile=args.slo_percentile))
         result = run_scenario(loaded, args.policies, args.seed)
-        out = args.out or os.path.join("sim-results", loaded.name)
+        suffix = f"-p{loaded.slo.percentile}" if loaded.slo.percentile else ""
+        out = args.out or os.path.join("sim-results", loaded.name + suffix)
         paths = write_outputs(result, out)
     except InvalidInputError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    print(f"## {loaded.name} (seed {result.seed}, {loaded.duration_s / 60:.0f} min simulated)\n")
+    print(f"## {loaded.name} (seed {result.seed}, {loaded.duration_s / 60:.0f} min simulated; SLO TTFT "
+          f"{loaded.slo.ttft_ms:g} ms, ITL {loaded.slo.itl_ms:g} ms read as {loaded.slo.reading})\n")
     print(report.table(loaded, result.summaries))
+    print("\nSLO verdicts from the per-request samples (held / missed):")
+    for s in result.summaries:
+        verdicts = ", ".join(f"{name} {'held' if s[f'slo_{name}_held'] else 'missed'}"
+                             for name in ("mean", "p50", "p90", "p95", "p99"))
+        print(f"  {s['policy']:8s} attainment {100 * s['slo_attainment']:.2f}%: {verdicts}; in its reading "
+              f"({s['slo_reading']}) {'held' if s['slo_held'] else 'missed'}, "
+              f"{100 * s['minutes_meeting_slo_reading']:.0f}% of minutes")
     print(f"\nsimulated in {result.wall_s:.1f} s; wrote {paths['summary']}, {paths['table']}, {paths['figure']}")
     return 0
 

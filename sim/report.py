@@ -2,7 +2,9 @@
 
 SLO attainment is the share of the requests sent whose TTFT <= the SLO and whose mean inter-token latency
 (the request's (last token - first token) / (output tokens - 1), GuideLLM's per-request ITL) <= the SLO; a
-request never served (dropped, or unfinished when the run ends) counts as a miss. For mean-based SLOs (Inferno's
+request never served (dropped, or unfinished when the run ends) counts as a miss. The same samples give the
+verdict for the SLO read as means and as P50/P90/P95/P99 (slo_verdicts; a scenario's `slo.percentile` picks
+the reading the optimizer sizes for). For mean-based SLOs (Inferno's
 targets are means) the share of minutes whose requests' mean TTFT and mean ITL meet the SLO is reported too.
 Percentiles are nearest-rank over finished requests. GPU-hours count every pod from creation to its end within
 the load's duration.
@@ -182,8 +184,31 @@ def summarize(result: RunResult, scenario: Scenario, oracle: RunResult | None = 
         "minutes_meeting_goal": sum(1 for v in per_minute if v is None or v >= ATTAINMENT_GOAL),
         "minutes": len(per_minute),
         "mean_slo_minutes": _share(minute_means_met(result, scenario)),
+        **slo_verdicts(result, scenario, attained / len(records) if records else 1.0, ttft, itl),
         **measured_vs_offered(result, scenario),
     }
+
+
+def slo_verdicts(result: RunResult, scenario: Scenario, attainment: float, ttft_ms: Sequence[float],
+                 itl_ms: Sequence[float]) -> dict[str, Any]:
+    """Whether the run held its SLO read as means and read as P50/P90/P95/P99, from the same per-request
+    samples: a mean SLO holds when the finished requests' mean TTFT and mean ITL are within the limits and
+    none went unserved; a percentile SLO Pq when at least q% of the requests sent met both limits (the
+    per-request attainment). ``slo_reading`` is how the scenario reads its SLO (what the optimizer sized for),
+    ``slo_held`` the verdict in that reading, ``minutes_meeting_slo_reading`` the share of minutes it held in."""
+    unserved = any(r.ttft_s is None for r in result.requests)
+    mean_held = (not unserved and bool(ttft_ms) and sum(ttft_ms) / len(ttft_ms) <= scenario.slo.ttft_ms
+                 and sum(itl_ms) / len(itl_ms) <= scenario.slo.itl_ms)
+    held = {f"slo_p{q}_held": attainment >= q / 100.0 for q in (50, 90, 95, 99)}
+    q = scenario.slo.percentile
+    if q:
+        hits, counts = minute_hits(result, scenario)
+        minutes = [h / c >= q / 100.0 if c else None for h, c in zip(hits, counts, strict=True)]
+    else:
+        minutes = minute_means_met(result, scenario)
+    return {"slo_reading": scenario.slo.reading, "slo_mean_held": mean_held, **held,
+            "slo_held": held[f"slo_p{q}_held"] if q else mean_held,
+            "minutes_meeting_slo_reading": _share(minutes)}
 
 
 def _fmt(value: Any, digits: int = 0) -> str:

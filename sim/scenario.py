@@ -22,6 +22,7 @@ import yaml
 from emulator.loadshape import Length, Phase, Schedule, parse_length
 from services.collector.promql import window_seconds
 from services.core.errors import InvalidInputError
+from services.core.model import SLO_PERCENTILES
 
 SCENARIO_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "scenarios")
 SINE_STEP_S = 60.0
@@ -61,10 +62,19 @@ class ServerSpec:
 
 @dataclass(frozen=True, slots=True)
 class Slo:
-    """Per-request SLO: TTFT and mean ITL (TPOT) limits in ms."""
+    """Per-request SLO: TTFT and mean ITL (TPOT) limits in ms. ``percentile`` 0 reads them as means (Inferno's
+    targets: the optimizer sizes for mean TTFT and ITL); 50, 90, 95 or 99 as that percentile (the optimizer
+    sizes for `slo-ttft-p90` and `slo-itl-p90`; the run holds the SLO when at least 90% of the requests meet
+    both limits)."""
 
     ttft_ms: float
     itl_ms: float
+    percentile: int = 0
+
+    @property
+    def reading(self) -> str:
+        """"mean" or "p90" etc."""
+        return f"p{self.percentile}" if self.percentile else "mean"
 
 
 @dataclass(frozen=True, slots=True)
@@ -220,8 +230,13 @@ def _server(r: _Reader, doc: Any) -> ServerSpec:
 
 
 def _slo(r: _Reader, doc: Any) -> Slo:
-    doc = r.section(doc, "slo", {"ttft_ms", "itl_ms"}, {"ttft_ms", "itl_ms"})
-    return Slo(r.number(doc, "ttft_ms", "slo", exclusive=True), r.number(doc, "itl_ms", "slo", exclusive=True))
+    doc = r.section(doc, "slo", {"ttft_ms", "itl_ms", "percentile"}, {"ttft_ms", "itl_ms"})
+    percentile = r.integer(doc, "percentile", "slo", 0, minimum=0)
+    if percentile not in (0, *SLO_PERCENTILES):
+        raise r.fail("slo.percentile", f"must be 0 (means) or one of {', '.join(map(str, SLO_PERCENTILES))}, "
+                                       f"got {percentile!r}")
+    return Slo(r.number(doc, "ttft_ms", "slo", exclusive=True), r.number(doc, "itl_ms", "slo", exclusive=True),
+               percentile)
 
 
 def _sine(r: _Reader, doc: Any, path: str) -> list[Phase]:

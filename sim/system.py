@@ -34,7 +34,12 @@ def static_data(scenario: Scenario) -> m.SystemData:
     at_tokens = max(int(round(scenario.load.output_tokens.mean)), 1)
     perf = m.ModelPerf(server.model, server.accelerator, server.acc_count, server.max_num_seqs, at_tokens,
                        m.PerfParms(server.perf.alpha_ms, server.perf.beta_ms, server.perf.gamma_ms))
-    target = m.ModelTarget(server.model, slo_itl_ms=scenario.slo.itl_ms, slo_ttft_ms=scenario.slo.ttft_ms)
+    slo = scenario.slo
+    if slo.percentile:  # the SLOs read as percentiles: the optimizer sizes for them (docs/model.md s3.2)
+        target = m.ModelTarget(server.model, **{m.percentile_field("itl", slo.percentile): slo.itl_ms,
+                                                m.percentile_field("ttft", slo.percentile): slo.ttft_ms})
+    else:
+        target = m.ModelTarget(server.model, slo_itl_ms=slo.itl_ms, slo_ttft_ms=slo.ttft_ms)
     service_class = m.ServiceClass(server.service_class, 1, (target,))
     capacity = m.Capacity({server.accelerator: scenario.cluster.max_replicas * server.acc_count})
     settings = m.OptimizerSettings(saturation_policy=m.SaturationPolicy.ROUND_ROBIN,
