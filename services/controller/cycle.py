@@ -269,6 +269,10 @@ def _row(managed: m.ManagedServer, solution: m.Solution | None, action: m.Actuat
                    cost_per_hour=desired.cost_per_hour, predicted_itl_ms=desired.itl_ms,
                    predicted_ttft_ms=desired.ttft_ms, saturated=desired.saturated,
                    unserved_rate_rpm=desired.unserved_rate_rpm)
+        for metric in ("ttft", "itl"):  # predicted percentiles, when the optimizer gave them
+            for q in m.SLO_PERCENTILES:
+                if getattr(desired, f"{metric}_ms_p{q}") > 0:
+                    row[f"predicted_{metric}_ms_p{q}"] = getattr(desired, f"{metric}_ms_p{q}")
     elif solution is not None:
         row["unallocated_reason"] = solution.unallocated.get(server.name, "not in the solution")
     if action is not None:

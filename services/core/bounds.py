@@ -175,6 +175,9 @@ def check_allocation(alloc: m.Allocation, field: str) -> None:
     _check(f"{field}.cost_per_hour", alloc.cost_per_hour, ALLOCATION_COST)
     _check(f"{field}.itl_ms", alloc.itl_ms, FIGURE)
     _check(f"{field}.ttft_ms", alloc.ttft_ms, FIGURE)
+    for metric in ("ttft", "itl"):
+        for q in m.SLO_PERCENTILES:
+            _check(f"{field}.{metric}_ms_p{q}", getattr(alloc, f"{metric}_ms_p{q}"), FIGURE)
     _check(f"{field}.unserved_rate_rpm", alloc.unserved_rate_rpm, RATE_RPM)
     check_load(alloc.load, f"{field}.load")
 

@@ -182,6 +182,15 @@ class Allocation:
     max_queue: int = 0
     saturated: bool = False
     unserved_rate_rpm: float = 0.0
+    ttft_ms_p50: float = 0.0
+    ttft_ms_p90: float = 0.0
+    ttft_ms_p95: float = 0.0
+    ttft_ms_p99: float = 0.0
+    itl_ms_p50: float = 0.0
+    itl_ms_p90: float = 0.0
+    itl_ms_p95: float = 0.0
+    itl_ms_p99: float = 0.0
+    """Predicted percentiles per replica at its share of the load, ms (docs/model.md s3.2); 0 = not predicted."""
 
     @property
     def is_empty(self) -> bool:

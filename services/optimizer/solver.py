@@ -15,9 +15,18 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from services.core.model import Allocation, OptimizerSettings, SaturationPolicy, Solution, SolverKind, SystemData
+from services.core.model import (
+    SLO_PERCENTILES,
+    Allocation,
+    OptimizerSettings,
+    SaturationPolicy,
+    Solution,
+    SolverKind,
+    SystemData,
+)
 from services.optimizer.candidates import MS_PER_MINUTE, Candidate, CandidateSet, build_candidates
 from services.optimizer.exact import Outcome, solve_exact
+from services.optimizer.percentiles import predict_percentiles
 from services.optimizer.queueing import chain_metrics, latency_ms
 from services.optimizer.robust import RobustReport, RobustSet, robust_candidates, worst_case
 
@@ -216,6 +225,26 @@ def _allocation(cs: CandidateSet, candidate: Candidate) -> Allocation:
                       candidate.itl_ms, candidate.ttft_ms, cs.servers[candidate.server].load, candidate.max_queue)
 
 
+def _with_percentiles(cs: CandidateSet, allocations: dict[str, Allocation], chosen: Mapping[str, Candidate]
+                      ) -> dict[str, Allocation]:
+    """``allocations`` with their predicted TTFT / ITL percentiles filled in (docs/model.md s3.2), each replica at
+    its share of the load, all in one vectorised evaluation; idle ones (no chain row) keep zeros."""
+    names = [n for n, a in allocations.items() if n in chosen and chosen[n].row >= 0 and a.num_replicas > 0]
+    if not names or cs.chains is None:
+        return allocations
+    rows = np.array([chosen[n].row for n in names])
+    rates = np.array([chosen[n].rate_per_ms / allocations[n].num_replicas for n in names])
+    got = predict_percentiles(cs.chains, rates, SLO_PERCENTILES, rows)
+    result = dict(allocations)
+    for k, name in enumerate(names):
+        figures = {f"{metric}_ms_p{q}": float(table[k, j])
+                   for metric, table in (("ttft", got.ttft_ms), ("itl", got.itl_ms))
+                   for j, q in enumerate(SLO_PERCENTILES)}
+        result[name] = replace(allocations[name], **{key: value if np.isfinite(value) else 0.0
+                                                     for key, value in figures.items()})
+    return result
+
+
 def _best_effort(cs: CandidateSet, partial: dict[str, tuple[Candidate, int]]) -> dict[str, Allocation]:
     """Allocations of ``r`` < needed replicas, re-evaluated at Lambda / r, saturated, with the unserved rate.
 
@@ -334,7 +363,7 @@ def _solve(system: SystemData, kind: SolverKind, defaults: SolverDefaults, rs: R
     unallocated = dict(cs.unallocated)
     if system.optimizer.unlimited:
         chosen = {name: options[0] for name, options in cs.options.items()}
-        allocations = {name: _allocation(cs, c) for name, c in chosen.items()}
+        allocations = _with_percentiles(cs, {name: _allocation(cs, c) for name, c in chosen.items()}, chosen)
         stats = SolveStats("unlimited", served_by_priority=_served(cs, chosen), objective=_value(chosen))
         return SolveResult(Solution(allocations, unallocated), cs.count, "unlimited", stats)
     if kind == SolverKind.GREEDY:
@@ -344,6 +373,7 @@ def _solve(system: SystemData, kind: SolverKind, defaults: SolverDefaults, rs: R
         state, stats = _exact(cs, system, time_limit(system.optimizer, defaults), rs)
     allocations = {name: _allocation(cs, c) for name, c in state.full.items()}
     allocations.update(_best_effort(cs, state.partial))
+    allocations = _with_percentiles(cs, allocations, {**state.full, **{n: c for n, (c, _) in state.partial.items()}})
     for name in cs.options:
         if name not in allocations:
             unallocated[name] = _shortfall(cs, name, state.available)

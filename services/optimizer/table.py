@@ -28,7 +28,10 @@ def _rows(system: SystemData, solution: Solution) -> list[tuple[str, ...]]:
             reason = solution.unallocated.get(srv.name, "not in the solution")
             rows.append((srv.name, srv.service_class, srv.model, *("-",) * 6, f"UNALLOCATED: {reason}"))
             continue
-        note = f"saturated, unserved {alloc.unserved_rate_rpm:.1f} req/min" if alloc.saturated else ""
+        notes = [f"saturated, unserved {alloc.unserved_rate_rpm:.1f} req/min"] if alloc.saturated else []
+        for metric, q, value in target.percentile_targets() if target else ():  # predicted vs percentile SLO
+            notes.append(f"{metric.upper()} P{q} {_slo(getattr(alloc, f'{metric}_ms_p{q}'), value)} ms")
+        note = "; ".join(notes)
         rows.append((srv.name, srv.service_class, srv.model, alloc.accelerator or "-", str(alloc.num_replicas),
                      str(alloc.max_batch), f"{alloc.cost_per_hour:.2f}", _slo(alloc.itl_ms, itl_slo),
                      _slo(alloc.ttft_ms, ttft_slo), note))

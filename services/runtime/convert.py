@@ -40,13 +40,17 @@ def load_from_proto(msg: types_pb2.Load, field: str = "load") -> m.Load:
     )
 
 
+_PREDICTED_PERCENTILES = tuple(f"{metric}_ms_p{q}" for metric in ("ttft", "itl") for q in m.SLO_PERCENTILES)
+"""Allocation's predicted-percentile fields, named alike in the proto."""
+
+
 def allocation_to_proto(alloc: m.Allocation) -> types_pb2.Allocation:
     """Allocation -> proto."""
     return types_pb2.Allocation(
         accelerator=alloc.accelerator, num_replicas=alloc.num_replicas, max_batch=alloc.max_batch,
         cost_per_hour=alloc.cost_per_hour, itl_ms=alloc.itl_ms, ttft_ms=alloc.ttft_ms,
         load=load_to_proto(alloc.load), max_queue=alloc.max_queue, saturated=alloc.saturated,
-        unserved_rate_rpm=alloc.unserved_rate_rpm,
+        unserved_rate_rpm=alloc.unserved_rate_rpm, **{name: getattr(alloc, name) for name in _PREDICTED_PERCENTILES},
     )
 
 
@@ -60,6 +64,7 @@ def allocation_from_proto(msg: types_pb2.Allocation, field: str = "allocation") 
         itl_ms=msg.itl_ms, ttft_ms=msg.ttft_ms, load=load_from_proto(msg.load, f"{field}.load"),
         max_queue=int(_non_negative(msg.max_queue, f"{field}.max_queue")), saturated=msg.saturated,
         unserved_rate_rpm=msg.unserved_rate_rpm,
+        **{name: _non_negative(getattr(msg, name), f"{field}.{name}") for name in _PREDICTED_PERCENTILES},
     )
 
 

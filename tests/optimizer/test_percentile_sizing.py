@@ -101,3 +101,29 @@ def test_analyze_prints_percentiles_and_rejects_a_negative_percentile_target(cap
 def test_unreachable_percentile_target_is_infeasible() -> None:
     sizing = size_replicas(ChainBatch.build([_model()]), [Targets(percentiles=(("ttft", 99.0, 5.0),))])
     assert not sizing.feasible[0] and np.isnan(sizing.capacity_per_ms[0])
+
+
+def test_the_answer_reports_predicted_percentiles_within_the_percentile_slos(small_system) -> None:
+    from services.optimizer.table import solution_table
+    from services.runtime import convert
+
+    svc = small_system.service_classes[0]
+    tight = tuple(replace(t, slo_ttft_p90_ms=t.slo_ttft_ms, slo_itl_p99_ms=2 * t.slo_itl_ms) for t in svc.targets)
+    system = replace(small_system, optimizer=replace(small_system.optimizer, unlimited=True),
+                     service_classes=(replace(svc, targets=tight), *small_system.service_classes[1:]))
+    solution = solve(system).solution
+    checked = 0
+    for server in system.servers:
+        alloc = solution.allocations.get(server.name)
+        if alloc is None or server.load.arrival_rate_rpm <= 0:
+            continue
+        assert 0 < alloc.ttft_ms_p50 <= alloc.ttft_ms_p90 <= alloc.ttft_ms_p95 <= alloc.ttft_ms_p99
+        assert 0 < alloc.itl_ms_p50 <= alloc.itl_ms_p99
+        target = system.service_class(server.service_class).target_for(server.model)
+        if target is not None and target.slo_ttft_p90_ms > 0:
+            assert alloc.ttft_ms_p90 <= target.slo_ttft_p90_ms * (1 + 1e-6)
+            assert alloc.itl_ms_p99 <= target.slo_itl_p99_ms * (1 + 1e-6)
+            checked += 1
+        assert convert.allocation_from_proto(convert.allocation_to_proto(alloc)) == alloc
+    assert checked > 0
+    assert "TTFT P90 " in solution_table(system, solution)
