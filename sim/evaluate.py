@@ -126,6 +126,18 @@ EVALUATED = (*DEFAULT_POLICIES, "inferno-baseline", "inferno-forecast", "inferno
 """The policies `make evaluate` runs: the five of docs/simulator.md and inferno's issue-22 variants."""
 
 
+def _commit() -> str:
+    """The repository's HEAD commit (short), or "unknown" outside a git checkout."""
+    import subprocess
+
+    try:
+        found = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=os.path.dirname(os.path.abspath(__file__)),
+                               capture_output=True, text=True, timeout=10, check=True)
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return found.stdout.strip() or "unknown"
+
+
 def evaluate(names: Sequence[str], docs_dir: str, policies: Sequence[str] = EVALUATED,
              with_checks: bool = True) -> str:
     """Run ``names`` and write ``docs_dir``/evaluation.md plus evaluation/<scenario>.png and .json, and (with
@@ -133,7 +145,7 @@ def evaluate(names: Sequence[str], docs_dir: str, policies: Sequence[str] = EVAL
     Markdown's path."""
     figures_dir = os.path.join(docs_dir, "evaluation")
     os.makedirs(figures_dir, exist_ok=True)
-    lines = [HEADER]
+    lines = [HEADER, f"Code: commit {_commit()} (results move with the optimizer, collector and actuator code).", ""]
     started = time.perf_counter()
     for name in names:
         loaded = scenario.load(name)
