@@ -10,6 +10,7 @@ import threading
 import time
 
 import pytest
+import requests
 
 from services.collector.collect import Collector
 from services.collector.prometheus_source import PrometheusSource
@@ -103,6 +104,17 @@ def test_load_tokens_and_latency_match_what_the_load_generator_applied_and_saw(l
     assert observed.ttft_ms == pytest.approx(ttft_ms, rel=0.10)
     assert observed.ready_replicas == 2 and server.current.num_replicas == 2
     assert observed.requests_running is not None and observed.kv_cache_usage is not None
+    # percentiles: the collector's interpolation over the pods' summed buckets against Prometheus's own
+    # histogram_quantile over the same window, queried right after
+    for metric, name in (("ttft", "time_to_first_token_seconds"), ("itl", "inter_token_latency_seconds")):
+        for q in (50, 90, 99):
+            query = (f'histogram_quantile({q / 100}, sum by (le) '
+                     f'(rate({{__name__=~"vllm[:_]{name}_bucket"}}[{WINDOW}])))')
+            answer = requests.get(f"{cluster.prometheus.url}/api/v1/query", params={"query": query}, timeout=5).json()
+            expected = float(answer["data"]["result"][0]["value"][1]) * 1000
+            got = getattr(observed, f"{metric}_ms_p{q}")
+            print(f"{metric} P{q}: collector {got:.2f} ms, Prometheus histogram_quantile {expected:.2f} ms")
+            assert got == pytest.approx(expected, rel=0.05)
 
 
 def test_prometheus_stopped_mid_test_the_labels_are_used_and_the_answer_says_so(loaded):
