@@ -58,6 +58,13 @@ MEASURED: tuple[tuple[str, str, str, float], ...] = (
 )
 """(metric, help, cycle-row key, factor from the row's unit to the metric's)."""
 
+_QUANTILES = tuple((metric, q) for metric in ("ttft", "itl") for q in (50, 90, 95, 99))
+MEASURED += tuple(
+    (f"inferno_server_observed_{metric}_p{q}_seconds", f"Observed P{q} {metric.upper()} (vLLM's histogram, "
+     "histogram_quantile over the window).", f"observed_{metric}_ms_p{q}", 1e-3) for metric, q in _QUANTILES) + tuple(
+    (f"inferno_server_slo_{metric}_p{q}_seconds", f"P{q} {metric.upper()} target of the server's service class.",
+     f"slo_{metric}_ms_p{q}", 1e-3) for metric, q in _QUANTILES)
+
 DECIDED: tuple[tuple[str, str, str, float], ...] = (
     ("inferno_server_max_batch_size", "Batch size of the allocation (vLLM --max-num-seqs).", "max_batch", 1.0),
     ("inferno_server_predicted_itl_seconds", "ITL the model predicts for the allocation.", "predicted_itl_ms", 1e-3),
@@ -65,6 +72,8 @@ DECIDED: tuple[tuple[str, str, str, float], ...] = (
      1e-3),
     ("inferno_server_cost_per_hour", "Cost of the server's allocation per hour.", "cost_per_hour", 1.0),
     ("inferno_server_saturated", "1 when the allocation cannot serve the whole arrival rate.", "saturated", 1.0),
+    *((f"inferno_server_predicted_{metric}_p{q}_seconds", f"P{q} {metric.upper()} the model predicts for the "
+       "allocation (docs/model.md s3.2).", f"predicted_{metric}_ms_p{q}", 1e-3) for metric, q in _QUANTILES),
 )
 
 

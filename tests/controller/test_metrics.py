@@ -105,3 +105,20 @@ def test_the_forecast_and_its_interval_are_in_the_cycle_row_and_exported() -> No
     assert one(series, "inferno_server_forecast_lower_requests_per_second") == 1.2
     assert one(series, "inferno_server_forecast_upper_requests_per_second") == 1.8
     assert one(series, "inferno_server_forecast_horizon_seconds") == 180.0
+
+
+def test_percentiles_observed_targeted_and_predicted_are_exported() -> None:
+    observed = replace(SERVER.observed, ttft_ms_p90=850.0)
+    managed = replace(MANAGED, server=replace(SERVER, observed=observed))
+    target = m.ModelTarget("llama_13b", 80.0, 1000.0, slo_ttft_p90_ms=900.0)
+    system = replace(STATIC, service_classes=(m.ServiceClass("Premium", 1, (target,)),))
+    solution = m.Solution({"Premium-llama_13b": m.Allocation("G2", 3, 38, 69.0, 36.4, 425.2, m.Load(60, 128, 1024),
+                                                             ttft_ms_p90=610.0)})
+    metrics = ControllerMetrics()
+    ControlLoop(FakeClients(collection=m.Collection((managed,)), solution=solution), lambda: (system, CAPACITY),
+                metrics).invoke()
+    series = samples(metrics)
+    assert one(series, "inferno_server_observed_ttft_p90_seconds") == 0.85
+    assert one(series, "inferno_server_slo_ttft_p90_seconds") == 0.9
+    assert one(series, "inferno_server_predicted_ttft_p90_seconds") == 0.61
+    assert not series.get("inferno_server_observed_itl_p99_seconds")  # unknown: no series
