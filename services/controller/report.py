@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 COLUMNS = ["load rpm", "source", "obs ITL/SLO", "obs TTFT/SLO", "acc", "batch", "replicas", "pred ITL/SLO",
-           "pred TTFT/SLO", "obs/model", "action"]
+           "pred TTFT/SLO", "obs/model", "percentile SLOs obs/pred/SLO", "action"]
 """The per-server columns of a cycle table (after the server name)."""
 
 
@@ -53,7 +53,23 @@ def server_cells(row: Mapping[str, Any]) -> list[str]:
             versus(row.get("observed_ttft_ms"), row.get("slo_ttft_ms")),
             row.get("accelerator", row.get("current_accelerator", "-")), batch,
             replicas, versus(row.get("predicted_itl_ms"), row.get("slo_itl_ms")),
-            versus(row.get("predicted_ttft_ms"), row.get("slo_ttft_ms")), model_check(row), action]
+            versus(row.get("predicted_ttft_ms"), row.get("slo_ttft_ms")), model_check(row), percentiles(row), action]
+
+
+def percentiles(row: Mapping[str, Any]) -> str:
+    """The percentile SLOs of a row, each 'TTFT P90 850/610/900' (observed / predicted / target, '!' where the
+    observation or the prediction misses); '-' for a class without percentile targets."""
+    cells = []
+    for metric in ("ttft", "itl"):
+        for q in (50, 90, 95, 99):
+            slo = row.get(f"slo_{metric}_ms_p{q}")
+            if not slo:
+                continue
+            observed, predicted = row.get(f"observed_{metric}_ms_p{q}"), row.get(f"predicted_{metric}_ms_p{q}")
+            miss = any(v is not None and float(v) > float(slo) for v in (observed, predicted))
+            cells.append(f"{metric.upper()} P{q} {number(observed)}/{number(predicted)}/{number(slo)}"
+                         + (" !" if miss else ""))
+    return ", ".join(cells) or "-"
 
 
 def model_check(row: Mapping[str, Any]) -> str:

@@ -204,3 +204,12 @@ def test_cycle_row_shows_observed_percentiles_beside_the_percentile_slos() -> No
     (row,) = record.rows
     assert (row["observed_ttft_ms_p90"], row["slo_ttft_ms_p90"], row["observed_itl_ms_p99"]) == (850.0, 900.0, 41.0)
     assert "slo_itl_ms_p99" not in row and "observed_ttft_ms_p50" not in row  # only what is known or set
+
+
+def test_cycle_table_compares_observed_and_predicted_percentiles_with_their_slos() -> None:
+    from services.controller.report import percentiles
+
+    row = {"slo_ttft_ms_p90": 900.0, "observed_ttft_ms_p90": 950.0, "predicted_ttft_ms_p90": 610.0,
+           "slo_itl_ms_p99": 60.0, "predicted_itl_ms_p99": 41.0}
+    assert percentiles(row) == "TTFT P90 950/610/900 !, ITL P99 -/41/60"
+    assert percentiles({"slo_ttft_ms": 900.0}) == "-"
