@@ -13,6 +13,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from services.optimizer.percentiles import predict_percentiles
 from services.optimizer.queueing import ChainBatch, chain_metrics, latency_ms
 from services.optimizer.servicetime import QUEUE_TO_BATCH_RATIO, ReplicaModel, prefill_ms, service_time_ms
 from services.optimizer.sizing import HIGH_FRACTION, REL_TOLERANCE, TPS_FRACTION, Sizing, Targets, size_replicas
@@ -61,7 +62,8 @@ def _replicas(rate_per_ms: np.ndarray, capacity_per_ms: np.ndarray, min_replicas
 
 def _meets(chains: ChainBatch, targets: Sequence[Targets], rate_per_ms: np.ndarray) -> np.ndarray:
     """Per row: one replica at arrival rate ``rate_per_ms`` is within its stable limit (0.999 mu(N), 0.9 of
-    that with a throughput target) and meets its ITL, TTFT and blocking targets (docs/model.md s5)."""
+    that with a throughput target) and meets its ITL, TTFT, blocking and percentile targets (docs/model.md s5,
+    s3.2)."""
     metrics = chain_metrics(chains, rate_per_ms)
     itl, ttft = latency_ms(chains, metrics)
     wanted = np.array([(t.itl_ms, t.ttft_ms, t.blocking, t.tps) for t in targets], dtype=float).reshape(-1, 4)
@@ -70,6 +72,14 @@ def _meets(chains: ChainBatch, targets: Sequence[Targets], rate_per_ms: np.ndarr
     ok = rate_per_ms <= limit * slack
     for k, value in enumerate((itl, ttft, metrics.blocking)):
         ok &= (wanted[:, k] <= 0) | (value <= wanted[:, k] * slack)
+    rows = np.array([r for r, t in enumerate(targets) if t.percentiles], dtype=int)
+    if rows.size:  # percentile targets (docs/model.md s3.2)
+        levels = sorted({q for r in rows for _, q, _ in targets[r].percentiles})
+        got = predict_percentiles(chains, rate_per_ms[rows], levels, rows)
+        for k, r in enumerate(rows):
+            for metric, q, value in targets[r].percentiles:
+                table = got.itl_ms if metric == "itl" else got.ttft_ms
+                ok[r] &= bool(value <= 0 or table[k, levels.index(q)] <= value * slack)
     return ok
 
 

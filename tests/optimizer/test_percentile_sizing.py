@@ -127,3 +127,27 @@ def test_the_answer_reports_predicted_percentiles_within_the_percentile_slos(sma
         assert convert.allocation_from_proto(convert.allocation_to_proto(alloc)) == alloc
     assert checked > 0
     assert "TTFT P90 " in solution_table(system, solution)
+
+
+@pytest.mark.parametrize("rpm", [30.0, 120.0, 600.0])
+def test_the_batch_search_keeps_percentile_targets(rpm: float) -> None:
+    """The searched batch needs no more replicas than the largest batch and meets the P90 TTFT and P99 ITL
+    targets at its share."""
+    from services.core.model import PerfParms, ServiceModel
+    from services.optimizer.batchsearch import BatchProblem, fewest_replica_batches
+    from services.optimizer.servicetime import ReplicaModel
+
+    targets = Targets(percentiles=(("itl", 99.0, 60.0), ("ttft", 90.0, 300.0)))
+    top = ReplicaModel(PerfParms(16.78, 0.034, 0.00125), 128, 1024, 38, 38_000, ServiceModel.V1, out_c2=1.0)
+    rate = rpm / 60_000
+    [batch] = fewest_replica_batches([BatchProblem(top, targets, rate, 0, False)])
+    model = replace(top, max_batch=batch, max_queue=1000 * batch)
+    chains = ChainBatch.build([model])
+    replicas = _need(chains, targets, rate)
+    assert replicas <= _need(ChainBatch.build([top]), targets, rate)
+    got = predict_percentiles(chains, np.array([rate / replicas]), [90, 99])
+    assert got.ttft_ms[0, 0] <= 300.0 * (1 + 1e-6) and got.itl_ms[0, 1] <= 60.0 * (1 + 1e-6)
+
+
+def _need(chains: ChainBatch, targets: Targets, rate: float) -> int:
+    return math.ceil(rate / float(size_replicas(chains, [targets]).capacity_per_ms[0]))
