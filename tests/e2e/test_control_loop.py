@@ -79,7 +79,8 @@ def test_the_servers_are_the_sample_deployments_and_new_replicas_run_their_pod_t
             assert pod["metadata"]["labels"][contract.NAME] == server.name, server.name
     stepped = stack.deployment(STEPPED)["metadata"]["labels"]
     assert stepped[contract.ACCELERATOR] == "G2"
-    assert stepped[contract.MAX_BATCH] == str(E2E_SCENARIO.server(STEPPED).max_batch)
+    # the batch is a decision of the exact solver's batch search, never above the pod's --max-num-seqs
+    assert 1 <= int(stepped[contract.MAX_BATCH]) <= E2E_SCENARIO.server(STEPPED).max_batch
 
 
 def test_killed_optimizer_skips_the_cycle_naming_it_and_the_next_cycle_after_restart_applies(stack):
