@@ -16,9 +16,7 @@ from services.optimizer.queueing import (
     chain_metrics,
     geometric_tail,
     latency_parts,
-    wait_factor,
 )
-from services.optimizer.servicetime import v1_grid_terms
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,17 +100,7 @@ def predict_percentiles(chains: ChainBatch, rate_per_ms: np.ndarray, percentiles
     rate = np.asarray(rate_per_ms, dtype=float)
     metrics = chain_metrics(chains, rate, idx)
     parts = latency_parts(chains, metrics, idx)
-    queue_wait = metrics.wait_ms.copy()
-    v1 = np.flatnonzero(chains.v1[idx])
-    if v1.size:
-        params = chains.v1_params[idx[v1]]
-        batch = np.maximum(np.rint(metrics.in_service[v1]), 1.0)[:, None]
-        terms = v1_grid_terms(params, batch)
-        steps = terms.steps[:, 0]
-        out_tokens, out_c2, arrival_c2 = params[:, 4], params[:, 5], params[:, 6]
-        service_c2 = np.minimum(out_c2 * out_tokens * out_tokens / (steps * steps), 1.0)
-        queue_wait[v1] = metrics.wait_ms[v1] * wait_factor(arrival_c2, service_c2, chains.batch[idx[v1]],
-                                                          metrics.utilization[v1])
+    queue_wait = parts.queue_wait_ms
     dist = batch_distribution(chains, rate, idx)
     tail = 1.0 - q[None, :] / 100.0  # (1, P)
     p_wait = dist.wait[:, None]
@@ -132,12 +120,9 @@ def predict_percentiles(chains: ChainBatch, rate_per_ms: np.ndarray, percentiles
     # v1: an iteration that carries a prefill chunk lasts wP / c longer; the share of the gaps at batch n
     # in such iterations is pi(n) = min(Theta c gap(n), 1); the other gaps are shorter by pi(n) wP / c so
     # that the mean stays the model's ITL.
-    chunk = np.zeros((len(idx), 1))
-    share = np.zeros_like(gap)
-    if v1.size:
-        chunk[v1, 0] = terms.prefill_work[:, 0] / terms.chunks[:, 0]
-        prefills = (metrics.throughput_per_ms[v1] * terms.chunks[:, 0])[:, None]
-        share[v1] = np.where(np.isfinite(gap[v1]), np.minimum(prefills * gap[v1], 1.0), 0.0)
+    chunk = parts.chunk_ms[:, None]
+    prefills = (metrics.throughput_per_ms * parts.chunks)[:, None]  # 0 outside v1: no gap carries a chunk
+    share = np.where(np.isfinite(gap), np.minimum(prefills * gap, 1.0), 0.0)
     plain = gap - share * chunk
     values = np.concatenate([plain, plain + chunk], axis=1)
     masses = np.concatenate([weight * (1.0 - share), weight * share], axis=1)

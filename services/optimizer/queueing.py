@@ -215,12 +215,17 @@ def wait_factor(arrival_c2: np.ndarray, service_c2: np.ndarray, servers: np.ndar
 
 @dataclass(frozen=True, slots=True)
 class Latency:
-    """Per row (shape (rows,)), ms: mean ITL, TTFT, the wait before the first iteration, the prefill."""
+    """Per row (shape (rows,)), ms: mean ITL, TTFT, the wait before the first iteration, the prefill, the part
+    of the wait spent queueing for a batch slot (the wait without v1's residual iteration), and under v1 the
+    prefill chunks per request c and a chunk's work wP / c (0 for the other models)."""
 
     itl_ms: np.ndarray
     ttft_ms: np.ndarray
     wait_ms: np.ndarray
     prefill_ms: np.ndarray
+    queue_wait_ms: np.ndarray
+    chunks: np.ndarray
+    chunk_ms: np.ndarray
 
 
 def latency_parts(chains: ChainBatch, metrics: ChainMetrics, rows: np.ndarray | None = None) -> Latency:
@@ -238,6 +243,8 @@ def latency_parts(chains: ChainBatch, metrics: ChainMetrics, rows: np.ndarray | 
         prefill[k] = float(prefill_v07_ms(chains.models[idx[k]], metrics.in_service[k]))
     itl = (metrics.service_ms - prefill) / chains.out_tokens[idx]
     wait = metrics.wait_ms.copy()
+    queue_wait = metrics.wait_ms.copy()
+    chunks, chunk_ms = np.zeros(len(idx)), np.zeros(len(idx))
     ttft_extra = itl.copy()  # v0.3 / v0.7 add an ITL to the TTFT
     v1 = np.flatnonzero(chains.v1[idx])
     if v1.size:
@@ -252,12 +259,14 @@ def latency_parts(chains: ChainBatch, metrics: ChainMetrics, rows: np.ndarray | 
         out_tokens, out_c2, arrival_c2 = params[:, 4], params[:, 5], params[:, 6]
         service_c2 = np.minimum(out_c2 * out_tokens * out_tokens / (steps * steps), 1.0)
         factor = wait_factor(arrival_c2, service_c2, chains.batch[idx[v1]], metrics.utilization[v1])
-        chunk_ms = terms.prefill_work[:, 0] / terms.chunks[:, 0]
+        chunks[v1] = terms.chunks[:, 0]
+        chunk_ms[v1] = terms.prefill_work[:, 0] / terms.chunks[:, 0]
         residual = ((1.0 - metrics.idle[v1]) * step_ms
-                    + metrics.throughput_per_ms[v1] * terms.chunks[:, 0] * chunk_ms * chunk_ms) / 2.0
-        wait[v1] = metrics.wait_ms[v1] * factor + residual
+                    + metrics.throughput_per_ms[v1] * chunks[v1] * chunk_ms[v1] * chunk_ms[v1]) / 2.0
+        queue_wait[v1] = metrics.wait_ms[v1] * factor
+        wait[v1] = queue_wait[v1] + residual
         ttft_extra[v1] = params[:, 8]  # v1: the client's overhead on the first token, if any
-    return Latency(itl, wait + prefill + ttft_extra, wait, prefill)
+    return Latency(itl, wait + prefill + ttft_extra, wait, prefill, queue_wait, chunks, chunk_ms)
 
 
 def latency_ms(chains: ChainBatch, metrics: ChainMetrics, rows: np.ndarray | None = None
