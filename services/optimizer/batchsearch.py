@@ -16,7 +16,7 @@ import numpy as np
 from services.optimizer.percentiles import predict_percentiles
 from services.optimizer.queueing import ChainBatch, chain_metrics, latency_ms
 from services.optimizer.servicetime import QUEUE_TO_BATCH_RATIO, ReplicaModel, prefill_ms, service_time_ms
-from services.optimizer.sizing import HIGH_FRACTION, REL_TOLERANCE, TPS_FRACTION, Sizing, Targets, size_replicas
+from services.optimizer.sizing import HIGH_FRACTION, REL_TOLERANCE, TPS_FRACTION, Targets, size_replicas
 
 ONSET_EPSILON = 0.02
 """OptimalConcurrency's tolerance: the onset is the least N whose throughput is within epsilon / 2 of the peak."""
@@ -42,14 +42,6 @@ def with_batch(model: ReplicaModel, batch: int, fixed_queue: bool) -> ReplicaMod
     ratio = model.max_queue // model.max_batch if model.max_batch > 0 else QUEUE_TO_BATCH_RATIO
     queue = model.max_queue if fixed_queue else ratio * batch
     return replace(model, max_batch=batch, max_queue=queue)
-
-
-def _size(models: Sequence[ReplicaModel], targets: Sequence[Targets]) -> Sizing:
-    unique: dict[tuple[ReplicaModel, Targets], int] = {}
-    rows = [unique.setdefault((m, t), len(unique)) for m, t in zip(models, targets, strict=True)]
-    sizing = size_replicas(ChainBatch.build([m for m, _ in unique]), [t for _, t in unique])
-    index = np.array(rows, dtype=int)
-    return Sizing(sizing.rate_per_ms[index], sizing.capacity_per_ms[index], sizing.metrics)
 
 
 def _replicas(rate_per_ms: np.ndarray, capacity_per_ms: np.ndarray, min_replicas: np.ndarray) -> np.ndarray:
@@ -166,7 +158,8 @@ def optimal_concurrency(model: ReplicaModel, targets: Targets, ceiling: int = ON
 
     def throughput(n: int) -> float:
         if n not in seen:
-            value = float(_size([replace(model, max_batch=n)], [targets]).capacity_per_ms[0])
+            sized = size_replicas(ChainBatch.build([replace(model, max_batch=n)]), [targets])
+            value = float(sized.capacity_per_ms[0])
             seen[n] = value if math.isfinite(value) else 0.0
         return seen[n]
 
