@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from services.optimizer.percentiles import predict_percentiles
+from services.optimizer.percentiles import percentile_per_row
 from services.optimizer.queueing import ChainBatch, chain_metrics, latency_ms
 from services.optimizer.servicetime import QUEUE_TO_BATCH_RATIO, ReplicaModel, prefill_ms, service_time_ms
 from services.optimizer.sizing import HIGH_FRACTION, REL_TOLERANCE, TPS_FRACTION, Targets, size_replicas
@@ -64,14 +64,12 @@ def _meets(chains: ChainBatch, targets: Sequence[Targets], rate_per_ms: np.ndarr
     ok = rate_per_ms <= limit * slack
     for k, value in enumerate((itl, ttft, metrics.blocking)):
         ok &= (wanted[:, k] <= 0) | (value <= wanted[:, k] * slack)
-    rows = np.array([r for r, t in enumerate(targets) if t.percentiles], dtype=int)
-    if rows.size:  # percentile targets (docs/model.md s3.2)
-        levels = sorted({q for r in rows for _, q, _ in targets[r].percentiles})
-        got = predict_percentiles(chains, rate_per_ms[rows], levels, rows)
-        for k, r in enumerate(rows):
-            for metric, q, value in targets[r].percentiles:
-                table = got.itl_ms if metric == "itl" else got.ttft_ms
-                ok[r] &= bool(value <= 0 or table[k, levels.index(q)] <= value * slack)
+    entries = [(r, metric == "itl", q, value) for r, t in enumerate(targets)
+               for metric, q, value in t.percentiles if value > 0]
+    if entries:  # percentile targets (docs/model.md s3.2)
+        rows, itl_kind, level, value = (np.array(column) for column in zip(*entries, strict=True))
+        got = percentile_per_row(chains, rows, rate_per_ms[rows], itl_kind, level)
+        np.logical_and.at(ok, rows, got <= value * slack)
     return ok
 
 

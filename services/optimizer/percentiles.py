@@ -133,3 +133,14 @@ def predict_percentiles(chains: ChainBatch, rate_per_ms: np.ndarray, percentiles
     first = (cum[:, :, None] >= (q / 100.0)[None, None, :] - 1e-12).argmax(axis=1)  # (rows, P)
     itl = np.take_along_axis(values, first, axis=1)
     return Percentiles(tuple(float(x) for x in q), ttft, itl, wait_q)
+
+
+def percentile_per_row(chains: ChainBatch, rows: np.ndarray, rate_per_ms: np.ndarray, itl: np.ndarray,
+                       percentile: np.ndarray) -> np.ndarray:
+    """One figure per entry k, ms: the ITL (``itl[k]`` true) or TTFT percentile ``percentile[k]`` of chain row
+    ``rows[k]`` at ``rate_per_ms[k]`` (predict_percentiles, each distinct percentile computed once). Shapes
+    (entries,); ValueError for a percentile outside (0, 100)."""
+    levels, column = np.unique(np.asarray(percentile, dtype=float), return_inverse=True)
+    got = predict_percentiles(chains, rate_per_ms, levels.tolist(), rows)
+    table = np.where(np.asarray(itl, dtype=bool)[:, None], got.itl_ms, got.ttft_ms)
+    return table[np.arange(len(rows)), column]

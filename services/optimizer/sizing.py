@@ -13,7 +13,7 @@ import numpy as np
 
 from services.core.bounds import MAX_BATCH_SIZE
 from services.core.model import ModelPerf, ModelTarget
-from services.optimizer.percentiles import predict_percentiles
+from services.optimizer.percentiles import percentile_per_row
 from services.optimizer.queueing import ChainBatch, ChainMetrics, chain_metrics, latency_ms
 
 LOW_FRACTION = 0.001
@@ -71,10 +71,8 @@ def _metric(chains: ChainBatch, rows: np.ndarray, rate: np.ndarray, kind: np.nda
     value = np.choose(np.minimum(kind, _BLOCK), [itl, ttft, metrics.blocking])
     wanted = np.flatnonzero(kind >= _ITL_PERCENTILE)
     if wanted.size and percentile is not None:
-        levels, column = np.unique(percentile[wanted], return_inverse=True)
-        got = predict_percentiles(chains, rate[wanted], levels.tolist(), rows[wanted])
-        table = np.where((kind[wanted] == _ITL_PERCENTILE)[:, None], got.itl_ms, got.ttft_ms)
-        value[wanted] = table[np.arange(wanted.size), column]
+        value[wanted] = percentile_per_row(chains, rows[wanted], rate[wanted], kind[wanted] == _ITL_PERCENTILE,
+                                           percentile[wanted])
     return value
 
 
