@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from services.controller.report import table as text_table
+
 KEEP = 5
 """Findings kept per kind (the counts cover all)."""
 
@@ -39,11 +41,8 @@ class Figures:
 def table(rows: list[Figures]) -> str:
     """The figures as a text table, then the kept findings."""
     header = ("target", "inputs", "crashes", "INTERNAL", "absurd", "seconds")
-    lines = [header, *((f.target, str(f.inputs), str(f.crashes), str(f.internal), str(f.absurd),
-                        f"{f.elapsed_s:.1f}") for f in rows)]
-    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
-    text = ["  ".join(cell.ljust(widths[i]) for i, cell in enumerate(line)).rstrip() for line in lines]
-    text.insert(1, "  ".join("-" * w for w in widths))
+    text = [text_table(header, [(f.target, str(f.inputs), str(f.crashes), str(f.internal), str(f.absurd),
+                                 f"{f.elapsed_s:.1f}") for f in rows])]
     for f in rows:
         if f.counts:
             text.append(f"{f.target}: " + ", ".join(f"{key} {value}" for key, value in sorted(f.counts.items())))
