@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import grpc
+
 from services.controller.report import table as text_table
 
 KEEP = 5
@@ -31,6 +33,10 @@ class Figures:
         kept = self.findings.setdefault(kind, [])
         if len(kept) < KEEP:
             kept.append(text[:500])
+
+    def found_rpc_error(self, what: str, err: grpc.RpcError) -> None:
+        """Count a gRPC error answer to the case ``what`` as an "internal" finding (its code and details)."""
+        self.found("internal", f"{what}: {err.code().name} {(err.details() or '')[:200]}")
 
     @property
     def clean(self) -> bool:

@@ -122,7 +122,7 @@ def run(seed: int, cases: int, budget_s: float = math.inf) -> Figures:
                         key = f"calls {err.code().name}"
                         figures.counts[key] = figures.counts.get(key, 0) + 1
                         if err.code() in FINDINGS:
-                            figures.found("internal", f"{what}: {err.code().name} {(err.details() or '')[:200]}")
+                            figures.found_rpc_error(what, err)
                     else:
                         _count(figures, reply)
                     absurd = _absurd(cluster, unmanaged)

@@ -127,7 +127,7 @@ def _one(stub, static, spoiled: set[str], faulted: bool, what: str, figures: Fig
         reply = stub.Collect(collector_pb2.CollectRequest(), timeout=30)
     except grpc.RpcError as err:
         if err.code() in FINDINGS - {grpc.StatusCode.UNAVAILABLE}:  # UNAVAILABLE: the API answered 5xx
-            figures.found("internal", f"{what}: {err.code().name} {(err.details() or '')[:200]}")
+            figures.found_rpc_error(what, err)
         return
     try:
         collection = convert.collection_from_proto(reply)

@@ -132,7 +132,7 @@ def run(seed: int, cases: int, budget_s: float = math.inf) -> Figures:
                 reply = stub.Optimize(request, timeout=30)
             except grpc.RpcError as err:
                 if err.code() in FINDINGS:
-                    figures.found("internal", f"{what}: {err.code().name} {(err.details() or '')[:200]}")
+                    figures.found_rpc_error(what, err)
                 continue
             absurd = check_reply(reply)
             if absurd:
