@@ -23,6 +23,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 
 from services.controller.cycle import DECIDED as DECIDING_OUTCOMES
 from services.controller.cycle import OUTCOMES, CycleRecord
+from services.core.model import SLO_PERCENTILES
 
 SERVER_LABELS = ("namespace", "deployment", "server", "model", "service_class")
 
@@ -58,7 +59,7 @@ MEASURED: tuple[tuple[str, str, str, float], ...] = (
 )
 """(metric, help, cycle-row key, factor from the row's unit to the metric's)."""
 
-_QUANTILES = tuple((metric, q) for metric in ("ttft", "itl") for q in (50, 90, 95, 99))
+_QUANTILES = tuple((metric, q) for metric in ("ttft", "itl") for q in SLO_PERCENTILES)
 MEASURED += tuple(
     (f"inferno_server_observed_{metric}_p{q}_seconds", f"Observed P{q} {metric.upper()} (vLLM's histogram, "
      "histogram_quantile over the window).", f"observed_{metric}_ms_p{q}", 1e-3) for metric, q in _QUANTILES) + tuple(

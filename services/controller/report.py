@@ -10,6 +10,8 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from services.core.model import SLO_PERCENTILES
+
 COLUMNS = ["load rpm", "source", "obs ITL/SLO", "obs TTFT/SLO", "acc", "batch", "replicas", "pred ITL/SLO",
            "pred TTFT/SLO", "obs/model", "percentile SLOs obs/pred/SLO", "action"]
 """The per-server columns of a cycle table (after the server name)."""
@@ -61,7 +63,7 @@ def percentiles(row: Mapping[str, Any]) -> str:
     observation or the prediction misses); '-' for a class without percentile targets."""
     cells = []
     for metric in ("ttft", "itl"):
-        for q in (50, 90, 95, 99):
+        for q in SLO_PERCENTILES:
             slo = row.get(f"slo_{metric}_ms_p{q}")
             if not slo:
                 continue
