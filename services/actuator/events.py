@@ -18,7 +18,7 @@ from collections.abc import Callable
 
 from kubernetes import client
 
-from services.actuator.plan import Change
+from services.actuator.plan import BATCH_LIMITED, Change
 from services.core.model import ActuationOutcome, KubeRef
 from services.runtime.logs import get_logger
 
@@ -40,8 +40,8 @@ def event_for(change: Change) -> list[Notice]:
     elif change.desired_replicas is not None and change.replicas_to != change.desired_replicas:
         notices.append(("Normal", "ScalingHeld", f"wanted {change.desired_replicas} replicas, kept "
                                                  f"{change.replicas_to}: {change.reason}"))
-    if "the pod's limit wins" in change.reason:
-        capped = next(n for n in change.reason.split("; ") if "the pod's limit wins" in n)
+    capped = next((n for n in change.reason.split("; ") if BATCH_LIMITED in n), "")
+    if capped:
         notices.append(("Warning", "BatchLimited", capped))
     return notices
 

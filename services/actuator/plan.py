@@ -229,11 +229,15 @@ def pod_max_num_seqs(containers: Iterable[Container]) -> int | None:
     return None
 
 
+BATCH_LIMITED = "the pod's limit wins"
+"""Ends the note of a batch capped at the pod's --max-num-seqs (events.py writes a BatchLimited Event for it)."""
+
+
 def bounded_batch(batch: int, limit: int | None, notes: list[str]) -> int:
     """The batch size to apply: the allocation's, at most the pod's --max-num-seqs ``limit`` (a hard upper
     bound: the operator sized the replica's memory for it; the pod's limit wins), with a note when capped."""
     if limit is not None and batch > limit:
-        notes.append(f"batch {batch} above the pod's {MAX_NUM_SEQS} {limit}: {limit} applied (the pod's limit wins)")
+        notes.append(f"batch {batch} above the pod's {MAX_NUM_SEQS} {limit}: {limit} applied ({BATCH_LIMITED})")
         return limit
     return batch
 
