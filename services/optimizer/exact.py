@@ -282,28 +282,45 @@ def _count_stages(run: _Run, levels: Sequence[int], options: Mapping[str, Sequen
     return True
 
 
+class _Packer:
+    """Greedy placement for hints: ``chosen`` so far and the cards ``left`` of each type; a server is placed
+    with its fitting candidate taking the least share of what is left of its card type (then the least value)."""
+
+    def __init__(self, capacity: Mapping[str, int], start: Mapping[str, Candidate] | None = None) -> None:
+        self.left = dict(capacity)
+        self.chosen: dict[str, Candidate] = {}
+        for name, cand in (start or {}).items():
+            self._take(name, cand)
+
+    def _take(self, name: str, cand: Candidate) -> None:
+        self.chosen[name] = cand
+        if cand.units > 0:
+            self.left[cand.accelerator_type] = self.left.get(cand.accelerator_type, 0) - cand.units
+
+    def share(self, c: Candidate) -> float:
+        return 0.0 if c.units <= 0 else c.units / max(self.left.get(c.accelerator_type, 0), 1e-9)
+
+    def footprint(self, cands: Sequence[Candidate]) -> float:
+        """The least share any of ``cands`` would take (inf for none)."""
+        return min((self.share(c) for c in cands), default=float("inf"))
+
+    def place(self, name: str, cands: Sequence[Candidate]) -> bool:
+        """Place ``name`` with one of ``cands`` if any fits; returns whether it was placed."""
+        fitting = [c for c in cands if c.units <= 0 or c.units <= self.left.get(c.accelerator_type, 0)]
+        if fitting:
+            self._take(name, min(fitting, key=lambda c: (self.share(c), c.value)))
+        return bool(fitting)
+
+
 def _extend(start: Mapping[str, Candidate], options: Mapping[str, Sequence[Candidate]],
             priorities: Mapping[str, int], capacity: Mapping[str, int], level: int) -> dict[str, Candidate]:
     """``start`` plus the servers of ``level`` it leaves out that still fit, smallest share of the cards left
     first (only adds: every other level keeps its count)."""
-    chosen = dict(start)
-    left = dict(capacity)
-    for c in chosen.values():
-        if c.units > 0:
-            left[c.accelerator_type] = left.get(c.accelerator_type, 0) - c.units
-
-    def share(c: Candidate) -> float:
-        return 0.0 if c.units <= 0 else c.units / max(left.get(c.accelerator_type, 0), 1e-9)
-
-    rest = [n for n in options if priorities[n] == level and n not in chosen and options[n]]
-    for name in sorted(rest, key=lambda n: (min(share(c) for c in options[n]), n)):
-        fitting = [c for c in options[name] if c.units <= 0 or c.units <= left.get(c.accelerator_type, 0)]
-        if fitting:
-            pick = min(fitting, key=lambda c: (share(c), c.value))
-            chosen[name] = pick
-            if pick.units > 0:
-                left[pick.accelerator_type] -= pick.units
-    return chosen
+    packer = _Packer(capacity, start)
+    rest = [n for n in options if priorities[n] == level and n not in packer.chosen and options[n]]
+    for name in sorted(rest, key=lambda n: (packer.footprint(options[n]), n)):
+        packer.place(name, options[name])
+    return packer.chosen
 
 
 def _lp_hint(options: Mapping[str, Sequence[Candidate]], priorities: Mapping[str, int],
@@ -338,10 +355,7 @@ def _lp_hint(options: Mapping[str, Sequence[Candidate]], priorities: Mapping[str
     if lp.Solve() not in (pywraplp.Solver.OPTIMAL, pywraplp.Solver.FEASIBLE):
         return None
     chosen = {name: c for name, pairs in xs.items() for c, x in pairs if x.solution_value() > 1 - 1e-6}
-    left = dict(capacity)
-    for c in chosen.values():
-        if c.units > 0:
-            left[c.accelerator_type] = left.get(c.accelerator_type, 0) - c.units
+    packer = _Packer(capacity, chosen)
     order = sorted((n for n in names if n not in chosen),
                    key=lambda n: (0 if priorities[n] in fixed else 1 if priorities[n] == level else 2,
                                   priorities[n], n))
@@ -349,15 +363,9 @@ def _lp_hint(options: Mapping[str, Sequence[Candidate]], priorities: Mapping[str
     for name in order:
         if counts.get(priorities[name], 0) >= fixed.get(priorities[name], len(names)):
             continue  # a fixed level keeps its count
-        fitting = [c for c in options[name] if c.units <= 0 or c.units <= left.get(c.accelerator_type, 0)]
-        if fitting:
+        if packer.place(name, options[name]):
             counts[priorities[name]] = counts.get(priorities[name], 0) + 1
-            pick = min(fitting, key=lambda c: (0.0 if c.units <= 0 else
-                                               c.units / max(left.get(c.accelerator_type, 0), 1e-9), c.value))
-            chosen[name] = pick
-            if pick.units > 0:
-                left[pick.accelerator_type] -= pick.units
-    return chosen
+    return packer.chosen
 
 
 def _repack(start: Mapping[str, Candidate], options: Mapping[str, Sequence[Candidate]],
@@ -365,31 +373,15 @@ def _repack(start: Mapping[str, Candidate], options: Mapping[str, Sequence[Candi
             ) -> dict[str, Candidate]:
     """A hint serving many servers: ``start``'s servers first, then the others level by level, smallest first,
     each with the candidate taking the least share of what is left of its card type."""
-    left = dict(capacity)
-    chosen: dict[str, Candidate] = {}
-
-    def share(c: Candidate) -> float:
-        return 0.0 if c.units <= 0 else c.units / max(left.get(c.accelerator_type, 0), 1e-9)
-
-    def place(name: str) -> None:
-        fitting = [c for c in options[name] if c.units <= 0 or c.units <= left.get(c.accelerator_type, 0)]
-        if fitting:
-            pick = min(fitting, key=lambda c: (share(c), c.value))
-            chosen[name] = pick
-            if pick.units > 0:
-                left[pick.accelerator_type] -= pick.units
-
-    def footprint(name: str) -> float:
-        return min((share(c) for c in options[name]), default=float("inf"))
-
-    for name in sorted(start, key=lambda n: (priorities[n], footprint(n), n)):
-        place(name)
+    packer = _Packer(capacity)
+    for name in sorted(start, key=lambda n: (priorities[n], packer.footprint(options[n]), n)):
+        packer.place(name, options[name])
     for level in sorted({priorities[n] for n in options}):
         if level in levels:
             for name in sorted((n for n in options if priorities[n] == level and n not in start and options[n]),
-                               key=lambda n: (footprint(n), n)):
-                place(name)
-    return chosen
+                               key=lambda n: (packer.footprint(options[n]), n)):
+                packer.place(name, options[name])
+    return packer.chosen
 
 
 def _fits(chosen: Mapping[str, Candidate], capacity: Mapping[str, int]) -> bool:
