@@ -94,9 +94,7 @@ TUNER: tuple[tuple[str, str, str], ...] = (
 
 
 def _number(value: Any) -> float | None:
-    if isinstance(value, bool):
-        return float(value)
-    if isinstance(value, int | float):
+    if isinstance(value, int | float):  # bool too: True is 1
         return float(value)
     return None
 
