@@ -79,18 +79,20 @@ DECIDED: tuple[tuple[str, str, str, float], ...] = (
 
 
 TUNER_LABELS = ("model", "accelerator", "mode")
-TUNER: tuple[tuple[str, str, str], ...] = (
-    ("inferno_tuner_alpha_seconds", "Online estimate of perfParms alpha (time per iteration).", "alpha"),
-    ("inferno_tuner_beta_seconds", "Online estimate of perfParms beta (time per computed token).", "beta"),
-    ("inferno_tuner_gamma_seconds", "Online estimate of perfParms gamma (time per KV-cache token read).", "gamma"),
+TUNER: tuple[tuple[str, str, str, float], ...] = (
+    ("inferno_tuner_alpha_seconds", "Online estimate of perfParms alpha (time per iteration).", "alpha", 1e-3),
+    ("inferno_tuner_beta_seconds", "Online estimate of perfParms beta (time per computed token).", "beta", 1e-3),
+    ("inferno_tuner_gamma_seconds", "Online estimate of perfParms gamma (time per KV-cache token read).", "gamma",
+     1e-3),
     ("inferno_tuner_estimate_error_ratio", "Error of the estimate on the recent windows (mean |pred - meas| / "
-     "mean meas, TTFT and ITL averaged).", "estimate_error"),
-    ("inferno_tuner_current_error_ratio", "Error of the parameters in use on the same windows.", "current_error"),
-    ("inferno_tuner_samples", "Observation windows the estimate is based on.", "samples"),
+     "mean meas, TTFT and ITL averaged).", "estimate_error", 1.0),
+    ("inferno_tuner_current_error_ratio", "Error of the parameters in use on the same windows.", "current_error", 1.0),
+    ("inferno_tuner_samples", "Observation windows the estimate is based on.", "samples", 1.0),
     ("inferno_tuner_adopted", "1 when the estimate is in use by the optimizer (INFERNO_TUNER=on and the gate "
-     "passed).", "adopted"),
+     "passed).", "adopted", 1.0),
 )
-"""(metric, help, key of the tuner state): the online tuner per (model, accelerator) (docs/model.md s12)."""
+"""(metric, help, key of the tuner state, factor from the state's unit to the metric's): the online tuner per
+(model, accelerator) (docs/model.md s12)."""
 
 
 def _number(value: Any) -> float | None:
@@ -123,7 +125,8 @@ class ControllerMetrics:
                         for name, text, key, factor in DECIDED}
         for outcome in OUTCOMES:
             self.cycles.labels(outcome)
-        self.tuner = {key: Gauge(name, text, TUNER_LABELS, registry=self.registry) for name, text, key in TUNER}
+        self.tuner = {key: (Gauge(name, text, TUNER_LABELS, registry=self.registry), factor)
+                      for name, text, key, factor in TUNER}
 
     def observe(self, record: CycleRecord) -> None:
         """Account for one cycle: measured gauges from every cycle (none when nothing was collected: a gap, not
@@ -147,7 +150,7 @@ class ControllerMetrics:
 
     def _set_tuner(self, states: tuple[Mapping[str, Any], ...]) -> None:
         """The online tuner's state per (model, accelerator), replaced every cycle (docs/model.md s12)."""
-        for gauge in self.tuner.values():
+        for gauge, _ in self.tuner.values():
             gauge.clear()
         for state in states:
             labels = (state["model"], state["accelerator"], state["mode"])
@@ -157,8 +160,9 @@ class ControllerMetrics:
                       "samples": state.get("samples"), "adopted": state.get("status") == "adopted"}
             for key, value in values.items():
                 number = _number(value)
+                gauge, factor = self.tuner[key]
                 if number is not None:
-                    self.tuner[key].labels(*labels).set(number * (1e-3 if key in ("alpha", "beta", "gamma") else 1))
+                    gauge.labels(*labels).set(number * factor)
 
     def render(self) -> bytes:
         """The metrics in the Prometheus text format."""
