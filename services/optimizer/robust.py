@@ -126,7 +126,7 @@ def robust_candidates(system: SystemData, cs: CandidateSet) -> RobustSet:
         chains = ChainBatch.build(nominal + worst)
         sizing = size_replicas(chains, targets + targets)
         cap = np.where(sizing.feasible, sizing.capacity_per_ms, 0.0) * MS_PER_MINUTE * UNITS_PER_RPM
-        worst_chains = ChainBatch.build(worst)
+        worst_chains = chains  # the worst-case models are its rows len(nominal) + i
         for key, i in index.items():
             rbar = math.floor(min(cap[i], MAX_RATE_UNITS))
             rwc = min(cap[len(nominal) + i], cap[i])
@@ -154,7 +154,7 @@ def robust_candidates(system: SystemData, cs: CandidateSet) -> RobustSet:
         else:
             unallocated[name] = (f"no accelerator keeps the SLOs at worst-case perfParms (robustness gamma "
                                  f"{robustness.gamma:g}) for model {server.model!r}")
-    worst_rows = {key: i for key, i in index.items()}
+    worst_rows = {key: len(nominal) + i for key, i in index.items()}
     rs_cs = CandidateSet(options, {n: cs.priorities[n] for n in options}, unallocated, cs.chains, cs.servers)
     rate_per_ms = {name: cands[0].rate_per_ms for name, cands in cs.options.items()}
     return RobustSet(rs_cs, rates, demand, gamma_steps, worst_chains, worst_rows, nominal_replicas, rate_per_ms)
