@@ -21,6 +21,7 @@ from emulator.kubefaults import Fault
 from fuzz.cluster import NAMESPACE, SERVERS, UNMANAGED, Cluster, emulated_cluster
 from fuzz.figures import Figures
 from fuzz.grpc_optimizer import FINDINGS
+from fuzz.serving import served
 from proto import actuator_pb2, actuator_pb2_grpc, optimizer_pb2, types_pb2
 from services.actuator.kube import KubeActuator
 from services.actuator.metrics import ActuatorMetrics
@@ -28,7 +29,6 @@ from services.actuator.plan import PlanSettings
 from services.actuator.servicer import SERVICE_NAME, ActuatorServicer, register
 from services.core import bounds
 from services.core import labels as lb
-from services.runtime.grpcserve import build_server
 
 MAX_REPLICAS = 50
 """The campaign's INFERNO_MAX_REPLICAS."""
@@ -103,32 +103,27 @@ def run(seed: int, cases: int, budget_s: float = math.inf) -> Figures:
         settings = PlanSettings(max_replica_change=0, max_replicas=MAX_REPLICAS)
         actuator = KubeActuator(cluster.api, settings, timeout_s=0.2)
         servicer = ActuatorServicer(actuator, ActuatorMetrics())
-        server, port, _ = build_server(register(servicer), [SERVICE_NAME], "127.0.0.1:0")
         unmanaged = cluster.store.get("apps/v1", "deployments", NAMESPACE, UNMANAGED)["metadata"]["resourceVersion"]
-        try:
-            with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
-                stub = actuator_pb2_grpc.ActuatorServiceStub(channel)
-                for case in range(cases):
-                    if time.monotonic() - started > budget_s:
-                        break
-                    request = actuator_pb2.ActuateRequest(dry_run=rng.random() < 0.1)
-                    entries = [_entry(rng, request) for _ in range(rng.randint(1, 5))]
-                    faults = _faults(cluster, rng)
-                    figures.inputs += 1
-                    what = f"seed {seed} case {case}: {'; '.join(entries)}{faults}"
-                    try:
-                        reply = stub.Actuate(request, timeout=30)
-                    except grpc.RpcError as err:
-                        key = f"calls {err.code().name}"
-                        figures.counts[key] = figures.counts.get(key, 0) + 1
-                        if err.code() in FINDINGS:
-                            figures.found_rpc_error(what, err)
-                    else:
-                        _count(figures, reply)
-                    absurd = _absurd(cluster, unmanaged)
-                    if absurd:
-                        figures.found("absurd", f"{what}: {absurd}")
-        finally:
-            server.stop(None)
+        with served(register(servicer), SERVICE_NAME, actuator_pb2_grpc.ActuatorServiceStub) as stub:
+            for case in range(cases):
+                if time.monotonic() - started > budget_s:
+                    break
+                request = actuator_pb2.ActuateRequest(dry_run=rng.random() < 0.1)
+                entries = [_entry(rng, request) for _ in range(rng.randint(1, 5))]
+                faults = _faults(cluster, rng)
+                figures.inputs += 1
+                what = f"seed {seed} case {case}: {'; '.join(entries)}{faults}"
+                try:
+                    reply = stub.Actuate(request, timeout=30)
+                except grpc.RpcError as err:
+                    key = f"calls {err.code().name}"
+                    figures.counts[key] = figures.counts.get(key, 0) + 1
+                    if err.code() in FINDINGS:
+                        figures.found_rpc_error(what, err)
+                else:
+                    _count(figures, reply)
+                absurd = _absurd(cluster, unmanaged)
+                if absurd:
+                    figures.found("absurd", f"{what}: {absurd}")
     figures.elapsed_s = time.monotonic() - started
     return figures

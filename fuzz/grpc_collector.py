@@ -22,6 +22,7 @@ from fuzz.cluster import NAMESPACE, SERVERS, Cluster, emulated_cluster, managed_
 from fuzz.datafiles import SAMPLE
 from fuzz.figures import Figures
 from fuzz.grpc_optimizer import FINDINGS
+from fuzz.serving import served
 from proto import collector_pb2, collector_pb2_grpc
 from services.collector.collect import Collector
 from services.collector.servicer import SERVICE_NAME, CollectorServicer, register
@@ -34,7 +35,6 @@ from services.core.errors import InfernoError
 from services.core.model import LoadSource
 from services.optimizer.solver import solve
 from services.runtime import convert
-from services.runtime.grpcserve import build_server
 
 LABEL_VALUES = ("9999999999", "1000000000", "1e308", "1e-320", "0.5", "0", "-1", "NaN", "Infinity", "inf", "2.0",
                 "9" * 63, "", "true", "yes", "x", "a.b-c_d", "4097", "10001", "2147483647", "0.999")
@@ -101,23 +101,19 @@ def run(seed: int, cases: int, budget_s: float = math.inf) -> Figures:
     started = time.monotonic()
     with emulated_cluster(seed) as cluster:
         collector = Collector(KubeSource(cluster.api, timeout_s=2.0), NoMetrics(), str(SAMPLE), max_replicas=100)
-        server, port, _ = build_server(register(CollectorServicer(collector)), [SERVICE_NAME], "127.0.0.1:0")
-        try:
-            with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
-                stub = collector_pb2_grpc.CollectorServiceStub(channel)
-                for case in range(cases):
-                    if time.monotonic() - started > budget_s:
-                        break
-                    cluster.faults.clear()
-                    faulted = rng.random() < 0.15
-                    if faulted:
-                        cluster.faults.add(Fault(verb="list", status=rng.choice((500, 503)), random_rate=0.5))
-                    spoiled, done = _relabel(cluster, rng)
-                    figures.inputs += 1
-                    what = f"seed {seed} case {case}: {'; '.join(done)}{' (API faults)' if faulted else ''}"
-                    _one(stub, static, spoiled, faulted, what, figures)
-        finally:
-            server.stop(None)
+        with served(register(CollectorServicer(collector)), SERVICE_NAME,
+                    collector_pb2_grpc.CollectorServiceStub) as stub:
+            for case in range(cases):
+                if time.monotonic() - started > budget_s:
+                    break
+                cluster.faults.clear()
+                faulted = rng.random() < 0.15
+                if faulted:
+                    cluster.faults.add(Fault(verb="list", status=rng.choice((500, 503)), random_rate=0.5))
+                spoiled, done = _relabel(cluster, rng)
+                figures.inputs += 1
+                what = f"seed {seed} case {case}: {'; '.join(done)}{' (API faults)' if faulted else ''}"
+                _one(stub, static, spoiled, faulted, what, figures)
     figures.elapsed_s = time.monotonic() - started
     return figures
 

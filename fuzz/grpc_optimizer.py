@@ -12,8 +12,7 @@ from __future__ import annotations
 import math
 import random
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from typing import Any
 
 import grpc
@@ -23,12 +22,12 @@ from google.protobuf.message import Message
 from fuzz import values
 from fuzz.datafiles import SAMPLE
 from fuzz.figures import Figures
+from fuzz.serving import served
 from proto import optimizer_pb2, optimizer_pb2_grpc
 from services.core import bounds
 from services.core.datafiles import load_system_dir
 from services.optimizer.servicer import SERVICE_NAME, OptimizerServicer, register
 from services.runtime import convert
-from services.runtime.grpcserve import build_server
 
 FINDINGS = {grpc.StatusCode.INTERNAL, grpc.StatusCode.UNKNOWN, grpc.StatusCode.RESOURCE_EXHAUSTED,
             grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.UNAVAILABLE}
@@ -89,15 +88,9 @@ def mutate(request: Message, rng: random.Random) -> list[str]:
     return done
 
 
-@contextmanager
-def optimizer_stub() -> Iterator[optimizer_pb2_grpc.OptimizerServiceStub]:
+def optimizer_stub() -> AbstractContextManager[optimizer_pb2_grpc.OptimizerServiceStub]:
     """A real OptimizerService on 127.0.0.1 and a stub to it."""
-    server, port, _ = build_server(register(OptimizerServicer()), [SERVICE_NAME], "127.0.0.1:0")
-    try:
-        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
-            yield optimizer_pb2_grpc.OptimizerServiceStub(channel)
-    finally:
-        server.stop(None)
+    return served(register(OptimizerServicer()), SERVICE_NAME, optimizer_pb2_grpc.OptimizerServiceStub)
 
 
 def check_reply(reply: optimizer_pb2.OptimizeResponse) -> str:
