@@ -341,10 +341,11 @@ def solve(system: SystemData, defaults: SolverDefaults = DEFAULTS) -> SolveResul
     system = replace(system, optimizer=replace(system.optimizer, solver=kind))  # the model follows the mode
     robustness = system.optimizer.robustness
     if robustness is None or not robustness.active:
-        return _solve(system, kind, defaults, None)
-    nominal = _solve(replace(system, optimizer=replace(system.optimizer, robustness=None)), kind, defaults, None)
-    rs = robust_candidates(system, build_candidates(system))
-    result = _solve(system, kind, defaults, rs)
+        return _solve(system, kind, defaults, build_candidates(system))
+    cs = build_candidates(system)  # robustness leaves the nominal candidates as they are: built once for both
+    nominal = _solve(replace(system, optimizer=replace(system.optimizer, robustness=None)), kind, defaults, cs)
+    rs = robust_candidates(system, cs)
+    result = _solve(system, kind, defaults, rs.candidates, rs)
     allocations = result.solution.allocations
     report = RobustReport(robustness.gamma, result.solution.total_cost_per_hour,
                           nominal.solution.total_cost_per_hour, _full(result.solution),
@@ -357,9 +358,9 @@ def _full(solution: Solution) -> int:
     return sum(not a.saturated for a in solution.allocations.values())
 
 
-def _solve(system: SystemData, kind: SolverKind, defaults: SolverDefaults, rs: RobustSet | None) -> SolveResult:
-    """One solve over ``rs``'s robust candidates, or the nominal ones when ``rs`` is None."""
-    cs = build_candidates(system) if rs is None else rs.candidates
+def _solve(system: SystemData, kind: SolverKind, defaults: SolverDefaults, cs: CandidateSet,
+           rs: RobustSet | None = None) -> SolveResult:
+    """One solve over the candidates ``cs`` (``rs.candidates`` when ``rs`` adds the robust rows)."""
     unallocated = dict(cs.unallocated)
     if system.optimizer.unlimited:
         chosen = {name: options[0] for name, options in cs.options.items()}
