@@ -33,11 +33,12 @@ class ScaleDownWindow:
         if self.window_s <= 0:
             return 0
         with self._lock:
-            entries = [(t, d) for t, d in self._seen.get(key, deque([(now_s, int(current))]))
-                       if t >= now_s - self.window_s]
+            first = deque([(now_s, int(current))])
             if remember:
-                self._seen.setdefault(key, deque([(now_s, int(current))]))
-                self._prune(key, now_s)
+                self._seen.setdefault(key, first)
+                entries = self._prune(key, now_s)
+            else:
+                entries = [(t, d) for t, d in self._seen.get(key, first) if t >= now_s - self.window_s]
             return max((desired for _, desired in entries), default=0)
 
     def record(self, key: Hashable, desired: int, now_s: float) -> None:
