@@ -215,10 +215,7 @@ def _point_json(point: PointAnalysis, model: ReplicaModel) -> dict[str, float]:
     figures = {"arrival_rate_rpm": point.rate_per_ms * PER_MIN, "throughput_rpm": point.throughput_per_ms * PER_MIN,
                "itl_ms": point.itl_ms, "ttft_ms": point.ttft_ms, "wait_ms": point.wait_ms,
                "service_ms": point.service_ms, "utilization": point.utilization, "blocking": point.blocking}
-    for k, q in enumerate(SLO_PERCENTILES):
-        figures[f"ttft_ms_p{q}"] = float(got.ttft_ms[0, k])
-        figures[f"itl_ms_p{q}"] = float(got.itl_ms[0, k])
-    return figures
+    return figures | got.figures(0)
 
 
 def _percentile_text(figures: dict[str, float]) -> str:

@@ -65,6 +65,12 @@ class Percentiles:
     itl_ms: np.ndarray
     queue_wait_ms: np.ndarray
 
+    def figures(self, row: int) -> dict[str, float]:
+        """Row ``row``'s TTFT and ITL percentiles keyed as Allocation's fields: ``ttft_ms_p50`` .. ``itl_ms_p99``."""
+        return {f"{metric}_ms_p{q:g}": float(table[row, j])
+                for metric, table in (("ttft", self.ttft_ms), ("itl", self.itl_ms))
+                for j, q in enumerate(self.percentiles)}
+
 
 def _gap_shape(chains: ChainBatch, idx: np.ndarray, width: int) -> np.ndarray:
     """S(n) per row for n = 1..width-1 (column n), the service time at batch n, which the gaps scale with;

@@ -237,11 +237,8 @@ def _with_percentiles(cs: CandidateSet, allocations: dict[str, Allocation], chos
     got = predict_percentiles(cs.chains, rates, SLO_PERCENTILES, rows)
     result = dict(allocations)
     for k, name in enumerate(names):
-        figures = {f"{metric}_ms_p{q}": float(table[k, j])
-                   for metric, table in (("ttft", got.ttft_ms), ("itl", got.itl_ms))
-                   for j, q in enumerate(SLO_PERCENTILES)}
         result[name] = replace(allocations[name], **{key: value if np.isfinite(value) else 0.0
-                                                     for key, value in figures.items()})
+                                                     for key, value in got.figures(k).items()})
     return result
 
 
