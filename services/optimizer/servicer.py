@@ -20,18 +20,10 @@ _log = get_logger("optimizer")
 def stats_to_proto(stats: SolveStats, solve_time_ms: float, candidates: int,
                    total_cost_per_hour: float) -> optimizer_pb2.OptimizeStats:
     """SolveStats and the RPC's figures -> OptimizeStats (fields not set stay absent)."""
-    msg = optimizer_pb2.OptimizeStats(solve_time_ms=solve_time_ms, candidates=candidates,
-                                      total_cost_per_hour=total_cost_per_hour, solver=stats.solver,
-                                      served_by_priority=dict(stats.served_by_priority))
-    for key in ("objective", "best_bound", "gap", "exact_solve_time_ms", "time_limit_s", "greedy_objective"):
-        value = getattr(stats, key)
-        if value is not None:
-            setattr(msg, key, value)
-    if stats.outcome:
-        msg.outcome = stats.outcome
-    if stats.fallback_reason:
-        msg.fallback_reason = stats.fallback_reason
-    return msg
+    figures = {key: value for key, value in stats.as_dict().items() if key != "served_by_priority"}  # those set
+    return optimizer_pb2.OptimizeStats(solve_time_ms=solve_time_ms, candidates=candidates,
+                                       total_cost_per_hour=total_cost_per_hour,
+                                       served_by_priority=dict(stats.served_by_priority), **figures)
 
 
 class OptimizerServicer(optimizer_pb2_grpc.OptimizerServiceServicer):
