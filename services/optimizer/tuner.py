@@ -21,11 +21,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-import numpy as np
-
 from services.core.errors import InvalidInputError
 from services.core.model import LoadSource, PerfParms, ServiceModel, SystemData
-from services.optimizer.fit import BOUNDS, FitOptions, Point, error_metrics, fit, predict
+from services.optimizer.fit import BOUNDS, FitOptions, Point, evaluate, fit
 
 
 class TunerMode(enum.StrEnum):
@@ -126,10 +124,9 @@ def observations(system: SystemData) -> dict[tuple[str, str], list[tuple[Point, 
 
 
 def _error(points: list[Point], perf: PerfParms, options: FitOptions) -> float:
-    ttft, itl = predict(points, perf, options)
-    meas_ttft = np.array([p.ttft_ms for p in points])
-    meas_itl = np.array([p.itl_ms for p in points])
-    return (error_metrics(meas_ttft, ttft).ratio_of_means + error_metrics(meas_itl, itl).ratio_of_means) / 2
+    """Mean of the TTFT and ITL errors (mean |pred - meas| / mean(meas)) of ``perf`` on ``points``."""
+    result = evaluate(points, perf, options)
+    return (result.ttft_error.ratio_of_means + result.itl_error.ratio_of_means) / 2
 
 
 def _outside(estimate: PerfParms, reference: PerfParms, factor: float) -> str:
