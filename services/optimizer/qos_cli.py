@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 from services.core.errors import InvalidInputError
@@ -239,9 +239,3 @@ def run(args: argparse.Namespace) -> int:
     else:
         print("\n".join(answer_text(t, a) for t, a in answers))
     return 0 if all(a.status != "INFEASIBLE" and not any(a.unmet_rpm) for _, a in answers) else 1
-
-
-def solve_updates(types: Sequence[InstanceType], updates: Sequence[tuple[float, list[ServiceClass]]],
-                  policy: Policy) -> list[PoolAnswer]:
-    """solve_pool for each update (library entry for the simulator and tests)."""
-    return [solve_pool(types, classes, policy) for _, classes in updates]

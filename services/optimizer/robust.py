@@ -68,12 +68,6 @@ class RobustSet:
     rate_per_ms: Mapping[str, float]
 
 
-def protected_supply(rate: RobustRate, replicas: int, gamma_steps: int) -> int:
-    """GAMMA_STEPS x what ``replicas`` replicas take when Gamma of the group's deviation applies: the row's
-    left-hand side for one chosen candidate (tau = rhat n when Gamma <= 1, else sigma = rhat n)."""
-    return GAMMA_STEPS * rate.nominal * replicas - min(gamma_steps, GAMMA_STEPS) * rate.drop * replicas
-
-
 def robust_replicas(rate: RobustRate, demand: int, gamma_steps: int, at_least: int) -> int | None:
     """The fewest replicas (>= ``at_least``) whose protected supply covers ``demand`` (row units), or None when
     no number does (the worst case meets no SLO rate and Gamma >= 1)."""

@@ -196,14 +196,6 @@ def service_time_v1_ms(rm: ReplicaModel) -> np.ndarray:
     return terms.steps * (rm.perf.alpha_ms + n * terms.delta)
 
 
-def service_time_v1_cv2(rm: ReplicaModel, batch: np.ndarray | float) -> np.ndarray:
-    """C2 of a request's service time in model v1: (C2_K K^2) / s^2, since it spends s_i = c + K_i - 1
-    iterations of the same mean length (docs/model.md s3.1)."""
-    terms = v1_terms(rm, batch)
-    K = max(rm.out_tokens, 1.0)
-    return rm.out_c2 * K * K / (terms.steps * terms.steps)
-
-
 def service_time_ms(rm: ReplicaModel) -> np.ndarray:
     """S(n) for n = 1..N under the replica's service model, shape (N,), ms."""
     if rm.service_model == ServiceModel.V1:
