@@ -49,7 +49,9 @@ class LoadedSystem:
     warnings: tuple[str, ...] = ()
 
 
-def _read_json(path: str) -> Any:
+def read_json(path: str) -> Any:
+    """The JSON document in the file at ``path``; DataFileError (file name, ``$``, reason) when it is missing,
+    unreadable, not UTF-8, not JSON, nested too deeply or holds a number of more than 4,300 digits."""
     name = os.path.basename(path)
     try:
         with open(path, encoding="utf-8") as handle:
@@ -328,7 +330,7 @@ def load_system_dir(path: str, strict: bool = False, require_servers: bool = Tru
         if optional and not os.path.exists(file_path):
             readers[section] = None
             continue
-        readers[section] = Reader.root(_read_json(file_path), name, report)
+        readers[section] = Reader.root(read_json(file_path), name, report)
     return _build(readers, dict(FILES), report)
 
 
@@ -336,7 +338,7 @@ def load_system_file(path: str, strict: bool = False) -> LoadedSystem:
     """Read one system-data.json (``{"system": {acceleratorData: {...}, ...}}``); errors as load_system_dir."""
     name = os.path.basename(path)
     report = Report(strict)
-    system = Reader.root(_read_json(path), name, report).obj("system")
+    system = Reader.root(read_json(path), name, report).obj("system")
     readers = {section: system.obj(key, optional=section in ("capacity", "optimizer"))
                for section, key in _SYSTEM_KEYS.items()}
     return _build(readers, {section: name for section in FILES}, report)
@@ -345,12 +347,12 @@ def load_system_file(path: str, strict: bool = False) -> LoadedSystem:
 def load_capacity(path: str) -> m.Capacity:
     """Read capacity-data.json alone (re-read every control cycle). Raises DataFileError."""
     report = Report(strict=False)
-    return _capacity(Reader.root(_read_json(path), os.path.basename(path), report))
+    return _capacity(Reader.root(read_json(path), os.path.basename(path), report))
 
 
 def read_solution(path: str) -> m.Solution:
     """Read solution-data.json (``{"allocations": {server: allocation}}``). Raises DataFileError."""
-    root = Reader.root(_read_json(path), os.path.basename(path), Report(strict=False))
+    root = Reader.root(read_json(path), os.path.basename(path), Report(strict=False))
     allocations = root.obj("allocations")
     return m.Solution(allocations={name: _allocation(alloc) for name, alloc in allocations.entries()})
 

@@ -16,11 +16,13 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from dataclasses import dataclass, fields
 
 import numpy as np
 
-from services.core.errors import InvalidInputError
+from services.core import datafiles
+from services.core.errors import DataFileError, InvalidInputError
 
 QUERY_TYPES = ("Summarization", "Code_Gen", "Translation", "Math_Solving", "Image_Gen", "Video_Gen")
 MODELS = ("Llama-3.2-1B", "Llama-3.2-3B", "Llama-3.1-8B", "Llama-3.1-70B", "Llama-3.2-31B", "Llama-3.2-11B-Vision")
@@ -231,11 +233,10 @@ def from_dict(data: dict, source: str = "instance") -> Instance:
 
 def load(path: str) -> Instance:
     """Read an instance from a JSON file; InvalidInputError names the file when it is missing or malformed."""
+    if not os.path.exists(path):
+        raise InvalidInputError(f"--instance {path!r}: no such file")
     try:
-        with open(path, encoding="utf-8") as handle:
-            data = json.load(handle)
-    except FileNotFoundError:
-        raise InvalidInputError(f"--instance {path!r}: no such file") from None
-    except json.JSONDecodeError as err:
-        raise InvalidInputError(f"--instance {path!r}: not JSON: {err}") from None
+        data = datafiles.read_json(path)
+    except DataFileError as err:
+        raise InvalidInputError(f"--instance {path!r}: {err}") from None
     return from_dict(data, path)

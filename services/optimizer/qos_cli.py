@@ -9,7 +9,8 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from services.core.errors import InvalidInputError
+from services.core import datafiles
+from services.core.errors import DataFileError, InvalidInputError
 from services.core.model import PerfParms, ServiceModel
 from services.optimizer.pools import (
     DEFAULT_TIME_LIMIT_S,
@@ -60,12 +61,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def _read(path: str, what: str) -> Any:
     try:
-        with open(path, encoding="utf-8") as handle:
-            return json.load(handle)
-    except OSError as err:
-        raise InvalidInputError(f"{what} {path!r}: cannot read: {err.strerror}") from None
-    except json.JSONDecodeError as err:
-        raise InvalidInputError(f"{what} {path!r}: not JSON: {err}") from None
+        return datafiles.read_json(path)
+    except DataFileError as err:
+        raise InvalidInputError(f"{what} {path!r}: {err}") from None
 
 
 def _number(obj: Mapping[str, Any], key: str, where: str, default: float | None = None) -> float:

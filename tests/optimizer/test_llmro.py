@@ -117,3 +117,13 @@ def test_bad_gamma_and_missing_file_exit_1(capsys: pytest.CaptureFixture[str], t
     assert "--gamma" in capsys.readouterr().err
     assert main(["robust", "--instance", str(tmp_path / "none.json")]) == 1
     assert "no such file" in capsys.readouterr().err
+
+
+def test_an_instance_file_that_is_not_utf8_or_nested_too_deeply_exits_1_naming_it(
+        capsys: pytest.CaptureFixture[str], tmp_path) -> None:
+    for body, reason in ((b'{"x": "\xff"}', "not UTF-8 text"), (b"[" * 5000 + b"]" * 5000, "nested too deeply")):
+        path = tmp_path / "bad.json"
+        path.write_bytes(body)
+        assert main(["robust", "--instance", str(path)]) == 1
+        err = capsys.readouterr().err
+        assert "bad.json" in err and reason in err

@@ -158,3 +158,11 @@ def _qos_files(capsys: pytest.CaptureFixture[str], folder: Path, policy: str) ->
     assert main(["qos", "--instances", str(folder / "i.json"), "--updates", str(folder / "u.json"),
                  "--policy", policy, "--json"]) == 0
     return json.loads(capsys.readouterr().out)[0]
+
+
+def test_an_instances_file_that_is_not_utf8_is_an_error_naming_it(tmp_path: Path,
+                                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "i.json").write_bytes(b'{"instances": ["\xff"]}')
+    assert main(["qos", "--instances", str(tmp_path / "i.json"), "--updates", str(SEED000 / "updates.json")]) == 1
+    err = capsys.readouterr().err
+    assert "i.json" in err and "not UTF-8 text" in err and "Traceback" not in err
