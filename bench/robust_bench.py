@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable
 from dataclasses import replace
 
+from bench.verdict import verdict
 from services.core.datafiles import load_system_dir
 from services.core.model import Deviation, Robustness, SystemData
 from services.optimizer.llmro_instance import generate
@@ -39,10 +40,6 @@ LLMRO_CASES = [
 ]
 
 
-def _verdict(ok: bool) -> str:
-    return "holds" if ok else "FAILS"
-
-
 def run_llmro(print_line: Callable[[str], None] = print, repeats: int = 3) -> None:
     """Solve the reference cases ``repeats`` times each; print objective and median CPU / solver time vs targets."""
     inst = generate()
@@ -60,8 +57,8 @@ def run_llmro(print_line: Callable[[str], None] = print, repeats: int = 3) -> No
         same = abs(got.objective - objective) <= REFERENCE_REL * objective and (gpus is None or got.gpus == gpus)
         gpu_text = f"GPUs {got.gpus:2d}" + (f" (target {gpus})" if gpus is not None else "")
         print_line(f"  {label:<28} {solver:<5}  objective {got.objective:9.4f} (target {objective:.4f})  "
-                   f"{gpu_text:<17}  {_verdict(same)};  CPU {cpu_s:5.2f} s (target < {limit_s:g} s)  "
-                   f"{_verdict(cpu_s < limit_s)}  solver wall {wall_s:5.2f} s")
+                   f"{gpu_text:<17}  {verdict(same)};  CPU {cpu_s:5.2f} s (target < {limit_s:g} s)  "
+                   f"{verdict(cpu_s < limit_s)}  solver wall {wall_s:5.2f} s")
 
 
 def _robust(system: SystemData, gamma: float, unlimited: bool) -> SystemData:
@@ -114,7 +111,7 @@ def run_samples(print_line: Callable[[str], None] = print) -> None:
                 price = "" if result.robust is None else (
                     f"  price {result.robust.price_per_hour:+10.2f} ({result.robust.price_fraction:+6.1%})")
                 print_line(f"  {label:<30} cost {sol.total_cost_per_hour:10.2f}  replicas {replicas:5d}  full "
-                           f"{full:3d}/{len(base.servers)}{price:<30}  target {target}  {_verdict(ok)}")
+                           f"{full:3d}/{len(base.servers)}{price:<30}  target {target}  {verdict(ok)}")
                 previous = (sol.total_cost_per_hour, full)
 
 
