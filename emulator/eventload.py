@@ -24,6 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from emulator.enginecore import EngineCore, EngineParams, Request
+from emulator.loadgen import latency_stats
 from emulator.loadshape import Length
 
 
@@ -91,14 +92,6 @@ def poisson_arrivals(rate_rps: float, requests: int, in_tokens: Length, out_toke
     return out
 
 
-def _stats(values: list[float]) -> dict[str, float]:
-    if not values:
-        return {"mean": math.nan, "p50": math.nan, "p90": math.nan, "p99": math.nan}
-    array = np.asarray(values) * 1000.0
-    p50, p90, p99 = np.percentile(array, [50, 90, 99])
-    return {"mean": float(array.mean()), "p50": float(p50), "p90": float(p90), "p99": float(p99)}
-
-
 def summarize(requests: list[Request], spans: list[tuple[float, float, int]], preemptions: int = 0,
               warmup: float = 0.1, cooldown: float = 0.1) -> LoadResult:
     """The LoadResult of a finished run, measuring the requests between the first ``warmup`` and the last
@@ -123,9 +116,10 @@ def summarize(requests: list[Request], spans: list[tuple[float, float, int]], pr
     per_request = [(r.last_token_s - r.first_token_s) / (r.generated - 1) for r in measured if r.generated > 1]
     return LoadResult(
         requests=len(measured), offered_rps=(len(measured) - 1) / span_s if len(measured) > 1 else 0.0,
-        ttft_ms=_stats([r.first_token_s - r.arrival_s for r in measured]),
+        ttft_ms=latency_stats([r.first_token_s - r.arrival_s for r in measured], math.nan),
         itl_ms=gaps / later_tokens * 1000.0 if later_tokens else math.nan,
-        itl_ms_per_request=_stats(per_request), e2e_ms=_stats([r.finished_s - r.arrival_s for r in measured]),
+        itl_ms_per_request=latency_stats(per_request, math.nan),
+        e2e_ms=latency_stats([r.finished_s - r.arrival_s for r in measured], math.nan),
         mean_batch=batch / span_s, utilization=min(busy / span_s, 1.0), preemptions=preemptions,
         in_tokens=sum(r.prompt_tokens for r in measured) / len(measured),
         out_tokens=float(outputs.mean()), out_tokens_c2=float(outputs.var() / outputs.mean() ** 2))

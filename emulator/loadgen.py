@@ -63,9 +63,11 @@ class Sample:
     error: str = ""
 
 
-def _stats(values: list[float]) -> dict[str, float]:
+def latency_stats(values: list[float], empty: float = 0.0) -> dict[str, float]:
+    """Mean, p50, p90, p99 (linear-interpolated percentiles) in ms of latencies ``values`` in seconds; every
+    figure ``empty`` when there are none."""
     if not values:
-        return {"mean": 0.0, "p50": 0.0, "p90": 0.0, "p99": 0.0}
+        return {"mean": empty, "p50": empty, "p90": empty, "p99": empty}
     array = np.asarray(values) * 1000.0
     p50, p90, p99 = np.percentile(array, [50, 90, 99])
     return {"mean": float(array.mean()), "p50": float(p50), "p90": float(p90), "p99": float(p99)}
@@ -80,8 +82,9 @@ def report(target: Target, samples: list[Sample], sent: int, elapsed_s: float) -
     return {"target": target.name, "sent": sent, "completed": len(done), "failed": len(samples) - len(done),
             "elapsed_s": elapsed_s, "offered_rps": sent / elapsed_s if elapsed_s > 0 else 0.0,
             "achieved_rps": len(done) / elapsed_s if elapsed_s > 0 else 0.0,
-            "ttft_ms": _stats([s.ttft_s for s in done]), "itl_ms": _stats([s.itl_s for s in done if s.tokens > 1]),
-            "e2e_ms": _stats([s.e2e_s for s in done]),
+            "ttft_ms": latency_stats([s.ttft_s for s in done]),
+            "itl_ms": latency_stats([s.itl_s for s in done if s.tokens > 1]),
+            "e2e_ms": latency_stats([s.e2e_s for s in done]),
             "within_slo": len(within) / len(samples) if samples else 0.0,
             "errors": dict(Counter(s.error or "unknown" for s in samples if not s.ok).most_common(3))}
 
