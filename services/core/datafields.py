@@ -131,19 +131,18 @@ class Reader:
 
     def count(self, key: str, default: Any = _MISSING, bound: Bound = bounds.CAPACITY) -> int:
         """A whole number within ``bound`` (replicas, batch sizes, card counts; never negative)."""
-        value = self.integer(key, default)
-        if value < 0:
-            raise self._fail(self._keys.get(key.lower(), key), value, "a non-negative whole number")
-        if value > bound.high:
-            raise self._fail(self._keys.get(key.lower(), key), value, f"a whole number at most {_limit(bound)}")
-        return value
+        return self._whole_within(key, default, bound, 0, "a non-negative whole number")
 
     def positive(self, key: str, default: Any = _MISSING, bound: Bound = bounds.CAPACITY) -> int:
         """A whole number >= 1 within ``bound`` (a multiplicity: 0 cards per accelerator would make capacity
         free)."""
+        return self._whole_within(key, default, bound, 1, "a positive whole number")
+
+    def _whole_within(self, key: str, default: Any, bound: Bound, low: int, below: str) -> int:
+        """``integer(key)`` checked against ``low`` (``below`` describes the failure) and ``bound.high``."""
         value = self.integer(key, default)
-        if value < 1:
-            raise self._fail(self._keys.get(key.lower(), key), value, "a positive whole number")
+        if value < low:
+            raise self._fail(self._keys.get(key.lower(), key), value, below)
         if value > bound.high:
             raise self._fail(self._keys.get(key.lower(), key), value, f"a whole number at most {_limit(bound)}")
         return value
