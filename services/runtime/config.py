@@ -164,20 +164,6 @@ def _duration(value: str) -> str:
     return value.strip()
 
 
-def _level(value: str) -> str:
-    lowered = value.strip().lower()
-    if lowered not in ("debug", "info", "warning", "error"):
-        raise ValueError("must be one of debug, info, warning, error")
-    return lowered
-
-
-def _solver(value: str) -> str:
-    lowered = value.strip().lower()
-    if lowered not in ("exact", "greedy"):
-        raise ValueError("must be exact or greedy")
-    return lowered
-
-
 def _positive(value: str) -> float:
     number = _number(value)
     if number <= 0:
@@ -185,11 +171,22 @@ def _positive(value: str) -> float:
     return number
 
 
-def _tuner(value: str) -> str:
-    lowered = value.strip().lower()
-    if lowered not in ("off", "advisory", "on"):
-        raise ValueError("must be one of off, advisory, on")
-    return lowered
+def _choice(*options: str) -> Callable[[str], str]:
+    """A parser accepting one of ``options`` (case and surrounding blanks ignored)."""
+    listed = " or ".join(options) if len(options) == 2 else "one of " + ", ".join(options)
+
+    def parse(value: str) -> str:
+        lowered = value.strip().lower()
+        if lowered not in options:
+            raise ValueError(f"must be {listed}")
+        return lowered
+
+    return parse
+
+
+_level = _choice("debug", "info", "warning", "error")
+_solver = _choice("exact", "greedy")
+_tuner = _choice("off", "advisory", "on")
 
 
 def _node_labels(value: str) -> Mapping[str, Mapping[str, str]]:
