@@ -5,7 +5,7 @@
     model's capacity mu(N), fixed and exponential (geometric, mean 64) output lengths, 20,000 requests at 30%,
     100,000 at 60% and 200,000 at 90% (the first 10% dropped as warm-up; the 95% interval of the engine's mean
     TTFT is printed: near saturation the mean converges slowly). Targets: mean TTFT within 10%, ITL within 5%.
-(b) `fit` on the real Llama-3.1-8B sweeps (H100, GuideLLM, shared/data/vllm-sweeps): in sample (all shapes
+(b) `fit` on the real Llama-3.1-8B sweeps (H100, GuideLLM, samples/vllm-sweeps): in sample (all shapes
     jointly) and out of sample (each shape evaluated with parameters fitted on the other shapes), next to the
     reference parameters (Inferno model-trainer, model v0.7) on the same points. Target: out-of-sample error
     below the reference's published 14.6% (TTFT) / 6.0% (ITL).
@@ -43,13 +43,8 @@ REPLAY_LIFETIMES = 4.0
 request count); requests arriving in the first lifetime are warm-up, not counted."""
 
 
-def shared_data() -> Path | None:
-    """../shared/data beside the repository (CI's layout), or one level further up (a worktree); None."""
-    repo = Path(__file__).resolve().parents[1]
-    for candidate in (repo / ".." / "shared" / "data", repo / ".." / ".." / "shared" / "data"):
-        if (candidate / "vllm-sweeps").is_dir():
-            return candidate.resolve()
-    return None
+SWEEPS = Path(__file__).resolve().parents[1] / "samples" / "vllm-sweeps" / "llama-3.1-8b-h100"
+"""The real Llama-3.1-8B sweeps shipped in samples/vllm-sweeps/."""
 
 
 def engine_run(params: EngineParams, arrivals: np.ndarray, prompts: np.ndarray, outputs: np.ndarray
@@ -199,11 +194,7 @@ def run(parts: str = "abc") -> None:
     """Print the fidelity tables named in ``parts`` (a, b, c)."""
     if "a" in parts:
         table_a()
-    data = shared_data()
-    if data is None:
-        print("fidelity (b), (c): shared/data/vllm-sweeps not found beside the repository: not run")
-        return
-    files = sorted((data / "vllm-sweeps" / "llama-3.1-8b-h100").glob("sweep-*.json"))
+    files = sorted(SWEEPS.glob("sweep-*.json"))
     perf = table_b(files) if "b" in parts or "c" in parts else None
     if "c" in parts and perf is not None:
         table_c(files, perf)

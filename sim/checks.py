@@ -3,7 +3,7 @@
 1. against the real-time emulator: the same engine parameters and the same arrivals played once through the
    emulator's threaded real-time engine (emulator/vllmengine.Engine, sleeping on the wall clock) and once through
    the simulator's replica in event time; the mean TTFT and ITL agree within the real-time engine's timing noise;
-2. against real vLLM: every constant-rate point of the GuideLLM sweeps in ../shared/data/vllm-sweeps/ (Llama-3.1-8B
+2. against real vLLM: every constant-rate point of the GuideLLM sweeps in samples/vllm-sweeps/ (Llama-3.1-8B
    on H100) replayed on one simulated replica with the same rate (GuideLLM's constant rate: evenly spaced
    arrivals) and token-length ranges, with perfParms fitted on those sweeps (the reference joint fit of
    Inferno's model-trainer, in sample); error per point and the median absolute percentage error (as BLIS reports
@@ -29,14 +29,8 @@ from sim.replica import SimReplica
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def _shared_data() -> str:
-    """The shared data directory: the repository's ../shared/data (a git worktree one level deeper: ../../)."""
-    candidates = [os.path.join(REPO, "..", "shared", "data"), os.path.join(REPO, "..", "..", "shared", "data")]
-    return os.path.normpath(next((c for c in candidates if os.path.isdir(c)), candidates[0]))
-
-
-SWEEPS = os.path.join(_shared_data(), "vllm-sweeps", "llama-3.1-8b-h100")
-"""The real sweeps (Llama-3.1-8B on H100)."""
+SWEEPS = os.path.join(REPO, "samples", "vllm-sweeps", "llama-3.1-8b-h100")
+"""The real sweeps (Llama-3.1-8B on H100), shipped in samples/vllm-sweeps/."""
 H100_FIT = EngineParams(6.58, 1.93e-2, 5.46e-5, max_num_seqs=512, kv_cache_tokens=450_000,
                         max_num_batched_tokens=8192)
 """Llama-3.1-8B on H100: the joint fit over the sweeps' shapes (alpha 6.58 ms, beta 1.93e-2, gamma 5.46e-5; max

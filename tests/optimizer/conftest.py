@@ -66,18 +66,12 @@ def server(name: str, rpm: float = 120.0, cls: str = "High", in_tokens: float = 
 
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-SHARED_DATA_CANDIDATES = [os.path.join(REPO, "..", "shared", "data"), os.path.join(REPO, "..", "..", "shared", "data")]
-"""../shared/data beside the clone (CI's layout); one level further up for a git worktree under wt/<name>."""
 
 
 @pytest.fixture(scope="session")
-def shared_data() -> str:
-    """The shared data directory (vllm-sweeps/ ...); the test fails, naming the paths tried, when it is absent."""
-    for path in SHARED_DATA_CANDIDATES:
-        if os.path.isdir(os.path.join(path, "vllm-sweeps")):
-            return os.path.normpath(path)
-    pytest.fail(f"shared data with vllm-sweeps/ not found at {[os.path.normpath(p) for p in SHARED_DATA_CANDIDATES]}: "
-                "the tests need ../shared/data beside the repository (as CI provides it)")
+def sample_data() -> str:
+    """The repository's samples/ (vllm-sweeps/ holds the real GuideLLM sweeps)."""
+    return os.path.join(REPO, "samples")
 
 
 def v03(system: SystemData) -> SystemData:

@@ -48,8 +48,8 @@ def test_evaluating_other_parameters_reports_their_error() -> None:
 
 
 @pytest.fixture
-def sweep(shared_data: str) -> str:
-    return str(Path(shared_data) / "vllm-sweeps" / "llama-3.1-8b-h100" / "sweep-i1024-o1024.json")
+def sweep(sample_data: str) -> str:
+    return str(Path(sample_data) / "vllm-sweeps" / "llama-3.1-8b-h100" / "sweep-i1024-o1024.json")
 
 
 def test_fit_json_has_the_interface_keys(sweep: str, capsys: pytest.CaptureFixture[str]) -> None:

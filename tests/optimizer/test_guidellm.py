@@ -12,8 +12,8 @@ from services.optimizer.guidellm import GuideLLMError, read_points
 
 
 @pytest.fixture(scope="module")
-def sweeps(shared_data: str) -> Path:
-    return Path(shared_data) / "vllm-sweeps"
+def sweeps(sample_data: str) -> Path:
+    return Path(sample_data) / "vllm-sweeps"
 
 
 def test_flattened_json_sweep(sweeps: Path) -> None:

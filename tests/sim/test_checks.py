@@ -3,8 +3,6 @@ arrivals, and replays the real vLLM sweeps (shared data) close to the measuremen
 
 from __future__ import annotations
 
-import os
-
 import pytest
 
 from emulator.enginecore import EngineParams
@@ -20,7 +18,6 @@ def test_simulator_and_real_time_emulator_agree_on_the_same_arrivals() -> None:
     assert emulated.ttft_ms == pytest.approx(simulated.ttft_ms, rel=0.25, abs=3.0)
 
 
-@pytest.mark.skipif(not os.path.isdir(checks.SWEEPS), reason="the shared vLLM sweeps are not next to the repo")
 def test_sweep_replay_reads_the_constant_rate_points_and_matches_light_load_itl() -> None:
     points, excluded = checks.sweep_points(max_requests=60, pattern="sweep-i1024-o64.json")
     assert len(points) + len(excluded) == 8 and len(points) >= 7
