@@ -49,7 +49,7 @@ def _entry(rng: random.Random, request: actuator_pb2.ActuateRequest) -> str:
     managed = request.managed.add(ref=types_pb2.KubeRef(namespace=NAMESPACE, name=deployment),
                                   spec_replicas=rng.choice((0, 2, 2**31 - 1)), load_measured=rng.random() < 0.8)
     managed.server.name = server
-    managed.server.min_num_replicas = _pick(rng, (0, 1, 2), (1000, 2**31 - 1))
+    managed.server.min_replicas = _pick(rng, (0, 1, 2), (1000, 2**31 - 1))
     alloc = types_pb2.Allocation(accelerator=_pick(rng, ("A100", "L4"), ACCELERATORS),
                                  num_replicas=_pick(rng, (1, 3, 7, 40), REPLICAS),
                                  max_batch=_pick(rng, (16, 32), (0, 4096, 4097, 2**31 - 1)),

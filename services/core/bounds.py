@@ -184,14 +184,14 @@ def check_allocation(alloc: m.Allocation, field: str) -> None:
 
 def _check_server(server: m.Server, field: str) -> None:
     where = f"{field}[{short_name(server.name)}]"
-    for key, value in (("name", server.name), ("model", server.model), ("class", server.service_class)):
+    for key, value in (("name", server.name), ("model", server.model), ("service_class", server.service_class)):
         _check_name(f"{where}.{key}", value)
-    _check(f"{where}.min_num_replicas", server.min_replicas, REPLICAS)
+    _check(f"{where}.min_replicas", server.min_replicas, REPLICAS)
     _check(f"{where}.max_batch_size", server.max_batch_size, BATCH)
     _check(f"{where}.max_queue_size", server.max_queue_size, QUEUE)
-    check_allocation(server.current, f"{where}.current_alloc")
+    check_allocation(server.current, f"{where}.current")
     if server.desired is not None:
-        check_allocation(server.desired, f"{where}.desired_alloc")
+        check_allocation(server.desired, f"{where}.desired")
 
 
 def _check_accelerator(acc: m.Accelerator, field: str) -> None:
@@ -209,20 +209,20 @@ def _check_accelerator(acc: m.Accelerator, field: str) -> None:
 
 def _check_model(perf: m.ModelPerf, field: str) -> None:
     where = f"{field}[{short_name(perf.model)}/{short_name(perf.accelerator)}]"
-    _check_name(f"{where}.name", perf.model)
-    _check_name(f"{where}.acc", perf.accelerator)
+    _check_name(f"{where}.model", perf.model)
+    _check_name(f"{where}.accelerator", perf.accelerator)
     _check(f"{where}.acc_count", perf.acc_count, ACCELERATORS)
     _check(f"{where}.max_batch_size", perf.max_batch_size, BATCH)
     _check(f"{where}.at_tokens", perf.at_tokens, TOKENS)
     for key in ("alpha_ms", "beta_ms", "gamma_ms", "ttft_overhead_ms"):
-        _check(f"{where}.perf_parms.{key}", getattr(perf.perf, key), TIME_MS)
+        _check(f"{where}.perf.{key}", getattr(perf.perf, key), TIME_MS)
 
 
 def _check_class(svc: m.ServiceClass, field: str) -> None:
     where = f"{field}[{short_name(svc.name)}]"
     _check_name(f"{where}.name", svc.name)
     for target in svc.targets:
-        at = f"{where}.{short_name(target.model)}"
+        at = f"{where}.targets[{short_name(target.model)}]"
         _check_name(f"{at}.model", target.model)
         _check(f"{at}.slo_itl_ms", target.slo_itl_ms, TIME_MS)
         _check(f"{at}.slo_ttft_ms", target.slo_ttft_ms, TIME_MS)
@@ -234,7 +234,7 @@ def _check_class(svc: m.ServiceClass, field: str) -> None:
 
 
 def check_system(system: m.SystemData, field: str = "system") -> None:
-    """Raise InvalidInputError naming the field (``system.servers['a'].current_alloc.load.avg_out_tokens``)
+    """Raise InvalidInputError naming the field (``system.servers[a].current.load.avg_out_tokens``)
     and the shortened value of the first figure of ``system`` outside its bound (docs/model.md s1)."""
     for acc in system.accelerators:
         _check_accelerator(acc, f"{field}.accelerators")
@@ -245,8 +245,8 @@ def check_system(system: m.SystemData, field: str = "system") -> None:
     for server in system.servers:
         _check_server(server, f"{field}.servers")
     for card_type, count in system.capacity.counts.items():
-        _check_name(f"{field}.capacity.count[{short_name(card_type)}].type", card_type)
-        _check(f"{field}.capacity.count[{short_name(card_type)}]", count, CAPACITY)
+        _check_name(f"{field}.capacity.counts[{short_name(card_type)}].type", card_type)
+        _check(f"{field}.capacity.counts[{short_name(card_type)}]", count, CAPACITY)
     _check(f"{field}.optimizer.time_limit_s", system.optimizer.time_limit_s, TIME_LIMIT_S)
     _check(f"{field}.optimizer.output_c2", system.optimizer.output_c2, C2)
     _check(f"{field}.optimizer.token_budget", system.optimizer.token_budget, TOKEN_BUDGET)
@@ -254,7 +254,7 @@ def check_system(system: m.SystemData, field: str = "system") -> None:
     if robust is not None:
         at = f"{field}.optimizer.robustness"
         _check(f"{at}.gamma", robust.gamma, ROBUST_BUDGET)
-        pairs = [("default_deviation", robust.default)]
+        pairs = [("default", robust.default)]
         pairs += [(f"deviations[{short_name(model)}/{short_name(acc)}]", d) for model, acc, d in robust.deviations]
         for where, d in pairs:
             for key in ("alpha", "beta", "gamma"):

@@ -45,7 +45,7 @@ def request(**overrides) -> actuator_pb2.ActuateRequest:
     fields = {
         "allocations": [optimizer_pb2.ServerAllocation(
             server_name="granite", allocation=types_pb2.Allocation(accelerator="A100", num_replicas=4, max_batch=8))],
-        "managed": [managed("llama"), managed("granite", min_num_replicas=1)],
+        "managed": [managed("llama"), managed("granite", min_replicas=1)],
     }
     fields.update(overrides)
     return actuator_pb2.ActuateRequest(**fields)
@@ -74,8 +74,8 @@ def test_dry_run_is_passed_through_and_reported(served) -> None:
     pytest.param({"allocations": [optimizer_pb2.ServerAllocation(
         server_name="granite", allocation=types_pb2.Allocation(accelerator="A100", num_replicas=-1))]},
                  "allocations[granite].num_replicas", id="negative_replicas"),
-    pytest.param({"managed": [managed("granite", min_num_replicas=-2)]},
-                 "managed[0].server[granite].min_num_replicas", id="negative_min_replicas"),
+    pytest.param({"managed": [managed("granite", min_replicas=-2)]},
+                 "managed[0].server[granite].min_replicas", id="negative_min_replicas"),
     pytest.param({"managed": [managed("g"), managed("g", deployment="h")]}, "managed[1].server.name",
                  id="repeated"),
 ])

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import fields
 from pathlib import Path
 
 import pytest
 
-from proto import optimizer_pb2, types_pb2
+from proto import actuator_pb2, collector_pb2, optimizer_pb2, types_pb2
 from services.core import datafiles
 from services.core import model as m
 from services.core.errors import InvalidInputError
@@ -46,16 +47,15 @@ def test_unset_observation_stays_unknown_not_zero() -> None:
 BAD = [
     pytest.param(types_pb2.SystemData(optimizer=types_pb2.OptimizerSettings(saturation_policy="Greedy")),
                  r"system.optimizer.saturation_policy must be one of .* got 'Greedy'", id="policy"),
-    pytest.param(types_pb2.SystemData(servers=[types_pb2.Server(name="s", min_num_replicas=-1)]),
-                 r"system.servers\[s\].min_num_replicas must be a non-negative number, got -1", id="min-replicas"),
+    pytest.param(types_pb2.SystemData(servers=[types_pb2.Server(name="s", min_replicas=-1)]),
+                 r"system.servers\[s\].min_replicas must be a non-negative number, got -1", id="min-replicas"),
     pytest.param(types_pb2.SystemData(servers=[types_pb2.Server(name="")]), r"system.servers.name must not be empty",
                  id="server-name"),
-    pytest.param(types_pb2.SystemData(capacity=types_pb2.Capacity(
-        count=[types_pb2.CapacityEntry(type="G2", count=-2)])),
-                 r"system.capacity.count\[G2\] must be a non-negative number, got -2", id="capacity"),
+    pytest.param(types_pb2.SystemData(capacity=types_pb2.Capacity(counts={"G2": -2})),
+                 r"system.capacity.counts\[G2\] must be a non-negative number, got -2", id="capacity"),
     pytest.param(types_pb2.SystemData(servers=[types_pb2.Server(
-        name="s", current_alloc=types_pb2.Allocation(load=types_pb2.Load(arrival_rate_rpm=float("nan"))))]),
-        r"system.servers\[s\].current_alloc.load.arrival_rate_rpm must be a non-negative number, got nan", id="nan"),
+        name="s", current=types_pb2.Allocation(load=types_pb2.Load(arrival_rate_rpm=float("nan"))))]),
+        r"system.servers\[s\].current.load.arrival_rate_rpm must be a non-negative number, got nan", id="nan"),
 ]
 
 
@@ -86,6 +86,54 @@ def test_percentile_slos_survive_proto_round_trip_and_negative_is_named() -> Non
                                                      slo_itl_p99_ms=60),))
     assert convert.service_class_from_proto(convert.service_class_to_proto(sc)) == sc
     msg = convert.service_class_to_proto(sc)
-    msg.model_targets[0].slo_ttft_p99_ms = -5
+    msg.targets[0].slo_ttft_p99_ms = -5
     with pytest.raises(InvalidInputError, match="slo_ttft_p99_ms"):
         convert.service_class_from_proto(msg)
+
+
+PAIRS = [
+    (m.PowerProfile, types_pb2.PowerProfile), (m.Accelerator, types_pb2.Accelerator),
+    (m.Capacity, types_pb2.Capacity), (m.PerfParms, types_pb2.PerfParms), (m.ModelPerf, types_pb2.ModelPerf),
+    (m.ModelTarget, types_pb2.ModelTarget), (m.ServiceClass, types_pb2.ServiceClass), (m.Load, types_pb2.Load),
+    (m.Allocation, types_pb2.Allocation), (m.ObservedMetrics, types_pb2.ObservedMetrics),
+    (m.Server, types_pb2.Server), (m.OptimizerSettings, types_pb2.OptimizerSettings),
+    (m.Deviation, types_pb2.Deviation), (m.Robustness, types_pb2.Robustness), (m.SystemData, types_pb2.SystemData),
+    (m.KubeRef, types_pb2.KubeRef), (m.ManagedServer, types_pb2.ManagedServer),
+    (m.Collection, collector_pb2.CollectResponse), (m.Prediction, optimizer_pb2.CurrentPrediction),
+    (m.Notice, actuator_pb2.ServerNotice), (m.ActuationResult, actuator_pb2.ActuationResult),
+]
+
+
+@pytest.mark.parametrize(("cls", "message"), PAIRS, ids=[cls.__name__ for cls, _ in PAIRS])
+def test_proto_field_names_are_the_dataclass_field_names(cls: type, message: type) -> None:
+    """The generic mapper maps by name: a field added to one side only would be dropped on the wire."""
+    assert sorted(f.name for f in fields(cls)) == sorted(message.DESCRIPTOR.fields_by_name)
+
+
+def test_collection_results_notices_and_predictions_survive_proto_round_trip() -> None:
+    server = m.Server("a", "Premium", "llama", min_replicas=2, current=m.Allocation("G2", 1, load=m.Load(6, 10, 20)),
+                      observed=m.ObservedMetrics(in_system_growth_rpm=-3.0, ready_replicas=0, source="labels"))
+    collection = m.Collection(
+        managed=(m.ManagedServer(server, m.KubeRef("llm", "a", "u1"), 1, 0, load_measured=False),
+                 m.ManagedServer(m.Server("b"), m.KubeRef("llm", "b"))),
+        warnings=("w",), capacity=m.Capacity({"G2": 4, "A100": 0}))
+    assert convert.collection_from_proto(convert.collection_to_proto(collection)) == collection
+    result = m.ActuationResult("a", m.KubeRef("llm", "a"), m.ActuationOutcome.SKIPPED, "held", 3, 2, "G2", True)
+    assert convert.actuation_result_from_proto(convert.actuation_result_to_proto(result)) == result
+    notices = [m.Notice("a", "Warning", "ModelMismatch", "ITL 40 ms observed, 20 ms predicted")]
+    assert convert.notices_from_proto(convert.notices_to_proto(notices)) == notices
+    predictions = {"a": m.Prediction("a", "G2", 2, 16, 20.0, float("inf"), saturated=True)}
+    assert convert.predictions_from_proto(convert.predictions_to_proto(predictions)) == predictions
+    robust = m.OptimizerSettings(robustness=m.Robustness(0.5, m.Deviation(0.1), (("llama", "G2", m.Deviation(0.3)),)))
+    assert convert.settings_from_proto(convert.settings_to_proto(robust)) == robust
+
+
+def test_wire_zeros_that_mean_the_default_and_an_unset_outcome() -> None:
+    acc = convert.from_proto(types_pb2.Accelerator(name="G2"), m.Accelerator, "accelerator")
+    assert (acc.type, acc.multiplicity) == ("G2", 1)
+    assert convert.server_from_proto(types_pb2.Server(name="s")).service_class == m.DEFAULT_CLASS
+    with pytest.raises(InvalidInputError, match=r"results\[a\].outcome must be set"):
+        convert.actuation_result_from_proto(actuator_pb2.ActuationResult(server_name="a"))
+    with pytest.raises(InvalidInputError, match=r"robustness.deviations\[1\]: duplicate model/accelerator m/G2"):
+        convert.settings_from_proto(types_pb2.OptimizerSettings(robustness=types_pb2.Robustness(
+            deviations=[types_pb2.PairDeviation(model="m", accelerator="G2")] * 2)))

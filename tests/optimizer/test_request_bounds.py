@@ -39,30 +39,34 @@ def _set(path: str, value):
             target = getattr(target, name)
             if index:
                 target = target[int(index.rstrip("]"))]
-        setattr(target, leaf, value)
+        name, _, key = leaf.partition("[")
+        if key:  # a map entry: counts[G2]
+            getattr(target, name)[key.rstrip("]")] = value
+        else:
+            setattr(target, leaf, value)
     return mutate
 
 
 INF = float("inf")
 CASES = [
-    pytest.param("service_classes[0].model_targets[0].slo_tps", INF, "slo_tps must be a finite number, got inf",
+    pytest.param("service_classes[0].targets[0].slo_tps", INF, "slo_tps must be a finite number, got inf",
                  id="slo-tps-inf"),
     pytest.param("accelerators[0].cost_per_hour", 1e308, "system.accelerators[G2].cost_per_hour must be within "
                  "0..1,000,000 per hour, got 1e+308", id="cost-1e308"),
     pytest.param("accelerators[0].cost_per_hour", INF, "cost_per_hour must be a finite number, got inf",
                  id="cost-inf"),
-    pytest.param("servers[0].current_alloc.load.avg_in_tokens", 1e300,
-                 "system.servers[a].current_alloc.load.avg_in_tokens must be within 0..10,000,000 tokens",
+    pytest.param("servers[0].current.load.avg_in_tokens", 1e300,
+                 "system.servers[a].current.load.avg_in_tokens must be within 0..10,000,000 tokens",
                  id="in-tokens-1e300"),
     pytest.param("models[0].at_tokens", 2147483647, "system.models[m/G2].at_tokens must be within 0..10,000,000 "
                  "tokens, got 2147483647", id="at-tokens-int32-max"),
     pytest.param("models[0].max_batch_size", 2147483647, "max_batch_size must be within 0..4,096", id="batch-huge"),
-    pytest.param("servers[0].min_num_replicas", 1_000_000_000, "min_num_replicas must be within 0..10,000 replicas",
+    pytest.param("servers[0].min_replicas", 1_000_000_000, "min_replicas must be within 0..10,000 replicas",
                  id="min-replicas-1e9"),
-    pytest.param("servers[0].current_alloc.load.arrival_rate_rpm", 1e308, "arrival_rate_rpm must be within "
+    pytest.param("servers[0].current.load.arrival_rate_rpm", 1e308, "arrival_rate_rpm must be within "
                  "0..1,000,000 req/min", id="rpm-1e308"),
-    pytest.param("models[0].perf_parms.alpha_ms", INF, "alpha must be a finite number", id="alpha-inf"),
-    pytest.param("capacity.count[0].count", 2147483647, "system.capacity.count[G2] must be within 0..1,000,000",
+    pytest.param("models[0].perf.alpha_ms", INF, "alpha must be a finite number", id="alpha-inf"),
+    pytest.param("capacity.counts[G2]", 2147483647, "system.capacity.counts[G2] must be within 0..1,000,000",
                  id="capacity-huge"),
 ]
 
@@ -79,7 +83,7 @@ def test_out_of_bound_figure_is_invalid_argument_naming_field_and_value(stub, pa
 def test_a_100k_character_value_is_cut_in_the_error_detail(stub) -> None:
     def mutate(system):
         system.servers[0].name = "n" * 100_000
-        system.servers[0].current_alloc.cost_per_hour = -1
+        system.servers[0].current.cost_per_hour = -1
     with pytest.raises(grpc.RpcError) as err:
         stub.Optimize(request(mutate), timeout=30)
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
@@ -101,7 +105,7 @@ def test_a_measured_average_below_one_output_token_is_sized_not_internal(stub, o
     """Issue 15: avgOutTokens in (0, 1) (a float average from the collector) was a ZeroDivisionError in the batch
     rule, INTERNAL for the whole cycle."""
     def mutate(system):
-        system.servers[0].current_alloc.load.avg_out_tokens = out_tokens
+        system.servers[0].current.load.avg_out_tokens = out_tokens
     reply = stub.Optimize(request(mutate), timeout=30)
     for row in reply.allocations:
         assert 0 <= row.allocation.num_replicas <= 10_000 and row.allocation.max_batch <= 4_096
