@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Generic, Protocol, TypeVar
 
+from services.controller.cyclerow import CycleRow
 from services.controller.modelcheck import ModelCheck, ModelChecker, notices, row_fields
 from services.core import model as m
 from services.core.errors import InfernoError, RefusedError
@@ -66,7 +67,7 @@ class CycleRecord:
     "skipped" (nothing written) or "unconfirmed" (the actuator did not answer
     and may have written part of the plan); ``skip_reason`` says why for the last three; ``timings_ms`` has
     one entry per phase run (read_data, collect, optimize, actuate) and "total"; ``rows`` is the allocation
-    table.
+    table, a CycleRow per managed server sorted by name.
     """
 
     cycle_id: int
@@ -74,7 +75,7 @@ class CycleRecord:
     outcome: str
     skip_reason: str = ""
     timings_ms: Mapping[str, float] = field(default_factory=dict)
-    rows: tuple[Mapping[str, Any], ...] = ()
+    rows: tuple[CycleRow, ...] = ()
     warnings: tuple[str, ...] = ()
     total_cost_per_hour: float = 0.0
     solver_stats: Mapping[str, Any] = field(default_factory=dict)
@@ -85,7 +86,7 @@ class CycleRecord:
         """The record as a JSON-ready dict."""
         return {"cycle_id": self.cycle_id, "started_at": self.started_at, "outcome": self.outcome,
                 "skip_reason": self.skip_reason, "timings_ms": dict(self.timings_ms),
-                "rows": [dict(r) for r in self.rows],
+                "rows": [r.as_json() for r in self.rows],
                 "warnings": list(self.warnings), "total_cost_per_hour": self.total_cost_per_hour,
                 "solver_stats": dict(self.solver_stats), "tuner": [dict(t) for t in self.tuner]}
 
@@ -230,20 +231,21 @@ def _check_warnings(checks: Mapping[str, ModelCheck]) -> tuple[str, ...]:
 
 
 def _rows(collection: m.Collection, solution: m.Solution | None, actions: list[m.ActuationResult],
-          system: m.SystemData | None, checks: Mapping[str, ModelCheck] | None = None) -> tuple[dict[str, Any], ...]:
+          system: m.SystemData | None, checks: Mapping[str, ModelCheck] | None = None) -> tuple[CycleRow, ...]:
     by_server = {a.server_name: a for a in actions}
-    return tuple({**_row(r, solution, by_server.get(r.name), _targets(system, r.server)),
-                  **row_fields((checks or {}).get(r.name))}
+    return tuple(CycleRow(**_row(r, solution, by_server.get(r.name), _targets(system, r.server)),
+                          **row_fields((checks or {}).get(r.name)))
                  for r in sorted(collection.managed, key=lambda r: r.name))
 
 
 def _row(managed: m.ManagedServer, solution: m.Solution | None, action: m.ActuationResult | None,
          target: m.ModelTarget | None) -> dict[str, Any]:
+    """The CycleRow's columns of a managed server (the model check's are row_fields')."""
     server = managed.server
     observed = server.observed or m.ObservedMetrics()
     desired = solution.allocations.get(server.name) if solution else None
     row: dict[str, Any] = {
-        "server": server.name, "class": server.service_class, "model": server.model,
+        "server": server.name, "service_class": server.service_class, "model": server.model,
         "namespace": managed.ref.namespace, "deployment": managed.ref.name,
         "arrival_rate_rpm": server.load.arrival_rate_rpm, "avg_in_tokens": server.load.avg_in_tokens,
         "avg_out_tokens": server.load.avg_out_tokens, "load_source": observed.source,

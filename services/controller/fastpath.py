@@ -17,7 +17,8 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+
+from services.controller.cyclerow import CycleRow
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,12 +114,11 @@ class FastPath:
         return "; ".join(reasons)
 
 
-def expectations(rows: Iterable[Mapping[str, Any]]) -> dict[str, Expected]:
+def expectations(rows: Iterable[CycleRow]) -> dict[str, Expected]:
     """Per server, what a cycle's allocation table (CycleRecord.rows) predicted: rows without a prediction
     (unallocated, skipped cycle) expect nothing."""
     found = {}
     for row in rows:
-        if row.get("predicted_ttft_ms") is not None:
-            found[str(row["server"])] = Expected(float(row.get("arrival_rate_rpm") or 0.0),
-                                                 float(row["predicted_ttft_ms"]), float(row.get("slo_ttft_ms") or 0.0))
+        if row.predicted_ttft_ms is not None:
+            found[row.server] = Expected(row.arrival_rate_rpm, row.predicted_ttft_ms, row.slo_ttft_ms or 0.0)
     return found

@@ -23,6 +23,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 
 from services.controller.cycle import DECIDED as DECIDING_OUTCOMES
 from services.controller.cycle import OUTCOMES, CycleRecord
+from services.controller.cyclerow import CycleRow
 from services.core.model import SLO_PERCENTILES
 
 SERVER_LABELS = ("namespace", "deployment", "server", "model", "service_class")
@@ -57,7 +58,7 @@ MEASURED: tuple[tuple[str, str, str, float], ...] = (
     ("inferno_server_forecast_horizon_seconds", "How far ahead the forecast looks (start-up delay + period).",
      "forecast_horizon_s", 1.0),
 )
-"""(metric, help, cycle-row key, factor from the row's unit to the metric's)."""
+"""(metric, help, CycleRow field, factor from the row's unit to the metric's)."""
 
 _QUANTILES = tuple((metric, q) for metric in ("ttft", "itl") for q in SLO_PERCENTILES)
 MEASURED += tuple(
@@ -143,10 +144,9 @@ class ControllerMetrics:
         self.desired.clear()
         self.accelerator.clear()
         for row in record.rows:
-            if "replicas" in row:
-                self.desired.labels(row["server"], row["namespace"], row["deployment"],
-                                    row["accelerator"]).set(row["replicas"])
-                self.accelerator.labels(*_labels(row), row["accelerator"]).set(1)
+            if row.replicas is not None:
+                self.desired.labels(row.server, row.namespace, row.deployment, row.accelerator).set(row.replicas)
+                self.accelerator.labels(*_labels(row), row.accelerator).set(1)
 
     def _set_tuner(self, states: tuple[Mapping[str, Any], ...]) -> None:
         """The online tuner's state per (model, accelerator), replaced every cycle (docs/model.md s12)."""
@@ -169,17 +169,16 @@ class ControllerMetrics:
         return generate_latest(self.registry)
 
 
-def _labels(row: Mapping[str, Any]) -> tuple[str, ...]:
-    return (row.get("namespace", ""), row.get("deployment", ""), row["server"], row.get("model", ""),
-            row.get("class", ""))
+def _labels(row: CycleRow) -> tuple[str, ...]:
+    return (row.namespace, row.deployment, row.server, row.model, row.service_class)
 
 
-def _set_all(gauges: Mapping[str, tuple[Gauge, float]], rows: tuple[Mapping[str, Any], ...]) -> None:
+def _set_all(gauges: Mapping[str, tuple[Gauge, float]], rows: tuple[CycleRow, ...]) -> None:
     for gauge, _ in gauges.values():
         gauge.clear()
     for row in rows:
         for key, (gauge, factor) in gauges.items():
-            value = _number(row.get(key))
+            value = _number(getattr(row, key))
             if value is not None:
                 gauge.labels(*_labels(row)).set(value * factor)
 

@@ -122,7 +122,7 @@ def notices(checks: Mapping[str, ModelCheck]) -> list[m.Notice]:
 
 
 def row_fields(check: ModelCheck | None) -> dict[str, object]:
-    """A cycle row's model-check columns."""
+    """A cycle row's model-check columns (services.controller.cyclerow.CycleRow fields)."""
     if check is None:
         return {}
     return {"current_predicted_itl_ms": check.prediction.itl_ms, "current_predicted_ttft_ms": check.prediction.ttft_ms,

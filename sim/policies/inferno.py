@@ -165,7 +165,7 @@ class InfernoPolicy:
         if clients.error is not None:
             raise RuntimeError(f"inferno cycle at t={view.now_s:.0f} s: {record.skip_reason}") from clients.error
         self.records.append(record)
-        rate = record.rows[0].get("arrival_rate_rpm") if record.rows else None
+        rate = record.rows[0].arrival_rate_rpm if record.rows else None
         self.observed_rates.append((view.now_s, rate / 60.0 if rate is not None else None))
         self.expected = expectations(record.rows)
         return clients.written

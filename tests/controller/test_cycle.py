@@ -28,10 +28,10 @@ def test_working_cycle_collects_optimizes_actuates_and_reports_the_table() -> No
     assert clients.calls == ["collect", "optimize", "actuate"]
     assert set(record.timings_ms) == {"read_data", "collect", "optimize", "actuate", "total"}
     (row,) = record.rows
-    assert row["server"] == "Premium-llama_13b" and row["deployment"] == "llama-13b"
-    assert (row["replicas"], row["predicted_itl_ms"]) == (3, 36.4)
-    assert (row["slo_itl_ms"], row["observed_itl_ms"]) == (80.0, 30.0)
-    assert (row["action"], row["replicas_from"], row["replicas_to"]) == ("changed", 1, 3)
+    assert row.server == "Premium-llama_13b" and row.deployment == "llama-13b"
+    assert (row.replicas, row.predicted_itl_ms) == (3, 36.4)
+    assert (row.slo_itl_ms, row.observed_itl_ms) == (80.0, 30.0)
+    assert (row.action, row.replicas_from, row.replicas_to) == ("changed", 1, 3)
     assert record.total_cost_per_hour == 69.0
 
 
@@ -125,7 +125,7 @@ def test_unreadable_data_files_skip_before_collecting() -> None:
 def test_skipped_cycle_still_reports_what_was_collected() -> None:
     record = run_cycle(1, "t", static, FakeClients(fail={"optimize": Unavailable()}), clock())
     (row,) = record.rows
-    assert row["observed_ttft_ms"] == 400.0 and "replicas" not in row and "action" not in row
+    assert row.observed_ttft_ms == 400.0 and "replicas" not in row.as_json() and "action" not in row.as_json()
 
 
 def test_a_dry_run_is_reported_as_advice_with_the_same_table() -> None:
@@ -133,11 +133,11 @@ def test_a_dry_run_is_reported_as_advice_with_the_same_table() -> None:
     advice = run_cycle(2, "t", static, FakeClients(), clock(), dry_run=True)
     assert (real.outcome, advice.outcome) == ("applied", "advised")
     [real_row], [advised_row] = real.rows, advice.rows
-    assert (real_row["action"], advised_row["action"]) == ("changed", "would-change")
-    assert advised_row["dry_run"] is True and real_row["dry_run"] is False
-    assert advised_row["action_reason"] == real_row["action_reason"] == "replicas 1 -> 3"
+    assert (real_row.action, advised_row.action) == ("changed", "would-change")
+    assert advised_row.dry_run is True and real_row.dry_run is False
+    assert advised_row.action_reason == real_row.action_reason == "replicas 1 -> 3"
     same = ("replicas", "accelerator", "max_batch", "predicted_itl_ms", "predicted_ttft_ms", "replicas_to")
-    assert {k: advised_row[k] for k in same} == {k: real_row[k] for k in same}
+    assert {k: getattr(advised_row, k) for k in same} == {k: getattr(real_row, k) for k in same}
 
 
 class StubTuner:
@@ -202,8 +202,9 @@ def test_cycle_row_shows_observed_percentiles_beside_the_percentile_slos() -> No
     system = replace(STATIC, service_classes=(m.ServiceClass("Premium", 1, (target,)),))
     record = run_cycle(1, "t", lambda: (system, CAPACITY), FakeClients(collection=m.Collection((managed,))), clock())
     (row,) = record.rows
-    assert (row["observed_ttft_ms_p90"], row["slo_ttft_ms_p90"], row["observed_itl_ms_p99"]) == (850.0, 900.0, 41.0)
-    assert "slo_itl_ms_p99" not in row and "observed_ttft_ms_p50" not in row  # only what is known or set
+    assert (row.observed_ttft_ms_p90, row.slo_ttft_ms_p90, row.observed_itl_ms_p99) == (850.0, 900.0, 41.0)
+    shown = row.as_json()
+    assert "slo_itl_ms_p99" not in shown and "observed_ttft_ms_p50" not in shown  # only what is known or set
 
 
 def test_cycle_table_compares_observed_and_predicted_percentiles_with_their_slos() -> None:
@@ -213,3 +214,24 @@ def test_cycle_table_compares_observed_and_predicted_percentiles_with_their_slos
            "slo_itl_ms_p99": 60.0, "predicted_itl_ms_p99": 41.0}
     assert percentiles(row) == "TTFT P90 950/610/900 !, ITL P99 -/41/60"
     assert percentiles({"slo_ttft_ms": 900.0}) == "-"
+
+
+ALWAYS = ["server", "class", "model", "namespace", "deployment", "arrival_rate_rpm", "avg_in_tokens", "avg_out_tokens",
+          "load_source", "observed_itl_ms", "observed_ttft_ms", "slo_itl_ms", "slo_ttft_ms", "current_accelerator",
+          "current_replicas", "ready_replicas"]
+DECIDED_KEYS = ["accelerator", "replicas", "max_batch", "cost_per_hour", "predicted_itl_ms", "predicted_ttft_ms",
+                "saturated", "unserved_rate_rpm"]
+ACTED_KEYS = ["action", "action_reason", "replicas_from", "replicas_to", "dry_run"]
+
+
+def test_the_rows_json_keys_are_those_users_read() -> None:
+    """The /invoke answer and the cycle log keep their row keys (docs/contract.md): the columns every row has,
+    then the decision and the action only when there is one; an unallocated server says why."""
+    applied = run_cycle(1, "t", static, FakeClients(), clock()).as_json()["rows"][0]
+    assert list(applied) == ALWAYS + DECIDED_KEYS + ACTED_KEYS
+    assert (applied["class"], applied["slo_ttft_ms"], applied["dry_run"]) == ("Premium", 1000.0, False)
+    skipped = run_cycle(1, "t", static, FakeClients(fail={"optimize": Unavailable()}), clock()).as_json()["rows"][0]
+    assert list(skipped) == ALWAYS
+    unallocated = FakeClients(solution=m.Solution({"other": m.Allocation("G2", 1)}, {"Premium-llama_13b": "no fit"}))
+    row = run_cycle(1, "t", static, unallocated, clock()).as_json()["rows"][0]
+    assert list(row) == [*ALWAYS, "unallocated_reason"] and row["unallocated_reason"] == "no fit"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from services.controller.cyclerow import CycleRow
 from services.controller.fastpath import Expected, FastPath, FastPathSettings, Signals, departure, expectations
 
 EXPECTED = {"premium": Expected(arrival_rate_rpm=90.0, ttft_ms=250.0, slo_ttft_ms=1000.0)}  # 0.4 waiting
@@ -61,8 +62,8 @@ def test_the_threshold_scales_with_ready_replicas_and_the_models_queue() -> None
 
 
 def test_expectations_come_from_the_cycle_rows_with_a_prediction() -> None:
-    rows = [{"server": "a", "arrival_rate_rpm": 60.0, "predicted_ttft_ms": 200.0, "slo_ttft_ms": 500.0},
-            {"server": "b", "arrival_rate_rpm": 60.0}]
+    rows = [CycleRow("a", arrival_rate_rpm=60.0, predicted_ttft_ms=200.0, slo_ttft_ms=500.0),
+            CycleRow("b", arrival_rate_rpm=60.0)]
     assert expectations(rows) == {"a": Expected(60.0, 200.0, 500.0)}
 
 

@@ -97,7 +97,7 @@ def test_the_forecast_and_its_interval_are_in_the_cycle_row_and_exported() -> No
     record = ControlLoop(FakeClients(collection=m.Collection((managed,))), lambda: (STATIC, CAPACITY),
                          metrics).invoke()
     row = record.rows[0]
-    assert (row["forecast_rpm"], row["forecast_lower_rpm"], row["forecast_upper_rpm"], row["forecast_rising"]) == (
+    assert (row.forecast_rpm, row.forecast_lower_rpm, row.forecast_upper_rpm, row.forecast_rising) == (
         90.0, 72.0, 108.0, True)
     series = samples(metrics)
     assert one(series, "inferno_server_measured_arrival_rate_requests_per_second") == 1.0

@@ -71,8 +71,8 @@ def test_the_cycle_records_the_warning_the_row_and_sends_the_event_once() -> Non
     assert [bool(r.warnings) for r in records] == [False] * (CYCLES - 1) + [True, True]
     assert "the model disagrees with what the server shows" in records[-1].warnings[0]
     row = records[-1].rows[0]
-    assert row["model_mismatch"] is True and row["model_ttft_ratio"] == pytest.approx(62.5)
-    assert row["current_predicted_ttft_ms"] == 40.0
+    assert row.model_mismatch is True and row.model_ttft_ratio == pytest.approx(62.5)
+    assert row.current_predicted_ttft_ms == 40.0
     sent = [n for batch in clients.notices for n in batch]
     assert [(n.server_name, n.type, n.reason) for n in sent] == [(far.name, "Warning", "ModelMismatch")]
     assert notices({}) == []

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from services.controller.cycle import CycleRecord
+from services.controller.cyclerow import CycleRow
 from services.controller.fastpath import FastPathSettings
 from services.controller.watch import FastPathWatcher, signals_of
 from services.core import model as m
 
-ROW = {"server": "premium", "arrival_rate_rpm": 90.0, "predicted_ttft_ms": 250.0, "slo_ttft_ms": 1000.0}
+ROW = CycleRow("premium", arrival_rate_rpm=90.0, predicted_ttft_ms=250.0, slo_ttft_ms=1000.0)
 
 
 class FakeLoop:
