@@ -2,7 +2,8 @@
 
 run       simulate one scenario (a shipped name or a file) under the policies, print the table, write
           summary.json, table.md and a PNG into --out (default sim-results/SCENARIO); a pool scenario
-          (sim/scenarios/pools/, e.g. seed000-two-phase) runs its three arms and prints their table;
+          (sim/scenarios/pools/, e.g. seed000-two-phase) runs its four arms and prints their table and the
+          check of the priority latency models;
 list      the shipped scenarios;
 evaluate  every shipped scenario, then docs/evaluation.md with its tables and figures (make evaluate);
 check     the simulator against the real-time emulator and against the real vLLM sweeps (median APE).
@@ -81,11 +82,14 @@ def main(argv: list[str] | None = None) -> int:
         if poolsim.is_pool_scenario(args.scenario):  # several classes sharing a pool (sim/poolsim.py)
             pooled = poolsim.run(poolsim.load(args.scenario), args.seed)
             print(f"## {pooled.scenario.name} (seed {pooled.seed}, {pooled.scenario.duration_s / 60:.0f} min "
-                  f"simulated; arms priority pool, FCFS pool, per-class servers)\n")
+                  f"simulated; arms priority pool (conservative model), priority pool (prefix model), FCFS pool, "
+                  f"per-class servers)\n")
             print(poolsim.table(pooled))
-            print("\nThe priority latency model (prefix conservation) against one replica run open loop at the "
-                  "answer's per-replica rates, 3 simulated hours:\n")
-            print(poolsim.model_check_table(poolsim.model_check(pooled.scenario, args.seed)))
+            hours = poolsim.MODEL_CHECK_HOURS
+            print(f"\nThe priority latency models (prefix conservation; conservative: Cobham's non-preemptive "
+                  f"priority wait) against one replica run open loop at each model's answer's per-replica rates, "
+                  f"{hours:g} simulated hours:\n")
+            print(poolsim.model_check_table(poolsim.model_check(pooled.scenario, args.seed, hours)))
             return 0
         loaded = scenario.load(args.scenario)
         if args.slo_percentile is not None:

@@ -5,8 +5,11 @@ max_num_seqs, token lengths), the classes in priority order with their mean end-
 phases of per-class arrival rates (RPM). Three arms run on the same seeded arrivals:
 
 - ``priority``: one pool; replicas run ``--scheduling-policy priority`` (requests carry their class's position),
-  sized by the qos ILP with the priority prefix; the router sends each class to the replicas by the answer's
-  per-replica rates;
+  sized by the qos ILP under priority with the conservative latency model (Cobham's non-preemptive priority
+  waiting time, pools.CobhamLatency); the router sends each class to the replicas by the answer's per-replica
+  rates;
+- ``priority-prefix``: the same pool sized with the seeds' prefix-conservation model (optimistic for lower
+  classes), for comparison;
 - ``fcfs``: one pool of FCFS replicas sized by the ILP's FCFS variant (same router);
 - ``per-class``: one FCFS server per class (Inferno's default: a Deployment per class), each sized alone.
 
@@ -32,8 +35,10 @@ from emulator.enginecore import EngineCore, EngineParams, Request
 from services.core.errors import InvalidInputError
 from services.core.model import PerfParms, ServiceModel
 from services.optimizer.pools import (
+    CobhamLatency,
     InstanceType,
     Policy,
+    PriorityModel,
     QueueingCurve,
     ServiceClass,
     predicted_latency_s,
@@ -42,7 +47,9 @@ from services.optimizer.pools import (
 from services.optimizer.servicetime import ReplicaModel
 
 POOL_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "scenarios", "pools")
-ARMS = ("priority", "fcfs", "per-class")
+ARMS = ("priority", "priority-prefix", "fcfs", "per-class")
+MODEL_CHECK_HOURS = 24.0
+"""Simulated hours per open-loop model check (at utilization ~0.85 a few hours leave the means noisy)."""
 
 
 @dataclass(frozen=True)
@@ -124,12 +131,13 @@ def available() -> list[str]:
     return sorted(os.path.splitext(f)[0] for f in os.listdir(POOL_DIR) if f.endswith(".yaml"))
 
 
-def instance_type(sc: PoolScenario) -> InstanceType:
-    """The replica as the ILP sees it: our queueing model's latency curve, capacity its stable limit."""
+def instance_type(sc: PoolScenario, model: PriorityModel = PriorityModel.CONSERVATIVE) -> InstanceType:
+    """The replica as the ILP sees it: our queueing model's latency curve, capacity its stable limit, the class
+    latency under priority read by ``model``."""
     curve = QueueingCurve(ReplicaModel(PerfParms(sc.alpha_ms, sc.beta_ms, sc.gamma_ms), sc.prompt_tokens,
                                        sc.output_tokens_mean, sc.max_num_seqs, 100 * sc.max_num_seqs,
                                        ServiceModel.V1, out_c2=1.0 if sc.output_exponential else 0.0))
-    return InstanceType("replica", curve.max_rate_rpm(), curve, 1.0, sc.max_replicas)
+    return InstanceType("replica", curve.max_rate_rpm(), curve, 1.0, sc.max_replicas, model)
 
 
 @dataclass
@@ -203,15 +211,15 @@ def _targets(sc: PoolScenario, arm: str, rates: list[float], itype: InstanceType
             for _ in range(max(ans.count, 1)):
                 wanted.append((cls.name, [1.0 if i == c else 0.0 for i in range(len(classes))]))
         return wanted, met
-    ans = solve_pool([itype], classes, Policy(arm))
+    ans = solve_pool([itype], classes, Policy.FCFS if arm == "fcfs" else Policy.PRIORITY)
     wanted = [("pool", list(r.rates_rpm)) for r in ans.instances] or [("pool", [1.0] * len(classes))]
     return wanted, not any(ans.unmet_rpm)
 
 
 def run_arm(sc: PoolScenario, arm: str, seed: int) -> ArmResult:
     """Simulate one arm on the scenario's arrivals (module docstring)."""
-    itype = instance_type(sc)
-    policy = "priority" if arm == "priority" else "fcfs"
+    itype = instance_type(sc, PriorityModel.PREFIX if arm == "priority-prefix" else PriorityModel.CONSERVATIVE)
+    policy = "priority" if arm.startswith("priority") else "fcfs"
     params = EngineParams(sc.alpha_ms, sc.beta_ms, sc.gamma_ms, max_num_seqs=sc.max_num_seqs,
                           scheduling_policy=policy)
     rng = random.Random(seed + 1)
@@ -360,50 +368,70 @@ def table(result: PoolRun) -> str:
     return "\n".join(lines)
 
 
-def model_check(sc: PoolScenario, seed: int | None = None, hours: float = 3.0) -> list[dict[str, float | str]]:
-    """The priority approximation against the token-level engine: for each phase, the priority answer's
-    per-replica rates (its first replica) are run open loop on one priority replica for ``hours`` of seeded
-    Poisson arrivals; per class the mean end-to-end latency simulated vs predicted (prefix conservation)."""
-    itype = instance_type(sc)
+def model_check(sc: PoolScenario, seed: int | None = None,
+                hours: float = MODEL_CHECK_HOURS) -> list[dict[str, float | str]]:
+    """Both priority latency models against the token-level engine. For each phase and each model (prefix,
+    conservative), that model's answer's per-replica rates (its first replica) run open loop on one priority
+    replica for ``hours`` of seeded Poisson arrivals; per class the simulated mean end-to-end latency beside
+    the prediction of both models at those rates."""
+    prefix_type = instance_type(sc, PriorityModel.PREFIX)
+    cobham = CobhamLatency.of(prefix_type.curve, prefix_type.capacity_rpm)
     rng = np.random.default_rng(sc.seed if seed is None else seed)
     rows: list[dict[str, float | str]] = []
     for p, (_, rates) in enumerate(sc.phases):
         classes = [ServiceClass(n, r, b) for (n, b), r in zip(sc.classes, rates, strict=True)]
-        answer = solve_pool([itype], classes, Policy.PRIORITY)
-        per = answer.instances[0].rates_rpm
-        predicted = predicted_latency_s(itype.curve, per, Policy.PRIORITY)
-        core = EngineCore(EngineParams(sc.alpha_ms, sc.beta_ms, sc.gamma_ms, max_num_seqs=sc.max_num_seqs,
-                                       scheduling_policy="priority"))
-        arrivals_: list[tuple[float, int, int]] = []
-        for c, rpm in enumerate(per):
-            count = rng.poisson(rpm / 60.0 * hours * 3600)
-            for t in rng.uniform(0, hours * 3600, count):
-                out = (max(int(rng.exponential(sc.output_tokens_mean)), 1) if sc.output_exponential
-                       else sc.output_tokens_mean)
-                arrivals_.append((float(t), c, out))
-        arrivals_.sort()
-        finished: list[tuple[int, float]] = []
-        owner: dict[int, int] = {}
-        for t, c, out in arrivals_:
-            for it in core.advance_to(t):
-                finished += [(owner.pop(id(r)), r.finished_s - r.arrival_s) for r in it.finished]
-            request = core.add(Request(sc.prompt_tokens, out, priority=c), t)
-            owner[id(request)] = c
-        for it in core.advance_to(math.inf):
-            finished += [(owner.pop(id(r)), r.finished_s - r.arrival_s) for r in it.finished]
-        for c, (name, bound) in enumerate(sc.classes):
-            values = [v for cc, v in finished if cc == c]
-            rows.append({"phase": p + 1, "class": name, "rate_rpm": per[c], "bound_s": bound,
-                         "predicted_s": predicted[c] if predicted[c] is not None else math.nan,
-                         "simulated_s": float(np.mean(values)) if values else math.nan, "requests": len(values)})
+        for model in PriorityModel:
+            answer = solve_pool([instance_type(sc, model)], classes, Policy.PRIORITY)
+            per = answer.instances[0].rates_rpm
+            simulated = _open_loop(sc, per, hours, rng)
+            prefix, conservative = predicted_latency_s(prefix_type.curve, per, Policy.PRIORITY), cobham.latency_s(per)
+            for c, (name, bound) in enumerate(sc.classes):
+                values = simulated[c]
+                rows.append({"phase": p + 1, "sized_by": model.value, "class": name, "rate_rpm": per[c],
+                             "bound_s": bound, "replicas": answer.count,
+                             "prefix_s": math.nan if prefix[c] is None else prefix[c],
+                             "conservative_s": math.nan if conservative[c] is None else conservative[c],
+                             "simulated_s": float(np.mean(values)) if values else math.nan,
+                             "requests": len(values)})
     return rows
+
+
+def _open_loop(sc: PoolScenario, per: tuple[float, ...], hours: float,
+               rng: np.random.Generator) -> list[list[float]]:
+    """Per class the end-to-end latencies (s) on one priority replica fed Poisson arrivals at ``per`` RPM."""
+    core = EngineCore(EngineParams(sc.alpha_ms, sc.beta_ms, sc.gamma_ms, max_num_seqs=sc.max_num_seqs,
+                                   scheduling_policy="priority"))
+    arrivals_: list[tuple[float, int, int]] = []
+    for c, rpm in enumerate(per):
+        count = rng.poisson(rpm / 60.0 * hours * 3600)
+        for t in rng.uniform(0, hours * 3600, count):
+            out = (max(int(rng.exponential(sc.output_tokens_mean)), 1) if sc.output_exponential
+                   else sc.output_tokens_mean)
+            arrivals_.append((float(t), c, out))
+    arrivals_.sort()
+    finished: list[list[float]] = [[] for _ in per]
+    owner: dict[int, int] = {}
+
+    def collect(iterations: list) -> None:
+        for it in iterations:
+            for r in it.finished:
+                finished[owner.pop(id(r))].append(r.finished_s - r.arrival_s)
+
+    for t, c, out in arrivals_:
+        collect(core.advance_to(t))
+        request = core.add(Request(sc.prompt_tokens, out, priority=c), t)
+        owner[id(request)] = c
+    collect(core.advance_to(math.inf))
+    return finished
 
 
 def model_check_table(rows: list[dict[str, float | str]]) -> str:
     """model_check as a Markdown table."""
-    lines = ["| phase | class | rate per replica RPM | predicted mean s (prefix) | simulated mean s | bound s | "
-             "requests |", "|---|---|---|---|---|---|---|"]
+    lines = ["| phase | sized by | replicas | class | rate per replica RPM | predicted mean s (prefix) | "
+             "predicted mean s (conservative) | simulated mean s | bound s | requests |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
-        lines.append(f"| {r['phase']} | {r['class']} | {r['rate_rpm']:.3f} | {r['predicted_s']:.2f} | "
-                     f"{r['simulated_s']:.2f} | {r['bound_s']:g} | {r['requests']} |")
+        lines.append(f"| {r['phase']} | {r['sized_by']} | {r['replicas']} | {r['class']} | {r['rate_rpm']:.3f} | "
+                     f"{r['prefix_s']:.2f} | {r['conservative_s']:.2f} | {r['simulated_s']:.2f} | "
+                     f"{r['bound_s']:g} | {r['requests']} |")
     return "\n".join(lines)

@@ -14,6 +14,15 @@ class it carries. Replicas of type k are grouped by that class g (n_kg, capacity
 may ride on group g when rmax_k(L_c) >= rmax_k(L_g). Both forms are exact for their latency model; the router
 splits X_ck evenly over the n_k replicas (X_ck / n_k each: the routing weights).
 
+Class latency under priority (PriorityModel, docs/model.md s13): ``prefix`` reads rmax_k(L_c) off the curve at the
+prefix rate (the seeds' conservation form, exact for the prefix's mean, optimistic for each lower class);
+``conservative`` is the non-preemptive priority waiting time of Cobham (1954) applied to the replica's FCFS curve
+(CobhamLatency), which also charges each class the residual work of lower-class requests in service and the
+higher-class arrivals during its wait. Its caps depend on the replica's total load, so the ILP is solved with
+caps computed from a guess of each type's per-replica load and higher-class share, re-solved with the realised
+values until the answer lies within its guesses (then every class's predicted latency is within its bound), and
+after MAX_GUESS_ROUNDS with the worst case (load at capacity, higher classes at their caps).
+
 Rates in the model are integers, micro-requests per minute: caps rounded down, demand exact, so an answer never
 exceeds a cap. Pure: OR-Tools and numpy, no I/O, no clock.
 """
@@ -27,6 +36,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
+import numpy as np
 from ortools.sat.python import cp_model
 
 from services.core.errors import InvalidInputError
@@ -38,6 +48,10 @@ UNITS_PER_RPM = 1_000_000
 COST_UNITS = 1000
 """Integer cost units: thousandths of an instance's cost."""
 DEFAULT_TIME_LIMIT_S = 10.0
+MAX_GUESS_ROUNDS = 6
+"""Re-solves of the conservative model with realised loads as guesses before it falls back to the worst case."""
+GRID_POINTS = 256
+"""Rates at which CobhamLatency tabulates a replica's in-service time and residual work."""
 
 
 class Policy(enum.StrEnum):
@@ -46,6 +60,15 @@ class Policy(enum.StrEnum):
 
     PRIORITY = "priority"
     FCFS = "fcfs"
+
+
+class PriorityModel(enum.StrEnum):
+    """Which latency a class has on a priority replica: ``prefix`` (the curve at the prefix rate of the classes
+    at least as important: the seeds' form) or ``conservative`` (Cobham's non-preemptive priority waiting time
+    on the replica's FCFS curve, CobhamLatency)."""
+
+    PREFIX = "prefix"
+    CONSERVATIVE = "conservative"
 
 
 class LatencyModel(Protocol):
@@ -127,6 +150,14 @@ class BatchedCurve:
             return 0.0
         return self.lambda_rpm * (1.0 - self.t0_s / latency_s)
 
+    def limit_rpm(self) -> float:
+        """Lambda: the rate at which the latency diverges."""
+        return self.lambda_rpm
+
+    def split_s(self, rate_rpm: float) -> tuple[float, float]:
+        """(in service, waiting) in s at ``rate_rpm``: T0 in service (M/G/1 reading of the curve), the rest waiting."""
+        return self.t0_s, self.latency_s(rate_rpm) - self.t0_s
+
 
 @dataclass(frozen=True)
 class QueueingCurve:
@@ -147,6 +178,19 @@ class QueueingCurve:
         point = analyze_point(self.replica, max(rate_rpm, 1e-9) / 60_000.0)
         return (point.ttft_ms + point.itl_ms * max(self.replica.out_tokens - 1.0, 0.0)) / 1000.0
 
+    def limit_rpm(self) -> float:
+        """mu(N) in RPM: the replica's largest throughput, where its latency diverges."""
+        return self.max_rate_rpm() / 0.999
+
+    def split_s(self, rate_rpm: float) -> tuple[float, float]:
+        """(in service, waiting) in s at ``rate_rpm``: the model's wait before the first iteration, and the rest of
+        the mean end-to-end latency (prefill, decode at the batch's ITL); (inf, inf) at and beyond 0.999 mu(N)."""
+        if rate_rpm >= self.max_rate_rpm():
+            return math.inf, math.inf
+        point = analyze_point(self.replica, max(rate_rpm, 1e-9) / 60_000.0)
+        total = (point.ttft_ms + point.itl_ms * max(self.replica.out_tokens - 1.0, 0.0)) / 1000.0
+        return total - point.wait_ms / 1000.0, point.wait_ms / 1000.0
+
     def rmax_rpm(self, latency_s: float) -> float:
         """Largest rate within ``latency_s`` to 1e-6 relative, by bisection."""
         low, high = 0.0, self.max_rate_rpm()
@@ -163,17 +207,126 @@ class QueueingCurve:
         return low
 
 
+class SplitCurve(Protocol):
+    """A latency curve that knows its stable limit and splits its latency into time in service and waiting."""
+
+    def limit_rpm(self) -> float:
+        """The rate (RPM) at which the replica's latency diverges (its largest throughput mu)."""
+
+    def split_s(self, rate_rpm: float) -> tuple[float, float]:
+        """(in service, waiting) in s at ``rate_rpm`` under FCFS."""
+
+
+@dataclass(frozen=True)
+class CobhamLatency:
+    """Each class's mean latency on a replica with non-preemptive priority scheduling, from its FCFS curve.
+
+    Source: Cobham (1954), "Priority assignment in waiting line problems"; Kleinrock, Queueing Systems vol. 2,
+    s3.6. With classes of one service-time distribution, class c waits W_c = R / ((1 - s_{c-1})(1 - s_c)), R the
+    mean residual work found in service (every class's, the lower ones' too: non-preemptive), s_c the load of
+    classes 1..c. For M/G/1, R = W_fcfs(L) (1 - rho) at the total rate L; for M/M/c with one rate the same
+    reweighting of Erlang C's FCFS wait holds. The batch-server approximation applies it to any replica: with
+    the curve's split into in service S(L) and waiting W_fcfs(L) at the total rate L, mu its stable limit,
+    rho = L / mu, s_c = (r_1 + ... + r_c) / mu,
+
+        T_c = S(L) + W_fcfs(L) (1 - rho) / ((1 - s_{c-1}) (1 - s_c)).
+
+    S and R = W_fcfs (1 - rho) are tabulated on GRID_POINTS rates from 0 to min(capacity, mu) as running maxima
+    and read at the grid point at or above the rate, so both are nondecreasing and never below the curve's own
+    values: the prediction is at least the prefix form's for every class. Assumes what the curve assumes (one
+    service-time distribution for all classes, Poisson arrivals); the in-service time of a batch server is
+    charged at the total load, since a batch mixes the classes.
+    """
+
+    rates_rpm: np.ndarray
+    service_s: np.ndarray
+    residual_s: np.ndarray
+    mu_rpm: float
+
+    @classmethod
+    def of(cls, curve: LatencyModel, capacity_rpm: float) -> CobhamLatency:
+        """Tabulate ``curve`` up to ``capacity_rpm``. InvalidInputError for a curve given only as points or
+        segments (it has no stable limit and no split into service and waiting: use the prefix model)."""
+        if not (hasattr(curve, "split_s") and hasattr(curve, "limit_rpm")):
+            raise InvalidInputError(f"priority_model conservative needs a curve with a stable limit (batched or "
+                                    f"perfParms), got {type(curve).__name__}; use priority_model prefix")
+        split: SplitCurve = curve  # type: ignore[assignment]
+        mu = split.limit_rpm()
+        top = min(capacity_rpm, mu)
+        rates = np.linspace(0.0, top, GRID_POINTS)
+        service, residual = [], []
+        for rate in rates:
+            at = min(rate, 0.998 * mu)
+            in_service, waiting = split.split_s(at)
+            service.append(in_service)
+            residual.append(waiting * (1.0 - at / mu))
+        return cls(rates, np.maximum.accumulate(service), np.maximum.accumulate(residual), mu)
+
+    def _at(self, table: np.ndarray, rate_rpm: float) -> float:
+        if rate_rpm > self.rates_rpm[-1] * (1 + 1e-9):
+            return math.inf
+        index = int(np.searchsorted(self.rates_rpm, rate_rpm - 1e-9 * self.rates_rpm[-1]))
+        return float(table[min(index, len(table) - 1)])
+
+    def latency_s(self, rates_rpm: Sequence[float]) -> tuple[float | None, ...]:
+        """T_c (s) per class on one replica carrying ``rates_rpm`` (priority order); None for a class without
+        traffic there, inf where the replica cannot keep up."""
+        total = sum(rates_rpm)
+        service, residual = self._at(self.service_s, total), self._at(self.residual_s, total)
+        out: list[float | None] = []
+        before = 0.0
+        for rate in rates_rpm:
+            through = before + rate
+            if rate <= 0:
+                out.append(None)
+            elif through >= self.mu_rpm or not math.isfinite(service):
+                out.append(math.inf)
+            else:
+                out.append(service + residual / ((1.0 - before / self.mu_rpm) * (1.0 - through / self.mu_rpm)))
+            before = through
+        return tuple(out)
+
+    def prefix_cap_rpm(self, latency_s: float, load_rpm: float, above_rpm: float) -> float:
+        """The largest prefix rate P (RPM, classes 1..c on a replica) keeping T_c <= ``latency_s`` when the
+        replica's total rate is at most max(``load_rpm``, P) and classes 1..c-1 carry at most ``above_rpm``
+        (0 when nothing is above); 0 when none does. Bisection, 1e-9 relative."""
+
+        def latency(prefix: float) -> float:
+            load = max(load_rpm, prefix)
+            if prefix >= self.mu_rpm or above_rpm >= self.mu_rpm:
+                return math.inf
+            return self._at(self.service_s, load) + self._at(self.residual_s, load) / (
+                (1.0 - above_rpm / self.mu_rpm) * (1.0 - prefix / self.mu_rpm))
+
+        low, high = 0.0, float(self.rates_rpm[-1])
+        if latency(low) > latency_s:
+            return 0.0
+        if latency(high) <= latency_s:
+            return high
+        for _ in range(100):
+            mid = 0.5 * (low + high)
+            if latency(mid) <= latency_s:
+                low = mid
+            else:
+                high = mid
+            if high - low <= 1e-9 * high:
+                break
+        return low
+
+
 @dataclass(frozen=True)
 class InstanceType:
     """One kind of replica (accelerator, mode / batch size): ``capacity_rpm`` A, the most a replica takes;
     ``curve`` its latency vs its total (FCFS) or prefix (priority) rate; ``cost`` per replica; ``available``
-    the most replicas of it (None: unlimited)."""
+    the most replicas of it (None: unlimited); ``priority_model`` how a class's latency under priority is read
+    from the curve (PriorityModel)."""
 
     name: str
     capacity_rpm: float
     curve: LatencyModel
     cost: float = 1.0
     available: int | None = None
+    priority_model: PriorityModel = PriorityModel.PREFIX
 
     def __post_init__(self) -> None:
         if not (math.isfinite(self.capacity_rpm) and self.capacity_rpm > 0):
@@ -255,7 +408,10 @@ class _Model:
     caps: dict[tuple[int, int], int]
 
 
-def _build(types: Sequence[InstanceType], classes: Sequence[ServiceClass], policy: Policy) -> _Model:
+def _build(types: Sequence[InstanceType], classes: Sequence[ServiceClass], policy: Policy,
+           caps_rpm: Sequence[Sequence[float]]) -> _Model:
+    """The CP-SAT model with ``caps_rpm[k][c]``: the prefix cap of class c on type k (priority) or the most a
+    replica of type k may carry while class c rides on it (FCFS)."""
     m = cp_model.CpModel()
     demand = [int(round(c.rate_rpm * UNITS_PER_RPM)) for c in classes]
     total = sum(demand)
@@ -263,7 +419,7 @@ def _build(types: Sequence[InstanceType], classes: Sequence[ServiceClass], polic
     rates: dict[tuple[int, int, int], cp_model.IntVar] = {}
     caps: dict[tuple[int, int], int] = {}
     for k, t in enumerate(types):
-        class_caps = [_units(t.cap_rpm(c.latency_s)) for c in classes]
+        class_caps = [_units(min(t.capacity_rpm, cap)) for cap in caps_rpm[k]]
         # groups: priority has one (g = -1); FCFS one per tightest class g
         groups = [-1] if policy == Policy.PRIORITY else [g for g in range(len(classes)) if class_caps[g] > 0]
         for g in groups:
@@ -307,14 +463,66 @@ def solve_pool(types: Sequence[InstanceType], classes: Sequence[ServiceClass], p
 
     ``classes`` in priority order (most important first). Demand that the types cannot carry (too few
     ``available`` replicas, or no type meets a class's bound) is left unmet, the most important classes served
-    first (one lexicographic stage per class), then cost minimised. Raises InvalidInputError on an empty
-    list of types or classes.
+    first (one lexicographic stage per class), then cost minimised. Types with the ``conservative`` priority
+    model are re-solved on guessed loads (module docstring): the answer then keeps every class within its bound
+    under CobhamLatency, at the lowest cost for its final caps (not necessarily the lowest under that model).
+    Raises InvalidInputError on an empty list of types or classes, or a conservative type whose curve cannot
+    give it.
     """
     if not types:
         raise InvalidInputError("instances: need at least one instance type")
     if not classes:
         raise InvalidInputError("request_rates: need at least one class")
-    built = _build(types, classes, policy)
+    cobham = {k: CobhamLatency.of(t.curve, t.capacity_rpm) for k, t in enumerate(types)
+              if policy == Policy.PRIORITY and t.priority_model == PriorityModel.CONSERVATIVE}
+    prefix = [[t.cap_rpm(c.latency_s) for c in classes] for t in types]
+    if not cobham:
+        return _solve_caps(types, classes, policy, prefix, {}, time_limit_s)
+    guesses = {k: [0.0] * (len(classes) + 1) for k in cobham}  # per type: load, then the rate above each class
+    for _ in range(MAX_GUESS_ROUNDS):
+        answer = _solve_caps(types, classes, policy, _guessed_caps(prefix, classes, cobham, guesses), cobham,
+                             time_limit_s)
+        realised = _realised(answer, types, cobham)
+        if all(v <= g * (1 + 1e-9) + 1e-9 for k in cobham for v, g in zip(realised[k], guesses[k], strict=True)):
+            return answer
+        guesses = {k: [max(v, g) for v, g in zip(realised[k], guesses[k], strict=True)] for k in cobham}
+    worst = {k: [types[k].capacity_rpm] + [0.0] * len(classes) for k in cobham}
+    caps = _guessed_caps(prefix, classes, cobham, worst)
+    for k in cobham:  # classes above c carry at most the cap of c - 1
+        for c in range(1, len(classes)):
+            worst[k][c + 1] = caps[k][c - 1]
+            caps[k][c] = min(prefix[k][c], cobham[k].prefix_cap_rpm(classes[c].latency_s, worst[k][0],
+                                                                    worst[k][c + 1]))
+    return _solve_caps(types, classes, policy, caps, cobham, time_limit_s)
+
+
+def _guessed_caps(prefix: list[list[float]], classes: Sequence[ServiceClass], cobham: dict[int, CobhamLatency],
+                  guesses: dict[int, list[float]]) -> list[list[float]]:
+    caps = [list(row) for row in prefix]
+    for k, model in cobham.items():
+        load, above = guesses[k][0], guesses[k][1:]
+        caps[k] = [model.prefix_cap_rpm(c.latency_s, load, above[i]) for i, c in enumerate(classes)]
+    return caps
+
+
+def _realised(answer: PoolAnswer, types: Sequence[InstanceType],
+              cobham: dict[int, CobhamLatency]) -> dict[int, list[float]]:
+    """Per conservative type: the largest per-replica load and rate above each class in the answer."""
+    out = {k: [0.0] * (len(answer.classes) + 1) for k in cobham}
+    index = {t.name: k for k, t in enumerate(types)}
+    for rep in answer.instances:
+        k = index[rep.instance_type]
+        if k not in out:
+            continue
+        values = [sum(rep.rates_rpm)] + [sum(rep.rates_rpm[:c]) for c in range(len(rep.rates_rpm))]
+        out[k] = [max(a, b) for a, b in zip(out[k], values, strict=True)]
+    return out
+
+
+def _solve_caps(types: Sequence[InstanceType], classes: Sequence[ServiceClass], policy: Policy,
+                caps_rpm: Sequence[Sequence[float]], cobham: dict[int, CobhamLatency],
+                time_limit_s: float) -> PoolAnswer:
+    built = _build(types, classes, policy, caps_rpm)
     status = cp_model.OPTIMAL
     # serve the classes lexicographically by priority, then minimise cost
     for u in built.unmet:
@@ -330,7 +538,7 @@ def solve_pool(types: Sequence[InstanceType], classes: Sequence[ServiceClass], p
         return _empty(types, classes, policy, _status(final))
     if status == cp_model.FEASIBLE:
         final = cp_model.FEASIBLE
-    return _answer(built, solver, types, classes, policy, _status(final))
+    return _answer(built, solver, types, classes, policy, _status(final), cobham)
 
 
 def _empty(types: Sequence[InstanceType], classes: Sequence[ServiceClass], policy: Policy, status: str) -> PoolAnswer:
@@ -339,9 +547,9 @@ def _empty(types: Sequence[InstanceType], classes: Sequence[ServiceClass], polic
 
 
 def predicted_latency_s(curve: LatencyModel, rates_rpm: Sequence[float], policy: Policy) -> tuple[float | None, ...]:
-    """Each class's latency on one replica carrying ``rates_rpm`` (priority order): under priority the curve at
-    the prefix rate through the class (prefix conservation, docs/model.md s13), under FCFS at the total; None for
-    a class without traffic there."""
+    """Each class's latency on one replica carrying ``rates_rpm`` (priority order) in the prefix model: under
+    priority the curve at the prefix rate through the class (prefix conservation, docs/model.md s13), under FCFS
+    at the total; None for a class without traffic there. CobhamLatency.latency_s gives the conservative one."""
     out: list[float | None] = []
     prefix = 0.0
     total = sum(rates_rpm)
@@ -355,7 +563,8 @@ def predicted_latency_s(curve: LatencyModel, rates_rpm: Sequence[float], policy:
 
 
 def _answer(built: _Model, solver: cp_model.CpSolver, types: Sequence[InstanceType],
-            classes: Sequence[ServiceClass], policy: Policy, status: str) -> PoolAnswer:
+            classes: Sequence[ServiceClass], policy: Policy, status: str,
+            cobham: dict[int, CobhamLatency]) -> PoolAnswer:
     replicas = {t.name: 0 for t in types}
     instances: list[Replica] = []
     cost = 0.0
@@ -367,7 +576,7 @@ def _answer(built: _Model, solver: cp_model.CpSolver, types: Sequence[InstanceTy
         cost += n * types[k].cost
         per = tuple(solver.value(built.rates[c, k, g]) / n / UNITS_PER_RPM if (c, k, g) in built.rates else 0.0
                     for c in range(len(classes)))
-        lat = predicted_latency_s(types[k].curve, per, policy)
+        lat = cobham[k].latency_s(per) if k in cobham else predicted_latency_s(types[k].curve, per, policy)
         instances.extend(Replica(types[k].name, per, lat) for _ in range(n))
     unmet = tuple(solver.value(u) / UNITS_PER_RPM for u in built.unmet)
     worst: list[float | None] = []

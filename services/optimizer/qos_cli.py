@@ -20,6 +20,7 @@ from services.optimizer.pools import (
     PiecewiseCurve,
     Policy,
     PoolAnswer,
+    PriorityModel,
     QueueingCurve,
     ServiceClass,
     solve_pool,
@@ -41,8 +42,11 @@ or, instead of "curve", our queueing model: "perfParms": {"alpha": ms, "beta": m
 "in_tokens", "out_tokens", "max_batch", optionally "out_tokens_c2" (0 fixed, 1 exponential lengths) and
 "max_queue" (default 100 x max_batch: vLLM's queue has no limit, so the model's must not cut the latency near
 saturation); capacity_rpm then defaults to the replica's stable limit.
-Priority: class c's latency is the curve at the rate of classes 1..c on the replica (prefix conservation);
-FCFS: at the replica's total rate. Output per update: status, number of instances, each instance's rate per
+Priority: "priority_model" per instance type says how a class's latency is read from the curve: "prefix" (the
+curve at the rate of classes 1..c on the replica: prefix conservation, the seeds' form; the default for a
+"curve") or "conservative" (Cobham's non-preemptive priority wait on the curve, which also counts the residual
+work of lower classes in service; the default for perfParms, needs perfParms or a batched curve).
+FCFS: the curve at the replica's total rate. Output per update: status, number of instances, each instance's rate per
 class (the router's weights); --json prints a list of {time, status, instances, rates_rpm, ...}."""
 
 
@@ -153,15 +157,25 @@ def load_instances(path: str) -> list[InstanceType]:
         if "curve" in spec:
             curve: LatencyModel = _curve(spec["curve"], f"{where}.curve")
             capacity = _number(spec, "capacity_rpm", where)
+            model = PriorityModel.PREFIX
         elif "perfParms" in spec:
             curve = _queueing(spec, where)
             capacity = _number(spec, "capacity_rpm", where, default=curve.max_rate_rpm())
+            model = PriorityModel.CONSERVATIVE
         else:
             raise InvalidInputError(f"{where}: needs a 'curve' or 'perfParms'")
+        chosen = spec.get("priority_model", model.value)
+        if chosen not in [m.value for m in PriorityModel]:
+            raise InvalidInputError(f"{where}.priority_model: expected one of "
+                                    f"{', '.join(m.value for m in PriorityModel)}, got {chosen!r}")
+        if chosen == PriorityModel.CONSERVATIVE and not hasattr(curve, "split_s"):
+            raise InvalidInputError(f"{where}.priority_model: conservative needs perfParms or a batched curve, "
+                                    f"got a curve of points or segments")
         count = spec.get("count")
         if count is not None and (isinstance(count, bool) or not isinstance(count, int) or count < 0):
             raise InvalidInputError(f"{where}.count: expected an integer >= 0, got {count!r}")
-        types.append(InstanceType(str(name), capacity, curve, _number(spec, "cost", where, default=1.0), count))
+        types.append(InstanceType(str(name), capacity, curve, _number(spec, "cost", where, default=1.0), count,
+                                  PriorityModel(chosen)))
     if len({t.name for t in types}) != len(types):
         raise InvalidInputError(f"--instances {path!r}: instance names must be unique")
     return types

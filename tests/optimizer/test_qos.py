@@ -12,15 +12,21 @@ from pathlib import Path
 
 import pytest
 
+from services.core.model import PerfParms, ServiceModel
 from services.optimizer.cli import main
 from services.optimizer.pools import (
     BatchedCurve,
+    CobhamLatency,
     InstanceType,
     PiecewiseCurve,
     Policy,
+    PriorityModel,
+    QueueingCurve,
     ServiceClass,
+    predicted_latency_s,
     solve_pool,
 )
+from services.optimizer.servicetime import ReplicaModel
 
 REPO = Path(__file__).resolve().parents[2]
 SEED000 = REPO / "samples" / "qos" / "seed-000"
@@ -166,3 +172,77 @@ def test_an_instances_file_that_is_not_utf8_is_an_error_naming_it(tmp_path: Path
     assert main(["qos", "--instances", str(tmp_path / "i.json"), "--updates", str(SEED000 / "updates.json")]) == 1
     err = capsys.readouterr().err
     assert "i.json" in err and "not UTF-8 text" in err and "Traceback" not in err
+
+
+def test_conservative_model_is_cobhams_formula_on_an_mm1_curve() -> None:
+    # T(r) = T0 / (1 - r / mu) is M/M/1 with mean service T0: non-preemptive priority (Cobham) gives class c the
+    # wait T0 rho / ((1 - s_{c-1}) (1 - s_c)), rho the total load, s_c the load of classes 1..c
+    t0, mu = 2.0, 30.0
+    model = CobhamLatency.of(BatchedCurve(t0, mu), mu)
+    rates = (6.0, 9.0, 3.0)
+    rho = sum(rates) / mu
+    expected, before = [], 0.0
+    for rate in rates:
+        expected.append(t0 + t0 * rho / ((1 - before / mu) * (1 - (before + rate) / mu)))
+        before += rate
+    assert model.latency_s(rates) == pytest.approx(expected, rel=5e-3)
+    # never below the prefix form, and above it for every class once lower classes carry load
+    prefix = predicted_latency_s(BatchedCurve(t0, mu), rates, Policy.PRIORITY)
+    assert all(c > p for c, p in zip(model.latency_s(rates), prefix, strict=True))
+    # the top class alone: Cobham is the FCFS curve at its own rate
+    assert model.latency_s((6.0, 0.0))[0] == pytest.approx(BatchedCurve(t0, mu).latency_s(6.0), rel=5e-3)
+    assert model.latency_s((6.0, 0.0))[1] is None
+
+
+def test_conservative_cap_is_the_largest_prefix_within_the_bound() -> None:
+    model = CobhamLatency.of(BatchedCurve(2.0, 30.0), 30.0)
+    cap = model.prefix_cap_rpm(6.0, load_rpm=20.0, above_rpm=5.0)
+    assert 5.0 < cap < 20.0
+    lat = model.latency_s((5.0, cap - 5.0, 20.0 - cap))[1]
+    assert lat == pytest.approx(6.0, rel=1e-2) and lat <= 6.0 * (1 + 1e-9)
+    assert model.prefix_cap_rpm(1.0, 0.0, 0.0) == 0.0  # below the in-service time: nothing fits
+
+
+def _sim_type(model: PriorityModel) -> InstanceType:
+    curve = QueueingCurve(ReplicaModel(PerfParms(34, 0.02, 0.0002), 128, 125, 1, 100, ServiceModel.V1, out_c2=1.0))
+    return InstanceType("replica", curve.max_rate_rpm(), curve, 1.0, 8, model)
+
+
+def test_conservative_pool_keeps_every_class_within_its_bound_where_the_prefix_form_does_not() -> None:
+    classes = [ServiceClass("Alan", 10, 10), ServiceClass("Noel", 14, 40)]
+    cons = solve_pool([_sim_type(PriorityModel.CONSERVATIVE)], classes)
+    prefix = solve_pool([_sim_type(PriorityModel.PREFIX)], classes)
+    assert cons.status == prefix.status == "OPTIMAL" and not any(cons.unmet_rpm)
+    model = CobhamLatency.of(_sim_type(PriorityModel.PREFIX).curve, _sim_type(PriorityModel.PREFIX).capacity_rpm)
+    # the answer's own predictions are Cobham's, within bounds on every replica
+    for rep in cons.instances:
+        assert rep.latency_s == pytest.approx(model.latency_s(rep.rates_rpm))
+        assert all(v <= c.latency_s for v, c in zip(rep.latency_s, classes, strict=True))
+    # the prefix answer (2 replicas) leaves Noel beyond 40 s under Cobham: the conservative one needs more
+    assert prefix.count == 2 and cons.count > prefix.count
+    assert model.latency_s(prefix.instances[0].rates_rpm)[1] > 40
+    totals = [sum(r.rates_rpm[c] for r in cons.instances) for c in range(2)]
+    assert totals == pytest.approx([10, 14])
+
+
+def test_conservative_model_on_points_is_refused_and_perfparms_default_to_it(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    spec = {"instances": [{"name": "m", "capacity_rpm": 12, "priority_model": "conservative",
+                           "curve": {"points": [[0, 4], [12, 24]]}}]}
+    (tmp_path / "i.json").write_text(json.dumps(spec))
+    assert main(["qos", "--instances", str(tmp_path / "i.json"), "--updates", str(SEED000 / "updates.json")]) == 1
+    assert "instances[0].priority_model: conservative needs perfParms or a batched curve" in capsys.readouterr().err
+    perf = {"name": "r", "perfParms": {"alpha": 34, "beta": 0.02, "gamma": 0.0002}, "in_tokens": 128,
+            "out_tokens": 125, "max_batch": 1, "out_tokens_c2": 1}
+    (tmp_path / "u.json").write_text(json.dumps({"updates": [{"time": 0, "request_rates": [10, 14],
+                                                              "latencies": [10, 40]}]}))
+    counts = {}
+    for model in (None, "prefix", "conservative"):
+        (tmp_path / "i.json").write_text(json.dumps({"instances": [perf if model is None
+                                                                   else {**perf, "priority_model": model}]}))
+        counts[model] = _qos_files(capsys, tmp_path, "priority")["instances"]
+    assert counts == {None: 3, "prefix": 2, "conservative": 3}
+    (tmp_path / "i.json").write_text(json.dumps({"instances": [{**perf, "priority_model": "optimistic"}]}))
+    assert main(["qos", "--instances", str(tmp_path / "i.json"), "--updates", str(tmp_path / "u.json")]) == 1
+    assert "instances[0].priority_model: expected one of prefix, conservative, got 'optimistic'" in \
+        capsys.readouterr().err
