@@ -12,9 +12,10 @@ starts the next at ``now_s``. The schedule of an iteration follows vLLM V1's sch
    capped by the budget left;
 2. KV cache in blocks of ``block_size`` tokens (``kv_cache_tokens // block_size`` blocks), allocated on
    demand as a request's computed context grows; when a running request needs a block and none is free, the
-   most recently admitted running request is preempted: its blocks are freed, its computed tokens forgotten,
-   and it goes back to the front of the waiting queue (preemption by recomputation, vLLM's default); if that
-   is the request itself, it waits too;
+   most recently admitted running request is preempted (under the priority policy the least important,
+   latest arrived one, which may be one scheduled earlier in the iteration: its tokens go back to the budget):
+   its blocks are freed, its computed tokens forgotten, and it goes back to the front of the waiting queue
+   (preemption by recomputation, vLLM's default); if that is the request itself, it waits too;
 3. then, unless a request was preempted in this iteration, waiting requests are admitted first come, first
    served while fewer than ``max_num_seqs`` run, budget is left and the blocks for their tokens are free
    (the first that does not fit stops admission); a (re)admitted request computes its prompt plus, after a
@@ -29,8 +30,9 @@ starts the next at ``now_s``. The schedule of an iteration follows vLLM V1's sch
 With ``scheduling_policy="priority"`` (vLLM's ``--scheduling-policy priority``) the waiting queue is ordered by
 the requests' ``priority`` (lower first; arrival order within one priority), so step 3 admits the most important
 waiting request first; admission stays non-preemptive (a running request keeps its place whatever arrives), and
-the KV preemption victim of step 2 stays the most recently admitted request (vLLM's priority scheduler evicts the
-least important one; with the emulator's default KV cache preemption is rare).
+when the KV cache is full the victim of step 2 is the least important running request, the latest arrived among
+equals, as in vLLM V1's scheduler (a more important running request is never evicted while a less important one
+runs; with the emulator's default KV cache preemption is rare).
 Without preemption and budget limits a request sees TTFT = queueing + its prefill iteration and ITL = one
 iteration per later token. Requests are never lost: a preempted request is recomputed and finishes.
 
@@ -99,7 +101,8 @@ class EngineParams:
     context (prompt + max_tokens) a request may ask for (None: what the KV cache holds); ``scheduling_policy``:
     vLLM's ``--scheduling-policy``, "fcfs" (arrival order) or "priority" (the waiting queue ordered by the
     requests' ``priority``, lower first, arrival order within one; non-preemptive: a running request is never
-    evicted for a more important one); ``time_scale`` multiplies every
+    evicted for a more important one, and when the KV cache is full the least important is preempted first);
+    ``time_scale`` multiplies every
     iteration (a scaled replica behaves like one with perfParms x time_scale). ValueError naming the field on
     a negative or non-finite perfParm, a non-positive time scale or limit, a token budget under
     ``max_num_seqs`` (vLLM refuses it too), or a KV cache smaller than a block.
@@ -415,10 +418,18 @@ class EngineCore:
                 return
         waiting.append(request)
 
-    def _preempt_last(self) -> Request:
-        """Preempt the most recently admitted running request: free its blocks, forget its computed tokens,
-        put it at the front of the waiting queue."""
-        victim = self._running.pop()
+    def _victim(self) -> Request:
+        """The running request to preempt when the KV cache is full: the most recently admitted (FCFS), or under
+        the priority policy the least important (largest ``priority``), latest arrived (vLLM V1's scheduler:
+        max(running, key=(priority, arrival_time)))."""
+        if self.params.scheduling_policy == "priority":
+            return max(self._running, key=lambda r: (r.priority, r.arrival_s))
+        return self._running[-1]
+
+    def _preempt(self, victim: Request) -> Request:
+        """Preempt ``victim``: take it out of the running batch, free its blocks, forget its computed tokens,
+        put it at the front of the waiting queue (under priority: first among its own priority)."""
+        self._running.remove(victim)
         self._free_blocks += victim.blocks
         victim.blocks, victim.computed = 0, 0
         victim.preemptions += 1
@@ -448,10 +459,21 @@ class EngineCore:
             end = request.computed + tokens
             if end > request.blocks * size:
                 need = -(-end // size) - request.blocks
-                while need > self._free_blocks and running[-1] is not request:
-                    preempted.append(self._preempt_last())
-                if need > self._free_blocks:
-                    preempted.append(self._preempt_last())  # the request itself: it waits too
+                while need > self._free_blocks:
+                    victim = self._victim()
+                    position = running.index(victim)
+                    if position < index:  # scheduled earlier in this iteration: give its tokens back
+                        slot = next(i for i, (r, _) in enumerate(scheduled) if r is victim)
+                        given = scheduled.pop(slot)[1]
+                        budget += given
+                        kv_read -= victim.computed + given
+                        if victim in batch:
+                            batch.remove(victim)
+                        index -= 1
+                    preempted.append(self._preempt(victim))
+                    if victim is request:  # the request itself: it waits too
+                        break
+                if preempted and preempted[-1] is request:
                     break
                 request.blocks += need
                 self._free_blocks -= need

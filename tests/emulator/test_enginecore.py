@@ -290,3 +290,35 @@ def test_a_preempted_request_goes_back_ahead_of_its_own_priority_but_behind_more
     assert core.waiting() == [waiting[0], victim, waiting[1], waiting[2]]
     with pytest.raises(ValueError, match="scheduling_policy"):
         EngineParams(alpha_ms=1, beta_ms=0, gamma_ms=0, scheduling_policy="lifo")
+
+
+def _kv_full(policy: str) -> tuple[dict[str, Request], list[Iteration]]:
+    """6 KV blocks of 16 tokens. "low" (priority 5) arrives first and runs; "high1" (prompt 30) and "high2"
+    (priority 0) join it and fill the cache; four iterations later high1 needs a third block and none is free."""
+    core = EngineCore(EngineParams(alpha_ms=10, beta_ms=0, gamma_ms=0, kv_cache_tokens=96, scheduling_policy=policy))
+    reqs = {"low": Request(20, 20, priority=5), "high1": Request(30, 20, priority=0),
+            "high2": Request(20, 20, priority=0)}
+    return reqs, _run(core, [(0.0, reqs["low"]), (0.001, reqs["high1"]), (0.002, reqs["high2"])])
+
+
+def test_priority_policy_evicts_the_least_important_running_request_when_the_kv_cache_is_full():
+    reqs, iterations = _kv_full("priority")
+    low, high1, high2 = reqs["low"], reqs["high1"], reqs["high2"]
+    preempting = [i for i in iterations if i.preempted]
+    # low was scheduled first in that iteration (admitted first): it is evicted all the same and its token
+    # goes back to the budget, while the more important requests keep running
+    first = preempting[0]
+    assert first.preempted == [low]
+    assert first.scheduled == [(high1, 1), (high2, 1)] and low not in first.batch
+    assert first.computed_tokens == 2 and first.kv_read_tokens == 33 + 23
+    # no more important request is evicted while low runs; later, with only the two high ones running and the
+    # cache full again, the later arrival of the two (high2) is the victim
+    assert [i.preempted for i in preempting[1:]] == [[high2]] and high1.preemptions == 0 and low.preemptions == 1
+    readmitted = next(i for i in iterations if (low, 24) in i.scheduled)  # its prompt + the 4 tokens it had
+    assert preempting[1].start_s < readmitted.start_s  # low was waiting, not running, when high2 was evicted
+    assert high2.finished_s < low.finished_s
+    assert [r.generated for r in (low, high1, high2)] == [20, 20, 20]
+    # FCFS evicts the most recently admitted one instead, more important or not
+    fcfs, fcfs_iterations = _kv_full("fcfs")
+    assert [i.preempted for i in fcfs_iterations if i.preempted][0] == [fcfs["high2"]]
+    assert fcfs["low"].preemptions == 0
