@@ -63,7 +63,7 @@ from emulator.kubestore import KubeStore
 from emulator.loadgen import LoadGenerator, Target
 from emulator.loadshape import parse_length, parse_schedule, update_schedules
 from emulator.podtemplate import PREFIX
-from emulator.prometheus import PrometheusRunner, prometheus_binary
+from emulator.prometheus import PrometheusRunner, prometheus_binary, sd_target
 from emulator.reconciler import Reconciler
 from emulator.router import PoolRouter
 from services.core import routing
@@ -225,7 +225,8 @@ class Cluster:
                 if value is not None:
                     notes[deployment] = value
             return notes
-        return PoolRouter(name, members, lambda d: self.endpoints(namespace, d), read)
+        return PoolRouter(name, members, lambda d: self.endpoints(namespace, d), read,
+                          classes=[str(c) for c in spec.get("classes") or []])
 
     @classmethod
     def from_file(cls, path: str, **kwargs: Any) -> Cluster:
@@ -267,7 +268,10 @@ class Cluster:
             sd_path = self.prometheus.sd_path
         self.reconciler = Reconciler(self.store, startup_delay_s=float(cfg.get("startup_delay_s", 1.0)),
                                      grace_s=float(cfg.get("grace_s", 30.0)),
-                                     time_scale=float(cfg.get("time_scale", 1.0)), sd_path=sd_path).start()
+                                     time_scale=float(cfg.get("time_scale", 1.0)), sd_path=sd_path)
+        for (namespace, pool), router in self.routers.items():  # per-class counters (emulator/router.py)
+            self.reconciler.static_groups.append(sd_target(router.serve(), {"namespace": namespace, "pool": pool}))
+        self.reconciler.start()
         if self.prometheus is not None:
             self.prometheus.start()
         for namespace in cfg.get("namespaces") or []:
@@ -284,7 +288,7 @@ class Cluster:
             if not self.reconciler.wait_ready(obj["metadata"]["namespace"], obj["metadata"]["name"],
                                               obj["spec"]["replicas"], left):
                 return False
-        total = sum(obj["spec"]["replicas"] for obj in self.deployments)
+        total = sum(obj["spec"]["replicas"] for obj in self.deployments) + len(self.routers)
         return self.prometheus is None or self.prometheus.wait_targets_up(total, max(end - time.monotonic(), 1.0))
 
     def endpoints(self, namespace: str, deployment: str) -> list[str]:
@@ -347,6 +351,8 @@ class Cluster:
             self.load.wait()
         if self.prometheus is not None:
             self.prometheus.stop()
+        for router in self.routers.values():
+            router.stop()
         self.api.stop()
         if self._own_dir:
             shutil.rmtree(self.workdir, ignore_errors=True)

@@ -22,7 +22,8 @@ The Deployment's status has replicas, updatedReplicas (pods of the current templ
 availableReplicas, unavailableReplicas, observedGeneration and the Available condition (True while ready
 replicas >= replicas - maxUnavailable, so also during a rolling update; Recreate: all). Parameters read
 from the pod template: see emulator/podtemplate.py. Ready replicas are written to the Prometheus file_sd
-file (labels namespace, pod, deployment) when ``sd_path`` is given.
+file (labels namespace, pod, deployment) when ``sd_path`` is given, after ``static_groups`` (other targets to
+scrape, e.g. the pool routers', emulator/router.py).
 
 Store callbacks only queue the Deployment's key; one worker thread does all the work.
 """
@@ -71,6 +72,7 @@ class Reconciler:
         self.store = store
         self.startup_delay_s, self.grace_s, self.time_scale = startup_delay_s, grace_s, time_scale
         self.sd_path = sd_path
+        self.static_groups: list[dict] = []
         self._clock = clock
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self._replicas: dict[str, _Replica] = {}  # by "namespace/pod"
@@ -349,8 +351,9 @@ class Reconciler:
         if not self.sd_path:
             return
         with self._lock:
-            groups = [sd_target(r.server.port, {"namespace": r.namespace, "pod": r.pod, "deployment": r.deployment})
-                      for r in sorted(self._replicas.values(), key=lambda r: (r.namespace, r.pod)) if r.ready]
+            groups = [*self.static_groups,
+                      *(sd_target(r.server.port, {"namespace": r.namespace, "pod": r.pod, "deployment": r.deployment})
+                        for r in sorted(self._replicas.values(), key=lambda r: (r.namespace, r.pod)) if r.ready)]
         if groups != self._sd_written:
             write_file_sd(self.sd_path, groups)
             self._sd_written = groups

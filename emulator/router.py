@@ -8,6 +8,13 @@ takes effect on the next request. A class goes to Deployment d with probability
 rpm[c][d] / sum rpm[c], then round-robin over d's ready replicas; without weights for the class (no
 annotation, class missing, all 0, or no ready replica where the weights point) it goes round-robin over every
 ready replica of the pool. A malformed annotation is ignored (the last good table is kept) and counted.
+
+Every routed request is counted per class in Prometheus, in the style of the Gateway API Inference Extension's
+endpoint picker (docs/contract.md s10): the counter ``inference_objective_request_total`` with the labels
+``objective`` (the class), ``priority`` (its request priority) and ``deployment`` (the Deployment of the
+replica picked), in the router's own registry, served at ``/metrics`` by ``serve()``; the local cluster adds
+the router to Prometheus' targets with the labels ``namespace`` and ``pool``, so per-class arrival rates are
+``sum by (objective) (rate(inference_objective_request_total{namespace=.., pool=..}[w]))``.
 """
 
 from __future__ import annotations
@@ -16,6 +23,9 @@ import itertools
 import random
 import threading
 from collections.abc import Callable, Sequence
+from wsgiref.simple_server import WSGIServer
+
+from prometheus_client import CollectorRegistry, Counter, start_http_server
 
 from services.core import routing
 from services.core.errors import InvalidInputError
@@ -25,13 +35,24 @@ ReadAnnotations = Callable[[], dict[str, str]]
 Endpoints = Callable[[str], Sequence[str]]
 
 
+REQUESTS_METRIC = "inference_objective_request"
+"""The per-class request counter (exposed as ``inference_objective_request_total``)."""
+
+
 class PoolRouter:
     """Routes requests of a pool's classes. ``deployments``: the pool's Deployments; ``endpoints(d)`` their
-    ready replicas' base URLs; ``read_annotations()`` their routing annotations."""
+    ready replicas' base URLs; ``read_annotations()`` their routing annotations; ``classes`` the pool's classes
+    in priority order (the priority counted for a class the routing table does not name: its position)."""
 
     def __init__(self, pool: str, deployments: Sequence[str], endpoints: Endpoints, read_annotations: ReadAnnotations,
-                 seed: int = 0) -> None:
+                 seed: int = 0, classes: Sequence[str] = ()) -> None:
         self.pool = pool
+        self.classes = list(classes)
+        self.registry = CollectorRegistry()
+        self.requests = Counter(REQUESTS_METRIC, "Requests routed, per service class (objective) and Deployment",
+                                ["objective", "priority", "deployment"], registry=self.registry)
+        self._server: WSGIServer | None = None
+        self.port = 0
         self.deployments = list(deployments)
         self._endpoints = endpoints
         self._read = read_annotations
@@ -78,12 +99,35 @@ class PoolRouter:
                             break
                     url = self._next(deployment, ready[deployment])
                     self.picks[service_class, deployment] = self.picks.get((service_class, deployment), 0) + 1
+                self._count(service_class, route.priority, deployment)
                 return url
-        everything = sorted(url for urls in ready.values() for url in urls)
+        everything = sorted((url, d) for d, urls in ready.items() for url in urls)
         if not everything:
             return None
         with self._lock:
-            return self._next("*", everything)
+            url = self._next("*", [u for u, _ in everything])
+        owner = dict(everything)[url]
+        self._count(service_class, route.priority if route is not None else self._position(service_class), owner)
+        return url
+
+    def _position(self, service_class: str) -> int | None:
+        return self.classes.index(service_class) if service_class in self.classes else None
+
+    def _count(self, service_class: str, priority: int | None, deployment: str) -> None:
+        self.requests.labels(service_class, "" if priority is None else str(priority), deployment).inc()
+
+    def serve(self, port: int = 0) -> int:
+        """Serve the router's metrics at ``http://127.0.0.1:PORT/metrics`` (a free port when 0); the port."""
+        self._server, _ = start_http_server(port, addr="127.0.0.1", registry=self.registry)
+        self.port = self._server.server_port
+        return self.port
+
+    def stop(self) -> None:
+        """Stop serving metrics."""
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
 
     def priority(self, service_class: str, default: int = 0) -> int:
         """The request priority of ``service_class`` in the current table (``default`` without one)."""

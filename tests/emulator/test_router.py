@@ -4,10 +4,15 @@ the routing weights annotated on them, with the class's priority, and new weight
 from __future__ import annotations
 
 import json
+import re
+import shutil
+import time
 from collections import Counter
 
 import pytest
+import requests
 
+from emulator.cluster import Cluster
 from emulator.loadshape import update_schedules
 from emulator.router import PoolRouter
 from services.core import routing
@@ -62,3 +67,63 @@ def test_update_schedules_hold_each_rate_until_the_next_update() -> None:
     assert (alan.duration_s, alan.rate_at(10), alan.rate_at(1800), noel.rate_at(2399)) == (2400, 10 / 60, 0.25, 0.35)
     with pytest.raises(ValueError, match="times"):
         update_schedules([{"time": 5, "request_rates": [1]}], 10)
+
+
+def _count(router: PoolRouter, objective: str, priority: str, deployment: str) -> float:
+    return router.registry.get_sample_value("inference_objective_request_total",
+                                            {"objective": objective, "priority": priority,
+                                             "deployment": deployment}) or 0.0
+
+
+def test_every_routed_request_is_counted_per_class_priority_and_deployment_and_served_to_prometheus() -> None:
+    ready = {"llama-a": ["http://a0"], "llama-b": ["http://b0"]}
+    holder = {"notes": {}}
+    router = PoolRouter("llama", sorted(ready), lambda d: ready[d], lambda: holder["notes"], seed=1,
+                        classes=["Alan", "Noel"])
+    for _ in range(4):  # no weights yet: round-robin, the priority is the class's position
+        router.pick("Noel")
+    assert _count(router, "Noel", "1", "llama-a") == _count(router, "Noel", "1", "llama-b") == 2
+    holder["notes"] = _notes(TABLE)
+    picks = Counter(router.pick("Alan") for _ in range(500))
+    assert _count(router, "Alan", "0", "llama-a") == picks["http://a0"] > 400
+    assert _count(router, "Alan", "0", "llama-b") == picks["http://b0"]
+    router.pick("Other")  # a class the table and the pool do not know: counted without a priority
+    assert sum(_count(router, "Other", "", d) for d in ready) == 1
+    port = router.serve()
+    try:
+        text = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+    finally:
+        router.stop()
+    assert re.search(r'^inference_objective_request_total\{deployment="llama-a",objective="Noel",priority="1"\} 2\.0$',
+                     text, flags=re.M)
+    assert "# TYPE inference_objective_request_total counter" in text
+    with pytest.raises(requests.ConnectionError):
+        requests.get(f"http://127.0.0.1:{port}/metrics", timeout=2)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("prometheus") is None, reason="the prometheus binary is not installed")
+def test_prometheus_scrapes_the_pool_routers_per_class_counters_with_namespace_and_pool() -> None:
+    perf = {"alpha": 2, "beta": 0.01, "gamma": 0.0001}
+    config = {
+        "startup_delay_s": 0.1, "scrape_interval_s": 0.5, "namespaces": ["llm"],
+        "deployments": [{"name": "llama-a", "namespace": "llm", "model": "llama", "replicas": 1, "perf": perf,
+                         "scheduling_policy": "priority"}],
+        "pools": [{"name": "llama", "namespace": "llm", "deployments": ["llama-a"], "classes": ["Alan", "Noel"]}],
+        "loads": [{"pool": "llama", "namespace": "llm", "class": name, "in_tokens": 8, "out_tokens": 2,
+                   "phases": [{"rate_rps": rate, "duration_s": 3}]} for name, rate in (("Alan", 4), ("Noel", 8))],
+    }
+    with Cluster(config) as cluster:
+        reports = cluster.start_load().wait()
+        sent = {name: reports[f"llm/llama/{name}"]["sent"] for name in ("Alan", "Noel")}
+        assert sent["Noel"] > sent["Alan"] > 5
+        query = 'sum by (objective, priority) (inference_objective_request_total{namespace="llm", pool="llama"})'
+        deadline = time.monotonic() + 20
+        seen: dict[tuple[str, str], float] = {}
+        while time.monotonic() < deadline:
+            seen = {(r["metric"]["objective"], r["metric"]["priority"]): float(r["value"][1])
+                    for r in cluster.prometheus.query(query)}
+            if seen == {("Alan", "0"): sent["Alan"], ("Noel", "1"): sent["Noel"]}:
+                break
+            time.sleep(0.5)
+        assert seen == {("Alan", "0"): sent["Alan"], ("Noel", "1"): sent["Noel"]}
