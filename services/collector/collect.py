@@ -104,10 +104,13 @@ class Collector:
         self._now_s = now_s
         self._memory: dict[tuple[str, str], deque[tuple[float, float]]] = {}
 
-    def collect(self, namespaces: Sequence[str] = (), *, window: str = "", forecast: bool = True) -> m.Collection:
+    def collect(self, namespaces: Sequence[str] = (), *, window: str = "", forecast: bool = True,
+                static: m.SystemData | None = None) -> m.Collection:
         """One collection of the managed servers in ``namespaces`` (empty = the watched ones, or all); ``window``
         overrides the metrics source's rate window ("" = its own; the fast path reads a short one), and
-        ``forecast`` False measures only, even with forecasting on.
+        ``forecast`` False measures only, even with forecasting on. ``static``: the static data (servers aside)
+        the caller read for this cycle (the controller, its one reader), used for the label checks, current costs
+        and the capacity fallback; None (a collection on its own): the data files in ``data_path`` are read.
 
         Raises UnavailableError when the Kubernetes API cannot list Deployments; metrics and capacity
         failures are warnings in the answer.
@@ -115,11 +118,12 @@ class Collector:
         chosen, warnings = choose_namespaces(namespaces, self._watch)
         if self._watch and namespaces and not chosen:
             return m.Collection(warnings=tuple(warnings))
-        static, static_warnings = read_static(self._data_path)
+        file_capacity = static.capacity if static is not None else None  # None: read it from data_path if needed
+        static, static_warnings = (static, []) if static is not None else read_static(self._data_path)
         deployments = self._kube.deployments(chosen)
         rates, metric_warnings = (self._metrics.read(deployments, window=window) if window
                                   else self._metrics.read(deployments))
-        cards, capacity_warnings = self._capacity(static, deployments)
+        cards, capacity_warnings = self._capacity(static, deployments, file_capacity)
         notes = [*warnings, *static_warnings, *metric_warnings, *capacity_warnings]
         collection = aggregate.collect(deployments, rates, self._metrics.source, static, notes, cards,
                                        self._max_replicas)
@@ -158,13 +162,18 @@ class Collector:
         if not kept or now - kept[-1][0] >= 0.9 * setup.step_s:
             kept.append((now, observed.measured_rate_rpm))
 
-    def _capacity(self, static: m.SystemData | None,
-                  deployments: Sequence[DeploymentFacts]) -> tuple[m.Capacity, list[str]]:
+    def _capacity(self, static: m.SystemData | None, deployments: Sequence[DeploymentFacts],
+                  file_capacity: m.Capacity | None) -> tuple[m.Capacity, list[str]]:
+        """Free cards from the Nodes when a node source is set and finds GPUs, else the capacity data file's:
+        ``file_capacity`` (the caller's static data), or, when None, read from ``data_path``."""
         if self._nodes is not None:
             managed = {(d.ref.namespace, p.name) for d in deployments for p in d.pods}
             cards, warnings = self._nodes.capacity(static, managed)
             if cards.counts:
                 return cards, warnings
-            from_file, file_warnings = capacity.capacity_from_file(self._data_path)
-            return from_file, [*warnings, "no GPUs found on Nodes; capacity from the data file", *file_warnings]
-        return capacity.capacity_from_file(self._data_path)
+            file_cards, file_warnings = self._from_file(file_capacity)
+            return file_cards, [*warnings, "no GPUs found on Nodes; capacity from the data file", *file_warnings]
+        return self._from_file(file_capacity)
+
+    def _from_file(self, file_capacity: m.Capacity | None) -> tuple[m.Capacity, list[str]]:
+        return (file_capacity, []) if file_capacity is not None else capacity.capacity_from_file(self._data_path)

@@ -36,8 +36,9 @@ class CollectorServicer(collector_pb2_grpc.CollectorServiceServicer):
                 window_seconds(request.window)
             except ValueError as err:
                 raise InvalidInputError(f"window: {err}") from None
+        static = convert.system_from_proto(request.static, "static") if request.HasField("static") else None
         collection = self._collector.collect(list(request.namespaces), window=request.window,
-                                             forecast=not request.no_forecast)
+                                             forecast=not request.no_forecast, static=static)
         # a warning may quote a URL with a password (INFERNO_PROMETHEUS_URL): never on the wire
         collection = replace(collection, warnings=tuple(redact(w) for w in collection.warnings))
         _log.info("collection_completed", servers=len(collection.managed), warnings=len(collection.warnings),

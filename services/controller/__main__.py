@@ -41,7 +41,7 @@ def start(config: Config) -> None:
     watcher = None
     if config.fast_path and config.control_period_s > 0:  # 0: cycles only on /invoke, none of its own
         window = f"{max(int(config.fast_path_window_s), 1)}s"
-        watcher = FastPathWatcher(loop, lambda: clients.collect(window=window, forecast=False).value,
+        watcher = FastPathWatcher(loop, lambda: clients.collect(loop.static, window, forecast=False).value,
                                   FastPathSettings(config.fast_path_waiting_per_replica,
                                                    config.fast_path_kv_cache_usage, config.fast_path_ratio,
                                                    config.fast_path_cooldown_s), config.fast_path_interval_s, window)

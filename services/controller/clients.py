@@ -78,11 +78,15 @@ class ServiceClients:
         except grpc.RpcError as err:
             raise classify(service, err) from err
 
-    def collect(self, window: str = "", forecast: bool = True) -> Reply[m.Collection]:
-        """Collector.Collect (rates over ``window``, "" = the collector's; ``forecast`` False: measure only) ->
-        the Collection, decoded once, and the answer. Raises ServiceCallError, or InvalidInputError when the
-        answer is malformed."""
-        request = collector_pb2.CollectRequest(namespaces=self._namespaces, window=window, no_forecast=not forecast)
+    def collect(self, static: m.SystemData | None = None, window: str = "", forecast: bool = True
+                ) -> Reply[m.Collection]:
+        """Collector.Collect with the ``static`` data the controller read (servers aside; None: the collector
+        reads its own data files), rates over ``window`` ("" = the collector's; ``forecast`` False: measure
+        only) -> the Collection, decoded once, and the answer. Raises ServiceCallError, or InvalidInputError when
+        the answer is malformed."""
+        request = collector_pb2.CollectRequest(
+            namespaces=self._namespaces, window=window, no_forecast=not forecast,
+            static=None if static is None else convert.system_to_proto(replace(static, servers=())))
         reply = self._call("collector", self._collector.Collect, request)
         return Reply(convert.collection_from_proto(reply), reply)
 

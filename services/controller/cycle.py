@@ -50,7 +50,7 @@ class Solved:
 class CycleClients(Protocol):
     """The three services as the cycle sees them; each method raises on failure (any exception)."""
 
-    def collect(self) -> Reply[m.Collection]: ...
+    def collect(self, static: m.SystemData, window: str = "") -> Reply[m.Collection]: ...
 
     def optimize(self, system: m.SystemData, collected: Reply[m.Collection]) -> Reply[Solved]: ...
 
@@ -152,6 +152,7 @@ def run_cycle(
     dry_run: bool = False,
     tuner: Tuner | None = None,
     checker: ModelChecker | None = None,
+    window: str = "",
 ) -> CycleRecord:
     """Run one cycle and return its record; never raises for a failing phase (the cycle is skipped).
 
@@ -159,7 +160,8 @@ def run_cycle(
     monotonic clock in seconds used only for phase timings. ``tuner``: the online perfParms tuner, fed the
     collected system; its adopted parameters (mode on) go to the optimizer (docs/model.md s12). ``checker``
     (kept by the caller across cycles) holds the model's predictions for the servers as they run against what
-    they show (modelcheck.py).
+    they show (modelcheck.py). The static data is read once, here, and passed to the collector (it reads no
+    data file then); ``window`` is the rate window it collects over ("" = its own; a fast-path cycle's is short).
     """
     timer = _Timer(now_s)
     start = now_s()
@@ -168,7 +170,7 @@ def run_cycle(
     checks: dict[str, ModelCheck] = {}
     try:
         static, capacity = timer.run("read_data", "reading the data files", load_static)
-        collected = timer.run("collect", "collector", clients.collect)
+        collected = timer.run("collect", "collector", lambda: clients.collect(static, window))
         collection = collected.value
         if not collection.managed:
             raise _Skip("collector found no managed servers")

@@ -41,19 +41,6 @@ def static_loader(data_path: str) -> Callable[[], tuple[m.SystemData, m.Capacity
     return load
 
 
-class _Windowed:
-    """The cycle's clients collecting over another rate window (a fast-path cycle reads the short one)."""
-
-    def __init__(self, clients: CycleClients, window: str) -> None:
-        self._clients, self._window = clients, window
-
-    def collect(self):  # noqa: ANN201 - as the wrapped clients' collect
-        return self._clients.collect(window=self._window)  # type: ignore[call-arg]
-
-    def __getattr__(self, name: str):  # noqa: ANN204 - optimize, actuate: the wrapped clients'
-        return getattr(self._clients, name)
-
-
 class ControlLoop:
     """Runs cycles one at a time; see the module docstring."""
 
@@ -71,6 +58,8 @@ class ControlLoop:
         self._log_error = ""
         self._checker = ModelChecker()
         self.last: CycleRecord | None = None
+        self.static: m.SystemData | None = None
+        """The static data the last cycle read (for the fast path's watch collections between cycles)."""
 
     def invoke(self, window: str = "", trigger: str = "") -> CycleRecord:
         """Run one cycle (waiting for a running one to finish first) and return its record; ``window`` ("" =
@@ -81,9 +70,8 @@ class ControlLoop:
             # every log line of the cycle, and every call it makes (gRPC metadata), carries the cycle id
             with structlog.contextvars.bound_contextvars(cycle_id=self._cycle_id):
                 started_at = datetime.datetime.now(datetime.UTC).isoformat(timespec="milliseconds")
-                clients = _Windowed(self._clients, window) if window else self._clients
-                record = run_cycle(self._cycle_id, started_at, self._load_static, clients, time.monotonic,
-                                   dry_run=self._dry_run, tuner=self._tuner, checker=self._checker)
+                record = run_cycle(self._cycle_id, started_at, self._read_static, self._clients, time.monotonic,
+                                   dry_run=self._dry_run, tuner=self._tuner, checker=self._checker, window=window)
                 self.last = record
                 self._metrics.observe(record)
                 self._append(record)
@@ -91,6 +79,11 @@ class ControlLoop:
                           total_ms=record.timings_ms.get("total"), servers=len(record.rows),
                           total_cost_per_hour=record.total_cost_per_hour, trigger=trigger or None)
         return record
+
+    def _read_static(self) -> tuple[m.SystemData, m.Capacity]:
+        static = self._load_static()
+        self.static = static[0]
+        return static
 
     def _append(self, record: CycleRecord) -> None:
         if not self._cycle_log_path:

@@ -60,7 +60,7 @@ class _SimClients:
         self.error: Exception | None = None
 
     @_loud
-    def collect(self) -> cycle.Reply[m.Collection]:
+    def collect(self, static: m.SystemData, window: str = "") -> cycle.Reply[m.Collection]:
         view, policy = self.view, self.policy
         live = tuple(p for p in view.pods if not p.terminating)
         facts = aggregate.DeploymentFacts(policy.ref, policy.labels, view.spec_replicas, view.ready_replicas,
@@ -68,7 +68,7 @@ class _SimClients:
         window_s = policy.fast_window_s if policy.fast_cycle else policy.window_s  # a fast-path cycle reads
         rates = view.prometheus.rates([p.name for p in live], view.now_s, window_s)  # the short window
         found = aggregate.collect([facts], {(policy.ref.namespace, policy.ref.name): rates}, m.LoadSource.PROMETHEUS,
-                                  policy.static)
+                                  static)
         if policy.forecast:
             found = replace(found, managed=tuple(policy.forecast_one(r, view) for r in found.managed))
         return cycle.Reply(found)

@@ -53,3 +53,20 @@ def test_malformed_capacity_file_is_a_warning(tmp_path):
     snapshot = Collector(FixedKube([]), FixedMetrics(), path).collect()
     assert snapshot.capacity.counts == {}
     assert any(w.startswith("capacity not read: capacity-data.json") for w in snapshot.warnings)
+
+
+def test_static_data_given_by_the_caller_is_used_and_no_data_file_is_read(tmp_path):
+    """The controller reads the static data once per cycle and passes it (CollectRequest.static): labels are
+    checked, costs and the capacity fallback taken from it; the collector's own data path is not read."""
+    static = m.SystemData(accelerators=(m.Accelerator("H100", "H100", cost_per_hour=90.0),),
+                          models=(m.ModelPerf("llama", "H100", 1, 64, 512, m.PerfParms(10, 0.1, 0.01)),),
+                          service_classes=(m.ServiceClass("Premium", 1),), capacity=m.Capacity({"H100": 2}))
+    labels = {**deployment().labels, "inferno.server.class": "Gold", "inferno.server.allocation.accelerator": "H100"}
+    absent = str(tmp_path / "absent")
+    snapshot = Collector(FixedKube([deployment(labels=labels)]), FixedMetrics(), absent).collect(static=static)
+    assert not any(w.startswith("static data not read") for w in snapshot.warnings)
+    assert any("names a service class the data does not know" in w for w in snapshot.warnings)
+    assert snapshot.servers[0].current.cost_per_hour == 90.0
+    assert dict(snapshot.capacity.counts) == {"H100": 2}
+    nodes = Collector(FixedKube([]), FixedMetrics(), absent, nodes=FixedNodes({})).collect(static=static)
+    assert dict(nodes.capacity.counts) == {"H100": 2}

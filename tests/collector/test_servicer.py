@@ -9,6 +9,7 @@ from proto import collector_pb2, collector_pb2_grpc
 from services.collector.aggregate import PodRates
 from services.collector.collect import Collector, choose_namespaces
 from services.collector.servicer import SERVICE_NAME, CollectorServicer, register
+from services.core import model as m
 from services.core.errors import UnavailableError
 from services.runtime import convert
 from services.runtime.grpcserve import build_server
@@ -51,6 +52,14 @@ def test_collect_answers_servers_refs_warnings_and_capacity(serve):
     assert list(reply.warnings) == ["a source warning",
                                     "Deployment llm/nameless: skipped: label inferno.server.name is missing or empty"]
     assert dict(convert.capacity_from_proto(reply.capacity).counts) == {"A100": 6}
+
+
+def test_static_data_in_the_request_is_used_instead_of_the_data_files(serve):
+    stub = serve(FixedKube([deployment()]), FixedMetrics())
+    static = m.SystemData(accelerators=(m.Accelerator("A100", "A100", cost_per_hour=40.0),),
+                          capacity=m.Capacity({"A100": 1, "L4": 3}))
+    reply = stub.Collect(collector_pb2.CollectRequest(static=convert.system_to_proto(static)), timeout=10)
+    assert dict(convert.capacity_from_proto(reply.capacity).counts) == {"A100": 1, "L4": 3}
 
 
 def test_kubernetes_api_failure_answers_unavailable(serve):

@@ -33,6 +33,7 @@ class FakeClients:
     calls: list[str] = field(default_factory=list)
     systems: list[m.SystemData] = field(default_factory=list)
     notices: list[list[m.Notice]] = field(default_factory=list)
+    collected_with: list[tuple[m.SystemData, str]] = field(default_factory=list)
     active: int = 0
     overlaps: int = 0
     _guard: threading.Lock = field(default_factory=threading.Lock)
@@ -42,8 +43,9 @@ class FakeClients:
         if name in self.fail:
             raise self.fail[name]
 
-    def collect(self) -> Reply[m.Collection]:
+    def collect(self, static: m.SystemData, window: str = "") -> Reply[m.Collection]:
         self._enter("collect")
+        self.collected_with.append((static, window))
         return Reply(self.collection)
 
     def optimize(self, system: m.SystemData, collected: Reply[m.Collection]) -> Reply[Solved]:

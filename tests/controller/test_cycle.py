@@ -35,6 +35,12 @@ def test_working_cycle_collects_optimizes_actuates_and_reports_the_table() -> No
     assert record.total_cost_per_hour == 69.0
 
 
+def test_the_static_data_read_by_the_cycle_goes_to_the_collector_with_the_window() -> None:
+    clients = FakeClients()
+    run_cycle(1, "t", static, clients, clock(), window="30s")
+    assert clients.collected_with == [(STATIC, "30s")]
+
+
 def test_optimizer_sees_static_data_collected_servers_and_file_capacity() -> None:
     clients = FakeClients()
     run_cycle(1, "t", static, clients, clock())
