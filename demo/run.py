@@ -9,6 +9,10 @@ Timeline (seconds from the start of the load, defaults of harness.scenario.Scena
   then      the new replica starts (start-up delay), the queue drains
   +window   cycle 3: the observed latency (collector and client side) is back within the SLO -> no change
 Then a client-side table of latency by phase. Exit status 0 when the loop behaved as above, 1 otherwise.
+
+The stepped server's class also states P90 targets (harness/scenario.py): cycle 2 sizes it on its P90 TTFT
+(the prediction is in the cycle table's percentile column), the actuator applies those replicas, and cycle 3
+and the client-side table show the P90s observed (the collector's from vLLM's histograms) beside the targets.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from demo.report import cycle_text, phases_text
 from emulator.prometheus import prometheus_binary
 from harness.scenario import Scenario, slo
 from harness.stack import Stack
+from services.controller.report import number
 
 Print = Callable[[str], None]
 
@@ -48,6 +53,18 @@ def _rows(record: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 def _within(value: Any, limit: Any) -> bool:
     return value is not None and (not limit or float(value) <= float(limit))
+
+
+def _p90(row: dict[str, Any], kind: str) -> str:
+    """'TTFT 420/1,000 ms, ITL 24/80 ms' of a cycle row's ``kind`` ("predicted" or "observed") P90s."""
+    return ", ".join(f"{metric.upper()} {number(row.get(f'{kind}_{metric}_ms_p90'))}/"
+                     f"{number(row.get(f'slo_{metric}_ms_p90'))} ms" for metric in ("ttft", "itl"))
+
+
+def _p90_within(row: dict[str, Any], kind: str) -> bool:
+    """True when the row states P90 targets and its ``kind`` P90s are known and within them."""
+    targets = [(row.get(f"{kind}_{m}_ms_p90"), row.get(f"slo_{m}_ms_p90")) for m in ("ttft", "itl")]
+    return any(slo for _, slo in targets) and all(_within(value, slo) for value, slo in targets if slo)
 
 
 class DemoRun:
@@ -111,6 +128,12 @@ class DemoRun:
         self.check("cycle 2's predicted ITL and TTFT meet every SLO",
                    all(_within(r.get("predicted_itl_ms"), r.get("slo_itl_ms"))
                        and _within(r.get("predicted_ttft_ms"), r.get("slo_ttft_ms")) for r in rows.values()))
+        for server in self._p90_servers():
+            row = rows.get(server.name, {})
+            self.check(f"cycle 2 sized {server.name} on its P90 targets (predicted P90 {_p90(row, 'predicted')}; "
+                       f"mean TTFT {number(row.get('predicted_ttft_ms'))} ms) and its Deployment runs the "
+                       f"{number(row.get('replicas'))} replicas decided",
+                       _p90_within(row, "predicted") and after[server.name] == row.get("replicas"))
 
         deployment = sc.server(stepped).deployment
         ready = stack.cluster.reconciler.wait_ready("llm", deployment, after[stepped], timeout_s=60.0)
@@ -125,6 +148,10 @@ class DemoRun:
         self.check(f"{stepped}'s observed ITL and TTFT (collector, last {sc.window_s} s) are within the SLO",
                    _within(row.get("observed_itl_ms"), row.get("slo_itl_ms"))
                    and _within(row.get("observed_ttft_ms"), row.get("slo_ttft_ms")))
+        for server in self._p90_servers():
+            row = _rows(third).get(server.name, {})
+            self.check(f"{server.name}'s observed P90s (collector, vLLM's histograms over the last {sc.window_s} s) "
+                       f"are within its P90 targets ({_p90(row, 'observed')})", _p90_within(row, "observed"))
 
         self.result.phases = [
             ("base", self.load.window_reports(5.0, sc.step_at_s)),
@@ -132,12 +159,13 @@ class DemoRun:
             ("scaling, queue draining", self.load.window_reports(t_second, t_drained)),
             ("after scale-up", self.load.window_reports(t_drained, t_third - 3.0)),
         ]
-        slos = {}
+        slos, p90_slos = {}, {}
         for server in sc.servers:
             target = slo(stack.system, server)
             slos[f"llm/{server.deployment}"] = (target.slo_itl_ms, target.slo_ttft_ms)
+            p90_slos[f"llm/{server.deployment}"] = (target.slo_itl_p90_ms, target.slo_ttft_p90_ms)
         self.out("\nclient-side latency by phase (ms; '!' marks a miss of the SLO):")
-        self.out(phases_text(self.result.phases, slos) + "\n")
+        self.out(phases_text(self.result.phases, slos, p90_slos) + "\n")
         recovered = self.result.phases[-1][1][f"llm/{deployment}"]
         itl, ttft = slos[f"llm/{deployment}"]
         mean_itl, mean_ttft = recovered["itl_ms"]["mean"], recovered["ttft_ms"]["mean"]
@@ -145,7 +173,17 @@ class DemoRun:
                    f"({mean_itl:.0f}/{itl:.0f} ms, {mean_ttft:.0f}/{ttft:.0f} ms)",
                    recovered["completed"] > 0 and recovered["itl_ms"]["mean"] <= itl
                    and recovered["ttft_ms"]["mean"] <= ttft)
+        for server in self._p90_servers():
+            client = self.result.phases[-1][1][f"llm/{server.deployment}"]
+            p90 = client["ttft_ms"]["p90"]
+            self.check(f"{server.name}'s client-side P90 TTFT after scale-up is within its P90 target "
+                       f"({p90:.0f}/{server.ttft_p90_ms:.0f} ms)",
+                       client["completed"] > 0 and (not server.ttft_p90_ms or p90 <= server.ttft_p90_ms))
         return self.result
+
+    def _p90_servers(self) -> list:
+        """The servers whose class states P90 targets (harness.scenario.DemoServer.ttft_p90_ms/itl_p90_ms)."""
+        return [s for s in self.scenario.servers if s.ttft_p90_ms > 0 or s.itl_p90_ms > 0]
 
     def _wait_drained(self, name: str, timeout_s: float) -> float:
         """Wait until no request of ``name`` has been waiting for 3 s in a row; the time it started."""

@@ -10,6 +10,14 @@ can emulate every token (see emulator/examples/small3.yaml for the sizing).
 The load: every server gets its base rate from the start; at ``step_at_s`` the stepped server's rate is
 multiplied by ``step_factor`` and stays there. With the defaults, Premium-llama_13b goes from 1.5 to 4.5
 req/s, beyond what one replica can carry (about 3.1 req/s at batch 4).
+
+Percentile targets: the demo's Premium class states, for llama_13b, a P90 TTFT of 1,000 ms and a P90 ITL of 80
+ms beside the sample's means (``DemoServer.ttft_p90_ms``/``itl_p90_ms``; the data files the stack writes carry
+them as ``slo-ttft-p90``/``slo-itl-p90``). At the stepped rate the P90 TTFT is the target that binds: on two
+replicas at 244 req/min (what the collector measures after the scale-up) the means alone would let the
+optimizer run batch 3, predicting a mean TTFT of 0.7 s but a P90 of 2 s; the P90 target makes it batch 4
+(P90 0.5 s), and from about 290 req/min three replicas where the means still take two
+(tests/optimizer/test_demo_percentiles.py).
 """
 
 from __future__ import annotations
@@ -31,13 +39,16 @@ NAMESPACE = "llm"
 
 @dataclass(frozen=True, slots=True)
 class DemoServer:
-    """One emulated server: sample-set names, batch limit and base load (req/s)."""
+    """One emulated server: sample-set names, batch limit, base load (req/s) and the P90 targets (ms, 0 =
+    none) the demo adds to its class's target for its model (see the module docstring)."""
 
     name: str
     service_class: str
     model: str
     max_batch: int
     base_rps: float
+    ttft_p90_ms: float = 0.0
+    itl_p90_ms: float = 0.0
 
     @property
     def deployment(self) -> str:
@@ -46,7 +57,7 @@ class DemoServer:
 
 
 SERVERS = (
-    DemoServer("Premium-llama_13b", "Premium", "llama_13b", 4, 1.5),
+    DemoServer("Premium-llama_13b", "Premium", "llama_13b", 4, 1.5, ttft_p90_ms=1000.0, itl_p90_ms=80.0),
     DemoServer("Bronze-granite_13b", "Bronze", "granite_13b", 2, 0.5),
     DemoServer("Free-granite_34b", "Free", "granite_34b", 4, 0.8),
 )
@@ -85,12 +96,20 @@ class Scenario:
 
 def static_system(scenario: Scenario) -> m.SystemData:
     """The optimizer's static data: the small sample set without its servers, capacity = the demo's G2 cards,
-    and the demo servers' batch limits on G2 scaled to the emulator's (see ``batch_at_tokens``)."""
+    the demo servers' batch limits on G2 scaled to the emulator's (see ``batch_at_tokens``) and their P90
+    targets added to their classes' targets (KeyError when the sample class has no target for the model)."""
     system = datafiles.load_system_dir(SAMPLES, strict=True).system
     limits = {s.model: s.max_batch for s in scenario.servers}
     models = tuple(replace(p, max_batch_size=limits[p.model], at_tokens=scenario.batch_at_tokens)
                    if p.accelerator == ACCELERATOR and p.model in limits else p for p in system.models)
-    return replace(system, models=models, servers=(), capacity=m.Capacity({ACCELERATOR: scenario.g2_cards}))
+    classes = system.service_classes
+    for server in scenario.servers:
+        if server.ttft_p90_ms > 0 or server.itl_p90_ms > 0:
+            target = replace(slo(system, server), slo_ttft_p90_ms=server.ttft_p90_ms, slo_itl_p90_ms=server.itl_p90_ms)
+            classes = tuple(replace(c, targets=tuple(target if t.model == server.model else t for t in c.targets))
+                            if c.name == server.service_class else c for c in classes)
+    return replace(system, models=models, service_classes=classes, servers=(),
+                   capacity=m.Capacity({ACCELERATOR: scenario.g2_cards}))
 
 
 def write_static_data(scenario: Scenario, path: str) -> str:
