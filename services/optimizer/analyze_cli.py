@@ -29,7 +29,7 @@ from services.core.model import (
     ServiceModel,
     SystemData,
 )
-from services.optimizer.batchsearch import BatchProblem, fewest_replica_batches, optimal_concurrency
+from services.optimizer.batchsearch import BatchProblem, bound_targets, fewest_replica_batches, optimal_concurrency
 from services.optimizer.percentiles import predict_percentiles
 from services.optimizer.queueing import ChainBatch, PointAnalysis, analyze_point
 from services.optimizer.servicetime import ReplicaModel, default_queue, replica_model_for
@@ -240,7 +240,7 @@ def analysis(args: argparse.Namespace, warnings: list[str]) -> dict[str, Any]:
     fewest = None
     if total > 0 and needed is not None and not args.batch:
         [fewest] = fewest_replica_batches([BatchProblem(model, targets, total, 0, args.queue_size is not None)])
-    concurrency = optimal_concurrency(model, targets) if targets.itl_ms > 0 or targets.ttft_ms > 0 else None
+    concurrency = optimal_concurrency(model, targets) if any(bound_targets(targets)) else None
     return {
         "server": setup.label, "service_model": model.service_model.value, "batch": model.max_batch,
         "queue": model.max_queue, "batch_bound": setup.bound,

@@ -150,7 +150,9 @@ def optimal_concurrency(model: ReplicaModel, targets: Targets, ceiling: int = ON
     shape and queue (its batch is ignored).
 
     The closed-form bounds (largest N whose single-iteration ITL, alpha + N delta, and prefill P(N) stay within
-    the targets) bracket the search from below; it bisects to the exact onset, counting sizings.
+    the targets) bracket the search from below; it bisects to the exact onset, counting sizings. Percentile
+    targets count like means in both: Theta*(N) is sized on them (size_replicas), and the bounds take the
+    tightest ITL and TTFT target, mean or percentile (bound_targets).
     """
     seen: dict[int, float] = {}
 
@@ -161,24 +163,46 @@ def optimal_concurrency(model: ReplicaModel, targets: Targets, ceiling: int = ON
             seen[n] = value if math.isfinite(value) else 0.0
         return seen[n]
 
-    itl_bound = _largest_within(lambda n: _iteration_ms(model, n), targets.itl_ms, ceiling)
+    itl_target, ttft_target = bound_targets(targets)
+    itl_bound = _largest_within(lambda n: _iteration_ms(model, n), itl_target, ceiling)
     prefill_bound = _largest_within(lambda n: prefill_ms(replace(model, max_batch=ceiling), n.astype(float)),
-                                    targets.ttft_ms, ceiling)
+                                    ttft_target, ceiling)
     peak = throughput(ceiling)
     if peak <= 0:
         return Concurrency(0, 0.0, 0.0, itl_bound, prefill_bound, len(seen))
     threshold = (1 - epsilon / 2) * peak
     lo = max(1, min(itl_bound, prefill_bound))
     hi = min(ceiling, max(3 * min(itl_bound, prefill_bound), lo + 1))
+    floor = lo
     if throughput(hi) < threshold:
         lo, hi = hi + 1, ceiling
+    hi = _least_reaching(throughput, threshold, lo, hi)
+    if hi == floor > 1:  # the onset is at the bounds' bracket: it may lie below (no target binds there)
+        hi = _least_reaching(throughput, threshold, 1, floor)
+    return Concurrency(hi, throughput(hi), peak, itl_bound, prefill_bound, len(seen))
+
+
+def _least_reaching(throughput: Callable[[int], float], threshold: float, lo: int, hi: int) -> int:
+    """The least n in [lo, hi] with throughput(n) >= threshold, by bisection (throughput(hi) must reach it)."""
     while lo < hi:
         mid = (lo + hi) // 2
         if throughput(mid) >= threshold:
             hi = mid
         else:
             lo = mid + 1
-    return Concurrency(hi, throughput(hi), peak, itl_bound, prefill_bound, len(seen))
+    return hi
+
+
+def bound_targets(targets: Targets) -> tuple[float, float]:
+    """The (ITL, TTFT) targets, ms, that optimal_concurrency's closed-form bounds use: the tightest of the mean
+    and the percentile targets of each (0 when none is set). A percentile, like the mean, is at most the
+    longest gap of a full batch (one iteration, alpha + N delta) and at least the prefill, so below a bound
+    neither kind of target can bind on that term; the tightest target gives the bound that holds for all."""
+    def tightest(metric: str, mean: float) -> float:
+        values = [v for v in (mean, *(value for m, _, value in targets.percentiles if m == metric)) if v > 0]
+        return min(values, default=0.0)
+
+    return tightest("itl", targets.itl_ms), tightest("ttft", targets.ttft_ms)
 
 
 def _iteration_ms(model: ReplicaModel, batch: np.ndarray) -> np.ndarray:

@@ -9,7 +9,14 @@ from dataclasses import replace
 import pytest
 
 from services.core.model import PerfParms, ServiceModel, SolverKind
-from services.optimizer.batchsearch import BatchProblem, fewest_replica_batches, optimal_concurrency
+from services.optimizer.batchsearch import (
+    ONSET_EPSILON,
+    ONSET_MAX_BATCH,
+    BatchProblem,
+    bound_targets,
+    fewest_replica_batches,
+    optimal_concurrency,
+)
 from services.optimizer.candidates import build_candidates
 from services.optimizer.queueing import ChainBatch
 from services.optimizer.servicetime import ReplicaModel
@@ -80,3 +87,46 @@ def test_the_searched_batch_goes_to_the_allocation_and_meets_the_slos() -> None:
     alloc = solve(system, SolverDefaults(SolverKind.EXACT)).solution.allocations["a"]
     assert alloc.max_batch < 38 and alloc.max_queue == 10 * alloc.max_batch
     assert alloc.itl_ms <= 80.0 * (1 + 1e-6) and alloc.ttft_ms <= 2000.0 * (1 + 1e-6)
+
+
+def _onset_by_brute_force(model: ReplicaModel, targets: Targets) -> int:
+    """The least N in 1..256 whose sized throughput is within epsilon / 2 of the throughput at 256, every N sized."""
+    chains = ChainBatch.build([replace(model, max_batch=n) for n in range(1, ONSET_MAX_BATCH + 1)])
+    capacity = size_replicas(chains, [targets] * ONSET_MAX_BATCH).capacity_per_ms
+    capacity = [c if math.isfinite(c) else 0.0 for c in capacity]
+    return next(n for n, c in enumerate(capacity, 1) if c >= (1 - ONSET_EPSILON / 2) * capacity[-1])
+
+
+QA_MODEL = ReplicaModel(PerfParms(12.0, 0.05, 0.0005), 128, 512, 256, 128, ServiceModel.V07)
+
+
+@pytest.mark.parametrize("targets", [
+    Targets(percentiles=(("itl", 90.0, 20.0), ("ttft", 90.0, 60.0))),  # percentiles only: was the ceiling, 256
+    Targets(percentiles=(("ttft", 99.0, 200.0),)),  # no ITL target: the bounds bracket nothing from below
+    Targets(ttft_ms=200.0),
+], ids=["p90-itl-ttft", "p99-ttft", "mean-ttft"])
+def test_optimal_concurrency_is_the_onset_every_batch_size_would_give(targets: Targets) -> None:
+    found = optimal_concurrency(QA_MODEL, targets)
+    assert found.batch == _onset_by_brute_force(QA_MODEL, targets)
+    assert found.evaluations <= 12
+
+
+def test_optimal_concurrency_bounds_take_the_tightest_target_and_a_tighter_percentile_never_raises_them() -> None:
+    p90 = optimal_concurrency(QA_MODEL, Targets(percentiles=(("itl", 90.0, 20.0), ("ttft", 90.0, 60.0))))
+    assert (p90.itl_bound, p90.prefill_bound) == (31, 164)  # as the same figures stated as means
+    assert bound_targets(Targets(itl_ms=25.0, ttft_ms=50.0, percentiles=(("itl", 99.0, 20.0), ("ttft", 50.0, 80.0)))
+                         ) == (20.0, 50.0)
+    previous = None
+    for q in (50.0, 90.0, 95.0, 99.0):  # same figures, higher percentile = tighter targets
+        found = optimal_concurrency(QA_MODEL, Targets(percentiles=(("itl", q, 20.0), ("ttft", q, 60.0))))
+        assert found.batch > 0
+        if previous is not None:
+            assert found.peak_per_ms <= previous.peak_per_ms * (1 + 1e-9)
+            assert found.throughput_per_ms <= previous.throughput_per_ms * (1 + 1e-9)
+            assert found.batch <= previous.batch  # the ITL percentile caps the batch sooner
+        previous = found
+    previous = None
+    for value in (40.0, 30.0, 20.0, 15.0):  # same percentile, smaller figure = tighter: bounds never rise
+        found = optimal_concurrency(QA_MODEL, Targets(percentiles=(("itl", 90.0, value), ("ttft", 90.0, value * 3))))
+        assert found.itl_bound <= (previous.itl_bound if previous else ONSET_MAX_BATCH)
+        previous = found

@@ -88,6 +88,9 @@ def test_analyze_json_has_percentiles_beside_the_means(capsys: pytest.CaptureFix
     assert result["at_sized_rate"]["ttft_ms_p90"] == pytest.approx(500, rel=1e-4)
     assert result["rate_meeting_ttft_p90_rpm"] == pytest.approx(result["sized_rate_rpm"])
     assert result["point"]["ttft_ms_p90"] > 500  # 120 req/min is more than one replica meeting P90 500 ms takes
+    concurrency = result["optimal_concurrency"]  # sized on the percentile alone (it was left out without means)
+    assert concurrency is not None and 1 <= concurrency["batch"] <= 256
+    assert concurrency["throughput_rpm"] >= (1 - 0.01) * concurrency["peak_rpm"]
 
 
 def test_analyze_prints_percentiles_and_rejects_a_negative_percentile_target(capsys) -> None:
