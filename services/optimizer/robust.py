@@ -1,6 +1,6 @@
 """Gamma-robust sizing (docs/model.md s10.2): candidates sized so that every server keeps its SLOs when its
 replicas run at their worst-case perfParms (budgeted uncertainty, Bertsimas-Sim), the robust capacity row of
-the exact model, and each server's worst-case ITL / TTFT.
+the exact model, and each server's worst-case ITL / TTFT (means, and the percentiles its class targets).
 
 Per candidate k of server s (n_k replicas of one accelerator): rbar_k the most a replica takes within the SLOs
 at the nominal perfParms, rwc_k the same at the worst case (alpha, beta, gamma each x (1 + deviation)), rhat_k
@@ -20,12 +20,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
 from services.core.model import Allocation, Robustness, SystemData
 from services.optimizer.candidates import MS_PER_MINUTE, Candidate, CandidateSet, transition_value
+from services.optimizer.percentiles import percentile_per_row
 from services.optimizer.queueing import ChainBatch, chain_metrics, latency_ms
 from services.optimizer.servicetime import ReplicaModel
 from services.optimizer.sizing import Targets, size_replicas
@@ -55,7 +56,8 @@ class RobustSet:
     are in its ``unallocated``); ``rates`` per (server, accelerator, batch, queue), whatever the replicas;
     ``demand`` per server in row units; ``gamma_steps`` =
     round(Gamma x GAMMA_STEPS); ``worst_chains`` / ``worst_rows`` the worst-case replica models by (server,
-    accelerator, batch, queue); ``nominal_replicas`` per (server, accelerator): replicas at the nominal sizing.
+    accelerator, batch, queue); ``nominal_replicas`` per (server, accelerator): replicas at the nominal sizing;
+    ``percentile_targets`` per server its class's percentile targets (metric, percentile, ms), for the report.
     """
 
     candidates: CandidateSet
@@ -66,6 +68,7 @@ class RobustSet:
     worst_rows: Mapping[tuple[str, str, int, int], int]
     nominal_replicas: Mapping[tuple[str, str], int]
     rate_per_ms: Mapping[str, float]
+    percentile_targets: Mapping[str, tuple[tuple[str, int, float], ...]] = field(default_factory=dict)
 
 
 def robust_replicas(rate: RobustRate, demand: int, gamma_steps: int, at_least: int) -> int | None:
@@ -151,7 +154,19 @@ def robust_candidates(system: SystemData, cs: CandidateSet) -> RobustSet:
     worst_rows = {key: len(nominal) + i for key, i in index.items()}
     rs_cs = CandidateSet(options, {n: cs.priorities[n] for n in options}, unallocated, cs.chains, cs.servers)
     rate_per_ms = {name: cands[0].rate_per_ms for name, cands in cs.options.items()}
-    return RobustSet(rs_cs, rates, demand, gamma_steps, worst_chains, worst_rows, nominal_replicas, rate_per_ms)
+    return RobustSet(rs_cs, rates, demand, gamma_steps, worst_chains, worst_rows, nominal_replicas, rate_per_ms,
+                     _percentile_targets(system, cs))
+
+
+def _percentile_targets(system: SystemData, cs: CandidateSet) -> dict[str, tuple[tuple[str, int, float], ...]]:
+    """Per server of ``cs`` with percentile targets in its class: (metric, percentile, ms) each."""
+    found = {}
+    for name, server in cs.servers.items():
+        svc = system.service_class(server.service_class)
+        target = svc.target_for(server.model) if svc is not None else None
+        if target is not None and target.percentile_targets():
+            found[name] = target.percentile_targets()
+    return found
 
 
 def _key(cand: Candidate) -> tuple[str, str, int, int]:
@@ -175,15 +190,19 @@ def _resized(cs: CandidateSet, cand: Candidate, replicas: int) -> Candidate:
 @dataclass(frozen=True, slots=True)
 class WorstCase:
     """A server's latency at its allocation if its replicas run at their worst-case perfParms (ms; inf when the
-    replica is unstable there), and the replicas the nominal sizing would have given it on that accelerator."""
+    replica is unstable there), and the replicas the nominal sizing would have given it on that accelerator;
+    ``percentiles`` the worst-case figure of each percentile its class targets, keyed as Allocation's fields
+    (``ttft_ms_p90``; docs/model.md s3.2), empty for a class with mean targets only."""
 
     itl_ms: float
     ttft_ms: float
     nominal_replicas: int
+    percentiles: Mapping[str, float] = field(default_factory=dict)
 
 
 def worst_case(rs: RobustSet, allocations: Mapping[str, Allocation]) -> dict[str, WorstCase]:
-    """Worst-case ITL / TTFT of every loaded allocation (docs/model.md s10.2), at its per-replica load."""
+    """Worst-case ITL / TTFT of every loaded allocation (docs/model.md s10.2), at its per-replica load, and of
+    the percentiles its class targets."""
     keys, rates = [], []
     for name, alloc in allocations.items():
         key = (name, alloc.accelerator, alloc.max_batch, alloc.max_queue)
@@ -197,7 +216,18 @@ def worst_case(rs: RobustSet, allocations: Mapping[str, Allocation]) -> dict[str
     rows = np.array([rs.worst_rows[key] for _, key in keys])
     metrics = chain_metrics(rs.worst_chains, np.array(rates), rows)  # type: ignore[arg-type]
     itl, ttft = latency_ms(rs.worst_chains, metrics, rows)  # type: ignore[arg-type]
-    return {name: WorstCase(float(itl[k]), float(ttft[k]), rs.nominal_replicas.get((name, key[1]), 0))
+    percentiles: dict[str, dict[str, float]] = {}
+    entries = [(k, metric, q, value) for k, (name, _) in enumerate(keys)
+               for metric, q, value in rs.percentile_targets.get(name, ())]
+    if entries:
+        ks = np.array([k for k, *_ in entries])
+        got = percentile_per_row(rs.worst_chains, rows[ks], np.array(rates)[ks],  # type: ignore[arg-type]
+                                 np.array([metric == "itl" for _, metric, _, _ in entries]),
+                                 np.array([q for _, _, q, _ in entries], dtype=float))
+        for (k, metric, q, _), value in zip(entries, got, strict=True):
+            percentiles.setdefault(keys[k][0], {})[f"{metric}_ms_p{q}"] = float(value)
+    return {name: WorstCase(float(itl[k]), float(ttft[k]), rs.nominal_replicas.get((name, key[1]), 0),
+                            percentiles.get(name, {}))
             for k, (name, key) in enumerate(keys)}
 
 
@@ -256,18 +286,21 @@ class RobustReport:
                 "nominal_cost_per_hour": self.nominal_cost_per_hour, "price_per_hour": self.price_per_hour,
                 "price_fraction": self.price_fraction, "allocated": self.allocated,
                 "nominal_allocated": self.nominal_allocated,
-                "worst": {name: {"itl_ms": w.itl_ms, "ttft_ms": w.ttft_ms, "nominal_replicas": w.nominal_replicas}
+                "worst": {name: {"itl_ms": w.itl_ms, "ttft_ms": w.ttft_ms, "nominal_replicas": w.nominal_replicas,
+                                 **dict(sorted(w.percentiles.items()))}
                           for name, w in sorted(self.worst.items())}}
 
 
 def report_text(report: RobustReport, system: SystemData, allocations: Mapping[str, Allocation]) -> str:
     """The report as lines under the solution table: price of robustness, then per server replicas (nominal
-    sizing's), worst-case ITL and TTFT against the SLOs ("!" marks a target missed)."""
+    sizing's), worst-case ITL and TTFT against the SLOs and, for a class with percentile targets, each
+    worst-case percentile against its target ("!" marks a target missed)."""
     r = report
     lines = [f"robustness: Gamma {r.gamma:g}: cost per hour {r.cost_per_hour:.2f} vs {r.nominal_cost_per_hour:.2f} "
              f"at Gamma 0, price of robustness {r.price_per_hour:+.2f} ({r.price_fraction:+.1%}); servers allocated in "
              f"full {r.allocated} vs {r.nominal_allocated}",
-             f"  {'server':<24} {'replicas (nominal)':>18}  {'worst ITL ms (SLO)':>20}  {'worst TTFT ms (SLO)':>21}"]
+             f"  {'server':<24} {'replicas (nominal)':>18}  {'worst ITL ms (SLO)':>20}  {'worst TTFT ms (SLO)':>21}"
+             + ("  worst percentiles ms (SLO)" if any(w.percentiles for w in r.worst.values()) else "")]
     servers = {s.name: s for s in system.servers}
     for name, worst in sorted(r.worst.items()):
         server = servers[name]
@@ -275,8 +308,11 @@ def report_text(report: RobustReport, system: SystemData, allocations: Mapping[s
         target = svc.target_for(server.model) if svc is not None else None
         itl_slo = target.slo_itl_ms if target is not None else 0.0
         ttft_slo = target.slo_ttft_ms if target is not None else 0.0
+        percentiles = "".join(f"  {metric.upper()} P{q} {_vs(worst.percentiles[f'{metric}_ms_p{q}'], value)}".rstrip()
+                              for metric, q, value in (target.percentile_targets() if target is not None else ())
+                              if f"{metric}_ms_p{q}" in worst.percentiles)
         lines.append(f"  {name:<24} {allocations[name].num_replicas:>10} ({worst.nominal_replicas:>5})  "
-                     f"{_vs(worst.itl_ms, itl_slo):>20}  {_vs(worst.ttft_ms, ttft_slo):>21}")
+                     f"{_vs(worst.itl_ms, itl_slo):>20}  {_vs(worst.ttft_ms, ttft_slo):>21}{percentiles}")
     return "\n".join(lines) + "\n"
 
 

@@ -55,7 +55,7 @@ class OptimizerServicer(optimizer_pb2_grpc.OptimizerServiceServicer):
             r = result.robust
             robust = convert.robust_report_to_proto(
                 r.gamma, r.cost_per_hour, r.nominal_cost_per_hour, r.allocated, r.nominal_allocated,
-                {name: (w.itl_ms, w.ttft_ms, w.nominal_replicas) for name, w in r.worst.items()})
+                {name: (w.itl_ms, w.ttft_ms, w.nominal_replicas, dict(w.percentiles)) for name, w in r.worst.items()})
         reply = convert.solution_to_proto(solution, stats, robust)
         try:
             reply.current.extend(convert.predictions_to_proto(predict_current(system, solution.allocations)))

@@ -348,14 +348,17 @@ def solution_to_proto(solution: m.Solution,
 
 
 def robust_report_to_proto(gamma: float, cost_per_hour: float, nominal_cost_per_hour: float, allocated: int,
-                           nominal_allocated: int, worst: dict[str, tuple[float, float, int]]
+                           nominal_allocated: int,
+                           worst: dict[str, tuple[float, float, int, dict[str, float]]]
                            ) -> optimizer_pb2.RobustReport:
-    """The robust report's figures -> proto; ``worst`` maps a server to (ITL ms, TTFT ms, nominal replicas)."""
+    """The robust report's figures -> proto; ``worst`` maps a server to (ITL ms, TTFT ms, nominal replicas,
+    worst-case percentiles in ms keyed like ``ttft_ms_p90``, empty without percentile targets)."""
     return optimizer_pb2.RobustReport(
         gamma=gamma, cost_per_hour=cost_per_hour, nominal_cost_per_hour=nominal_cost_per_hour,
         allocated=allocated, nominal_allocated=nominal_allocated,
-        worst=[optimizer_pb2.WorstCase(server_name=name, itl_ms=itl, ttft_ms=ttft, nominal_replicas=n)
-               for name, (itl, ttft, n) in sorted(worst.items())])
+        worst=[optimizer_pb2.WorstCase(server_name=name, itl_ms=itl, ttft_ms=ttft, nominal_replicas=n,
+                                       percentiles_ms=percentiles)
+               for name, (itl, ttft, n, percentiles) in sorted(worst.items())])
 
 
 def allocations_from_proto(rows: Iterable[optimizer_pb2.ServerAllocation]) -> dict[str, m.Allocation]:
