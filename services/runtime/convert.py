@@ -357,7 +357,7 @@ def robust_report_to_proto(gamma: float, cost_per_hour: float, nominal_cost_per_
         gamma=gamma, cost_per_hour=cost_per_hour, nominal_cost_per_hour=nominal_cost_per_hour,
         allocated=allocated, nominal_allocated=nominal_allocated,
         worst=[optimizer_pb2.WorstCase(server_name=name, itl_ms=itl, ttft_ms=ttft, nominal_replicas=n,
-                                       percentiles_ms=percentiles)
+                                       percentiles=percentiles)
                for name, (itl, ttft, n, percentiles) in sorted(worst.items())])
 
 

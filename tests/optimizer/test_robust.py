@@ -275,7 +275,7 @@ def test_the_service_reports_the_worst_case_percentiles(small_system: SystemData
     system = _robust(_percentile_class(small_system, 99, ttft_ms=2000.0), 1.0, unlimited=True)
     reply = _optimize(stub, system)
     local = solve(system).robust.worst
-    worst = {w.server_name: dict(w.percentiles_ms) for w in reply.robustness.worst}
+    worst = {w.server_name: dict(w.percentiles) for w in reply.robustness.worst}
     assert set(worst) == set(local)
     for name, figures in worst.items():
         assert figures == pytest.approx(dict(local[name].percentiles)), name
