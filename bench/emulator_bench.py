@@ -2,7 +2,7 @@
 
 (a) One replica (granite_13b on G2 perfParms, 128 prompt / 64 output tokens, max-num-seqs 4) under steady
 Poisson load at 30%, 60% and 90% of the model's capacity mu(N); the emulator's mean ITL and TTFT (its own
-vLLM histograms, the numbers Prometheus would give the collector) against services.optimizer.queueing's
+vLLM histograms, the numbers Prometheus would give the collector) against services.perfmodel.queueing's
 analyze_point at the same rate, for both service-time models (docs/model.md s3): "v0.3" (Inferno's, used in
 Inferno-compatible mode) and "v1" (the default). The emulator is never tuned to the model: the gap is the
 finding. Targets: ITL within 10%, TTFT within 25% (a TTFT miss moves the sizing for TTFT-bound classes).
@@ -37,8 +37,8 @@ def _predict(rate_rps: float, service_model: str = "v0.3") -> tuple[float, float
     """(ITL ms, TTFT ms, capacity req/s) of a service-time model at ``rate_rps`` for the benchmark replica
     (fixed lengths: output C2 0; Poisson arrivals)."""
     from services.core.model import PerfParms, ServiceModel
-    from services.optimizer.queueing import analyze_point
-    from services.optimizer.servicetime import ReplicaModel
+    from services.perfmodel.queueing import analyze_point
+    from services.perfmodel.servicetime import ReplicaModel
     model = ReplicaModel(PerfParms(*_PERF), _IN, _OUT, _BATCH, 10 * _BATCH, ServiceModel(service_model), out_c2=0.0)
     point = analyze_point(model, rate_rps / 1000.0)
     return point.itl_ms, point.ttft_ms, point.max_rate_per_ms * 1000.0 / 0.999

@@ -26,10 +26,10 @@ import numpy as np
 from bench.verdict import verdict, within
 from emulator.enginecore import EngineCore, EngineParams, Request
 from services.core.model import PerfParms, ServiceModel
-from services.optimizer.fit import FitOptions, Point, error_metrics, evaluate, fit
 from services.optimizer.fit_cli import as_point, steady_points
-from services.optimizer.queueing import analyze_point
-from services.optimizer.servicetime import V1_QUEUE_TO_BATCH_RATIO, ReplicaModel
+from services.perfmodel.fit import FitOptions, Point, error_metrics, evaluate, fit
+from services.perfmodel.queueing import analyze_point
+from services.perfmodel.servicetime import V1_QUEUE_TO_BATCH_RATIO, ReplicaModel
 
 GRANITE = PerfParms(17.15, 0.034, 0.0010625)
 IN, OUT, BATCH = 128, 64, 4

@@ -22,8 +22,8 @@ from emulator.eventload import poisson_arrivals, run_arrivals
 from emulator.loadshape import Length, parse_length
 from services.core.model import PerfParms, ServiceModel
 from services.optimizer.percentiles import predict_percentiles
-from services.optimizer.queueing import ChainBatch
-from services.optimizer.servicetime import V1_QUEUE_TO_BATCH_RATIO, ReplicaModel
+from services.perfmodel.queueing import ChainBatch
+from services.perfmodel.servicetime import V1_QUEUE_TO_BATCH_RATIO, ReplicaModel
 
 GRANITE = PerfParms(17.15, 0.034, 0.0010625)
 IN, OUT, BATCH = 128, 64, 4

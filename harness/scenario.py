@@ -28,7 +28,7 @@ from typing import Any
 
 from services.core import datafiles
 from services.core import model as m
-from services.optimizer.servicetime import QUEUE_TO_BATCH_RATIO
+from services.perfmodel.servicetime import QUEUE_TO_BATCH_RATIO
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SAMPLES = os.path.join(ROOT, "samples", "inferno", "small")

@@ -44,7 +44,7 @@ from services.optimizer.pools import (
     predicted_latency_s,
     solve_pool,
 )
-from services.optimizer.servicetime import ReplicaModel
+from services.perfmodel.servicetime import ReplicaModel
 
 POOL_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "scenarios", "pools")
 ARMS = ("priority", "priority-prefix", "fcfs", "per-class")

@@ -3,7 +3,7 @@ module is pure except the I/O edges named below (where gRPC, Kubernetes, Prometh
 environment are met), so a new module is held to the pure rule unless it is declared an edge. Pure means: never
 imports grpc, kubernetes or prometheus clients (checked in a fresh interpreter) and never reads the environment
 or the clock (checked on the syntax tree: the callers inject both). And the services never import each other:
-only services.core, services.runtime and their own package."""
+only the shared packages (SHARED) and their own package."""
 
 from __future__ import annotations
 
@@ -16,9 +16,12 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 SERVICES = ROOT / "services"
-SHARED = ("core", "runtime")
+SHARED = ("core", "runtime", "perfmodel")
+"""Packages every service may import. runtime and perfmodel (the performance model: service time, queueing, fit,
+online tuner; used by the optimizer and, for the tuner, the controller) import only core; core only itself."""
 IO_EDGES = {
     "core": set(),
+    "perfmodel": set(),
     "runtime": {"config", "grpcserve", "kube", "logs", "startup"},
     "collector": {"__main__", "servicer", "collect", "sources", "prometheus_source", "scrape_source", "capacity"},
     "optimizer": {"__main__", "servicer", "cli", "llmro_cli"},
@@ -26,12 +29,6 @@ IO_EDGES = {
     "controller": {"__main__", "clients", "httpapi", "loop", "metrics", "history", "watch"},
 }
 """Per package under services/: the modules allowed to do I/O (every other module must be pure)."""
-KNOWN_CROSSINGS = {
-    ("controller", "services.optimizer.tuner"):
-        "the online perfParms tuner (issue 17) runs in the controller but lives with the model it fits "
-        "(services/optimizer fit, queueing, servicetime); it goes once the model moves to a shared package",
-}
-"""(package, imported module) crossings between services that are known and owed; each must still exist."""
 ENV_AND_CLOCK = {"environ", "getenv", "putenv", "time", "time_ns", "monotonic", "monotonic_ns", "perf_counter",
                  "perf_counter_ns", "now", "utcnow", "today", "sleep"}
 """Attributes whose use reads the environment or the clock (os.environ, time.monotonic(), datetime.now(), ...)."""
@@ -104,10 +101,6 @@ def test_a_package_imports_only_its_own_modules_and_the_shared_ones(package: str
     allowed = {package, "core"} if package in SHARED else {package, *SHARED}
     if package == "core":
         allowed = {"core"}
-    known = [module for (importer, module) in KNOWN_CROSSINGS if importer == package]
     found = {(path, name) for path in _modules(package) for name in _imported(path)}
-    wrong = sorted(f"{path.relative_to(ROOT)}: {name}" for path, name in found if name.split(".")[1] not in allowed
-                   and not any(name == k or name.startswith(k + ".") for k in known))
+    wrong = sorted(f"{path.relative_to(ROOT)}: {name}" for path, name in found if name.split(".")[1] not in allowed)
     assert wrong == [], f"services.{package} imports another package: {wrong}"
-    gone = [k for k in known if not any(name == k for _, name in found)]
-    assert gone == [], f"known crossings no longer made (remove them from KNOWN_CROSSINGS): {gone}"

@@ -11,7 +11,7 @@ from services.controller.httpapi import ControllerHTTP, invoke_token_reader
 from services.controller.loop import ControlLoop, static_loader
 from services.controller.metrics import ControllerMetrics
 from services.controller.watch import FastPathWatcher
-from services.optimizer.tuner import Tuner, TunerMode
+from services.perfmodel.tuner import Tuner, TunerMode
 from services.runtime.config import Config
 from services.runtime.logs import get_logger
 from services.runtime.startup import listening, run_service, writable_file

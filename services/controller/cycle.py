@@ -19,7 +19,7 @@ from services.controller.cyclerow import CycleRow
 from services.controller.modelcheck import ModelCheck, ModelChecker, notices, row_fields
 from services.core import model as m
 from services.core.errors import InfernoError, RefusedError
-from services.optimizer.tuner import Tuner
+from services.perfmodel.tuner import Tuner
 from services.runtime.logs import get_logger
 
 _log = get_logger("controller")

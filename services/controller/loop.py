@@ -25,7 +25,7 @@ from services.controller.modelcheck import ModelChecker
 from services.core import datafiles
 from services.core import model as m
 from services.core.redact import redact_tree
-from services.optimizer.tuner import Tuner
+from services.perfmodel.tuner import Tuner
 from services.runtime.logs import get_logger
 
 _log = get_logger("controller")

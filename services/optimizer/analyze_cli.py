@@ -31,8 +31,6 @@ from services.core.model import (
 )
 from services.optimizer.batchsearch import BatchProblem, bound_targets, fewest_replica_batches, optimal_concurrency
 from services.optimizer.percentiles import predict_percentiles
-from services.optimizer.queueing import ChainBatch, PointAnalysis, analyze_point
-from services.optimizer.servicetime import ReplicaModel, default_queue, replica_model_for
 from services.optimizer.sizing import (
     HIGH_FRACTION,
     PERCENTILE_KINDS,
@@ -43,6 +41,8 @@ from services.optimizer.sizing import (
     size_replicas,
 )
 from services.optimizer.table import analysis_text
+from services.perfmodel.queueing import ChainBatch, PointAnalysis, analyze_point
+from services.perfmodel.servicetime import ReplicaModel, default_queue, replica_model_for
 
 PER_MIN = 60_000.0
 """Requests per ms -> requests per minute."""

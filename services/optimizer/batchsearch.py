@@ -14,9 +14,9 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from services.optimizer.percentiles import percentile_per_row
-from services.optimizer.queueing import ChainBatch, chain_metrics, latency_ms
-from services.optimizer.servicetime import QUEUE_TO_BATCH_RATIO, ReplicaModel, prefill_ms, service_time_ms
 from services.optimizer.sizing import HIGH_FRACTION, REL_TOLERANCE, TPS_FRACTION, Targets, size_replicas
+from services.perfmodel.queueing import ChainBatch, chain_metrics, latency_ms
+from services.perfmodel.servicetime import QUEUE_TO_BATCH_RATIO, ReplicaModel, prefill_ms, service_time_ms
 
 ONSET_EPSILON = 0.02
 """OptimalConcurrency's tolerance: the onset is the least N whose throughput is within epsilon / 2 of the peak."""

@@ -17,9 +17,9 @@ from services.core.bounds import MAX_REPLICAS
 from services.core.model import LOWEST_PRIORITY, Accelerator, ModelPerf, Server, SolverKind, SystemData
 from services.core.validate import validate_system
 from services.optimizer.batchsearch import BatchProblem, fewest_replica_batches, with_batch
-from services.optimizer.queueing import ChainBatch, chain_metrics, latency_ms
-from services.optimizer.servicetime import ReplicaModel, default_queue, replica_model_for
 from services.optimizer.sizing import Targets, batch_size, size_replicas
+from services.perfmodel.queueing import ChainBatch, chain_metrics, latency_ms
+from services.perfmodel.servicetime import ReplicaModel, default_queue, replica_model_for
 
 MS_PER_MINUTE = 60_000.0
 ACCELERATOR_PENALTY = 0.1

@@ -16,9 +16,9 @@ from collections.abc import Mapping
 from dataclasses import replace
 
 from services.core import model as m
-from services.optimizer.queueing import analyze_point
-from services.optimizer.servicetime import default_queue, replica_model_for
 from services.optimizer.sizing import batch_size
+from services.perfmodel.queueing import analyze_point
+from services.perfmodel.servicetime import default_queue, replica_model_for
 
 MS_PER_MINUTE = 60_000.0
 

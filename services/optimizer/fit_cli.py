@@ -15,9 +15,9 @@ from typing import Any
 
 from services.core.errors import InvalidInputError
 from services.core.model import PerfParms, ServiceModel
-from services.optimizer.fit import FitOptions, FitResult, Point, evaluate, fit, fits_overhead
 from services.optimizer.guidellm import BenchmarkPoint, read_points
-from services.optimizer.servicetime import TOKEN_BUDGET
+from services.perfmodel.fit import FitOptions, FitResult, Point, evaluate, fit, fits_overhead
+from services.perfmodel.servicetime import TOKEN_BUDGET
 
 DESCRIPTION = """Fit the perfParms alpha, beta, gamma (ms per iteration, per computed token, per KV-cache token read;
 with model v1 also the client's TTFT overhead) of the chosen service model to GuideLLM rate sweeps of one model on

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from services.optimizer.queueing import (
+from services.perfmodel.queueing import (
     _TINY_RATE_PER_MS,
     ChainBatch,
     chain_metrics,

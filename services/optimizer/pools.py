@@ -40,8 +40,8 @@ import numpy as np
 from ortools.sat.python import cp_model
 
 from services.core.errors import InvalidInputError
-from services.optimizer.queueing import analyze_point
-from services.optimizer.servicetime import ReplicaModel
+from services.perfmodel.queueing import analyze_point
+from services.perfmodel.servicetime import ReplicaModel
 
 UNITS_PER_RPM = 1_000_000
 """Integer rate units of the ILP: micro-requests per minute."""

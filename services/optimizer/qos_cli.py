@@ -25,7 +25,7 @@ from services.optimizer.pools import (
     ServiceClass,
     solve_pool,
 )
-from services.optimizer.servicetime import ReplicaModel
+from services.perfmodel.servicetime import ReplicaModel
 
 DESCRIPTION = """Size one pool of replicas shared by several service classes, for every update of a schedule.
 

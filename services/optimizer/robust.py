@@ -27,9 +27,9 @@ import numpy as np
 from services.core.model import Allocation, Robustness, SystemData
 from services.optimizer.candidates import MS_PER_MINUTE, Candidate, CandidateSet, transition_value
 from services.optimizer.percentiles import percentile_per_row
-from services.optimizer.queueing import ChainBatch, chain_metrics, latency_ms
-from services.optimizer.servicetime import ReplicaModel
 from services.optimizer.sizing import Targets, size_replicas
+from services.perfmodel.queueing import ChainBatch, chain_metrics, latency_ms
+from services.perfmodel.servicetime import ReplicaModel
 
 UNITS_PER_RPM = 1000
 """Integer rate units of the robust row: milli-requests per minute."""

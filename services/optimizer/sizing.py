@@ -14,7 +14,7 @@ import numpy as np
 from services.core.bounds import MAX_BATCH_SIZE
 from services.core.model import ModelPerf, ModelTarget
 from services.optimizer.percentiles import percentile_per_row
-from services.optimizer.queueing import ChainBatch, ChainMetrics, chain_metrics, latency_ms
+from services.perfmodel.queueing import ChainBatch, ChainMetrics, chain_metrics, latency_ms
 
 LOW_FRACTION = 0.001
 """lambda_min = 0.001 mu(1) (docs/model.md s5)."""

@@ -27,8 +27,8 @@ from services.core.model import (
 from services.optimizer.candidates import MS_PER_MINUTE, Candidate, CandidateSet, build_candidates
 from services.optimizer.exact import Outcome, solve_exact
 from services.optimizer.percentiles import predict_percentiles
-from services.optimizer.queueing import chain_metrics, latency_ms
 from services.optimizer.robust import RobustReport, RobustSet, robust_candidates, worst_case
+from services.perfmodel.queueing import chain_metrics, latency_ms
 
 DEFAULT_TIME_LIMIT_S = 10.0
 """The exact solver's time limit when neither the data (timeLimitSeconds) nor a setting gives one."""

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from services.core.model import Solution, SystemData
-from services.optimizer.queueing import PointAnalysis
 from services.optimizer.solver import SolveStats, units_used
+from services.perfmodel.queueing import PointAnalysis
 
 _HEADER = ("server", "class", "model", "accelerator", "replicas", "batch", "cost/h", "ITL ms (SLO)", "TTFT ms (SLO)",
            "note")

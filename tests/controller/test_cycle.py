@@ -147,13 +147,13 @@ def test_a_dry_run_is_reported_as_advice_with_the_same_table() -> None:
 
 
 class StubTuner:
-    """Stands in for services.optimizer.tuner.Tuner: reports one state, changes alpha (or raises)."""
+    """Stands in for services.perfmodel.tuner.Tuner: reports one state, changes alpha (or raises)."""
 
     def __init__(self, error: Exception | None = None) -> None:
         self.error, self.seen = error, []
 
     def observe(self, system):
-        from services.optimizer.tuner import TunerMode, TunerState
+        from services.perfmodel.tuner import TunerMode, TunerState
         self.seen.append(system)
         if self.error:
             raise self.error
@@ -185,7 +185,7 @@ def test_a_failing_tuner_never_stops_a_cycle() -> None:
 def test_an_advisory_tuner_leaves_the_optimizer_input_as_the_data_files_say() -> None:
     from dataclasses import replace
 
-    from services.optimizer.tuner import GateSettings, Tuner, TunerMode
+    from services.perfmodel.tuner import GateSettings, Tuner, TunerMode
     tuner = Tuner(TunerMode.ADVISORY, GateSettings(min_samples=3, recent=1, refit_every=1, min_load_span=1.5))
     plain, tuned = FakeClients(), FakeClients()
     for rpm, itl, ttft in ((30, 20.0, 60.0), (90, 25.0, 70.0), (180, 32.0, 90.0), (60, 22.0, 65.0)):

@@ -18,10 +18,10 @@ from services.optimizer.batchsearch import (
     optimal_concurrency,
 )
 from services.optimizer.candidates import build_candidates
-from services.optimizer.queueing import ChainBatch
-from services.optimizer.servicetime import ReplicaModel
 from services.optimizer.sizing import Targets, size_replicas
 from services.optimizer.solver import SolverDefaults, solve
+from services.perfmodel.queueing import ChainBatch
+from services.perfmodel.servicetime import ReplicaModel
 from tests.optimizer.conftest import GRANITE_G2, server, tiny_system
 
 

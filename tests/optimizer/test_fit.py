@@ -12,7 +12,7 @@ import pytest
 
 from services.core.model import PerfParms, ServiceModel
 from services.optimizer.cli import main
-from services.optimizer.fit import FitOptions, Point, evaluate, fit, predict
+from services.perfmodel.fit import FitOptions, Point, evaluate, fit, predict
 
 TRUE = PerfParms(alpha_ms=6.6, beta_ms=0.02, gamma_ms=5e-5, ttft_overhead_ms=8.0)
 SHAPES = [(1024, 1024, 6.0), (4096, 256, 6.0), (64, 256, 60.0), (256, 4096, 1.2)]

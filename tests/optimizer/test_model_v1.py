@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from services.core.model import Load, OptimizerSettings, PerfParms, ServiceModel
-from services.optimizer.queueing import ChainBatch, analyze_point, chain_metrics, latency_parts, wait_factor
-from services.optimizer.servicetime import (
+from services.perfmodel.queueing import ChainBatch, analyze_point, chain_metrics, latency_parts, wait_factor
+from services.perfmodel.servicetime import (
     ReplicaModel,
     replica_model_for,
     resolve_service_model,
@@ -134,7 +134,7 @@ def test_measured_c2_of_a_server_overrides_the_setting() -> None:
 
 def test_v1_queues_without_turning_requests_away_and_compat_keeps_inferno_queue() -> None:
     from services.core.model import SolverKind
-    from services.optimizer.servicetime import default_queue
+    from services.perfmodel.servicetime import default_queue
     assert default_queue(OptimizerSettings(service_model=ServiceModel.V1), 4) == 4000
     assert default_queue(OptimizerSettings(solver=SolverKind.GREEDY), 4) == 40  # auto in compat mode: v0.3
     # at 90% of capacity with N = 4, Inferno's 10 N queue turns away 0.1% and understates the wait by 7%

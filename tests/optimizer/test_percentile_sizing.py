@@ -12,9 +12,9 @@ import pytest
 
 from services.optimizer.cli import main
 from services.optimizer.percentiles import predict_percentiles
-from services.optimizer.queueing import ChainBatch
 from services.optimizer.sizing import Targets, size_replicas
 from services.optimizer.solver import solve
+from services.perfmodel.queueing import ChainBatch
 
 PERF = ["--alpha", "17.15", "--beta", "0.034", "--gamma", "0.0010625", "--max-batch", "4", "--in-tokens", "128",
         "--out-tokens", "64"]
@@ -22,7 +22,7 @@ PERF = ["--alpha", "17.15", "--beta", "0.034", "--gamma", "0.0010625", "--max-ba
 
 def _model():
     from services.core.model import PerfParms, ServiceModel
-    from services.optimizer.servicetime import ReplicaModel
+    from services.perfmodel.servicetime import ReplicaModel
     return ReplicaModel(PerfParms(17.15, 0.034, 0.0010625), 128, 64, 4, 4000, ServiceModel.V1, out_c2=1.0)
 
 
@@ -138,7 +138,7 @@ def test_the_batch_search_keeps_percentile_targets(rpm: float) -> None:
     targets at its share."""
     from services.core.model import PerfParms, ServiceModel
     from services.optimizer.batchsearch import BatchProblem, fewest_replica_batches
-    from services.optimizer.servicetime import ReplicaModel
+    from services.perfmodel.servicetime import ReplicaModel
 
     targets = Targets(percentiles=(("itl", 99.0, 60.0), ("ttft", 90.0, 300.0)))
     top = ReplicaModel(PerfParms(16.78, 0.034, 0.00125), 128, 1024, 38, 38_000, ServiceModel.V1, out_c2=1.0)

@@ -11,8 +11,8 @@ from bench.percentile_bench import GRANITE, engine_percentiles
 from emulator.loadshape import Length
 from services.core.model import PerfParms, ServiceModel
 from services.optimizer.percentiles import predict_percentiles
-from services.optimizer.queueing import ChainBatch, chain_metrics, latency_parts
-from services.optimizer.servicetime import ReplicaModel
+from services.perfmodel.queueing import ChainBatch, chain_metrics, latency_parts
+from services.perfmodel.servicetime import ReplicaModel
 
 # One slot, no prompt, exponential output lengths: an M/M/1 queue with mean service 10 x 10 ms = 100 ms.
 MM1 = ReplicaModel(PerfParms(10.0, 0.0, 0.0), 0, 10, 1, 1000, ServiceModel.V1, out_c2=1.0)

@@ -26,7 +26,7 @@ from services.optimizer.pools import (
     predicted_latency_s,
     solve_pool,
 )
-from services.optimizer.servicetime import ReplicaModel
+from services.perfmodel.servicetime import ReplicaModel
 
 REPO = Path(__file__).resolve().parents[2]
 SEED000 = REPO / "samples" / "qos" / "seed-000"

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from services.core.model import ModelPerf
-from services.optimizer.queueing import ChainBatch, analyze_point
-from services.optimizer.servicetime import ReplicaModel, service_rates_per_ms
 from services.optimizer.sizing import Targets, batch_size, size_replicas
+from services.perfmodel.queueing import ChainBatch, analyze_point
+from services.perfmodel.servicetime import ReplicaModel, service_rates_per_ms
 from tests.optimizer.conftest import GRANITE_G2
 
 PERF = ModelPerf("granite_13b", "G2", 1, 76, 512, GRANITE_G2)

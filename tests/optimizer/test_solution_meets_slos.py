@@ -9,9 +9,9 @@ from dataclasses import replace
 import pytest
 
 from services.core.model import Server, ServiceModel, SolverKind, SystemData
-from services.optimizer.queueing import analyze_point
-from services.optimizer.servicetime import default_queue, replica_model_for
 from services.optimizer.solver import solve
+from services.perfmodel.queueing import analyze_point
+from services.perfmodel.servicetime import default_queue, replica_model_for
 
 MS_PER_MINUTE = 60_000.0
 SAMPLE_FIXTURES = [pytest.param("small_system", id="small"), pytest.param("large_system", id="large")]

@@ -23,9 +23,9 @@ from services.core.model import (
     SystemData,
 )
 from services.optimizer.candidates import build_candidates, transition_value
-from services.optimizer.queueing import analyze_point
-from services.optimizer.servicetime import ReplicaModel
 from services.optimizer.solver import SolverDefaults, solve
+from services.perfmodel.queueing import analyze_point
+from services.perfmodel.servicetime import ReplicaModel
 from tests.optimizer.conftest import GRANITE_G2, SAMPLES, server, tiny_system, v03
 
 

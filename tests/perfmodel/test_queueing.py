@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from services.core.model import PerfParms, ServiceModel
-from services.optimizer.queueing import ChainBatch, analyze_point, chain_metrics, geometric_tail
-from services.optimizer.servicetime import (
+from services.perfmodel.queueing import ChainBatch, analyze_point, chain_metrics, geometric_tail
+from services.perfmodel.servicetime import (
     ReplicaModel,
     chunks_v07,
     prefill_v07_ms,

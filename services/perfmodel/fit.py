@@ -18,8 +18,8 @@ from scipy.optimize import least_squares
 
 from services.core.errors import InvalidInputError
 from services.core.model import PerfParms, ServiceModel
-from services.optimizer.queueing import ChainBatch, chain_metrics, latency_parts
-from services.optimizer.servicetime import (
+from services.perfmodel.queueing import ChainBatch, chain_metrics, latency_parts
+from services.perfmodel.servicetime import (
     TOKEN_BUDGET,
     V1_QUEUE_TO_BATCH_RATIO,
     ReplicaModel,

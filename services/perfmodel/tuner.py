@@ -23,7 +23,7 @@ from typing import Any
 
 from services.core.errors import InvalidInputError
 from services.core.model import LoadSource, PerfParms, ServiceModel, SystemData
-from services.optimizer.fit import BOUNDS, FitOptions, Point, evaluate, fit
+from services.perfmodel.fit import BOUNDS, FitOptions, Point, evaluate, fit
 
 
 class TunerMode(enum.StrEnum):

@@ -20,9 +20,9 @@ from services.core.model import (
     ServiceModel,
     SystemData,
 )
-from services.optimizer.fit import FitOptions, Point, predict
 from services.optimizer.solver import solve
-from services.optimizer.tuner import GateSettings, Tuner, TunerMode
+from services.perfmodel.fit import FitOptions, Point, predict
+from services.perfmodel.tuner import GateSettings, Tuner, TunerMode
 
 TRUE = PerfParms(6.6, 0.02, 5e-5)
 """What the 'engine' really does."""

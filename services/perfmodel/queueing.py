@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from services.core.model import ServiceModel
-from services.optimizer.servicetime import (
+from services.perfmodel.servicetime import (
     ReplicaModel,
     prefill_grid_v03_ms,
     prefill_v07_ms,
