@@ -22,7 +22,6 @@ Changes come out sorted by (namespace, Deployment, server), so the order is stab
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
@@ -278,15 +277,6 @@ def _container_patch(containers: tuple[Container, ...], batch: int) -> Container
     return None if args == chosen.args else Container(chosen.name, args)
 
 
-_LABEL_VALUE = re.compile(r"^(?:[A-Za-z0-9](?:[-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$")
-"""A valid Kubernetes label value: at most 63 characters, alphanumeric at both ends, - _ . inside."""
-
-
-def valid_label_value(value: str) -> bool:
-    """Whether the Kubernetes API server accepts ``value`` as a label value."""
-    return bool(_LABEL_VALUE.match(value))
-
-
 def refusal(server_name: str, state: DeploymentState, allocation: Allocation | None) -> str:
     """Why the actuator must not write to this Deployment at all ("" when it may), checked against what was
     read from the cluster: it must carry ``inferno.server.managed: "true"`` and the server name it is asked
@@ -307,7 +297,7 @@ def refusal(server_name: str, state: DeploymentState, allocation: Allocation | N
         problem = bound.problem(value)
         if problem:
             return f"refused: allocation {what} {problem} (docs/model.md s1); nothing written"
-    if not valid_label_value(allocation.accelerator):
+    if not lb.valid_label_value(allocation.accelerator):
         return (f"refused: accelerator {bounds.short(allocation.accelerator)} is not a valid label value "
                 f"(at most 63 characters: letters, digits, - _ .); nothing written")
     return ""

@@ -14,6 +14,7 @@ module.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
@@ -40,6 +41,14 @@ LOAD_NUM_TOKENS = PREFIX + "load.numtokens"
 
 MANAGED_SELECTOR = f"{MANAGED}=true"
 """The label selector that finds managed Deployments."""
+
+_LABEL_VALUE = re.compile(r"^(?:[A-Za-z0-9](?:[-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$")
+"""A valid Kubernetes label value: at most 63 characters, alphanumeric at both ends, - _ . inside."""
+
+
+def valid_label_value(value: str) -> bool:
+    """Whether the Kubernetes API server accepts ``value`` as a label value (the actuator writes only such)."""
+    return bool(_LABEL_VALUE.match(value))
 
 _TRUE = ("true", "yes", "1")
 _FALSE = ("false", "no", "0", "")

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from services.core.bounds import MIN_AVG_OUT_TOKENS
 from services.core.model import Load, OptimizerSettings, PerfParms, ServiceModel, SolverKind
 
 QUEUE_TO_BATCH_RATIO = 10
@@ -42,6 +43,13 @@ class ReplicaModel:
     out_c2: float = 0.0
     arrival_c2: float = 1.0
     token_budget: int = TOKEN_BUDGET
+
+    def __post_init__(self) -> None:
+        # Every completed request yields one output token at least: a measured average in (0, 1) (1e-320 from
+        # a float division) is that limit, 1, under every model (v1 and the fit took it already). Below it the
+        # v0.3 / v0.7 ITL, (Sbar - P) / K, divided the chain's rounding error by K: overflow, no latency.
+        if 0 < self.out_tokens < MIN_AVG_OUT_TOKENS:
+            object.__setattr__(self, "out_tokens", MIN_AVG_OUT_TOKENS)
 
     @property
     def occupancy(self) -> int:

@@ -65,7 +65,7 @@ CASES = [
                  id="min-replicas-1e9"),
     pytest.param("servers[0].current.load.arrival_rate_rpm", 1e308, "arrival_rate_rpm must be within "
                  "0..1,000,000 req/min", id="rpm-1e308"),
-    pytest.param("models[0].perf.alpha_ms", INF, "alpha must be a finite number", id="alpha-inf"),
+    pytest.param("models[0].perf.alpha_ms", INF, "perf.alpha_ms must be a finite number", id="alpha-inf"),
     pytest.param("capacity.counts[G2]", 2147483647, "system.capacity.counts[G2] must be within 0..1,000,000",
                  id="capacity-huge"),
 ]

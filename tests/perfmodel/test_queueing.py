@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -123,3 +124,17 @@ def test_v07_prefill_and_service_follow_the_chunked_formulas() -> None:
 def test_v07_is_selectable_and_gives_different_latency_than_v03() -> None:
     v07 = ReplicaModel(GRANITE_G2, 128, 1024, 38, 380, ServiceModel.V07)
     assert analyze_point(v07, 5e-4).itl_ms != pytest.approx(analyze_point(WORKED, 5e-4).itl_ms, rel=1e-3)
+
+
+@pytest.mark.parametrize("model", [ServiceModel.V03, ServiceModel.V07, ServiceModel.V1])
+@pytest.mark.parametrize("out_tokens", [1e-320, 0.5])
+def test_an_average_below_one_output_token_is_one_token_without_overflow(model: ServiceModel,
+                                                                        out_tokens: float) -> None:
+    """A measured average in (0, 1) is its physical limit, one token (every completed request yields one at
+    least): the same finite latencies as K = 1, and no overflow warning (1e-320 used to give one and ITL inf)."""
+    tiny = ReplicaModel(GRANITE_G2, 128, out_tokens, 38, 380, model)
+    assert tiny == ReplicaModel(GRANITE_G2, 128, 1.0, 38, 380, model)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        point = analyze_point(tiny, 1e-4)
+    assert math.isfinite(point.itl_ms) and math.isfinite(point.ttft_ms) and point.itl_ms > 0
