@@ -105,12 +105,8 @@ def main(argv: list[str] | None = None) -> int:
           f"{loaded.slo.ttft_ms:g} ms, ITL {loaded.slo.itl_ms:g} ms read as {loaded.slo.reading})\n")
     print(report.table(loaded, result.summaries))
     print("\nSLO verdicts from the per-request samples (held / missed):")
-    for s in result.summaries:
-        verdicts = ", ".join(f"{name} {'held' if s[f'slo_{name}_held'] else 'missed'}"
-                             for name in ("mean", "p50", "p90", "p95", "p99"))
-        print(f"  {s['policy']:8s} attainment {100 * s['slo_attainment']:.2f}%: {verdicts}; in its reading "
-              f"({s['slo_reading']}) {'held' if s['slo_held'] else 'missed'}, "
-              f"{100 * s['minutes_meeting_slo_reading']:.0f}% of minutes")
+    for line in report.verdict_lines(result.summaries):
+        print(f"  {line}")
     print(f"\nsimulated in {result.wall_s:.1f} s; wrote {paths['summary']}, {paths['table']}, {paths['figure']}")
     return 0
 

@@ -3,6 +3,7 @@ and each scenario's verdict against the targets of issue 18 (figures, not tests)
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import sys
@@ -47,16 +48,44 @@ def verdict(summaries: Sequence[Mapping[str, Any]]) -> str:
     return "; ".join(parts)
 
 
-def _section(run: ScenarioRun, figure: str) -> list[str]:
+PERCENTILE_READINGS = {"seed001-stairstep": 90}
+"""Scenarios `make evaluate` also runs with their SLOs read as a percentile (issue 23): inferno then sizes for
+``slo-ttft-p90`` / ``slo-itl-p90`` instead of the means (sim/system.py), and the section compares the two."""
+
+
+def _section(run: ScenarioRun, figure: str, title: str | None = None) -> list[str]:
     s = run.scenario
-    lines = [f"## {s.name}", "", s.description.strip(), "",
+    lines = [f"## {title or s.name}", "", s.description.strip(), "",
              f"Seed {run.seed}; {s.duration_s / 60:.0f} minutes; {len(run.results[0].requests)} requests; "
-             f"SLO TTFT {s.slo.ttft_ms:g} ms and mean ITL {s.slo.itl_ms:g} ms per request; pod start-up "
-             f"{s.cluster.startup_s:g} s; control period {s.control_period_s:g} s; simulated in {run.wall_s:.1f} s.",
+             f"SLO TTFT {s.slo.ttft_ms:g} ms and mean ITL {s.slo.itl_ms:g} ms per request, read as {s.slo.reading} "
+             f"(what inferno and the oracle size for); pod start-up {s.cluster.startup_s:g} s; control period "
+             f"{s.control_period_s:g} s; simulated in {run.wall_s:.1f} s.",
              "", report.table(s, run.summaries), "", f"Verdict: {verdict(run.summaries)}.", "",
+             "The SLO read as means and as percentiles, from the same per-request samples (held / missed):", "",
+             *(f"- `{line}`" for line in report.verdict_lines(run.summaries)), "",
              *_diagnosis(run.summaries),
              f"![{s.name}]({figure})", ""]
     return lines
+
+
+def reading_comparison(means: ScenarioRun, percentile: ScenarioRun) -> str:
+    """One line: inferno (and the oracle) sized for the means against sized for the percentile reading, on the
+    same arrivals: attainment, P90 TTFT and GPU-hours."""
+    parts = []
+    for policy in ("inferno", "oracle"):
+        a = next((s for s in means.summaries if s["policy"] == policy), None)
+        b = next((s for s in percentile.summaries if s["policy"] == policy), None)
+        if a is None or b is None:
+            continue
+        parts.append(f"{policy} sized for the means: {100 * a['slo_attainment']:.2f}% attainment, P90 TTFT "
+                     f"{_ms(a['ttft_p90_ms'])}, {a['gpu_hours']:.2f} GPU-hours; sized for "
+                     f"{percentile.scenario.slo.reading.upper()}: {100 * b['slo_attainment']:.2f}%, "
+                     f"{_ms(b['ttft_p90_ms'])}, {b['gpu_hours']:.2f} GPU-hours")
+    return "; ".join(parts) or "inferno or oracle not run: no comparison"
+
+
+def _ms(value: float | None) -> str:
+    return "-" if value is None else f"{value:,.0f} ms"
 
 
 def _diagnosis(summaries: Sequence[Mapping[str, Any]]) -> list[str]:
@@ -66,7 +95,17 @@ def _diagnosis(summaries: Sequence[Mapping[str, Any]]) -> list[str]:
     return [f"inferno's view of the load: the collector's arrival rate (completions over the 1 m window) was "
             f"{ours['measured_to_offered_rate_median']:.2f} x the offered rate of the window at the median cycle and "
             f"{ours['measured_to_offered_rate_min']:.2f} x at the lowest; {ours['cycles_without_rate']} cycles had "
-            f"no rate (no request completed in the window) and were skipped.", ""]
+            f"no rate (no request completed in the window) and were skipped.", "", *_collector_percentiles(ours)]
+
+
+def _collector_percentiles(ours: Mapping[str, Any]) -> list[str]:
+    if not ours.get("collector_ttft_p90_cycles"):
+        return []
+    return [f"inferno's view of the P90 TTFT: the collector's (histogram_quantile over vLLM's TTFT buckets in the "
+            f"1 m window) was {ours['collector_ttft_p90_to_requests_median']:.2f} x the P90 of the requests whose "
+            f"first token came in that window at the median cycle ({ours['collector_ttft_p90_to_requests_min']:.2f}"
+            f" to {ours['collector_ttft_p90_to_requests_max']:.2f} x over {ours['collector_ttft_p90_cycles']} "
+            f"cycles; the buckets' linear interpolation is the error).", ""]
 
 
 HEADER = """# Closed-loop evaluation
@@ -117,7 +156,10 @@ Reading the results (mechanisms in the code, not tuning; each scenario's diagnos
 - the completion rate over 1 m at a few requests per second is noisy (Poisson: +-1/sqrt(n)), and the 300 s
   scale-down stabilization keeps the highest of those answers: GPU-hours above the oracle's on steady load;
 - the optimizer sizes for mean TTFT and ITL (docs/model.md), the table counts requests meeting the SLO one by
-  one; the oracle is as right as that model.
+  one; the oracle is as right as that model. seed001-stairstep is also run with its SLOs read as P90 (issue 23):
+  inferno and the oracle then size for P90 TTFT and ITL targets (docs/model.md s3.2), and inferno's collector
+  reads the P90s from vLLM's histograms as in production; under each section the SLO is judged read as means and
+  as P50..P99 from the same per-request samples.
 """
 
 
@@ -136,6 +178,26 @@ def _commit() -> str:
     except (OSError, subprocess.SubprocessError):
         return "unknown"
     return found.stdout.strip() or "unknown"
+
+
+def _percentile_section(means: ScenarioRun, figures_dir: str, policies: Sequence[str]) -> list[str]:
+    """``means``'s scenario again with its SLOs read as PERCENTILE_READINGS's percentile: the section (figure and
+    summaries as ``<scenario>-p<q>``) and the comparison with the means run."""
+    loaded = means.scenario
+    q = PERCENTILE_READINGS[loaded.name]
+    print(f"evaluate: {loaded.name} with the SLOs read as P{q} ...", file=sys.stderr, flush=True)
+    read = dataclasses.replace(loaded, slo=dataclasses.replace(loaded.slo, percentile=q))
+    run = run_scenario(read, policies)
+    stem = f"{loaded.name}-p{q}"
+    report.figure(read, run.results, os.path.join(figures_dir, f"{stem}.png"))
+    with open(os.path.join(figures_dir, f"{stem}.json"), "w", encoding="utf-8") as handle:
+        json.dump(list(run.summaries), handle, indent=2)
+        handle.write("\n")
+    lines = _section(run, f"evaluation/{stem}.png", f"{loaded.name}, SLOs read as P{q}")
+    lines[-2:-2] = [f"Read as P{q} against read as means (the previous section, same arrivals): "
+                    f"{reading_comparison(means, run)}.", ""]
+    print(f"evaluate: {stem} done in {run.wall_s:.1f} s: {verdict(run.summaries)}", file=sys.stderr, flush=True)
+    return lines
 
 
 def evaluate(names: Sequence[str], docs_dir: str, policies: Sequence[str] = EVALUATED,
@@ -158,6 +220,8 @@ def evaluate(names: Sequence[str], docs_dir: str, policies: Sequence[str] = EVAL
             handle.write("\n")
         lines.extend(_section(run, f"evaluation/{loaded.name}.png"))
         print(f"evaluate: {name} done in {run.wall_s:.1f} s: {verdict(run.summaries)}", file=sys.stderr, flush=True)
+        if loaded.name in PERCENTILE_READINGS:
+            lines.extend(_percentile_section(run, figures_dir, policies))
     if with_checks:
         from sim import checks
 

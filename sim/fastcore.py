@@ -9,8 +9,8 @@ request finishes or the KV cache runs out of blocks, iteration i of the stretch 
 reads kv0 + i x n, so its length is the core's own ``params.iteration_s(n, kv0 + i n)``. SkippingCore runs such
 a stretch in O(iterations) scalar steps plus O(n) per request: the same end times (the same floating-point
 sums as stepping), the same token counts, last-token times and KV blocks, and the same metrics (the ITLs are
-reported per iteration with a count, ``on_tokens``, and the stretch's first gaps as a sum, ``on_token_gaps``,
-when the observer has them). Anything else (admission,
+reported per iteration with a count, ``on_tokens``, when the observer has it, and the stretch's first gaps one
+by one, as the latency histograms need them). Anything else (admission,
 prefill chunks, preemption, the iteration that finishes a request) is left to the core's ``step``.
 tests/sim/test_fastcore.py checks skipping against plain stepping request by request.
 """
@@ -107,13 +107,9 @@ class SkippingCore(EngineCore):
         done = len(ends)
         observer = self.observer
         bulk = getattr(observer, "on_tokens", None)
-        gaps = getattr(observer, "on_token_gaps", None)
         end, first_end = ends[-1], ends[0]
-        gap_sum = 0.0
         for request, _ in current.scheduled:
-            if gaps is not None:
-                gap_sum += first_end - request.last_token_s
-            elif observer is not None:
+            if observer is not None:
                 observer.on_token(first_end - request.last_token_s)
             request.computed += done
             request.generated += done
@@ -121,8 +117,6 @@ class SkippingCore(EngineCore):
             blocks = max(request.blocks, self._blocks_for(request.computed))
             self._free_blocks -= blocks - request.blocks
             request.blocks = blocks
-        if gaps is not None:
-            gaps(gap_sum, len(current.scheduled))
         if observer is not None:
             n = len(current.scheduled)
             for before, after in zip(ends, ends[1:], strict=False):

@@ -1,7 +1,8 @@
 """Prometheus as the policies see it: per-pod samples scraped every interval, and the PromQL functions used.
 
 Each scrape stores one sample per metric per pod (the vLLM counters and gauges the collector reads,
-services/collector/promql.py, and the generation-token histogram's buckets).
+services/collector/promql.py, and the buckets of the generation-token, TTFT and inter-token-latency
+histograms, whose rates give the collector's histogram_quantile percentiles).
 ``rate()`` is Prometheus' extrapolated rate (promql/functions.go
 ``extrapolatedRate`` in Prometheus 2.x: samples in the closed range [t - W, t], counter resets corrected, the
 sampled interval extended to the range edges by up to half a scrape interval, and at the start no further than
@@ -24,6 +25,12 @@ LOOKBACK_DELTA_S = 300.0
 BUCKET_PREFIX = "generation_tokens_bucket:"
 """Sample keys of the per-request generation-token histogram's buckets, ``BUCKET_PREFIX + str(le)``; rate() per
 bucket gives PodRates.generation_tokens_buckets as the collector's bucket query does."""
+TTFT_BUCKET_PREFIX = "ttft_bucket:"
+ITL_BUCKET_PREFIX = "itl_bucket:"
+"""Sample keys of vllm:time_to_first_token_seconds / vllm:inter_token_latency_seconds buckets (``le`` in s);
+rate() per bucket gives PodRates.ttft_buckets / itl_buckets."""
+_BUCKET_FIELDS = {BUCKET_PREFIX: "generation_tokens_buckets", TTFT_BUCKET_PREFIX: "ttft_buckets",
+                  ITL_BUCKET_PREFIX: "itl_buckets"}
 
 COUNTER_FIELDS = tuple(COUNTERS)
 """The PodRates counter fields, named as the collector's PromQL names them."""
@@ -122,16 +129,17 @@ class Prometheus:
             for name in GAUGE_FIELDS:
                 values = series.values.get(name)
                 figures[name] = sum(values[lo:hi]) / (hi - lo) if values else None
-            buckets = []
+            buckets: dict[str, list[tuple[float, float]]] = {}
             for name, values in series.values.items():
-                if name.startswith(BUCKET_PREFIX):
+                prefix = name[:name.find(":") + 1]
+                if prefix in _BUCKET_FIELDS:
                     rate = extrapolated_rate(times, values[lo:hi], t_s - window_s, t_s)
                     if rate is not None:
-                        buckets.append((float(name.removeprefix(BUCKET_PREFIX)), rate))
+                        buckets.setdefault(_BUCKET_FIELDS[prefix], []).append((float(name.removeprefix(prefix)), rate))
             for name, gauges in GROWTH_FIELDS.items():
                 slopes = [deriv(times, series.values[g][lo:hi]) for g in gauges if g in series.values]
                 figures[name] = None if not slopes or None in slopes else sum(slopes)  # type: ignore[arg-type]
-            found[pod] = PodRates(**figures, generation_tokens_buckets=tuple(sorted(buckets)) if buckets else None)
+            found[pod] = PodRates(**figures, **{key: tuple(sorted(pairs)) for key, pairs in buckets.items()})
         return found
 
     def max_over_time(self, pod: str, name: str, t_s: float, window_s: float) -> float | None:

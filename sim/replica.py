@@ -2,8 +2,10 @@
 
 The engine is the emulator's own, stepped by the simulator's clock with steady decode stretches skipped
 (sim/fastcore.py). Its observer here is SimMetrics: vLLM's counters and gauges as Prometheus would scrape them
-(the sums and counts the collector reads; no buckets, nobody reads them). Finished requests come back with their
-token times; nothing here decides how long an iteration takes.
+(the sums and counts the collector reads) and the histograms it reads buckets of: per-request generation tokens,
+TTFT and inter-token latency (vLLM's names and buckets, emulator/vllmmetrics.py), so the collector's
+histogram_quantile sees what it sees on a real replica. Finished requests come back with their token times;
+nothing here decides how long an iteration takes.
 """
 
 from __future__ import annotations
@@ -13,11 +15,14 @@ import math
 from dataclasses import dataclass, field
 
 from emulator.enginecore import EngineParams, Request
-from emulator.vllmmetrics import TOKEN_BUCKETS
+from emulator.vllmmetrics import ITL_BUCKETS_S, TOKEN_BUCKETS, TTFT_BUCKETS_S
 from sim.fastcore import SkippingCore
-from sim.prometheus import BUCKET_PREFIX
+from sim.prometheus import BUCKET_PREFIX, ITL_BUCKET_PREFIX, TTFT_BUCKET_PREFIX
 
 BUCKET_BOUNDS = (*(float(b) for b in TOKEN_BUCKETS), math.inf)
+TTFT_BOUNDS_S = (*TTFT_BUCKETS_S, math.inf)
+ITL_BOUNDS_S = (*ITL_BUCKETS_S, math.inf)
+"""The ``le`` bounds of vllm:time_to_first_token_seconds and vllm:inter_token_latency_seconds (+Inf last)."""
 
 
 @dataclass(slots=True)
@@ -43,6 +48,9 @@ class SimMetrics:
     preemptions: int = 0
     generation_buckets: list[int] = field(default_factory=lambda: [0] * len(BUCKET_BOUNDS))
     """Finished requests per bucket of output tokens (not cumulative; the sample makes them cumulative)."""
+    ttft_buckets: list[int] = field(default_factory=lambda: [0] * len(TTFT_BOUNDS_S))
+    itl_buckets: list[int] = field(default_factory=lambda: [0] * len(ITL_BOUNDS_S))
+    """First tokens per TTFT bucket and tokens per inter-token-gap bucket (value <= le; not cumulative)."""
 
     def set_state(self, running: int, waiting: int, kv_usage: float) -> None:
         """vllm:num_requests_running / waiting, vllm:kv_cache_usage_perc."""
@@ -57,24 +65,21 @@ class SimMetrics:
         self.ttft_sum_per_s += ttft_s
         self.ttft_count_per_s += 1
         self.generation_tokens_per_s += 1
+        self.ttft_buckets[bisect.bisect_left(TTFT_BOUNDS_S, ttft_s)] += 1
 
     def on_token(self, itl_s: float) -> None:
         """vllm:inter_token_latency_seconds, and one generated token."""
         self.itl_sum_per_s += itl_s
         self.itl_count_per_s += 1
         self.generation_tokens_per_s += 1
+        self.itl_buckets[bisect.bisect_left(ITL_BOUNDS_S, itl_s)] += 1
 
     def on_tokens(self, itl_s: float, count: int) -> None:
         """``count`` tokens emitted ``itl_s`` after each one's previous token (a skipped iteration)."""
         self.itl_sum_per_s += itl_s * count
         self.itl_count_per_s += count
         self.generation_tokens_per_s += count
-
-    def on_token_gaps(self, total_s: float, count: int) -> None:
-        """``count`` tokens whose gaps to their previous tokens sum to ``total_s``."""
-        self.itl_sum_per_s += total_s
-        self.itl_count_per_s += count
-        self.generation_tokens_per_s += count
+        self.itl_buckets[bisect.bisect_left(ITL_BOUNDS_S, itl_s)] += count
 
     def on_finished(self, e2e_s: float, output_tokens: int, prompt_tokens: int = 0) -> None:
         """vllm:request_success_total, e2e latency and the per-request token histograms."""
@@ -92,13 +97,16 @@ class SimMetrics:
         self.preemptions += 1
 
     def sample(self) -> dict[str, float]:
-        """Every counter and gauge, and the cumulative generation-token buckets, as one scrape."""
+        """Every counter and gauge, and the cumulative buckets of the three histograms, as one scrape."""
         found = {name: float(getattr(self, name)) for name in self.__slots__
-                 if name not in ("preemptions", "generation_buckets")}
-        cumulative = 0
-        for bound, count in zip(BUCKET_BOUNDS, self.generation_buckets, strict=True):
-            cumulative += count
-            found[f"{BUCKET_PREFIX}{bound}"] = float(cumulative)
+                 if name not in ("preemptions", "generation_buckets", "ttft_buckets", "itl_buckets")}
+        for prefix, bounds, counts in ((BUCKET_PREFIX, BUCKET_BOUNDS, self.generation_buckets),
+                                       (TTFT_BUCKET_PREFIX, TTFT_BOUNDS_S, self.ttft_buckets),
+                                       (ITL_BUCKET_PREFIX, ITL_BOUNDS_S, self.itl_buckets)):
+            cumulative = 0
+            for bound, count in zip(bounds, counts, strict=True):
+                cumulative += count
+                found[f"{prefix}{bound}"] = float(cumulative)
         return found
 
 

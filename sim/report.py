@@ -12,6 +12,7 @@ the load's duration.
 
 from __future__ import annotations
 
+import bisect
 import math
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -150,6 +151,30 @@ def measured_vs_offered(result: RunResult, scenario: Scenario) -> dict[str, Any]
             "cycles_without_rate": sum(1 for _, rate in result.observed_rates if rate is None)}
 
 
+def collector_percentiles(result: RunResult, scenario: Scenario) -> dict[str, Any]:
+    """For a policy whose collector reads vLLM's TTFT histogram (inferno): per cycle, its P90 TTFT
+    (histogram_quantile over vLLM's buckets in the window) over the nearest-rank P90 of the TTFTs of the requests
+    whose first token came in the same window (what the histogram counted); the median and extremes of that
+    ratio over the cycles with both. Empty for other policies."""
+    if not result.observed_percentiles:
+        return {}
+    window = scenario.metrics.window_s
+    firsts = sorted((r.arrival_s + r.ttft_s, r.ttft_s * 1000.0) for r in result.requests if r.ttft_s is not None)
+    times = [t for t, _ in firsts]
+    ratios = []
+    for t_s, figures in result.observed_percentiles:
+        observed = figures.get("observed_ttft_ms_p90")
+        actual = percentile([v for _, v in firsts[bisect.bisect_right(times, t_s - window):
+                                                  bisect.bisect_right(times, t_s)]], 90)
+        if observed is not None and actual:
+            ratios.append(observed / actual)
+    ordered = sorted(ratios)
+    return {"collector_ttft_p90_to_requests_median": ordered[len(ordered) // 2] if ordered else None,
+            "collector_ttft_p90_to_requests_min": ordered[0] if ordered else None,
+            "collector_ttft_p90_to_requests_max": ordered[-1] if ordered else None,
+            "collector_ttft_p90_cycles": len(ordered)}
+
+
 def _share(flags: Sequence[bool | None]) -> float:
     known = [f for f in flags if f is not None]
     return sum(known) / len(known) if known else 1.0
@@ -186,6 +211,7 @@ def summarize(result: RunResult, scenario: Scenario, oracle: RunResult | None = 
         "mean_slo_minutes": _share(minute_means_met(result, scenario)),
         **slo_verdicts(result, scenario, attained / len(records) if records else 1.0, ttft, itl),
         **measured_vs_offered(result, scenario),
+        **collector_percentiles(result, scenario),
     }
 
 
@@ -209,6 +235,19 @@ def slo_verdicts(result: RunResult, scenario: Scenario, attainment: float, ttft_
     return {"slo_reading": scenario.slo.reading, "slo_mean_held": mean_held, **held,
             "slo_held": held[f"slo_p{q}_held"] if q else mean_held,
             "minutes_meeting_slo_reading": _share(minutes)}
+
+
+def verdict_lines(summaries: Sequence[Mapping[str, Any]]) -> list[str]:
+    """Per policy one line: attainment, the SLO read as means and as P50..P99 held or missed (the same
+    per-request samples), and the verdict in the scenario's own reading with its share of minutes."""
+    lines = []
+    for s in summaries:
+        verdicts = ", ".join(f"{name} {'held' if s[f'slo_{name}_held'] else 'missed'}"
+                             for name in ("mean", "p50", "p90", "p95", "p99"))
+        lines.append(f"{s['policy']:8s} attainment {100 * s['slo_attainment']:.2f}%: {verdicts}; in its reading "
+                     f"({s['slo_reading']}) {'held' if s['slo_held'] else 'missed'}, "
+                     f"{100 * s['minutes_meeting_slo_reading']:.0f}% of minutes")
+    return lines
 
 
 def _fmt(value: Any, digits: int = 0) -> str:

@@ -71,6 +71,9 @@ class RunResult:
     observed_rates: list[tuple[float, float | None]] = field(default_factory=list)
     """(time s, arrival rate req/s the policy's collector measured; None: none) per call, for policies that
     measure one (inferno)."""
+    observed_percentiles: list[tuple[float, dict[str, float | None]]] = field(default_factory=list)
+    """(time s, {"observed_ttft_ms_p90": .., ...}) per cycle, for policies whose collector reads vLLM's latency
+    histograms (inferno; sim/policies/inferno.PERCENTILE_KEYS)."""
 
 
 def engine_params(scenario: Scenario) -> EngineParams:
@@ -143,7 +146,8 @@ class Simulation:
         self._close_books()
         observed = list(getattr(self.policy, "observed_rates", ()))
         return RunResult(self.policy.name, self._records, self._gpu_s / 3600.0, self._scale_events,
-                         self._timeline, self._decisions, self._now, observed)
+                         self._timeline, self._decisions, self._now, observed,
+                         list(getattr(self.policy, "observed_percentiles", ())))
 
     def _all_done(self) -> bool:
         return len(self._records) == len(self.arrivals) and self._settled == len(self._records)

@@ -35,6 +35,10 @@ from sim.policies import ClusterView
 from sim.scenario import Scenario
 from sim.system import NAMESPACE, deployment_name, labels, static_data
 
+PERCENTILE_KEYS = ("observed_ttft_ms_p90", "observed_itl_ms_p90", "predicted_ttft_ms_p90", "predicted_itl_ms_p90")
+"""The cycle row's P90s kept per cycle (InfernoPolicy.observed_percentiles): the collector's, from vLLM's TTFT and
+inter-token histograms over the window (as in production, sim/prometheus.py), and the optimizer's."""
+
 
 def _loud(method: Callable[..., Any]) -> Callable[..., Any]:
     """Remember an exception of a client method (the cycle turns any into a skipped cycle; in the simulator it
@@ -138,6 +142,7 @@ class InfernoPolicy:
         self.solver_defaults = SolverDefaults(m.SolverKind(defaults.solver), defaults.solver_time_limit_s)
         self.records: list[cycle.CycleRecord] = []
         self.observed_rates: list[tuple[float, float | None]] = []
+        self.observed_percentiles: list[tuple[float, dict[str, float | None]]] = []
         self._cycles = 0
         self.control_period_s = self.period_s
         if self.fast_path:
@@ -167,6 +172,8 @@ class InfernoPolicy:
         self.records.append(record)
         rate = record.rows[0].arrival_rate_rpm if record.rows else None
         self.observed_rates.append((view.now_s, rate / 60.0 if rate is not None else None))
+        row = record.rows[0] if record.rows else None
+        self.observed_percentiles.append((view.now_s, {key: getattr(row, key, None) for key in PERCENTILE_KEYS}))
         self.expected = expectations(record.rows)
         return clients.written
 

@@ -58,6 +58,10 @@ def test_skipping_gives_the_same_token_times_as_stepping(params: EngineParams) -
     for name in ("requests_per_s", "generation_tokens_per_s", "itl_count_per_s", "ttft_count_per_s"):
         assert getattr(fast_metrics, name) == getattr(plain_metrics, name), name
     assert fast_metrics.itl_sum_per_s == pytest.approx(plain_metrics.itl_sum_per_s, rel=1e-9)
+    # the TTFT and inter-token histograms (vLLM's buckets) see every gap alone, skipped or stepped
+    assert fast_metrics.ttft_buckets == plain_metrics.ttft_buckets and sum(fast_metrics.ttft_buckets) == 150
+    assert fast_metrics.itl_buckets == plain_metrics.itl_buckets
+    assert sum(fast_metrics.itl_buckets) == fast_metrics.itl_count_per_s
 
 
 def test_skipping_really_skips_steady_decodes() -> None:

@@ -66,3 +66,52 @@ def test_verdicts_read_the_same_samples_as_means_and_as_percentiles() -> None:
     # a request never served fails the mean reading and counts against attainment
     v = slo_verdicts(_run([100.0] * 99 + [None]), _seed001(), 0.99, [100.0] * 99, [50.0] * 99)
     assert not v["slo_mean_held"] and v["slo_p99_held"]
+
+
+def test_collector_percentiles_compare_the_histogram_p90_with_the_requests_of_its_window() -> None:
+    from sim.report import collector_percentiles
+
+    loaded = _seed001()  # 60 s window
+    # first tokens at 100..190 s: TTFT 100 ms x 9 then 1,000 ms (t=190); one more at 300 s outside both windows
+    records = [RequestRecord(100.0 + 10 * i - (0.1 if i < 9 else 1.0), 10, 10, 0.1 if i < 9 else 1.0, 0.05)
+               for i in range(10)] + [RequestRecord(299.0, 10, 10, 1.0, 0.05), RequestRecord(50.0, 10, 10)]
+    run = RunResult("inferno", records, 1.0, 0, observed_percentiles=[
+        (160.0, {"observed_ttft_ms_p90": 120.0}),  # window (100, 160]: 100 ms x 6 -> P90 100 ms
+        (200.0, {"observed_ttft_ms_p90": 900.0}),  # window (140, 200]: 100 ms x 4 and 1,000 ms -> P90 1,000 ms
+        (260.0, {"observed_ttft_ms_p90": None}),   # no figure: not counted
+        (600.0, {"observed_ttft_ms_p90": 50.0})])  # no request in the window: not counted
+    got = collector_percentiles(run, loaded)
+    assert got["collector_ttft_p90_cycles"] == 2
+    assert (got["collector_ttft_p90_to_requests_min"], got["collector_ttft_p90_to_requests_max"]) == \
+        pytest.approx((0.9, 1.2))
+    assert collector_percentiles(RunResult("hpa", records, 1.0, 0), loaded) == {}
+
+
+def test_inferno_in_the_simulator_observes_and_predicts_p90s_and_the_evaluation_shows_both_readings() -> None:
+    import yaml
+
+    from sim import evaluate
+    from sim.run import run_scenario
+
+    with open(scenario.resolve("seed001-stairstep"), encoding="utf-8") as handle:
+        doc = yaml.safe_load(handle)
+    doc["load"]["phases"] = [{"rate_rps": 0.5, "duration_s": 300}, {"rate_rps": 1.5, "duration_s": 600}]
+    means = run_scenario(scenario.parse(doc, "seed001-short.yaml"), ["inferno", "oracle"], progress=None)
+    doc["slo"]["percentile"] = 90
+    p90 = run_scenario(scenario.parse(doc, "seed001-short-p90.yaml"), ["inferno", "oracle"], progress=None)
+    inferno = next(r for r in p90.results if r.policy == "inferno")
+    figures = [f for _, f in inferno.observed_percentiles if f["observed_ttft_ms_p90"] is not None]
+    assert len(figures) >= 10
+    for f in figures:  # the collector's P90s from the simulated replicas' histograms, the optimizer's beside them
+        assert 0 < f["observed_itl_ms_p90"] < 1000 and 0 < f["observed_ttft_ms_p90"] < 60_000
+        assert f["predicted_ttft_ms_p90"] is not None and f["predicted_ttft_ms_p90"] <= 600 * (1 + 1e-6)
+    summary = next(s for s in p90.summaries if s["policy"] == "inferno")
+    assert summary["collector_ttft_p90_cycles"] >= 10
+    assert 0.5 < summary["collector_ttft_p90_to_requests_median"] < 2.0
+    section = "\n".join(evaluate._section(p90, "evaluation/x.png", "seed001-stairstep, SLOs read as P90"))
+    assert "## seed001-stairstep, SLOs read as P90" in section and "read as p90" in section
+    assert "mean held" in section or "mean missed" in section
+    assert "p90 held" in section or "p90 missed" in section
+    assert "inferno's view of the P90 TTFT" in section
+    line = evaluate.reading_comparison(means, p90)
+    assert line.startswith("inferno sized for the means: ") and "sized for P90: " in line and "oracle" in line
