@@ -104,7 +104,8 @@ class PrometheusSource:
             try:
                 matrices = [promql.parse_matrix(client.custom_query_range(
                     query, start_time=start, end_time=end, step=f"{max(int(step_s), 1)}s",
-                    params={"timeout": f"{self._timeout_s}s"})) for query in expressions]
+                    params={"timeout": f"{max(round(self._timeout_s * 1000), 1)}ms"}))
+                    for query in expressions]  # Prometheus durations are whole numbers of a unit: not "5.0s"
             finally:
                 client.close()
         except (*_QUERY_ERRORS, OSError) as err:

@@ -117,6 +117,18 @@ def test_load_tokens_and_latency_match_what_the_load_generator_applied_and_saw(l
             assert got == pytest.approx(expected, rel=0.05)
 
 
+def test_the_arrival_rate_history_comes_from_real_prometheus_range_queries(loaded):
+    cluster, _, load = loaded
+    [facts] = KubeSource(load_api_client(cluster.kubeconfig)).deployments([NS])
+    source = PrometheusSource(cluster.prometheus.url, WINDOW, 5.0)
+    history, warnings = source.arrival_history([facts], lookback_s=4 * WINDOW_S, step_s=5.0, end_s=time.time())
+    series = history[(NS, DEPLOYMENT)]
+    print(f"\narrival history (rpm): {[round(v) for v in series]}")
+    assert warnings == [], "the range queries are accepted (a timeout Prometheus cannot parse was a 400)"
+    assert len(series) >= 5
+    assert sum(series[-3:]) / 3 == pytest.approx(RATE_RPS * 60, rel=0.25)
+
+
 def test_prometheus_stopped_mid_test_the_labels_are_used_and_the_answer_says_so(loaded):
     cluster, collector, _ = loaded
     cluster.prometheus.stop()
