@@ -81,6 +81,9 @@ class CycleRecord:
     solver_stats: Mapping[str, Any] = field(default_factory=dict)
     tuner: tuple[Mapping[str, Any], ...] = ()
     """The online tuner's state per (model, accelerator) after this cycle (TunerState.as_json)."""
+    trigger: str = ""
+    """Why the cycle ran: "period" (the controller's timer), "invoke" (GET /invoke) or "fast path: <server>:
+    <why>" (services/controller/fastpath.py); "" when the caller did not say."""
 
     def as_json(self) -> dict[str, Any]:
         """The record as a JSON-ready dict."""
@@ -88,7 +91,8 @@ class CycleRecord:
                 "skip_reason": self.skip_reason, "timings_ms": dict(self.timings_ms),
                 "rows": [r.as_json() for r in self.rows],
                 "warnings": list(self.warnings), "total_cost_per_hour": self.total_cost_per_hour,
-                "solver_stats": dict(self.solver_stats), "tuner": [dict(t) for t in self.tuner]}
+                "solver_stats": dict(self.solver_stats), "tuner": [dict(t) for t in self.tuner],
+                "trigger": self.trigger}
 
 
 class _Skip(Exception):

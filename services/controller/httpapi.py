@@ -102,7 +102,7 @@ class _Handler(BaseHTTPRequestHandler):
         if path == "/invoke":
             if not self._authorized():
                 return
-            record = self.loop.invoke()
+            record = self.loop.invoke(trigger="invoke")
             self._send(_INVOKE_STATUS.get(record.outcome, 503), record.as_json())
         elif path == "/healthz":
             self._send(200 if self.loop.ticking else 503, {"status": "ok" if self.loop.ticking else "ticker stopped"})

@@ -16,6 +16,7 @@ import os
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import replace
 
 import structlog
 
@@ -63,15 +64,16 @@ class ControlLoop:
 
     def invoke(self, window: str = "", trigger: str = "") -> CycleRecord:
         """Run one cycle (waiting for a running one to finish first) and return its record; ``window`` ("" =
-        the collector's) is the rate window it collects over, ``trigger`` why it runs (logged; "" = the period
-        or /invoke)."""
+        the collector's) is the rate window it collects over, ``trigger`` why it runs (logged and kept in the
+        record: "period", "invoke", "fast path: ...")."""
         with self._lock:
             self._cycle_id += 1
             # every log line of the cycle, and every call it makes (gRPC metadata), carries the cycle id
             with structlog.contextvars.bound_contextvars(cycle_id=self._cycle_id):
                 started_at = datetime.datetime.now(datetime.UTC).isoformat(timespec="milliseconds")
-                record = run_cycle(self._cycle_id, started_at, self._read_static, self._clients, time.monotonic,
-                                   dry_run=self._dry_run, tuner=self._tuner, checker=self._checker, window=window)
+                record = replace(run_cycle(self._cycle_id, started_at, self._read_static, self._clients,
+                                           time.monotonic, dry_run=self._dry_run, tuner=self._tuner,
+                                           checker=self._checker, window=window), trigger=trigger)
                 self.last = record
                 self._metrics.observe(record)
                 self._append(record)
@@ -115,7 +117,7 @@ class ControlLoop:
     def _tick(self, period_s: float) -> None:
         while not self._stop.wait(period_s):
             try:
-                self.invoke()
+                self.invoke(trigger="period")
             except Exception as err:  # noqa: BLE001 - the ticker must survive any single cycle
                 _log.error("cycle_crashed", error=str(err), exc_info=True)
 

@@ -87,9 +87,11 @@ def model_check(row: Mapping[str, Any]) -> str:
 
 
 def cycle_head(record: Mapping[str, Any], status: int | None = None) -> str:
-    """'cycle N: outcome (HTTP s) - reason  [phase timings]  cost'."""
+    """'cycle N (trigger): outcome (HTTP s) - reason  [phase timings]  cost'."""
     timings = record.get("timings_ms") or {}
-    head = (f"cycle {record.get('cycle_id', '?')}: {record.get('outcome', 'failed')}"
+    head = (f"cycle {record.get('cycle_id', '?')}"
+            + (f" ({record['trigger']})" if record.get("trigger") else "")
+            + f": {record.get('outcome', 'failed')}"
             + (f" (HTTP {status})" if status is not None else "")
             + (f" at {record['started_at']}" if status is None and record.get("started_at") else "")
             + (f" - {record['skip_reason']}" if record.get("skip_reason") else "")

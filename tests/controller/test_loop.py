@@ -43,6 +43,7 @@ def test_invoke_answers_the_cycle_record_as_json(api) -> None:
     record = json.loads(body)
     assert status == 200 and record["outcome"] == "applied" and record["cycle_id"] == 1
     assert record["rows"][0]["replicas"] == 3 and record["timings_ms"]["total"] >= 0
+    assert record["trigger"] == "invoke"
 
 
 def test_skipped_cycle_answers_503_with_the_reason(api) -> None:
@@ -134,6 +135,16 @@ def test_ticker_runs_cycles_on_its_own() -> None:
                 break
             threading.Event().wait(0.05)
         assert loop.last is not None and loop.last.cycle_id >= 2
+        assert loop.last.trigger == "period" and loop.last.as_json()["trigger"] == "period"
     finally:
         loop.stop()
     assert not loop.ticking
+
+
+def test_the_cycle_log_says_why_each_cycle_ran(tmp_path: Path) -> None:
+    path = tmp_path / "cycles.jsonl"
+    loop = ControlLoop(FakeClients(), lambda: (STATIC, CAPACITY), ControllerMetrics(), str(path))
+    loop.invoke(trigger="fast path: premium: 15.0 requests waiting")
+    loop.invoke(trigger="period")
+    triggers = [json.loads(line)["trigger"] for line in path.read_text().splitlines()]
+    assert triggers == ["fast path: premium: 15.0 requests waiting", "period"]
