@@ -21,6 +21,10 @@ from harness.scenario import ROOT
 
 NAMES = ("optimizer", "collector", "actuator", "controller")
 
+ON_DEMAND = {"INFERNO_CONTROL_PERIOD": "0", "INFERNO_FORECAST": "off", "INFERNO_FAST_PATH": "off"}
+"""Control settings for tests that drive the cycles themselves (GET /invoke): no timer, so no fast path, and each
+cycle sizes for the load measured then (issue 22's forecast off)."""
+
 
 def free_port() -> int:
     """A TCP port that is free on 127.0.0.1 right now."""
@@ -33,18 +37,18 @@ class ServiceProcesses:
     """Starts, stops, kills and restarts the four services; calls the controller's HTTP API.
 
     ``env`` holds the settings common to all four (KUBECONFIG, INFERNO_DATA_PATH, INFERNO_PROMETHEUS_URL, ...);
-    ports and peer addresses are chosen here. Raises RuntimeError when a service does not come up.
+    ``control`` the control loop's (ON_DEMAND by default; {} = the production defaults of docs/contract.md),
+    applied under ``env``; ports and peer addresses are chosen here. Raises RuntimeError when a service does not
+    come up.
     """
 
-    def __init__(self, workdir: str, env: Mapping[str, str]) -> None:
+    def __init__(self, workdir: str, env: Mapping[str, str], control: Mapping[str, str] = ON_DEMAND) -> None:
         self.workdir = workdir
         self.ports = {name: free_port() for name in NAMES}
         self.ports["actuator_metrics"] = free_port()
         base = {k: v for k, v in os.environ.items() if not k.startswith(("INFERNO_", "KUBERNETES_SERVICE"))}
         self.env = {**base, "PYTHONPATH": ROOT, "PYTHONUNBUFFERED": "1", "INFERNO_BIND_ADDRESS": "127.0.0.1",
-                    "INFERNO_HTTP_BIND_ADDRESS": "127.0.0.1",
-                    "INFERNO_CONTROL_PERIOD": "0", "INFERNO_FORECAST": "off", "INFERNO_FAST_PATH": "off",
-                    **dict(env)}  # cycles only when a test asks, each on the load measured then (issue 22 off)
+                    "INFERNO_HTTP_BIND_ADDRESS": "127.0.0.1", **dict(control), **dict(env)}
         for name in ("optimizer", "collector", "actuator"):
             self.env[f"INFERNO_{name.upper()}_PORT"] = str(self.ports[name])
             self.env[f"INFERNO_{name.upper()}_ADDRESS"] = f"127.0.0.1:{self.ports[name]}"

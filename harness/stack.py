@@ -10,16 +10,18 @@ import tempfile
 
 from emulator.cluster import Cluster
 from harness.scenario import NAMESPACE, Scenario, cluster_config, static_system, write_static_data
-from harness.services import ServiceProcesses
+from harness.services import ON_DEMAND, ServiceProcesses
 
 
 class Stack:
     """Start the cluster (Prometheus when wanted and installed, else the collector scrapes the replicas
     directly), write the data files, start the services. ``workdir`` (created when None) holds the data files,
-    the cycle log, the services' logs and the cluster's files; it is removed by stop(keep=False)."""
+    the cycle log, the services' logs and the cluster's files; it is removed by stop(keep=False). ``control``:
+    the control loop's settings (harness.services.ON_DEMAND: cycles only on GET /invoke; the demo passes its
+    timer and fast-path settings), ``extra_env`` any other."""
 
     def __init__(self, scenario: Scenario, workdir: str | None = None, prometheus: bool = True,
-                 extra_env: dict[str, str] | None = None) -> None:
+                 extra_env: dict[str, str] | None = None, control: dict[str, str] | None = None) -> None:
         self.scenario = scenario
         self.workdir = workdir or tempfile.mkdtemp(prefix="inferno-demo-")
         self.system = static_system(scenario)
@@ -28,6 +30,7 @@ class Stack:
         self.cluster = Cluster(cluster_config(scenario, self.system, prometheus), prometheus=prometheus,
                                workdir=os.path.join(self.workdir, "cluster"))
         self._extra_env = dict(extra_env or {})
+        self._control = dict(ON_DEMAND if control is None else control)
         self.services: ServiceProcesses | None = None
 
     def start(self, ready_timeout_s: float = 90.0) -> Stack:
@@ -37,7 +40,7 @@ class Stack:
             write_static_data(self.scenario, self.data_path)
             os.makedirs(self.cluster.workdir, exist_ok=True)
             self.cluster.start(wait_ready_s=ready_timeout_s)
-            self.services = ServiceProcesses(self.workdir, self.env()).start(ready_timeout_s)
+            self.services = ServiceProcesses(self.workdir, self.env(), self._control).start(ready_timeout_s)
         except BaseException:
             self.stop(keep=True)
             raise
