@@ -10,9 +10,10 @@ Kalman filter", 1989, s2.3), forecast ``horizon / spacing`` steps ahead with a `
 (docs/contract.md s9). The interval widens with the residual noise, so noise alone does not look like a rise.
 
 The rate to size (``sizing_rate``): the upper bound for scale-up, never less than the current rate:
-- rising (the fitted trend is positive beyond RISE_Z standard errors and the point forecast is above the
-  current rate): the upper bound, so the replicas that start now are enough when they are Ready even if the
-  rise runs a little steeper;
+- rising (the fitted trend is positive beyond RISE_Z standard errors, the point forecast is above the
+  current rate and the last RECENT samples still climb at RECENT_SHARE of that trend or more): the upper
+  bound, so the replicas that start now are enough when they are Ready even if the rise runs a little
+  steeper;
 - otherwise the current rate: a noisy flat load sizes as without a forecast, a step already seen is followed
   without the overshoot a trend fitted across the step would add (its drift stays positive for as long as the
   step is in the history), and a falling forecast never removes capacity the current load still needs (a
@@ -39,6 +40,12 @@ COVERAGE = 0.8
 """Two-sided coverage of the prediction interval: the upper bound is the 90th percentile."""
 RISE_Z = 1.645
 """A trend counts as a rise when its estimate exceeds this many standard errors (one-sided 95%)."""
+RECENT = 3
+RECENT_SHARE = 0.5
+"""A rise must go on: the slope of the last RECENT samples (current included; least squares) must be at least
+RECENT_SHARE x the fitted trend. A level shift (a step, a load starting from zero) drags a trend fitted across
+it upwards for as long as it stays in the history, while the samples after it are flat: without this, a step
+already followed was sized again for a rise that had ended."""
 METHOD_TREND = "local-linear-trend"
 METHOD_SHORT = "current (history short)"
 METHOD_FLAT = "current (history constant)"
@@ -103,19 +110,22 @@ def forecast(values: Sequence[float], step_s: float, horizon_s: float, *, covera
         return carried(current, horizon_s, METHOD_FLAT)
     steps = max(int(math.ceil(horizon_s / step_s - 1e-9)), 1)
     try:
-        point, lower, upper, t_value = _trend_forecast(series, steps, coverage)
+        point, lower, upper, t_value, trend = _trend_forecast(series, steps, coverage)
     except (ValueError, np.linalg.LinAlgError, OverflowError):
         return carried(current, horizon_s, METHOD_FAILED)
     if not all(math.isfinite(v) for v in (point, lower, upper)):
         return carried(current, horizon_s, METHOD_FAILED)
-    rising = t_value > RISE_Z and point > current
+    recent = series[-RECENT:]
+    recent_slope = float(np.polyfit(np.arange(len(recent)), recent, 1)[0])
+    rising = t_value > RISE_Z and point > current and recent_slope >= RECENT_SHARE * trend
     return Forecast(current, max(point, 0.0), max(lower, 0.0), max(upper, 0.0), horizon_s, METHOD_TREND, rising)
 
 
-def _trend_forecast(series: np.ndarray, steps: int, coverage: float) -> tuple[float, float, float, float]:
-    """(point, lower, upper, trend / its standard error) ``steps`` ahead from a local linear deterministic
-    trend fitted by MLE (the trend's filtered estimate at the last sample). The series is scaled to unit mean
-    for the optimizer (rates in req/min span 0.1 .. 10^4) and scaled back."""
+def _trend_forecast(series: np.ndarray, steps: int,
+                    coverage: float) -> tuple[float, float, float, float, float]:
+    """(point, lower, upper, trend / its standard error, trend per sample) ``steps`` ahead from a local linear
+    deterministic trend fitted by MLE (the trend's filtered estimate at the last sample). The series is scaled
+    to unit mean for the optimizer (rates in req/min span 0.1 .. 10^4) and scaled back."""
     from statsmodels.tsa.statespace.structural import UnobservedComponents
 
     scale = float(np.mean(series)) or 1.0
@@ -127,7 +137,7 @@ def _trend_forecast(series: np.ndarray, steps: int, coverage: float) -> tuple[fl
         interval = np.asarray(predicted.conf_int(alpha=1.0 - coverage))[-1]
         trend, variance = float(fitted.filtered_state[1, -1]), float(fitted.filtered_state_cov[1, 1, -1])
     t_value = trend / math.sqrt(variance) if variance > 0 else (math.inf if trend > 0 else 0.0)
-    return mean * scale, float(interval[0]) * scale, float(interval[1]) * scale, t_value
+    return mean * scale, float(interval[0]) * scale, float(interval[1]) * scale, t_value, trend * scale
 
 
 def sizing_rate(fc: Forecast) -> float:

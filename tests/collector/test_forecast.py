@@ -37,6 +37,16 @@ def test_a_step_is_followed_without_running_away(seed: int) -> None:
     assert 0.85 * 270.0 <= rate <= 1.15 * 270.0  # the new level, not the drift fitted across the step
 
 
+@pytest.mark.parametrize("seed", [1, 2, 3, 4])
+def test_a_step_already_followed_is_not_a_rise_though_a_trend_fits_across_it(seed: int) -> None:
+    # the demo's history: the load starts from nothing, holds 90 req/min, triples; three samples at the new level
+    rng = np.random.default_rng(seed)
+    history = [0.0, 90.0, 90.0, 90.0, 270.0, 270.0, 270.0] + rng.normal(0.0, 5.0, 7)
+    got = fc.forecast(np.clip(history, 0.0, None).tolist(), 30.0, 65.0)
+    assert got.fitted and not got.rising
+    assert fc.sizing_rate(got) == got.current
+
+
 @pytest.mark.parametrize("seed", range(1, 9))
 def test_noise_on_a_flat_load_does_not_scale_up(seed: int) -> None:
     history = _poisson([90.0] * 15, seed)
