@@ -61,14 +61,17 @@ def state_from_deployment(obj: Mapping[str, Any], owner: str) -> DeploymentState
     containers = tuple(Container(c.get("name", ""), tuple(c.get("args") or ())) for c in pod.get("containers") or ())
     return DeploymentState(replicas=int(spec.get("replicas", 1)), resource_version=meta.get("resourceVersion", ""),
                            labels=meta.get("labels") or {}, node_selector=pod.get("nodeSelector") or {},
-                           containers=containers, owner=owner)
+                           containers=containers, owner=owner, annotations=meta.get("annotations") or {})
 
 
 def patch_body(change: Change, resource_version: str) -> dict[str, Any]:
-    """The strategic-merge patch for a change's labels and pod template, preconditioned on resource_version."""
+    """The strategic-merge patch for a change's labels, annotations and pod template, preconditioned on
+    resource_version."""
     body: dict[str, Any] = {"metadata": {"resourceVersion": resource_version}}
     if change.labels:
         body["metadata"]["labels"] = dict(change.labels)
+    if change.annotations:
+        body["metadata"]["annotations"] = dict(change.annotations)
     pod: dict[str, Any] = {}
     if change.node_selector:
         pod["nodeSelector"] = dict(change.node_selector)

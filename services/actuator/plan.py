@@ -26,7 +26,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 
-from services.core import bounds
+from services.core import bounds, routing
 from services.core import labels as lb
 from services.core.labels import LabelValueError
 from services.core.model import (
@@ -70,7 +70,8 @@ class Container:
 @dataclass(frozen=True, slots=True)
 class DeploymentState:
     """What was read of one Deployment: spec replicas, resourceVersion, labels, pod-template nodeSelector and
-    containers, and ``owner`` = the autoscaler owning its replicas ("Kind namespace/name"; "" = none)."""
+    containers, ``owner`` = the autoscaler owning its replicas ("Kind namespace/name"; "" = none), and its
+    ``annotations``."""
 
     replicas: int
     resource_version: str = ""
@@ -78,9 +79,11 @@ class DeploymentState:
     node_selector: Mapping[str, str] = field(default_factory=dict)
     containers: tuple[Container, ...] = ()
     owner: str = ""
+    annotations: Mapping[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "labels", _frozen(self.labels))
+        object.__setattr__(self, "annotations", _frozen(self.annotations))
         object.__setattr__(self, "node_selector", _frozen(self.node_selector))
 
 
@@ -104,7 +107,8 @@ class Change(DeploymentOutcome):
 
     ``desired_replicas`` is the target before the per-cycle limit (None without an allocation); ``labels``
     are labels to set; ``node_selector`` maps keys to set (None = remove); ``container`` carries the new args
-    of the container to rewrite (None = leave the template's containers alone).
+    of the container to rewrite (None = leave the template's containers alone); ``annotations`` are the
+    Deployment's annotations to set (a pool's routing weights, docs/contract.md s10).
     """
 
     desired_replicas: int | None = None
@@ -113,6 +117,7 @@ class Change(DeploymentOutcome):
     node_selector: Mapping[str, str | None] = field(default_factory=dict)
     container: Container | None = None
     resource_version: str = ""
+    annotations: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def scales(self) -> bool:
@@ -121,8 +126,8 @@ class Change(DeploymentOutcome):
 
     @property
     def patches(self) -> bool:
-        """True when the Deployment's labels or pod template must change."""
-        return bool(self.labels or self.node_selector or self.container)
+        """True when the Deployment's labels, annotations or pod template must change."""
+        return bool(self.labels or self.node_selector or self.container or self.annotations)
 
     @property
     def restarts_pods(self) -> bool:
@@ -350,8 +355,9 @@ def plan_deployment(server_name: str, ref: KubeRef, state: DeploymentState | Non
     labels = _label_patch(allocation, batch, state.labels, target != state.replicas)
     selector = node_selector_patch(allocation.accelerator, state.node_selector, settings.accelerator_node_labels)
     container = _container_patch(state.containers, batch) if settings.set_max_num_seqs else None
+    notes_of_routing = routing_patch(ref, state, allocation, server)
     change = Change(server_name, ref, ActuationOutcome.UNCHANGED, "", state.replicas, target, desired,
-                    allocation.accelerator, labels, selector, container, state.resource_version)
+                    allocation.accelerator, labels, selector, container, state.resource_version, notes_of_routing)
     if change.scales:
         notes.insert(0, f"replicas {state.replicas} -> {target}")
     if labels:
@@ -360,8 +366,25 @@ def plan_deployment(server_name: str, ref: KubeRef, state: DeploymentState | Non
         notes.append("nodeSelector")
     if container:
         notes.append(f"{MAX_NUM_SEQS} {batch} in container {container.name}")
+    if notes_of_routing:
+        notes.append("routing weights")
     outcome = ActuationOutcome.CHANGED if change.scales or change.patches else ActuationOutcome.UNCHANGED
     return replace(change, outcome=outcome, reason="; ".join(notes))
+
+
+def routing_patch(ref: KubeRef, state: DeploymentState, allocation: Allocation,
+                  server: Server | None) -> dict[str, str]:
+    """A pool Deployment's routing annotation (inferno.routing/weights, services/core/routing.py) for its
+    allocation when it differs from the one it has: each class's rate on this Deployment, the per-replica
+    rate times the allocated replicas, in the server's class order (priority = position); {} for any other
+    server or allocation."""
+    pool = state.labels.get(routing.POOL_LABEL)
+    if not pool or server is None or not server.pool_classes or len(allocation.class_rpm) != len(server.pool_classes):
+        return {}
+    rates = [rate * allocation.num_replicas for rate in allocation.class_rpm]
+    table = routing.table_from_answer(pool, [c.name for c in server.pool_classes], {ref.name: rates})
+    note = routing.annotation_for(table, ref.name)
+    return {} if state.annotations.get(routing.ANNOTATION) == note else {routing.ANNOTATION: note}
 
 
 def _rising(server: Server | None) -> bool:

@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 
 from services.collector import promql
 from services.collector.lengths import out_tokens_c2
-from services.core import bounds
+from services.core import bounds, routing
 from services.core import model as m
+from services.core.errors import InvalidInputError
 from services.core.labels import LabelLoad, ServerLabels, parse_labels
 
 
@@ -251,6 +252,40 @@ def build_server(facts: DeploymentFacts, labels: ServerLabels, load: m.Load, obs
                     max_queue_size=labels.max_queue, current=current, observed=observed)
 
 
+ClassRates = Mapping[tuple[str, str], Mapping[str, float]]
+"""(namespace, Deployment) -> {class: RPM} as a pool router counted them."""
+
+
+def pool_classes(facts: DeploymentFacts, load: m.Load,
+                 routed: Mapping[str, float] | None) -> tuple[tuple[m.PoolClass, ...] | None, list[str]]:
+    """A pool Deployment's classes (label inferno.server.classes, priority = position) with their loads, or
+    ((), []) for a Deployment that is no pool; (None, [warning]) when its pool labels cannot be read.
+
+    Each class's rate: the router's count for this Deployment (``routed``, when it has any class of the pool);
+    else the Deployment's arrival rate split by the label inferno.server.class-shares; else split evenly, with
+    a warning. Token lengths are the Deployment's (vLLM does not split them by class)."""
+    if routing.POOL_LABEL not in facts.labels:
+        return (), []
+    try:
+        names = routing.parse_classes(facts.labels.get(routing.CLASSES_LABEL, ""))
+        shares = (routing.parse_shares(facts.labels[routing.SHARES_LABEL], len(names))
+                  if routing.SHARES_LABEL in facts.labels else None)
+    except InvalidInputError as err:
+        return None, [f"{facts.where}: skipped: pool {facts.labels[routing.POOL_LABEL]!r}: {err}"]
+    warnings = []
+    if routed and any(n in routed for n in names):
+        rates = [routed.get(n, 0.0) for n in names]
+    else:
+        if shares is None:
+            shares = [1.0 / len(names)] * len(names)
+            warnings.append(f"{facts.where}: pool classes split evenly: no per-class router counts and no label "
+                            f"{routing.SHARES_LABEL}")
+        rates = [load.arrival_rate_rpm * share for share in shares]
+    classes = tuple(m.PoolClass(n, i, m.Load(r, load.avg_in_tokens, load.avg_out_tokens, load.out_tokens_c2))
+                    for i, (n, r) in enumerate(zip(names, rates, strict=True)))
+    return classes, warnings
+
+
 def load_measured(observed: m.ObservedMetrics) -> bool:
     """Whether a server's load was measured: False when its arrival rate came from the load labels and no live
     figure (running or waiting requests) was read, i.e. the metrics were missing (Prometheus down, erroring or
@@ -266,13 +301,14 @@ def _observed(measured: Measurement, facts: DeploymentFacts, source: m.LoadSourc
 
 
 def collect_one(facts: DeploymentFacts, pods: Mapping[str, PodRates] | None, source: m.LoadSource,
-                static: m.SystemData | None,
-                max_replicas: int = bounds.MAX_REPLICAS) -> tuple[m.ManagedServer | None, list[str]]:
+                static: m.SystemData | None, max_replicas: int = bounds.MAX_REPLICAS,
+                routed: Mapping[str, float] | None = None) -> tuple[m.ManagedServer | None, list[str]]:
     """One Deployment -> (ManagedServer, warnings), or (None, warnings) when it cannot be sized.
 
     ``pods`` are the rates read for its pods (None: the metrics source had nothing for it); only pods
     that belong to the Deployment now are counted; ``max_replicas`` is the default replica cap
-    (INFERNO_MAX_REPLICAS), to which minreplicas is clamped.
+    (INFERNO_MAX_REPLICAS), to which minreplicas is clamped; ``routed`` a pool router's per-class rates for it
+    (pool_classes).
     """
     labels, warnings = parse_labels(facts.labels, facts.where, static, max_replicas)
     if labels is None:
@@ -285,16 +321,21 @@ def collect_one(facts: DeploymentFacts, pods: Mapping[str, PodRates] | None, sou
     if load is None:
         return None, warnings
     observed = _observed(measured, facts, load_source)
-    server = build_server(facts, labels, load, observed, static)
+    classes, pool_warnings = pool_classes(facts, load, routed)
+    warnings.extend(pool_warnings)
+    if classes is None:
+        return None, warnings
+    server = replace(build_server(facts, labels, load, observed, static), pool_classes=classes)
     return m.ManagedServer(server, facts.ref, facts.spec_replicas, facts.ready_replicas,
                            load_measured(observed)), warnings
 
 
 def _collect_safely(facts: DeploymentFacts, pods: Mapping[str, PodRates] | None, source: m.LoadSource,
-                    static: m.SystemData | None, max_replicas: int) -> tuple[m.ManagedServer | None, list[str]]:
+                    static: m.SystemData | None, max_replicas: int,
+                    routed: Mapping[str, float] | None) -> tuple[m.ManagedServer | None, list[str]]:
     """collect_one, except that an unforeseen error skips this Deployment alone, with a warning naming it."""
     try:
-        return collect_one(facts, pods, source, static, max_replicas)
+        return collect_one(facts, pods, source, static, max_replicas, routed)
     except Exception as err:  # noqa: BLE001 - one bad Deployment never stops the others
         return None, [f"{facts.where}: skipped: its labels or metrics could not be read "
                       f"({type(err).__name__}: {str(err)[:120]})"]
@@ -302,19 +343,22 @@ def _collect_safely(facts: DeploymentFacts, pods: Mapping[str, PodRates] | None,
 
 def collect(deployments: Sequence[DeploymentFacts], rates: PodRatesByDeployment, source: m.LoadSource,
             static: m.SystemData | None, warnings: Sequence[str] = (),
-            capacity: m.Capacity | None = None, max_replicas: int = bounds.MAX_REPLICAS) -> m.Collection:
+            capacity: m.Capacity | None = None, max_replicas: int = bounds.MAX_REPLICAS,
+            class_rates: ClassRates | None = None) -> m.Collection:
     """All managed Deployments -> Collection (managed servers sorted by name, with ``capacity``).
 
     Deployments are taken in (namespace, name) order. A server name carried by more than one Deployment is
     an error on all of them: none is managed until the names are fixed, each named in a warning (a silent
     pick would let a second Deployment take the server over). A Deployment that cannot be read is skipped
-    alone. ``warnings`` (e.g. from the sources) lead the answer's warnings.
+    alone. ``warnings`` (e.g. from the sources) lead the answer's warnings. ``class_rates``: the pool routers'
+    per-class rates by Deployment (pool_classes).
     """
     by_name: dict[str, list[tuple[DeploymentFacts, m.ManagedServer]]] = {}
     notes = list(warnings)
     for facts in sorted(deployments, key=lambda d: (d.ref.namespace, d.ref.name)):
-        managed, more = _collect_safely(facts, rates.get((facts.ref.namespace, facts.ref.name)), source, static,
-                                        max_replicas)
+        key = (facts.ref.namespace, facts.ref.name)
+        managed, more = _collect_safely(facts, rates.get(key), source, static, max_replicas,
+                                        (class_rates or {}).get(key))
         notes.extend(more)
         if managed is not None:
             by_name.setdefault(managed.name, []).append((facts, managed))

@@ -11,11 +11,11 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from services.collector import aggregate, capacity, forecast
 from services.collector.aggregate import DeploymentFacts, PodRatesByDeployment
-from services.core import datafiles
+from services.core import datafiles, routing
 from services.core import model as m
 from services.core.bounds import MAX_REPLICAS, namespace_problem
 from services.core.errors import DataFileError, InvalidInputError
@@ -33,6 +33,14 @@ class MetricsSource(Protocol):
     source: m.LoadSource
 
     def read(self, deployments: Sequence[DeploymentFacts]) -> tuple[PodRatesByDeployment, list[str]]: ...
+
+
+@runtime_checkable
+class ClassRateSource(Protocol):
+    """A metrics source that also reads pool routers' per-class rates (RPM by Deployment and class)."""
+
+    def class_rates(self, deployments: Sequence[DeploymentFacts],
+                    window: str = "") -> tuple[aggregate.ClassRates, list[str]]: ...
 
 
 class CapacitySource(Protocol):
@@ -124,10 +132,20 @@ class Collector:
         rates, metric_warnings = (self._metrics.read(deployments, window=window) if window
                                   else self._metrics.read(deployments))
         cards, capacity_warnings = self._capacity(static, deployments, file_capacity)
-        notes = [*warnings, *static_warnings, *metric_warnings, *capacity_warnings]
+        class_rates, class_warnings = self._class_rates(deployments, window)
+        notes = [*warnings, *static_warnings, *metric_warnings, *capacity_warnings, *class_warnings]
         collection = aggregate.collect(deployments, rates, self._metrics.source, static, notes, cards,
-                                       self._max_replicas)
+                                       self._max_replicas, class_rates)
         return self._forecasted(collection, deployments) if self._forecast and forecast else collection
+
+    def _class_rates(self, deployments: Sequence[DeploymentFacts],
+                     window: str) -> tuple[aggregate.ClassRates, list[str]]:
+        """The pool routers' per-class rates of the pool Deployments, from a metrics source that has them (a
+        ClassRateSource: Prometheus); none otherwise (the pools fall back to their labels)."""
+        pools = [d for d in deployments if routing.POOL_LABEL in d.labels]
+        if not pools or not isinstance(self._metrics, ClassRateSource):
+            return {}, []
+        return self._metrics.class_rates(pools, window) if window else self._metrics.class_rates(pools)
 
     def _forecasted(self, collection: m.Collection, deployments: Sequence[DeploymentFacts]) -> m.Collection:
         """Every managed server sized for its forecast load (forecast.forecast_server)."""

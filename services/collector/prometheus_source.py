@@ -87,6 +87,27 @@ class PrometheusSource:
         return group_by_deployment(deployments, figures), []
 
 
+    def class_rates(self, deployments: Sequence[DeploymentFacts],
+                    window: str = "") -> tuple[dict[tuple[str, str], dict[str, float]], list[str]]:
+        """Per pool Deployment the arrival rate of each class (RPM) its router counted over ``window``
+        (promql.class_rate_query) -> ({(namespace, Deployment): {class: rpm}}, warnings). Never raises."""
+        namespaces = sorted({d.ref.namespace for d in deployments})
+        if not namespaces:
+            return {}, []
+        try:
+            client = self._connector(self._url, self._token_path, self._ca_path)
+            try:
+                found = promql.parse_class_rates(client.custom_query(
+                    promql.class_rate_query(namespaces, window or self._window), timeout=self._timeout_s))
+            finally:
+                client.close()
+        except (*_QUERY_ERRORS, OSError) as err:
+            _log.warning("prometheus_class_rates_failed", url=self._url, error=str(err)[:300])
+            return {}, [f"Prometheus at {self._url}: no per-class rates ({_short(err)}); pool classes split by "
+                        f"labels"]
+        wanted = {(d.ref.namespace, d.ref.name) for d in deployments}
+        return {k: {c: v * 60.0 for c, v in rates.items()} for k, rates in found.items() if k in wanted}, []
+
     def arrival_history(self, deployments: Sequence[DeploymentFacts], lookback_s: float, step_s: float,
                         end_s: float) -> tuple[dict[tuple[str, str], list[float]], list[str]]:
         """Arrival rates (req/min: completions + growth of running + waiting, services/collector/forecast.py)

@@ -218,3 +218,36 @@ def pod_of_deployment(pod: str, deployment: str) -> bool:
     """Whether ``pod`` is named as a pod of Deployment ``deployment``'s ReplicaSets (``<deployment>-<hash>-<x5>``),
     so that pods gone since (still in a range query's history) count for their Deployment."""
     return pod.startswith(deployment + "-") and bool(_POD_SUFFIX.match(pod[len(deployment) + 1:]))
+
+
+CLASS_REQUESTS = "inference_objective_request_total"
+"""A pool router's per-class request counter (labels objective, priority, deployment; its target's namespace
+and pool), the Gateway API Inference Extension's name (docs/contract.md s10)."""
+DEPLOYMENT_LABEL = "deployment"
+OBJECTIVE_LABEL = "objective"
+
+
+def class_rate_query(namespaces: Sequence[str], window: str) -> str:
+    """Per (namespace, Deployment, class) the rate (per s) of requests a pool router sent there."""
+    matchers = f"{{{NAMESPACE_LABEL}=~{regex_alternatives(namespaces)}}}" if namespaces else ""
+    return (f"sum by ({NAMESPACE_LABEL}, {DEPLOYMENT_LABEL}, {OBJECTIVE_LABEL}) "
+            f"(rate({CLASS_REQUESTS}{matchers}[{window}]))")
+
+
+def parse_class_rates(result: object) -> dict[tuple[str, str], dict[str, float]]:
+    """class_rate_query's answer -> {(namespace, Deployment): {class: per-second rate}}; entries without the
+    three labels or with a non-finite value are dropped. Raises ValueError when ``result`` is not a vector."""
+    if not isinstance(result, list):
+        raise ValueError(f"expected a vector result, got {type(result).__name__}")
+    out: dict[tuple[str, str], dict[str, float]] = {}
+    for entry in result:
+        try:
+            labels, (_, raw) = entry["metric"], entry["value"]
+            value = float(raw)
+        except (KeyError, TypeError, ValueError) as err:
+            raise ValueError(f"malformed vector entry {entry!r}") from err
+        key = (labels.get(NAMESPACE_LABEL, ""), labels.get(DEPLOYMENT_LABEL, ""))
+        name = labels.get(OBJECTIVE_LABEL, "")
+        if all(key) and name and math.isfinite(value) and value >= 0:
+            out.setdefault(key, {})[name] = value
+    return out

@@ -191,6 +191,11 @@ class Allocation:
     itl_ms_p95: float = 0.0
     itl_ms_p99: float = 0.0
     """Predicted percentiles per replica at its share of the load, ms (docs/model.md s3.2); 0 = not predicted."""
+    class_rpm: tuple[float, ...] = ()
+    """A pool's allocation (Server.pool_classes set): each class's rate per replica, RPM, in the pool's class
+    order (the router's weights); empty for any other server."""
+    class_latency_s: tuple[float, ...] = ()
+    """A pool's allocation: each class's predicted mean end-to-end latency, s (docs/model.md s13)."""
 
     @property
     def is_empty(self) -> bool:
@@ -251,11 +256,22 @@ class LoadSource(enum.StrEnum):
 
 
 @dataclass(frozen=True, slots=True)
+class PoolClass:
+    """One service class of a pool server: its name (a service class of the data), the request ``priority``
+    its requests carry (its position, most important first) and its offered ``load``."""
+
+    name: str
+    priority: int = 0
+    load: Load = field(default_factory=Load)
+
+
+@dataclass(frozen=True, slots=True)
 class Server:
-    """A (model, service class) inference server.
+    """A (model, service class) inference server, or a pool serving several classes.
 
     ``max_batch_size`` > 0 overrides the computed batch size; ``current`` holds the current allocation and
-    the load (``current.load``); ``desired`` is the optimizer's output, when known.
+    the load (``current.load``, a pool's total); ``desired`` is the optimizer's output, when known;
+    ``pool_classes`` (non-empty for a pool, docs/contract.md s10) its classes in priority order with their loads.
     """
 
     name: str
@@ -268,6 +284,7 @@ class Server:
     current: Allocation = field(default_factory=Allocation)
     desired: Allocation | None = None
     observed: ObservedMetrics | None = None
+    pool_classes: tuple[PoolClass, ...] = ()
 
     @property
     def load(self) -> Load:

@@ -28,6 +28,9 @@ POOL_LABEL = "inferno.server.pool"
 """The label declaring that a Deployment belongs to a pool (its value: the pool's name)."""
 CLASSES_LABEL = "inferno.server.classes"
 """The label listing the classes a pool's Deployment serves, in priority order, dot-separated ("Alan.Noel")."""
+SHARES_LABEL = "inferno.server.class-shares"
+"""The fallback split of a pool Deployment's arrival rate over its classes when no router counts them:
+dash-separated non-negative numbers in the classes' order ("40-60"); absent: an even split."""
 ANNOTATION = "inferno.routing/weights"
 """The Deployment annotation carrying its part of the pool's routing table."""
 
@@ -57,6 +60,20 @@ class RoutingTable:
         return json.dumps({"pool": self.pool, "classes": [
             {"name": c.name, "priority": c.priority, "rpm": dict(sorted(c.rpm.items()))} for c in self.classes]},
             sort_keys=True)
+
+
+def parse_shares(value: str, count: int) -> list[float]:
+    """The shares of an ``inferno.server.class-shares`` value, normalised to sum 1; InvalidInputError unless it
+    holds ``count`` finite non-negative numbers with a positive sum."""
+    try:
+        shares = [float(v) for v in value.split("-")]
+    except ValueError:
+        shares = []
+    if len(shares) != count or not all(math.isfinite(v) and v >= 0 for v in shares) or sum(shares) <= 0:
+        raise InvalidInputError(f"{SHARES_LABEL}: expected {count} dash-separated numbers >= 0 with a positive "
+                                f"sum, got {value!r}")
+    total = sum(shares)
+    return [v / total for v in shares]
 
 
 def parse_classes(value: str) -> list[str]:

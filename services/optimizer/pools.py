@@ -341,6 +341,13 @@ class InstanceType:
         """min(A, rmax(L)): the most a replica takes while a class with bound ``latency_s`` keeps it."""
         return min(self.capacity_rpm, self.curve.rmax_rpm(latency_s))
 
+    def priority_latency(self, rates_rpm: Sequence[float]) -> tuple[float | None, ...]:
+        """Each class's predicted latency (s) on one priority replica of this type carrying ``rates_rpm``
+        (priority order) under the type's priority model; None for a class without traffic there."""
+        if self.priority_model == PriorityModel.CONSERVATIVE:
+            return CobhamLatency.of(self.curve, self.capacity_rpm).latency_s(rates_rpm)
+        return predicted_latency_s(self.curve, rates_rpm, Policy.PRIORITY)
+
 
 @dataclass(frozen=True)
 class ServiceClass:

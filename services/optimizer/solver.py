@@ -18,6 +18,7 @@ import numpy as np
 from services.core.model import (
     SLO_PERCENTILES,
     Allocation,
+    Capacity,
     OptimizerSettings,
     SaturationPolicy,
     Solution,
@@ -27,6 +28,7 @@ from services.core.model import (
 from services.optimizer.candidates import MS_PER_MINUTE, Candidate, CandidateSet, build_candidates
 from services.optimizer.exact import Outcome, solve_exact
 from services.optimizer.percentiles import predict_percentiles
+from services.optimizer.poolsizing import is_pool, size_pools
 from services.optimizer.robust import RobustReport, RobustSet, robust_candidates, worst_case
 from services.perfmodel.queueing import chain_metrics, latency_ms
 
@@ -336,6 +338,8 @@ def solve(system: SystemData, defaults: SolverDefaults = DEFAULTS) -> SolveResul
     """
     kind = choose_solver(system.optimizer, defaults)
     system = replace(system, optimizer=replace(system.optimizer, solver=kind))  # the model follows the mode
+    if any(is_pool(s) for s in system.servers):
+        return _with_pools(system, defaults)
     robustness = system.optimizer.robustness
     if robustness is None or not robustness.active:
         return _solve(system, kind, defaults, build_candidates(system))
@@ -348,6 +352,21 @@ def solve(system: SystemData, defaults: SolverDefaults = DEFAULTS) -> SolveResul
                           nominal.solution.total_cost_per_hour, _full(result.solution),
                           _full(nominal.solution), worst_case(rs, allocations))
     return replace(result, robust=report)
+
+
+def _with_pools(system: SystemData, defaults: SolverDefaults) -> SolveResult:
+    """Pools first (services/optimizer/poolsizing.py), charged against the capacity; then the other servers
+    with what is left, by the solver chosen for them."""
+    pools = size_pools(system, not system.optimizer.unlimited, time_limit(system.optimizer, defaults))
+    rest = tuple(s for s in system.servers if not is_pool(s))
+    left = {k: v - pools.used.get(k, 0) for k, v in system.capacity.counts.items()}
+    if rest:
+        result = solve(replace(system, servers=rest, capacity=Capacity(left)), defaults)
+    else:
+        result = SolveResult(Solution(), 0, "pool", SolveStats("pool"))
+    solution = Solution({**result.solution.allocations, **pools.allocations},
+                        {**result.solution.unallocated, **pools.unallocated})
+    return replace(result, solution=solution, candidates=result.candidates + len(pools.allocations))
 
 
 def _full(solution: Solution) -> int:

@@ -5,8 +5,10 @@ from __future__ import annotations
 import pytest
 
 from services.actuator import plan as p
+from services.actuator.kube import patch_body
 from services.core import labels as lb
-from services.core.model import ActuationOutcome, Allocation, KubeRef, ManagedServer, Server
+from services.core import routing
+from services.core.model import ActuationOutcome, Allocation, KubeRef, Load, ManagedServer, PoolClass, Server
 
 REF = KubeRef("llm", "granite")
 OK = ActuationOutcome
@@ -230,3 +232,20 @@ def test_no_scale_down_removes_a_replica_starting_for_a_rising_load() -> None:
     calm = p.plan_deployment("granite", REF, state(4), alloc(2), _forecast_server(False), p.PlanSettings(),
                              ready_replicas=2)
     assert calm.replicas_to == 2
+
+
+def test_a_pool_deployment_gets_its_routing_weights_as_an_annotation_only_when_they_change() -> None:
+    server = Server("granite", pool_classes=(PoolClass("Premium", 0, Load(40)), PoolClass("Bronze", 1, Load(80))))
+    allocation = Allocation("A100", 2, 16, class_rpm=(20.0, 40.0), class_latency_s=(1.0, 3.0))
+    pool_labels = {routing.POOL_LABEL: "llama", routing.CLASSES_LABEL: "Premium.Bronze"}
+    change = decide(state(2, labels=pool_labels), allocation, server)
+    assert change.outcome is OK.CHANGED and change.reason == "routing weights" and not change.restarts_pods
+    table = routing.parse(change.annotations[routing.ANNOTATION])
+    assert table.pool == "llama" and [(c.name, c.priority, c.rpm) for c in table.classes] == [
+        ("Premium", 0, {"granite": 40.0}), ("Bronze", 1, {"granite": 80.0})]
+    assert patch_body(change, "7")["metadata"]["annotations"] == dict(change.annotations)
+    written = state(2, labels=pool_labels, annotations=dict(change.annotations))
+    assert decide(written, allocation, server).outcome is OK.UNCHANGED
+    # no pool label, or no per-class rates: no annotation
+    assert decide(state(2), allocation, server).annotations == {}
+    assert decide(state(2, labels=pool_labels), alloc(2), server).annotations == {}
