@@ -128,7 +128,8 @@ def predict_percentiles(chains: ChainBatch, rate_per_ms: np.ndarray, percentiles
     # that the mean stays the model's ITL.
     chunk = parts.chunk_ms[:, None]
     prefills = (metrics.throughput_per_ms * parts.chunks)[:, None]  # 0 outside v1: no gap carries a chunk
-    share = np.where(np.isfinite(gap), np.minimum(prefills * gap, 1.0), 0.0)
+    finite = np.isfinite(gap)
+    share = np.where(finite, np.minimum(prefills * np.where(finite, gap, 0.0), 1.0), 0.0)  # no 0 x inf
     plain = gap - share * chunk
     values = np.concatenate([plain, plain + chunk], axis=1)
     masses = np.concatenate([weight * (1.0 - share), weight * share], axis=1)
