@@ -21,7 +21,7 @@ from services.core import datafiles, routing
 pytestmark = [pytest.mark.e2e, pytest.mark.skipif(shutil.which("prometheus") is None,
                                                   reason="the prometheus binary is not installed")]
 
-WINDOW_S = 30
+WINDOW_S = 45
 RATES_RPS = {"Premium": 0.6, "Bronze": 1.8}
 DEPLOYMENT = "granite-pool"
 
@@ -68,9 +68,10 @@ def test_one_cycle_sizes_the_pool_from_the_routers_per_class_rates_and_writes_re
         assert table.pool == "granite" and [(c.name, c.priority) for c in table.classes] == [("Premium", 0),
                                                                                           ("Bronze", 1)]
         premium, bronze = (table.of(name).rpm[DEPLOYMENT] for name in ("Premium", "Bronze"))
-        # the router's counts (36 and 108 RPM offered), not an even split of the Deployment's rate
-        assert premium == pytest.approx(36, rel=0.4) and bronze == pytest.approx(108, rel=0.4)
-        assert bronze > 1.8 * premium
+        # the router's counts (36 and 108 RPM offered; Poisson counts over the window), not an even split of the
+        # Deployment's rate (which would make them equal)
+        assert premium == pytest.approx(36, rel=0.5) and bronze == pytest.approx(108, rel=0.4)
+        assert bronze > 1.5 * premium
         (row,) = [r for r in record["rows"] if r["server"] == "granite-pool"]
         assert row["action"] == "changed" and row["accelerator"] == ACCELERATOR
         replicas = obj["spec"]["replicas"]
