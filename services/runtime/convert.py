@@ -35,7 +35,7 @@ from services.core.validate import validate_system
 _T = TypeVar("_T")
 
 _UNCHECKED: Mapping[type, frozenset[str] | None] = {
-    m.Allocation: frozenset({"itl_ms", "ttft_ms", "unserved_rate_rpm"}),
+    m.Allocation: frozenset({"itl_ms", "ttft_ms", "unserved_rate_rpm", "class_latency_s"}),
     m.Accelerator: frozenset({"mem_size_gb", "mem_bw_gbps"}),
     m.PowerProfile: None,
     m.ModelPerf: frozenset({"acc_count"}),
@@ -219,7 +219,7 @@ def from_proto(msg: Message, cls: type[_T], path: str) -> _T:
             value = tuple(from_proto(item, f.kind, where if f.kind in _KEYS else f"{where}[{i}]")
                           for i, item in enumerate(wire))
         elif fd.is_repeated:
-            value = tuple(wire)
+            value = tuple(_number(v, f"{where}[{i}]", unchecked, f.name) for i, v in enumerate(wire))
         elif f.kind is not None and fd.message_type is not None:
             value = from_proto(wire, f.kind, where)
         elif fd.enum_type is not None:

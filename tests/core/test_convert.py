@@ -137,3 +137,10 @@ def test_wire_zeros_that_mean_the_default_and_an_unset_outcome() -> None:
     with pytest.raises(InvalidInputError, match=r"robustness.deviations\[1\]: duplicate model/accelerator m/G2"):
         convert.settings_from_proto(types_pb2.OptimizerSettings(robustness=types_pb2.Robustness(
             deviations=[types_pb2.PairDeviation(model="m", accelerator="G2")] * 2)))
+
+
+def test_repeated_figures_are_checked_element_by_element() -> None:
+    pool = m.Allocation("G2", 2, class_rpm=(30.0, 12.5), class_latency_s=(1.5, 4.0))
+    assert convert.allocation_from_proto(convert.allocation_to_proto(pool)) == pool
+    with pytest.raises(InvalidInputError, match=r"allocation.class_rpm\[1\] must be a non-negative number, got -1"):
+        convert.allocation_from_proto(types_pb2.Allocation(class_rpm=[3.0, -1.0]))
