@@ -334,7 +334,7 @@ def _metrics(r: _Reader, doc: Any) -> MetricsSpec:
     return MetricsSpec(interval, window)
 
 
-POLICY_NAMES = ("inferno", "hpa", "wva-v1", "static", "oracle")
+POLICY_NAMES = ("inferno", "hpa", "wva-v1", "static", "oracle", "causal")
 
 
 def parse(doc: Any, source: str) -> Scenario:

@@ -73,7 +73,7 @@ def build(name: str, scenario: Scenario) -> Policy:
 
     factories: dict[str, Callable[[Scenario], Policy]] = {
         "inferno": inferno.InfernoPolicy, "hpa": hpa.HpaPolicy, "wva-v1": wva.WvaV1Policy,
-        "static": baseline.StaticPolicy, "oracle": baseline.OraclePolicy,
+        "static": baseline.StaticPolicy, "oracle": baseline.OraclePolicy, "causal": baseline.CausalPolicy,
     }
     factories.update({variant: (lambda s, v=variant, f=flags: inferno.InfernoPolicy(s, *f, name=v))
                       for variant, flags in INFERNO_VARIANTS.items()})
