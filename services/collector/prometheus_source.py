@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import requests
 from prometheus_api_client import PrometheusApiClientException, PrometheusConnect
@@ -23,6 +23,7 @@ from services.core.model import LoadSource
 from services.runtime.logs import get_logger
 
 _log = get_logger("collector")
+T = TypeVar("T")
 _QUERY_ERRORS = (requests.RequestException, PrometheusApiClientException, ValueError, KeyError, TypeError)
 
 
@@ -65,26 +66,35 @@ class PrometheusSource:
         if not namespaces:
             return {}, []
         try:
-            client = self._connector(self._url, self._token_path, self._ca_path)
-            try:
-                figures: dict[str, dict[tuple[str, str], Any]] = {
-                    name: promql.parse_vector(client.custom_query(query, timeout=self._timeout_s))
-                    for name, query in promql.queries(namespaces, window or self._window).items()}
-                buckets = promql.bucket_query(promql.GENERATION_TOKENS_BUCKETS, namespaces, window or self._window)
-                figures["generation_tokens_buckets"] = promql.parse_buckets(
-                    client.custom_query(buckets, timeout=self._timeout_s))
-                for field, names in promql.LATENCY_BUCKETS.items():  # per pod the first name it has
-                    figures[field] = {}
-                    for name in reversed(names):
-                        figures[field].update(promql.parse_buckets(client.custom_query(
-                            promql.bucket_query(name, namespaces, window or self._window), timeout=self._timeout_s)))
-            finally:
-                client.close()
+            figures = self._asked(lambda client: self._figures(client, namespaces, window or self._window))
         except (*_QUERY_ERRORS, OSError) as err:
             _log.warning("prometheus_query_failed", url=self._url, error=str(err)[:300])
             return {}, [f"Prometheus at {self._url} gave no usable answer ({_short(err)}); "
                         f"load from labels"]
         return group_by_deployment(deployments, figures), []
+
+    def _asked(self, ask: Callable[[Any], T]) -> T:
+        """``ask(client)`` over a new connection, closed after; raises what the connection or the queries raise."""
+        client = self._connector(self._url, self._token_path, self._ca_path)
+        try:
+            return ask(client)
+        finally:
+            client.close()
+
+    def _figures(self, client: Any, namespaces: Sequence[str], window: str) -> dict[str, dict[tuple[str, str], Any]]:
+        """Every per-pod figure ``read`` needs, by name: the counters' rates and the buckets' rates."""
+        figures: dict[str, dict[tuple[str, str], Any]] = {
+            name: promql.parse_vector(client.custom_query(query, timeout=self._timeout_s))
+            for name, query in promql.queries(namespaces, window).items()}
+        buckets = promql.bucket_query(promql.GENERATION_TOKENS_BUCKETS, namespaces, window)
+        figures["generation_tokens_buckets"] = promql.parse_buckets(
+            client.custom_query(buckets, timeout=self._timeout_s))
+        for field, names in promql.LATENCY_BUCKETS.items():  # per pod the first name it has
+            figures[field] = {}
+            for name in reversed(names):
+                figures[field].update(promql.parse_buckets(client.custom_query(
+                    promql.bucket_query(name, namespaces, window), timeout=self._timeout_s)))
+        return figures
 
 
     def class_rates(self, deployments: Sequence[DeploymentFacts],
@@ -94,13 +104,10 @@ class PrometheusSource:
         namespaces = sorted({d.ref.namespace for d in deployments})
         if not namespaces:
             return {}, []
+        query = promql.class_rate_query(namespaces, window or self._window)
         try:
-            client = self._connector(self._url, self._token_path, self._ca_path)
-            try:
-                found = promql.parse_class_rates(client.custom_query(
-                    promql.class_rate_query(namespaces, window or self._window), timeout=self._timeout_s))
-            finally:
-                client.close()
+            found = self._asked(lambda client: promql.parse_class_rates(client.custom_query(
+                query, timeout=self._timeout_s)))
         except (*_QUERY_ERRORS, OSError) as err:
             _log.warning("prometheus_class_rates_failed", url=self._url, error=str(err)[:300])
             return {}, [f"Prometheus at {self._url}: no per-class rates ({_short(err)}); pool classes split by "
@@ -121,14 +128,10 @@ class PrometheusSource:
                        *(promql.growth_query(names, namespaces, window) for names in promql.GROWTH.values()))
         start, end = datetime.fromtimestamp(end_s - lookback_s, UTC), datetime.fromtimestamp(end_s, UTC)
         try:
-            client = self._connector(self._url, self._token_path, self._ca_path)
-            try:
-                matrices = [promql.parse_matrix(client.custom_query_range(
-                    query, start_time=start, end_time=end, step=f"{max(int(step_s), 1)}s",
-                    params={"timeout": f"{max(round(self._timeout_s * 1000), 1)}ms"}))
-                    for query in expressions]  # Prometheus durations are whole numbers of a unit: not "5.0s"
-            finally:
-                client.close()
+            matrices = self._asked(lambda client: [promql.parse_matrix(client.custom_query_range(
+                query, start_time=start, end_time=end, step=f"{max(int(step_s), 1)}s",
+                params={"timeout": f"{max(round(self._timeout_s * 1000), 1)}ms"}))
+                for query in expressions])  # Prometheus durations are whole numbers of a unit: not "5.0s"
         except (*_QUERY_ERRORS, OSError) as err:
             _log.warning("prometheus_history_failed", url=self._url, error=str(err)[:300])
             return {}, [f"Prometheus at {self._url}: no rate history ({_short(err)}); forecast from the current rate"]

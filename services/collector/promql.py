@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from types import MappingProxyType
 
 NAMESPACE_LABEL = "namespace"
@@ -152,20 +152,29 @@ def bucket_query(name: str, namespaces: Sequence[str], window: str) -> str:
     return f"sum by ({NAMESPACE_LABEL}, {POD_LABEL}, le) (rate({_selector(name, namespaces)}[{window}]))"
 
 
+def _vector_entries(result: object, number_labels: tuple[str, ...] = ()
+                    ) -> Iterator[tuple[Mapping[str, str], float, tuple[float, ...]]]:
+    """(labels, value, the ``number_labels`` as numbers, "nan" when absent) of each entry of an instant-vector
+    result (``[{"metric": {...}, "value": [t, "v"]}]``). Raises ValueError when ``result`` is not a list of
+    such entries or a value or number label is not a number."""
+    if not isinstance(result, list):
+        raise ValueError(f"expected a vector result, got {type(result).__name__}")
+    for entry in result:
+        try:
+            labels, (_, raw) = entry["metric"], entry["value"]
+            numbers = tuple(float(labels.get(name, "nan")) for name in number_labels)
+            value = float(raw)
+        except (KeyError, TypeError, ValueError) as err:
+            raise ValueError(f"malformed vector entry {entry!r}") from err
+        yield labels, value, numbers
+
+
 def parse_buckets(result: object) -> dict[tuple[str, str], tuple[tuple[float, float], ...]]:
     """A per-bucket instant vector -> {(namespace, pod): ((le, rate), ...)} in ``le`` order. Entries
     without namespace, pod or a numeric ``le`` ("+Inf" is infinity), or with a non-finite value, are dropped.
     Raises ValueError when ``result`` is not a list of vector entries."""
-    if not isinstance(result, list):
-        raise ValueError(f"expected a vector result, got {type(result).__name__}")
     buckets: dict[tuple[str, str], list[tuple[float, float]]] = {}
-    for entry in result:
-        try:
-            labels, (_, raw) = entry["metric"], entry["value"]
-            value = float(raw)
-            le = float(labels.get("le", "nan"))
-        except (KeyError, TypeError, ValueError) as err:
-            raise ValueError(f"malformed vector entry {entry!r}") from err
+    for labels, value, (le,) in _vector_entries(result, ("le",)):
         key = (labels.get(NAMESPACE_LABEL, ""), labels.get(POD_LABEL, ""))
         if all(key) and math.isfinite(value) and not math.isnan(le):
             buckets.setdefault(key, []).append((le, value))
@@ -178,15 +187,8 @@ def parse_vector(result: object) -> dict[tuple[str, str], float]:
     Entries without namespace and pod labels, or whose value is not a finite number (NaN, +Inf, garbage),
     are dropped. Raises ValueError when ``result`` is not a list of such entries.
     """
-    if not isinstance(result, list):
-        raise ValueError(f"expected a vector result, got {type(result).__name__}")
     values: dict[tuple[str, str], float] = {}
-    for entry in result:
-        try:
-            labels, (_, raw) = entry["metric"], entry["value"]
-            value = float(raw)
-        except (KeyError, TypeError, ValueError) as err:
-            raise ValueError(f"malformed vector entry {entry!r}") from err
+    for labels, value, _ in _vector_entries(result):
         key = (labels.get(NAMESPACE_LABEL, ""), labels.get(POD_LABEL, ""))
         if all(key) and math.isfinite(value):
             values[key] = value
@@ -237,15 +239,8 @@ def class_rate_query(namespaces: Sequence[str], window: str) -> str:
 def parse_class_rates(result: object) -> dict[tuple[str, str], dict[str, float]]:
     """class_rate_query's answer -> {(namespace, Deployment): {class: per-second rate}}; entries without the
     three labels or with a non-finite value are dropped. Raises ValueError when ``result`` is not a vector."""
-    if not isinstance(result, list):
-        raise ValueError(f"expected a vector result, got {type(result).__name__}")
     out: dict[tuple[str, str], dict[str, float]] = {}
-    for entry in result:
-        try:
-            labels, (_, raw) = entry["metric"], entry["value"]
-            value = float(raw)
-        except (KeyError, TypeError, ValueError) as err:
-            raise ValueError(f"malformed vector entry {entry!r}") from err
+    for labels, value, _ in _vector_entries(result):
         key = (labels.get(NAMESPACE_LABEL, ""), labels.get(DEPLOYMENT_LABEL, ""))
         name = labels.get(OBJECTIVE_LABEL, "")
         if all(key) and name and math.isfinite(value) and value >= 0:
