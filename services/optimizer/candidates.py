@@ -172,6 +172,8 @@ def _collect(system: SystemData, lookup: _Lookup, dropped: dict[str, dict[str, s
     problems: dict[str, str] = {}
     settings = system.optimizer
     for server in sorted(system.servers, key=lambda s: s.name):
+        if server.pool_classes:  # a pool's candidates come from its ILP (services/optimizer/poolsizing.py)
+            continue
         problem = _server_problem(system, lookup, server)
         if problem:
             problems[server.name] = problem

@@ -8,19 +8,25 @@ L_c = (slo_ttft_ms + slo_itl_ms x (K - 1)) / 1000 s, K the pool's mean output to
 end-to-end latency, not TTFT and ITL separately). The replica's latency curve is our queueing model at the
 pool's request shape (QueueingCurve), read under priority by the conservative model (pools.CobhamLatency).
 
-Limited capacity: pools are sized before the other servers, in name order, each on the cards its accelerator
-type has left (``available`` replicas in the ILP), and what they take is charged against the capacity the
-other servers' solver then gets. They are not candidates of the exact solver: a pool never yields cards to a
-more important ordinary server. Pure: no I/O, no clock.
+Limited capacity (docs/model.md s13): pools are servers like the others. Each pool's candidates
+(pool_candidates) are one per accelerator whose ILP answer, with no card limit, serves every class within its
+bound: its replicas, cost, the cards they take and the transition-penalty value of an ordinary candidate; its
+priority is its most important class's. The allocation solvers (greedy and exact) choose among them with the
+ordinary servers' candidates; fill_pools turns the choice into pool allocations: a pool chosen in full gets its
+answer, one the saturation policy gave fewer replicas is re-solved on them, and one left with nothing is
+sized on the cards of its types still free after every other server (its ILP serves its most important classes
+first), a saturated allocation that does not count as served at its level. Pools are sized at nominal
+perfParms under robustness (no robust row). Pure: no I/O, no clock.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping, MutableMapping
+from dataclasses import dataclass, field
 
-from services.core.model import Allocation, Server, SystemData
+from services.core.model import LOWEST_PRIORITY, Allocation, Server, SystemData
+from services.optimizer.candidates import MS_PER_MINUTE, Candidate, transition_value
 from services.optimizer.pools import (
     InstanceType,
     Policy,
@@ -36,13 +42,21 @@ from services.perfmodel.servicetime import default_queue, replica_model_for
 
 
 @dataclass(frozen=True, slots=True)
-class PoolSizing:
-    """The pools' answer: ``allocations`` and ``unallocated`` (reason) by server name, and the cards they take
-    per accelerator type (``used``)."""
+class PoolOptions:
+    """The pools as candidates of the allocation solvers (module docstring).
 
-    allocations: Mapping[str, Allocation]
-    unallocated: Mapping[str, str]
-    used: Mapping[str, int]
+    ``options``: pool server -> its candidates, sorted as ordinary ones (value, cost, accelerator), each serving
+    every class; ``priorities``: its most important class's priority (1..100); ``unallocated``: pools without
+    any candidate and why; ``dropped``: pool -> accelerator -> why that one is no candidate; ``answers``:
+    (pool, accelerator) -> the allocation behind the candidate."""
+
+    options: Mapping[str, tuple[Candidate, ...]] = field(default_factory=dict)
+    priorities: Mapping[str, int] = field(default_factory=dict)
+    unallocated: Mapping[str, str] = field(default_factory=dict)
+    dropped: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    answers: Mapping[tuple[str, str], Allocation] = field(default_factory=dict)
+    servers: Mapping[str, Server] = field(default_factory=dict)
+    """Every pool server of the system by name (with candidates or not)."""
 
 
 def is_pool(server: Server) -> bool:
@@ -63,46 +77,73 @@ def latency_bounds_s(system: SystemData, server: Server) -> list[float] | str:
     return bounds
 
 
+def pool_priority(system: SystemData, server: Server) -> int:
+    """A pool's priority level in the allocation (1 most important .. 100): its most important class's service
+    class priority; a class unknown to the data counts as the lowest."""
+    levels = []
+    for pc in server.pool_classes:
+        svc = system.service_class(pc.name)
+        level = svc.priority if svc is not None else LOWEST_PRIORITY
+        levels.append(level if 1 <= level <= LOWEST_PRIORITY else LOWEST_PRIORITY)
+    return min(levels, default=LOWEST_PRIORITY)
+
+
 def _cards(system: SystemData, server: Server, accelerator: str) -> tuple[str, int]:
     acc, perf = system.accelerator(accelerator), system.perf(server.model, accelerator)
     per = max(perf.acc_count if perf else 1, 1) * max(acc.multiplicity if acc else 1, 1)
     return (acc.type if acc else accelerator), per
 
 
+def _accelerators(system: SystemData, server: Server) -> list[str]:
+    """The pool's accelerator names, sorted (only the current one with keep_accelerator)."""
+    names = [p.accelerator for p in system.models if p.model == server.model]
+    if server.keep_accelerator and server.current.accelerator:
+        names = [n for n in names if n == server.current.accelerator]
+    return sorted(names)
+
+
+def _sized(system: SystemData, server: Server, name: str, bounds: list[float], available: int | None,
+           time_limit_s: float) -> tuple[PoolAnswer, Allocation] | None:
+    """The pool ILP on accelerator ``name`` with at most ``available`` replicas (None: unlimited), and its
+    answer as an Allocation; None when the accelerator has no data for the model or nothing serves a class."""
+    acc, perf = system.accelerator(name), system.perf(server.model, name)
+    if acc is None or perf is None or server.load.avg_out_tokens <= 0:
+        return None
+    classes = [ServiceClass(pc.name, pc.load.arrival_rate_rpm, bound)
+               for pc, bound in zip(server.pool_classes, bounds, strict=True)]
+    batch = batch_size(server.max_batch_size, perf, server.load.avg_out_tokens)
+    queue = server.max_queue_size if server.max_queue_size > 0 else default_queue(system.optimizer, batch)
+    curve = QueueingCurve(replica_model_for(system.optimizer, server.load, perf.perf, batch, queue))
+    cost = acc.cost_per_hour * max(perf.acc_count, 1)
+    if available is not None:
+        available = max(available, 0)
+    itype = InstanceType(name, curve.max_rate_rpm(), curve, cost, available, PriorityModel.CONSERVATIVE)
+    answer = solve_pool([itype], classes, Policy.PRIORITY, time_limit_s)
+    if answer.status == "INFEASIBLE":
+        return None
+    return answer, _allocation(server, itype, answer, batch, queue, available)
+
+
 def size_pool(system: SystemData, server: Server, cards_left: Mapping[str, int] | None,
-              time_limit_s: float) -> tuple[Allocation | None, str]:
+              time_limit_s: float, accelerators: list[str] | None = None) -> tuple[Allocation | None, str]:
     """One pool server's allocation (None and the reason when no accelerator serves any of it).
 
-    ``cards_left`` per accelerator type (None: unlimited). Among the model's accelerators (only the current one
-    with keep_accelerator), the answer serving the most demand (most important classes first) at the lowest
-    cost wins; one that leaves demand unmet is a saturated allocation with its unserved rate.
+    ``cards_left`` per accelerator type (None: unlimited); ``accelerators`` limits the choice (default: every
+    accelerator with data for the model, only the current one with keep_accelerator). The answer serving the
+    most demand (most important classes first) at the lowest cost wins; one that leaves demand unmet is a
+    saturated allocation with its unserved rate.
     """
     bounds = latency_bounds_s(system, server)
     if isinstance(bounds, str):
         return None, bounds
-    classes = [ServiceClass(pc.name, pc.load.arrival_rate_rpm, bound)
-               for pc, bound in zip(server.pool_classes, bounds, strict=True)]
-    names = [p.accelerator for p in system.models if p.model == server.model]
-    if server.keep_accelerator and server.current.accelerator:
-        names = [n for n in names if n == server.current.accelerator]
     best: tuple[tuple[float, ...], Allocation] | None = None
-    for name in sorted(names):
-        acc, perf = system.accelerator(name), system.perf(server.model, name)
-        if acc is None or perf is None or server.load.avg_out_tokens <= 0:
-            continue
+    for name in accelerators if accelerators is not None else _accelerators(system, server):
         card_type, per = _cards(system, server, name)
         available = None if cards_left is None else cards_left.get(card_type, 0) // per
-        batch = batch_size(server.max_batch_size, perf, server.load.avg_out_tokens)
-        queue = server.max_queue_size if server.max_queue_size > 0 else default_queue(system.optimizer, batch)
-        curve = QueueingCurve(replica_model_for(system.optimizer, server.load, perf.perf, batch, queue))
-        cost = acc.cost_per_hour * max(perf.acc_count, 1)
-        if available is not None:
-            available = max(available, 0)
-        itype = InstanceType(name, curve.max_rate_rpm(), curve, cost, available, PriorityModel.CONSERVATIVE)
-        answer = solve_pool([itype], classes, Policy.PRIORITY, time_limit_s)
-        if answer.status == "INFEASIBLE":
+        sized = _sized(system, server, name, bounds, available, time_limit_s)
+        if sized is None:
             continue
-        allocation = _allocation(server, itype, answer, batch, queue, available)
+        answer, allocation = sized
         key = tuple(answer.unmet_rpm) + (allocation.cost_per_hour,)
         if best is None or key < best[0]:
             best = (key, allocation)
@@ -132,21 +173,75 @@ def _allocation(server: Server, itype: InstanceType, answer: PoolAnswer, batch: 
                       class_latency_s=tuple(0.0 if v is None or not math.isfinite(v) else v for v in predicted))
 
 
-def size_pools(system: SystemData, limited: bool, time_limit_s: float) -> PoolSizing:
-    """Every pool server of ``system`` in name order; with ``limited`` each takes its cards from what the
-    capacity has left (module docstring)."""
-    left = dict(system.capacity.counts) if limited else None
-    allocations: dict[str, Allocation] = {}
+def _candidate(system: SystemData, server: Server, alloc: Allocation) -> Candidate:
+    """The allocation solvers' view of a pool answer: cards, cost and value as an ordinary candidate's
+    (services/optimizer/candidates.py); ``row`` -1 (no chain: the pool's figures are its own)."""
+    card_type, per = _cards(system, server, alloc.accelerator)
+    per_replica = alloc.cost_per_hour / alloc.num_replicas if alloc.num_replicas else 0.0
+    cur = server.current
+    value = transition_value(cur.accelerator, cur.num_replicas, cur.cost_per_hour, alloc.accelerator,
+                             alloc.num_replicas, alloc.cost_per_hour)
+    return Candidate(server.name, alloc.accelerator, card_type, per, per_replica, alloc.num_replicas,
+                     alloc.max_batch, alloc.max_queue, server.load.arrival_rate_rpm / MS_PER_MINUTE, value,
+                     alloc.itl_ms, alloc.ttft_ms, -1)
+
+
+def pool_candidates(system: SystemData, time_limit_s: float) -> PoolOptions:
+    """Every pool server's candidates (module docstring): per accelerator, the ILP's answer with no card limit,
+    kept when it serves every class within its bound; ``time_limit_s`` per ILP."""
+    options: dict[str, tuple[Candidate, ...]] = {}
+    priorities: dict[str, int] = {}
     unallocated: dict[str, str] = {}
-    used: dict[str, int] = {}
-    for server in sorted((s for s in system.servers if is_pool(s)), key=lambda s: s.name):
-        allocation, reason = size_pool(system, server, left, time_limit_s)
-        if allocation is None:
-            unallocated[server.name] = reason
+    dropped: dict[str, dict[str, str]] = {}
+    answers: dict[tuple[str, str], Allocation] = {}
+    pools = {s.name: s for s in system.servers if is_pool(s)}
+    for name, server in sorted(pools.items()):
+        bounds = latency_bounds_s(system, server)
+        if isinstance(bounds, str):
+            unallocated[name] = bounds
             continue
-        allocations[server.name] = allocation
-        card_type, per = _cards(system, server, allocation.accelerator)
-        used[card_type] = used.get(card_type, 0) + allocation.num_replicas * per
-        if left is not None:
-            left[card_type] = left.get(card_type, 0) - allocation.num_replicas * per
-    return PoolSizing(allocations, unallocated, used)
+        found = []
+        for acc in _accelerators(system, server):
+            sized = _sized(system, server, acc, bounds, None, time_limit_s)
+            if sized is None:
+                dropped.setdefault(name, {})[acc] = "no perfParms or the ILP serves no class"
+            elif sized[1].saturated:
+                dropped.setdefault(name, {})[acc] = f"{sized[1].unserved_rate_rpm:g} RPM beyond every class's bound"
+            else:
+                answers[name, acc] = sized[1]
+                found.append(_candidate(system, server, sized[1]))
+        if found:
+            options[name] = tuple(sorted(found, key=lambda c: c.sort_key))
+            priorities[name] = pool_priority(system, server)
+        else:
+            unallocated[name] = f"no accelerator with perfParms for model {server.model!r} serves the pool"
+    return PoolOptions(options, priorities, unallocated, dropped, answers, pools)
+
+
+def fill_pools(system: SystemData, pools: PoolOptions, full: Mapping[str, Candidate],
+               partial: Mapping[str, tuple[Candidate, int]], left: MutableMapping[str, int] | None,
+               time_limit_s: float) -> dict[str, Allocation]:
+    """The pools' allocations for the solver's choice (module docstring): ``full`` / ``partial`` are the
+    solver's full and best-effort (candidate, replicas) choices by server (ordinary ones are ignored);
+    ``left`` the cards still free per type (None: unlimited), from which a pool given nothing is sized, in
+    priority then name order, and which it updates. A pool given no replica is left out (the caller gives the
+    reason)."""
+    allocations: dict[str, Allocation] = {}
+    order = sorted(pools.servers, key=lambda n: (pools.priorities.get(n, LOWEST_PRIORITY), n))
+    for name in order:
+        server = pools.servers[name]
+        if name in full:
+            allocations[name] = pools.answers[name, full[name].accelerator]
+            continue
+        if name in partial:
+            cand, replicas = partial[name]
+            allocation, _ = size_pool(system, server, {cand.accelerator_type: replicas * cand.units_per_replica},
+                                      time_limit_s, [cand.accelerator])
+        else:
+            allocation, _ = size_pool(system, server, left, time_limit_s)
+            if allocation is not None and left is not None:
+                card_type, per = _cards(system, server, allocation.accelerator)
+                left[card_type] = left.get(card_type, 0) - allocation.num_replicas * per
+        if allocation is not None and allocation.num_replicas > 0:
+            allocations[name] = allocation
+    return allocations

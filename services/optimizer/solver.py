@@ -18,7 +18,6 @@ import numpy as np
 from services.core.model import (
     SLO_PERCENTILES,
     Allocation,
-    Capacity,
     OptimizerSettings,
     SaturationPolicy,
     Solution,
@@ -28,7 +27,7 @@ from services.core.model import (
 from services.optimizer.candidates import MS_PER_MINUTE, Candidate, CandidateSet, build_candidates
 from services.optimizer.exact import Outcome, solve_exact
 from services.optimizer.percentiles import predict_percentiles
-from services.optimizer.poolsizing import is_pool, size_pools
+from services.optimizer.poolsizing import PoolOptions, fill_pools, pool_candidates
 from services.optimizer.robust import RobustReport, RobustSet, robust_candidates, worst_case
 from services.perfmodel.queueing import chain_metrics, latency_ms
 
@@ -338,15 +337,15 @@ def solve(system: SystemData, defaults: SolverDefaults = DEFAULTS) -> SolveResul
     """
     kind = choose_solver(system.optimizer, defaults)
     system = replace(system, optimizer=replace(system.optimizer, solver=kind))  # the model follows the mode
-    if any(is_pool(s) for s in system.servers):
-        return _with_pools(system, defaults)
     robustness = system.optimizer.robustness
+    cs, pools = _candidates(system, defaults)
     if robustness is None or not robustness.active:
-        return _solve(system, kind, defaults, build_candidates(system))
-    cs = build_candidates(system)  # robustness leaves the nominal candidates as they are: built once for both
-    nominal = _solve(replace(system, optimizer=replace(system.optimizer, robustness=None)), kind, defaults, cs)
+        return _solve(system, kind, defaults, cs, pools=pools)
+    # robustness leaves the nominal candidates as they are: built once for both
+    nominal = _solve(replace(system, optimizer=replace(system.optimizer, robustness=None)), kind, defaults, cs,
+                     pools=pools)
     rs = robust_candidates(system, cs)
-    result = _solve(system, kind, defaults, rs.candidates, rs)
+    result = _solve(system, kind, defaults, rs.candidates, rs, pools)
     allocations = result.solution.allocations
     report = RobustReport(robustness.gamma, result.solution.total_cost_per_hour,
                           nominal.solution.total_cost_per_hour, _full(result.solution),
@@ -354,19 +353,17 @@ def solve(system: SystemData, defaults: SolverDefaults = DEFAULTS) -> SolveResul
     return replace(result, robust=report)
 
 
-def _with_pools(system: SystemData, defaults: SolverDefaults) -> SolveResult:
-    """Pools first (services/optimizer/poolsizing.py), charged against the capacity; then the other servers
-    with what is left, by the solver chosen for them."""
-    pools = size_pools(system, not system.optimizer.unlimited, time_limit(system.optimizer, defaults))
-    rest = tuple(s for s in system.servers if not is_pool(s))
-    left = {k: v - pools.used.get(k, 0) for k, v in system.capacity.counts.items()}
-    if rest:
-        result = solve(replace(system, servers=rest, capacity=Capacity(left)), defaults)
-    else:
-        result = SolveResult(Solution(), 0, "pool", SolveStats("pool"))
-    solution = Solution({**result.solution.allocations, **pools.allocations},
-                        {**result.solution.unallocated, **pools.unallocated})
-    return replace(result, solution=solution, candidates=result.candidates + len(pools.allocations))
+def _candidates(system: SystemData, defaults: SolverDefaults) -> tuple[CandidateSet, PoolOptions]:
+    """Every server's candidates: the ordinary ones (build_candidates) and the pools' (pool_candidates, one per
+    accelerator serving every class, docs/model.md s13) in one set, so that the solvers weigh pools as servers
+    like the others; the pools' options are returned too, to turn a chosen pool candidate into its allocation."""
+    cs = build_candidates(system)
+    pools = pool_candidates(system, time_limit(system.optimizer, defaults))
+    if not pools.servers:
+        return cs, pools
+    merged = replace(cs, options={**cs.options, **pools.options}, priorities={**cs.priorities, **pools.priorities},
+                     unallocated={**cs.unallocated, **pools.unallocated}, dropped={**cs.dropped, **pools.dropped})
+    return merged, pools
 
 
 def _full(solution: Solution) -> int:
@@ -375,25 +372,33 @@ def _full(solution: Solution) -> int:
 
 
 def _solve(system: SystemData, kind: SolverKind, defaults: SolverDefaults, cs: CandidateSet,
-           rs: RobustSet | None = None) -> SolveResult:
-    """One solve over the candidates ``cs`` (``rs.candidates`` when ``rs`` adds the robust rows)."""
+           rs: RobustSet | None = None, pools: PoolOptions | None = None) -> SolveResult:
+    """One solve over the candidates ``cs`` (``rs.candidates`` when ``rs`` adds the robust rows); ``pools``:
+    the pool servers among them, whose chosen candidates become their pool allocations (fill_pools)."""
+    pools = pools or PoolOptions()
     unallocated = dict(cs.unallocated)
+    limit_s = time_limit(system.optimizer, defaults)
     if system.optimizer.unlimited:
         chosen = {name: options[0] for name, options in cs.options.items()}
-        allocations = _with_percentiles(cs, {name: _allocation(cs, c) for name, c in chosen.items()}, chosen)
+        allocations = _with_percentiles(cs, {name: _allocation(cs, c) for name, c in chosen.items()
+                                             if name not in pools.servers}, chosen)
+        allocations.update(fill_pools(system, pools, chosen, {}, None, limit_s))
         stats = SolveStats("unlimited", served_by_priority=_served(cs, chosen), objective=_value(chosen))
+        unallocated = {n: why for n, why in unallocated.items() if n not in allocations}
         return SolveResult(Solution(allocations, unallocated), cs.count, "unlimited", stats)
     if kind == SolverKind.GREEDY:
         state = _limited(cs, system)
         stats = SolveStats("greedy", objective=_value(state.full), served_by_priority=_served(cs, state.full))
     else:
-        state, stats = _exact(cs, system, time_limit(system.optimizer, defaults), rs)
-    allocations = {name: _allocation(cs, c) for name, c in state.full.items()}
-    allocations.update(_best_effort(cs, state.partial))
+        state, stats = _exact(cs, system, limit_s, rs)
+    allocations = {name: _allocation(cs, c) for name, c in state.full.items() if name not in pools.servers}
+    allocations.update(_best_effort(cs, {n: p for n, p in state.partial.items() if n not in pools.servers}))
     allocations = _with_percentiles(cs, allocations, {**state.full, **{n: c for n, (c, _) in state.partial.items()}})
+    allocations.update(fill_pools(system, pools, state.full, state.partial, state.available, limit_s))
     for name in cs.options:
         if name not in allocations:
             unallocated[name] = _shortfall(cs, name, state.available)
+    unallocated = {n: why for n, why in unallocated.items() if n not in allocations}
     return SolveResult(Solution(allocations, unallocated), cs.count, stats.solver, stats)
 
 

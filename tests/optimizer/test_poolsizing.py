@@ -1,6 +1,7 @@
 """Pools in the optimizer (services/optimizer/poolsizing.py): a pool server is sized by the priority ILP on the
-cheapest accelerator serving every class within its mean end-to-end bound, its cards are charged against the
-capacity the other servers get, and the answer carries each class's rate and predicted latency per replica."""
+cheapest accelerator serving every class within its mean end-to-end bound, it competes for the cards with the
+other servers as one of them (its priority its most important class's), and the answer carries each class's
+rate and predicted latency per replica."""
 
 from __future__ import annotations
 
@@ -10,8 +11,8 @@ import pytest
 
 from harness.scenario import Scenario, static_system
 from services.core import model as m
-from services.optimizer.poolsizing import latency_bounds_s
-from services.optimizer.solver import solve
+from services.optimizer.poolsizing import latency_bounds_s, pool_candidates, pool_priority, size_pool
+from services.optimizer.solver import choose_solver, solve, time_limit
 
 SYSTEM = static_system(Scenario())  # the small sample set, 8 G2 cards
 
@@ -62,3 +63,86 @@ def test_min_replicas_and_a_class_without_targets():
     unknown = replace(_pool(), pool_classes=(m.PoolClass("Gold", 0, m.Load(10, 128, 64)),))
     result = solve(replace(SYSTEM, servers=(unknown,))).solution
     assert "pool" not in result.allocations and "Gold" in result.unallocated["pool"]
+
+
+def _classes_pool(names, rates=(60.0, 90.0)) -> m.Server:
+    """A fresh pool (no replica yet) of ``names`` (priority order) at ``rates`` RPM."""
+    load = m.Load(sum(rates), 128, 64)
+    classes = tuple(m.PoolClass(n, i, m.Load(r, 128, 64)) for i, (n, r) in enumerate(zip(names, rates, strict=True)))
+    return m.Server("pool", names[0], "granite_13b", current=m.Allocation("", 0, load=load), pool_classes=classes)
+
+
+def _ordinary(name, service_class, rate) -> m.Server:
+    return m.Server(name, service_class, "granite_13b", current=m.Allocation("", 0, load=m.Load(rate, 128, 64)))
+
+
+def _short(servers, cards, solver, policy=m.SaturationPolicy.NONE) -> m.Solution:
+    settings = replace(SYSTEM.optimizer, saturation_policy=policy, solver=solver)
+    return solve(replace(SYSTEM, servers=servers, capacity=m.Capacity({"G2": cards}), optimizer=settings)).solution
+
+
+SOLVERS = (m.SolverKind.EXACT, m.SolverKind.GREEDY)
+
+
+def test_a_pools_priority_is_its_most_important_classs():
+    assert pool_priority(SYSTEM, _classes_pool(("Bronze", "Free"))) == 2
+    assert pool_priority(SYSTEM, _classes_pool(("Free", "Premium"))) == 1
+
+
+@pytest.mark.parametrize("solver", SOLVERS)
+def test_short_capacity_a_pool_with_a_more_important_class_wins_the_cards_over_a_less_important_server(solver):
+    # 6 G2 cards: the pool needs 2, the Free server 5 (each fits alone, not both); the pool holds Premium
+    pool, other = _classes_pool(("Premium", "Bronze")), _ordinary("alpha", "Free", 450.0)
+    assert _short((other,), 6, solver).allocations["alpha"].num_replicas == 5
+    got = _short((pool, other), 6, solver)
+    assert got.allocations["pool"].num_replicas == 2 and not got.allocations["pool"].saturated
+    assert "alpha" not in got.allocations and "insufficient capacity" in got.unallocated["alpha"]
+
+
+@pytest.mark.parametrize("solver", SOLVERS)
+def test_short_capacity_a_more_important_server_wins_the_cards_over_a_pool_of_less_important_classes(solver):
+    # the Premium server needs 5 of the 6 cards; the pool (Bronze, Free) needs 2: it gets the card left over,
+    # its Bronze class served in full there and Free only in part
+    pool, other = _classes_pool(("Bronze", "Free")), _ordinary("alpha", "Premium", 300.0)
+    got = _short((pool, other), 6, solver)
+    assert got.allocations["alpha"].num_replicas == 5 and not got.allocations["alpha"].saturated
+    left = got.allocations["pool"]
+    assert left.num_replicas == 1 and left.saturated and left.class_rpm[0] == pytest.approx(60)
+    assert left.unserved_rate_rpm == pytest.approx(90 - left.class_rpm[1])
+    assert len(left.class_latency_s) == 2
+
+
+def test_a_pool_given_fewer_replicas_by_the_saturation_policy_is_re_solved_on_them():
+    pool, other = _classes_pool(("Bronze", "Free")), _ordinary("alpha", "Premium", 300.0)
+    got = _short((pool, other), 6, m.SolverKind.EXACT, m.SaturationPolicy.PRIORITY_EXHAUSTIVE)
+    left = got.allocations["pool"]
+    assert got.allocations["alpha"].num_replicas == 5
+    assert left.num_replicas == 1 and left.saturated and left.class_rpm[0] == pytest.approx(60)
+
+
+@pytest.mark.parametrize("solver", SOLVERS)
+def test_with_ample_capacity_a_pool_gets_its_own_best_answer_and_the_others_theirs(solver):
+    pool, other = _classes_pool(("Premium", "Bronze")), _ordinary("alpha", "Free", 450.0)
+    system = replace(SYSTEM, servers=(pool, other), capacity=m.Capacity({"G2": 100}),
+                     optimizer=replace(SYSTEM.optimizer, solver=solver))
+    limit = time_limit(system.optimizer)
+    alone, _ = size_pool(system, pool, system.capacity.counts, limit)  # the pool sized alone on the capacity
+    got = solve(system).solution
+    assert got.allocations["pool"] == alone
+    assert got.allocations["alpha"] == solve(replace(system, servers=(other,))).solution.allocations["alpha"]
+    assert choose_solver(system.optimizer) == solver
+    unlimited = replace(system, optimizer=replace(system.optimizer, unlimited=True))
+    assert solve(unlimited).solution.allocations["pool"] == size_pool(system, pool, None, limit)[0]
+
+
+def test_a_pools_candidates_are_one_per_accelerator_serving_every_class():
+    system = replace(SYSTEM, servers=(_classes_pool(("Premium", "Bronze")),))
+    opts = pool_candidates(system, time_limit(system.optimizer))
+    cands = opts.options["pool"]
+    assert len({c.accelerator for c in cands}) == len(cands) >= 1
+    assert [c.value for c in cands] == sorted(c.value for c in cands)
+    for c in cands:
+        alloc = opts.answers["pool", c.accelerator]
+        assert (c.num_replicas, c.cost_per_hour) == (alloc.num_replicas, pytest.approx(alloc.cost_per_hour))
+        assert not alloc.saturated
+    assert opts.priorities["pool"] == 1
