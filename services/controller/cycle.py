@@ -240,8 +240,31 @@ def _rows(collection: m.Collection, solution: m.Solution | None, actions: list[m
           system: m.SystemData | None, checks: Mapping[str, ModelCheck] | None = None) -> tuple[CycleRow, ...]:
     by_server = {a.server_name: a for a in actions}
     return tuple(CycleRow(**_row(r, solution, by_server.get(r.name), _targets(system, r.server)),
-                          **row_fields((checks or {}).get(r.name)))
+                          **row_fields((checks or {}).get(r.name)), **_pool_classes(r.server, solution, system))
                  for r in sorted(collection.managed, key=lambda r: r.name))
+
+
+def _pool_classes(server: m.Server, solution: m.Solution | None, system: m.SystemData | None) -> dict[str, Any]:
+    """A pool's per-class column (CycleRow.pool_classes): each class's measured rate and mean latency bound,
+    and its rate per replica and predicted latency when the optimizer allocated the pool; {} for a server
+    that is no pool."""
+    if not server.pool_classes:
+        return {}
+    desired = solution.allocations.get(server.name) if solution else None
+    decided = desired is not None and len(desired.class_rpm) == len(server.pool_classes)
+    classes = []
+    for k, pc in enumerate(server.pool_classes):
+        svc = system.service_class(pc.name) if system else None
+        target = svc.target_for(server.model) if svc else None
+        bound = target.mean_latency_s(server.load.avg_out_tokens) if target else None
+        item: dict[str, Any] = {"class": pc.name, "priority": pc.priority,
+                                "arrival_rate_rpm": pc.load.arrival_rate_rpm, "latency_bound_s": bound}
+        if decided:
+            item["rate_per_replica_rpm"] = desired.class_rpm[k]  # type: ignore[union-attr]
+            latency = desired.class_latency_s[k] if k < len(desired.class_latency_s) else 0.0  # type: ignore[union-attr]
+            item["predicted_latency_s"] = latency or None
+        classes.append(item)
+    return {"pool_classes": tuple(classes)}
 
 
 def _row(managed: m.ManagedServer, solution: m.Solution | None, action: m.ActuationResult | None,

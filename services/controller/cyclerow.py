@@ -109,6 +109,10 @@ class CycleRow:
     predicted_itl_ms_p95: float | None = _sparse()
     predicted_itl_ms_p99: float | None = _sparse()
     unallocated_reason: str | None = _sparse()
+    pool_classes: tuple[dict[str, Any], ...] | None = _sparse()
+    """A pool's classes (docs/contract.md s10), in priority order: ``class``, ``priority``, ``arrival_rate_rpm``,
+    ``latency_bound_s`` (None without targets) and, once decided, ``rate_per_replica_rpm`` and
+    ``predicted_latency_s``."""
     action: str | None = _acted()
     action_reason: str | None = _acted()
     replicas_from: int | None = _acted()

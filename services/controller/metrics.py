@@ -10,6 +10,9 @@ Prometheus' naming conventions (base units: seconds, requests per second). Two g
 - what was decided, set only from a cycle that computed an allocation (applied, or advised in a dry run):
   desired replicas, batch size, predicted ITL and TTFT, cost, saturation, and the accelerator as an info
   metric (value 1, the accelerator a label).
+A pool (docs/contract.md s10) also has per-class gauges, labelled ``class`` besides the server's labels: each
+class's arrival rate and mean latency bound (measured group), its planned rate per replica and predicted mean
+latency (decided group).
 Each group is cleared before it is set again, so a server that left the cluster leaves the metrics too.
 docs/contract.md s8 lists them; manifests/grafana/ is a dashboard built on them.
 """
@@ -79,6 +82,22 @@ DECIDED: tuple[tuple[str, str, str, float], ...] = (
 )
 
 
+CLASS_LABELS = (*SERVER_LABELS, "class")
+CLASS_MEASURED: tuple[tuple[str, str, str, float], ...] = (
+    ("inferno_server_class_arrival_rate_requests_per_second", "A pool class's arrival rate the cycle used.",
+     "arrival_rate_rpm", 1 / 60),
+    ("inferno_server_class_latency_bound_seconds", "A pool class's mean end-to-end latency bound (its TTFT and "
+     "ITL targets at the pool's output length).", "latency_bound_s", 1.0),
+)
+CLASS_DECIDED: tuple[tuple[str, str, str, float], ...] = (
+    ("inferno_server_class_rate_per_replica_requests_per_second", "A pool class's rate per replica the last "
+     "cycle planned (the router's weight).", "rate_per_replica_rpm", 1 / 60),
+    ("inferno_server_class_predicted_latency_seconds", "A pool class's mean end-to-end latency the model "
+     "predicts under priority scheduling.", "predicted_latency_s", 1.0),
+)
+"""(metric, help, key of a CycleRow.pool_classes item, factor from its unit to the metric's)."""
+
+
 TUNER_LABELS = ("model", "accelerator", "mode")
 TUNER: tuple[tuple[str, str, str, float], ...] = (
     ("inferno_tuner_alpha_seconds", "Online estimate of perfParms alpha (time per iteration).", "alpha", 1e-3),
@@ -124,6 +143,10 @@ class ControllerMetrics:
                          for name, text, key, factor in MEASURED}
         self.decided = {key: (Gauge(name, text, SERVER_LABELS, registry=self.registry), factor)
                         for name, text, key, factor in DECIDED}
+        self.class_measured = {key: (Gauge(name, text, CLASS_LABELS, registry=self.registry), factor)
+                               for name, text, key, factor in CLASS_MEASURED}
+        self.class_decided = {key: (Gauge(name, text, CLASS_LABELS, registry=self.registry), factor)
+                              for name, text, key, factor in CLASS_DECIDED}
         for outcome in OUTCOMES:
             self.cycles.labels(outcome)
         self.tuner = {key: (Gauge(name, text, TUNER_LABELS, registry=self.registry), factor)
@@ -136,11 +159,13 @@ class ControllerMetrics:
         self.cycle_duration.observe(record.timings_ms.get("total", 0.0) / 1000.0)
         self.cycles.labels(record.outcome).inc()
         _set_all(self.measured, record.rows)
+        _set_classes(self.class_measured, record.rows)
         self._set_tuner(record.tuner)
         if record.outcome not in DECIDING_OUTCOMES:
             return
         self.total_cost.set(record.total_cost_per_hour)
         _set_all(self.decided, record.rows)
+        _set_classes(self.class_decided, record.rows)
         self.desired.clear()
         self.accelerator.clear()
         for row in record.rows:
@@ -181,6 +206,18 @@ def _set_all(gauges: Mapping[str, tuple[Gauge, float]], rows: tuple[CycleRow, ..
             value = _number(getattr(row, key))
             if value is not None:
                 gauge.labels(*_labels(row)).set(value * factor)
+
+
+def _set_classes(gauges: Mapping[str, tuple[Gauge, float]], rows: tuple[CycleRow, ...]) -> None:
+    """The per-class gauges of the pools among ``rows``, cleared first."""
+    for gauge, _ in gauges.values():
+        gauge.clear()
+    for row in rows:
+        for item in row.pool_classes or ():
+            for key, (gauge, factor) in gauges.items():
+                value = _number(item.get(key))
+                if value is not None:
+                    gauge.labels(*_labels(row), item["class"]).set(value * factor)
 
 
 def exported_names(registry: CollectorRegistry) -> set[str]:

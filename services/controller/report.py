@@ -2,7 +2,8 @@
 server), and one server's decisions over many cycles. Used by ``python -m services.controller history`` and
 the demo. Latencies are ms, shown as value/SLO with '!' where the value misses the SLO; "obs/model" is the
 model-vs-reality check (observed / predicted at the current allocation; '!' while its warning stands); a batch
-the pod's --max-num-seqs capped reads '608>4' (decided > applied)."""
+the pod's --max-num-seqs capped reads '608>4' (decided > applied). A pool's classes follow the table, one line
+each: its rate, the rate per replica planned and the predicted mean end-to-end latency against its bound (s)."""
 
 from __future__ import annotations
 
@@ -107,7 +108,24 @@ def cycle_text(record: Mapping[str, Any], status: int | None = None) -> str:
     rows = [[row["server"], *server_cells(row)] for row in record.get("rows") or []]
     warnings = "".join(f"\n  warning: {w}" for w in record.get("warnings") or [])
     body = table(["server", *COLUMNS], rows) if rows else "  (no server collected)"
-    return cycle_head(record, status) + "\n" + body + warnings
+    classes = "".join(f"\n{line}" for row in record.get("rows") or [] for line in pool_lines(row))
+    return cycle_head(record, status) + "\n" + body + classes + warnings
+
+
+def pool_lines(row: Mapping[str, Any]) -> list[str]:
+    """A pool row's classes (its ``pool_classes``), one line each: 'pool P class Alan (priority 0): 10.0 rpm,
+    5.0 rpm/replica, latency 6.12/10.00 s' ('!' where the prediction misses the bound); [] for another row."""
+    lines = []
+    for item in row.get("pool_classes") or []:
+        planned = (f", {number(item['rate_per_replica_rpm'], 1)} rpm/replica" if "rate_per_replica_rpm" in item
+                   else "")
+        predicted, bound = item.get("predicted_latency_s"), item.get("latency_bound_s")
+        miss = predicted is not None and bound is not None and float(predicted) > float(bound)
+        latency = (f", latency {number(predicted, 2)}/{number(bound, 2)} s" + (" !" if miss else "")
+                   if "predicted_latency_s" in item or bound is not None else "")
+        lines.append(f"  pool {row.get('server')} class {item.get('class')} (priority {item.get('priority')}): "
+                     f"{number(item.get('arrival_rate_rpm'), 1)} rpm{planned}{latency}")
+    return lines
 
 
 def server_history_text(records: Iterable[Mapping[str, Any]], server: str) -> str:

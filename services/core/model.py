@@ -112,6 +112,14 @@ class ModelTarget:
     slo_ttft_p95_ms: float = 0.0
     slo_ttft_p99_ms: float = 0.0
 
+    def mean_latency_s(self, out_tokens: float) -> float | None:
+        """The mean end-to-end latency the mean targets allow a request of ``out_tokens`` output tokens (at
+        least 1), s: (slo_ttft_ms + slo_itl_ms x (out_tokens - 1)) / 1000 (a pool class's bound, docs/model.md
+        s13); None when neither mean target is set."""
+        if self.slo_ttft_ms <= 0 and self.slo_itl_ms <= 0:
+            return None
+        return (self.slo_ttft_ms + self.slo_itl_ms * (max(out_tokens, 1.0) - 1.0)) / 1000.0
+
     def percentile_targets(self) -> tuple[tuple[str, int, float], ...]:
         """The percentile targets that are set: (``"itl"`` or ``"ttft"``, percentile, ms), in field order."""
         return tuple((metric, q, value) for metric, q, value in

@@ -66,14 +66,14 @@ def is_pool(server: Server) -> bool:
 
 def latency_bounds_s(system: SystemData, server: Server) -> list[float] | str:
     """Each pool class's mean end-to-end latency bound (s), or the reason none can be given."""
-    out = max(server.load.avg_out_tokens, 1.0)
     bounds = []
     for pc in server.pool_classes:
         svc = system.service_class(pc.name)
         target = svc.target_for(server.model) if svc is not None else None
-        if target is None or (target.slo_ttft_ms <= 0 and target.slo_itl_ms <= 0):
+        bound = target.mean_latency_s(server.load.avg_out_tokens) if target is not None else None
+        if bound is None:
             return f"pool class {pc.name!r} has no TTFT or ITL target for model {server.model!r}"
-        bounds.append((target.slo_ttft_ms + target.slo_itl_ms * (out - 1.0)) / 1000.0)
+        bounds.append(bound)
     return bounds
 
 

@@ -76,6 +76,11 @@ def test_one_cycle_sizes_the_pool_from_the_routers_per_class_rates_and_writes_re
         assert row["action"] == "changed" and row["accelerator"] == ACCELERATOR
         replicas = obj["spec"]["replicas"]
         assert replicas == row["replicas_to"] >= 2  # one replica of batch 2 carries about 75 RPM
+        # the row's per-class figures: the planned rate per replica is the weight over the replicas
+        classes = row["pool_classes"]
+        assert [c["class"] for c in classes] == ["Premium", "Bronze"]
+        assert [c["rate_per_replica_rpm"] * replicas for c in classes] == pytest.approx([premium, bronze], rel=1e-3)
+        assert all(0 < c["predicted_latency_s"] <= c["latency_bound_s"] for c in classes)
         assert cluster.reconciler.wait_ready(NAMESPACE, DEPLOYMENT, replicas, 30)
         # the router follows the weights now on the Deployment (all of both classes to it)
         router = cluster.routers[NAMESPACE, "granite"]
