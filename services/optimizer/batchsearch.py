@@ -13,9 +13,9 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from services.optimizer.percentiles import percentile_per_row
+from services.optimizer.percentiles import percentile_per_row, subset
 from services.optimizer.sizing import HIGH_FRACTION, REL_TOLERANCE, TPS_FRACTION, Targets, size_replicas
-from services.perfmodel.queueing import ChainBatch, chain_metrics, latency_ms
+from services.perfmodel.queueing import ChainBatch, chain_metrics, latency_parts
 from services.perfmodel.servicetime import QUEUE_TO_BATCH_RATIO, ReplicaModel, prefill_ms, service_time_ms
 
 ONSET_EPSILON = 0.02
@@ -57,7 +57,8 @@ def _meets(chains: ChainBatch, targets: Sequence[Targets], rate_per_ms: np.ndarr
     that with a throughput target) and meets its ITL, TTFT, blocking and percentile targets (docs/model.md s5,
     s3.2)."""
     metrics = chain_metrics(chains, rate_per_ms)
-    itl, ttft = latency_ms(chains, metrics)
+    parts = latency_parts(chains, metrics)
+    itl, ttft = parts.itl_ms, parts.ttft_ms
     wanted = np.array([(t.itl_ms, t.ttft_ms, t.blocking, t.tps) for t in targets], dtype=float).reshape(-1, 4)
     limit = HIGH_FRACTION * chains.mu_full_per_ms * np.where(wanted[:, 3] > 0, TPS_FRACTION, 1.0)
     slack = 1 + REL_TOLERANCE
@@ -68,7 +69,8 @@ def _meets(chains: ChainBatch, targets: Sequence[Targets], rate_per_ms: np.ndarr
                for metric, q, value in t.percentiles if value > 0]
     if entries:  # percentile targets (docs/model.md s3.2)
         rows, itl_kind, level, value = (np.array(column) for column in zip(*entries, strict=True))
-        got = percentile_per_row(chains, rows, rate_per_ms[rows], itl_kind, level)
+        got = percentile_per_row(chains, rows, rate_per_ms[rows], itl_kind, level, subset(metrics, rows),
+                                 subset(parts, rows))
         np.logical_and.at(ok, rows, got <= value * slack)
     return ok
 

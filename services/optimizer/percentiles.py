@@ -6,17 +6,22 @@ percentiles. Rates are requests per ms, times ms, percentiles in (0, 100). Pure:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
+from typing import TypeVar
 
 import numpy as np
 
 from services.perfmodel.queueing import (
     _TINY_RATE_PER_MS,
     ChainBatch,
+    ChainMetrics,
+    Latency,
     chain_metrics,
     geometric_tail,
     latency_parts,
 )
+
+_Figures = TypeVar("_Figures", ChainMetrics, Latency)
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,15 +104,28 @@ def predict_percentiles(chains: ChainBatch, rate_per_ms: np.ndarray, percentiles
     a prefill chunk) is wP / c longer, the others shorter so that the mean stays. ValueError for a
     percentile outside (0, 100).
     """
-    q = np.asarray(percentiles, dtype=float)
-    if q.size == 0 or np.any((q <= 0) | (q >= 100)):
-        raise ValueError(f"percentiles must lie in (0, 100), got {list(percentiles)}")
+    q = _levels(percentiles)
     idx = np.arange(len(chains)) if rows is None else rows
     rate = np.asarray(rate_per_ms, dtype=float)
     metrics = chain_metrics(chains, rate, idx)
     parts = latency_parts(chains, metrics, idx)
-    queue_wait = parts.queue_wait_ms
     dist = batch_distribution(chains, rate, idx)
+    ttft, wait_q = _ttft_percentiles(parts, dist, q)
+    itl = _itl_percentiles(chains, idx, metrics, parts, dist, q)
+    return Percentiles(tuple(float(x) for x in q), ttft, itl, wait_q)
+
+
+def _levels(percentiles: tuple[float, ...] | list[float] | np.ndarray) -> np.ndarray:
+    """The percentiles as an array; ValueError unless each lies in (0, 100)."""
+    q = np.asarray(percentiles, dtype=float)
+    if q.size == 0 or np.any((q <= 0) | (q >= 100)):
+        raise ValueError(f"percentiles must lie in (0, 100), got {list(percentiles)}")
+    return q
+
+
+def _ttft_percentiles(parts: Latency, dist: BatchDistribution, q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(TTFT, queue wait) percentiles ``q`` per row, shape (rows, len(q)), ms (predict_percentiles' TTFT)."""
+    queue_wait = parts.queue_wait_ms
     tail = 1.0 - q[None, :] / 100.0  # (1, P)
     p_wait = dist.wait[:, None]
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -115,8 +133,12 @@ def predict_percentiles(chains: ChainBatch, rate_per_ms: np.ndarray, percentiles
         scale = np.where(p_wait > 0, queue_wait[:, None] / p_wait, 0.0)
         wait_q = np.where(p_wait > tail, scale * np.log(p_wait / tail), 0.0)
     wait_q = np.nan_to_num(wait_q, nan=0.0, posinf=np.inf)
-    ttft = (parts.ttft_ms - queue_wait)[:, None] + wait_q
+    return (parts.ttft_ms - queue_wait)[:, None] + wait_q, wait_q
 
+
+def _itl_percentiles(chains: ChainBatch, idx: np.ndarray, metrics: ChainMetrics, parts: Latency,
+                     dist: BatchDistribution, q: np.ndarray) -> np.ndarray:
+    """ITL percentiles ``q`` per row of ``idx``, shape (rows, len(q)), ms (predict_percentiles' ITL)."""
     width = dist.batch.shape[1]
     shape = _gap_shape(chains, idx, width)[:, 1:]  # S(n), n = 1..width-1
     mu = np.where(np.isfinite(shape), np.arange(1, width)[None, :] / shape, 0.0)
@@ -138,16 +160,42 @@ def predict_percentiles(chains: ChainBatch, rate_per_ms: np.ndarray, percentiles
     cum = np.cumsum(masses, axis=1) / masses.sum(axis=1, keepdims=True)
     # the smallest gap whose cumulative token share reaches q
     first = (cum[:, :, None] >= (q / 100.0)[None, None, :] - 1e-12).argmax(axis=1)  # (rows, P)
-    itl = np.take_along_axis(values, first, axis=1)
-    return Percentiles(tuple(float(x) for x in q), ttft, itl, wait_q)
+    return np.take_along_axis(values, first, axis=1)
+
+
+def subset(figures: _Figures, index: np.ndarray) -> _Figures:
+    """The entries ``index`` of a ChainMetrics or Latency (every field an array of shape (rows,))."""
+    return type(figures)(*(getattr(figures, f.name)[index] for f in fields(figures)))
 
 
 def percentile_per_row(chains: ChainBatch, rows: np.ndarray, rate_per_ms: np.ndarray, itl: np.ndarray,
-                       percentile: np.ndarray) -> np.ndarray:
+                       percentile: np.ndarray, metrics: ChainMetrics | None = None,
+                       parts: Latency | None = None) -> np.ndarray:
     """One figure per entry k, ms: the ITL (``itl[k]`` true) or TTFT percentile ``percentile[k]`` of chain row
-    ``rows[k]`` at ``rate_per_ms[k]`` (predict_percentiles, each distinct percentile computed once). Shapes
-    (entries,); ValueError for a percentile outside (0, 100)."""
-    levels, column = np.unique(np.asarray(percentile, dtype=float), return_inverse=True)
-    got = predict_percentiles(chains, rate_per_ms, levels.tolist(), rows)
-    table = np.where(np.asarray(itl, dtype=bool)[:, None], got.itl_ms, got.ttft_ms)
-    return table[np.arange(len(rows)), column]
+    ``rows[k]`` at ``rate_per_ms[k]``, as predict_percentiles gives it. Shapes (entries,); ValueError for a
+    percentile outside (0, 100).
+
+    Faster than predict_percentiles for the sizing's many calls, same figures: ``metrics`` (chain_metrics of
+    the entries at their rates, shape (entries,)) and ``parts`` (latency_parts of those, with ``metrics``
+    only) are reused when given, and each entry gets only the distribution it asks for (ITL or TTFT), each
+    distinct percentile computed once."""
+    levels, column = np.unique(_levels(np.asarray(percentile, dtype=float)), return_inverse=True)
+    rows, rate = np.asarray(rows), np.asarray(rate_per_ms, dtype=float)
+    itl = np.asarray(itl, dtype=bool)
+    if metrics is None:
+        metrics, parts = chain_metrics(chains, rate, rows), None
+    if parts is None:
+        parts = latency_parts(chains, metrics, rows)
+    out = np.empty(len(rows))
+    for want_itl in (True, False):
+        entries = np.flatnonzero(itl == want_itl)
+        if entries.size == 0:
+            continue
+        dist = batch_distribution(chains, rate[entries], rows[entries])
+        sub_parts = subset(parts, entries)
+        if want_itl:
+            table = _itl_percentiles(chains, rows[entries], subset(metrics, entries), sub_parts, dist, levels)
+        else:
+            table = _ttft_percentiles(sub_parts, dist, levels)[0]
+        out[entries] = table[np.arange(entries.size), column[entries]]
+    return out

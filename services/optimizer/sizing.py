@@ -13,8 +13,8 @@ import numpy as np
 
 from services.core.bounds import MAX_BATCH_SIZE
 from services.core.model import ModelPerf, ModelTarget
-from services.optimizer.percentiles import percentile_per_row
-from services.perfmodel.queueing import ChainBatch, ChainMetrics, chain_metrics, latency_ms
+from services.optimizer.percentiles import percentile_per_row, subset
+from services.perfmodel.queueing import ChainBatch, ChainMetrics, chain_metrics, latency_parts
 
 LOW_FRACTION = 0.001
 """lambda_min = 0.001 mu(1) (docs/model.md s5)."""
@@ -67,12 +67,12 @@ def _metric(chains: ChainBatch, rows: np.ndarray, rate: np.ndarray, kind: np.nda
     """ITL, TTFT, blocking, an ITL or a TTFT percentile per row (by ``kind``) at ``rate``, each segment of rows
     solved at its own width; ``percentile[k]`` is row k's percentile for kinds 3 and 4."""
     metrics = chain_metrics(chains, rate, rows, segments)
-    itl, ttft = latency_ms(chains, metrics, rows)
-    value = np.choose(np.minimum(kind, _BLOCK), [itl, ttft, metrics.blocking])
+    parts = latency_parts(chains, metrics, rows)
+    value = np.choose(np.minimum(kind, _BLOCK), [parts.itl_ms, parts.ttft_ms, metrics.blocking])
     wanted = np.flatnonzero(kind >= _ITL_PERCENTILE)
     if wanted.size and percentile is not None:
         value[wanted] = percentile_per_row(chains, rows[wanted], rate[wanted], kind[wanted] == _ITL_PERCENTILE,
-                                           percentile[wanted])
+                                           percentile[wanted], subset(metrics, wanted), subset(parts, wanted))
     return value
 
 
@@ -93,7 +93,8 @@ def bisect_rates(chains: ChainBatch, rows: np.ndarray, kind: np.ndarray, target:
 
     Returns requests/ms per row; NaN when even lambda_min misses the target (infeasible). Ends within 1e-6
     relative win first; a target above f(lambda_max) gives lambda_max; else at most 100 bisection steps,
-    stopping at |f - target| <= 1e-6 target, returning the last midpoint. Rows are solved in groups of
+    stopping at |f - target| <= 1e-6 target, returning the last midpoint (a row whose bracket has shrunk to
+    two adjacent floats stops early with the midpoint the remaining steps would repeat). Rows are solved in groups of
     similar batch size (little padding), all groups stepping together, one chain_metrics call per step.
     """
     if len(rows) == 0:
@@ -116,6 +117,13 @@ def bisect_rates(chains: ChainBatch, rows: np.ndarray, kind: np.ndarray, target:
         if active.size == 0:
             break
         mid = 0.5 * (lo[active] + hi[active])
+        # lo and hi adjacent floats: the midpoint is one of them, so every further step keeps lo, hi and the
+        # midpoint as they are (a step moves lo or hi to the midpoint); the result is that midpoint.
+        settled = (mid == lo[active]) | (mid == hi[active])
+        result[active[settled]] = mid[settled]
+        active, mid = active[~settled], mid[~settled]
+        if active.size == 0:
+            break
         value = _metric(chains, rows[active], mid, kind[active], _segments(group[active]), level[active])
         result[active] = mid
         below = value < target[active]
