@@ -24,6 +24,7 @@ import typing
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, TypeVar
 
+from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message
 
 from proto import actuator_pb2, collector_pb2, optimizer_pb2, types_pb2
@@ -118,26 +119,66 @@ _TO: Mapping[tuple[type, str], Callable[[Any, Any], None]] = {(m.Robustness, "de
 """Fields mapped to the wire by a function of their own (value, message to fill)."""
 
 
+_SCALAR, _STR_ENUM, _PROTO_ENUM, _MESSAGE, _MESSAGES, _SCALARS, _MAP = range(7)
+"""How a field maps: a scalar, a StrEnum as its string, a proto enum by member name, a message, repeated
+messages, repeated scalars, a map."""
+_NUMBERS = {FieldDescriptor.CPPTYPE_INT32, FieldDescriptor.CPPTYPE_INT64, FieldDescriptor.CPPTYPE_UINT32,
+            FieldDescriptor.CPPTYPE_UINT64, FieldDescriptor.CPPTYPE_DOUBLE, FieldDescriptor.CPPTYPE_FLOAT}
+
+
 @dataclasses.dataclass(frozen=True, slots=True)
 class _Field:
-    """One dataclass field and what the mapper needs to know of its type."""
+    """One dataclass field, its proto field and how they map, worked out once per (dataclass, message)."""
 
     name: str
-    kind: type | None   # the dataclass, enum or element type (tuple[X, ...], X | None); None for plain scalars
+    mode: int
+    kind: Any            # the dataclass or enum of the field, or of its elements; None for scalars
+    presence: bool       # the proto field tells "not set" (a message, an optional scalar)
     has_default: bool
     default: Any
+    checked: bool        # a number (or numbers) that must be >= 0
+    zero_is_default: bool
+    keyed: bool          # its elements name themselves in error paths (_KEYS)
+    enum_values: Mapping[Any, Any]  # proto enum: value number -> member name (from) and name -> number (to)
+    own_from: Callable[[Any, str], Any] | None
+    own_to: Callable[[Any, Any], None] | None
 
 
 @functools.cache
-def _fields(cls: type) -> tuple[_Field, ...]:
+def _plan(cls: type, descriptor: Any) -> tuple[_Field, ...]:
     hints = typing.get_type_hints(cls)
-    out = []
+    unchecked = _UNCHECKED.get(cls, frozenset())
+    plan = []
     for f in dataclasses.fields(cls):
+        fd = descriptor.fields_by_name[f.name]
         kind = _inner(hints[f.name])
-        has_default = f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING
-        out.append(_Field(f.name, kind if dataclasses.is_dataclass(kind) or _is_enum(kind) else None, has_default,
-                          f.default if f.default is not dataclasses.MISSING else None))
-    return tuple(out)
+        kind = kind if dataclasses.is_dataclass(kind) or _is_enum(kind) else None
+        number_fd = fd
+        if fd.message_type is not None and fd.message_type.GetOptions().map_entry:
+            mode, number_fd = _MAP, fd.message_type.fields_by_name["value"]
+        elif fd.is_repeated:
+            mode = _MESSAGES if fd.message_type is not None else _SCALARS
+        elif fd.message_type is not None:
+            mode = _MESSAGE
+        elif fd.enum_type is not None:
+            mode = _PROTO_ENUM
+        else:
+            mode = _STR_ENUM if kind is not None else _SCALAR
+        own = (cls, f.name) in _FROM or (cls, f.name) in _TO
+        if mode in (_MESSAGE, _MESSAGES) and kind is None and not own:
+            raise TypeError(f"{cls.__name__}.{f.name}: no dataclass for message {fd.message_type.full_name}")
+        enum_values: dict[Any, Any] = {}
+        if fd.enum_type is not None:
+            enum_values = {**{v.number: v.name for v in fd.enum_type.values}, **{v.name: v.number
+                                                                                 for v in fd.enum_type.values}}
+        plan.append(_Field(
+            f.name, mode, kind, fd.has_presence,
+            f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING,
+            f.default if f.default is not dataclasses.MISSING else None,
+            number_fd.cpp_type in _NUMBERS and unchecked is not None and f.name not in unchecked,
+            (cls, f.name) in _ZERO_IS_DEFAULT, kind in _KEYS, enum_values,
+            _FROM.get((cls, f.name)), _TO.get((cls, f.name))))
+    return tuple(plan)
 
 
 def _inner(hint: Any) -> Any:
@@ -167,29 +208,30 @@ def _non_negative(value: float, where: str) -> float:
 def to_proto(obj: Any, msg: Message) -> Message:
     """Fill ``msg`` from the dataclass ``obj`` field by field (same names; None leaves a field unset) and return
     it. Raises TypeError or ValueError when a value does not fit its proto field (a programming error)."""
-    cls = type(obj)
-    for f in _fields(cls):
+    for f in _plan(type(obj), msg.DESCRIPTOR):
         value = getattr(obj, f.name)
-        if (cls, f.name) in _TO:
-            _TO[cls, f.name](value, msg)
+        if f.own_to is not None:
+            f.own_to(value, msg)
+        elif value is None:
             continue
-        if value is None:
-            continue
-        fd = msg.DESCRIPTOR.fields_by_name[f.name]
-        if fd.message_type is not None and fd.message_type.GetOptions().map_entry:
-            getattr(msg, f.name).update(dict(sorted(value.items())))
-        elif fd.is_repeated and fd.message_type is not None:
-            for item in value:
-                to_proto(item, getattr(msg, f.name).add())
-        elif fd.is_repeated:
-            getattr(msg, f.name).extend(value)
-        elif fd.message_type is not None:
-            getattr(msg, f.name).SetInParent()
-            to_proto(value, getattr(msg, f.name))
-        elif fd.enum_type is not None:
-            setattr(msg, f.name, fd.enum_type.values_by_name[value.name].number)
-        else:
+        elif f.mode == _SCALAR:
             setattr(msg, f.name, value.value if isinstance(value, enum.Enum) else value)
+        elif f.mode == _STR_ENUM:
+            setattr(msg, f.name, value.value)
+        elif f.mode == _MESSAGE:
+            sub = getattr(msg, f.name)
+            sub.SetInParent()
+            to_proto(value, sub)
+        elif f.mode == _MESSAGES:
+            add = getattr(msg, f.name).add
+            for item in value:
+                to_proto(item, add())
+        elif f.mode == _SCALARS:
+            getattr(msg, f.name).extend(value)
+        elif f.mode == _MAP:
+            getattr(msg, f.name).update(dict(sorted(value.items())))
+        else:
+            setattr(msg, f.name, f.enum_values[value.name])
     return msg
 
 
@@ -202,44 +244,44 @@ def from_proto(msg: Message, cls: type[_T], path: str) -> _T:
         _CHECKS[cls](msg, path)
     if cls in _KEYS:
         path = f"{path}[{_KEYS[cls](msg)}]"
-    unchecked = _UNCHECKED.get(cls, frozenset())
     values: dict[str, Any] = {}
-    for f in _fields(cls):
-        where = _join(path, f.name)
-        if (cls, f.name) in _FROM:
-            values[f.name] = _FROM[cls, f.name](msg, where)
+    for f in _plan(cls, msg.DESCRIPTOR):
+        if f.own_from is not None:
+            values[f.name] = f.own_from(msg, _join(path, f.name))
             continue
-        fd = msg.DESCRIPTOR.fields_by_name[f.name]
-        if fd.has_presence and f.has_default and not msg.HasField(f.name):
+        if f.presence and f.has_default and not msg.HasField(f.name):
             continue
         wire = getattr(msg, f.name)
-        if fd.message_type is not None and fd.message_type.GetOptions().map_entry:
-            value: Any = {key: _number(v, f"{where}[{short_name(key)}]", unchecked, f.name) for key, v in wire.items()}
-        elif fd.is_repeated and f.kind is not None:
-            value = tuple(from_proto(item, f.kind, where if f.kind in _KEYS else f"{where}[{i}]")
+        if f.mode == _SCALAR:
+            value: Any = wire
+            if f.checked and (wire < 0 or wire != wire):
+                _non_negative(wire, _join(path, f.name))
+        elif f.mode == _MESSAGE:
+            value = from_proto(wire, f.kind, _join(path, f.name))
+        elif f.mode == _MESSAGES:
+            where = _join(path, f.name)
+            value = tuple(from_proto(item, f.kind, where if f.keyed else f"{where}[{i}]")
                           for i, item in enumerate(wire))
-        elif fd.is_repeated:
-            value = tuple(_number(v, f"{where}[{i}]", unchecked, f.name) for i, v in enumerate(wire))
-        elif f.kind is not None and fd.message_type is not None:
-            value = from_proto(wire, f.kind, where)
-        elif fd.enum_type is not None:
-            if wire == 0:
-                raise InvalidInputError(f"{where} must be set")
-            value = f.kind[fd.enum_type.values_by_number[wire].name]
-        elif f.kind is not None:
-            value = _enum(f.kind, wire, f.default, where)
+        elif f.mode == _SCALARS:
+            value = tuple(wire)
+            if f.checked:
+                for i, v in enumerate(value):
+                    _non_negative(v, f"{_join(path, f.name)}[{i}]")
+        elif f.mode == _MAP:
+            value = dict(wire)
+            if f.checked:
+                for key, v in value.items():
+                    _non_negative(v, f"{_join(path, f.name)}[{short_name(key)}]")
+        elif f.mode == _STR_ENUM:
+            value = _enum(f.kind, wire, f.default, _join(path, f.name))
         else:
-            value = _number(wire, where, unchecked, f.name)
-        if (cls, f.name) in _ZERO_IS_DEFAULT and not value:
+            if wire == 0:
+                raise InvalidInputError(f"{_join(path, f.name)} must be set")
+            value = f.kind[f.enum_values[wire]]
+        if f.zero_is_default and not value:
             continue
         values[f.name] = value
     return cls(**values)
-
-
-def _number(value: Any, where: str, unchecked: frozenset[str] | None, name: str) -> Any:
-    if isinstance(value, bool) or not isinstance(value, int | float) or unchecked is None or name in unchecked:
-        return value
-    return _non_negative(value, where)
 
 
 def _enum(enum_type: type[enum.Enum], value: str, default: object, where: str) -> object:
