@@ -140,6 +140,8 @@ def size_pool(system: SystemData, server: Server, cards_left: Mapping[str, int] 
     for name in accelerators if accelerators is not None else _accelerators(system, server):
         card_type, per = _cards(system, server, name)
         available = None if cards_left is None else cards_left.get(card_type, 0) // per
+        if available is not None and available <= 0:
+            continue  # no replica of it fits: its answer serves nothing
         sized = _sized(system, server, name, bounds, available, time_limit_s)
         if sized is None:
             continue
@@ -186,9 +188,11 @@ def _candidate(system: SystemData, server: Server, alloc: Allocation) -> Candida
                      alloc.itl_ms, alloc.ttft_ms, -1)
 
 
-def pool_candidates(system: SystemData, time_limit_s: float) -> PoolOptions:
+def pool_candidates(system: SystemData, time_limit_s: float, capacity: Mapping[str, int] | None = None
+                    ) -> PoolOptions:
     """Every pool server's candidates (module docstring): per accelerator, the ILP's answer with no card limit,
-    kept when it serves every class within its bound; ``time_limit_s`` per ILP."""
+    kept when it serves every class within its bound; ``time_limit_s`` per ILP. With ``capacity`` (cards per
+    type; None: unlimited) an accelerator of which not one replica fits is not tried."""
     options: dict[str, tuple[Candidate, ...]] = {}
     priorities: dict[str, int] = {}
     unallocated: dict[str, str] = {}
@@ -202,6 +206,10 @@ def pool_candidates(system: SystemData, time_limit_s: float) -> PoolOptions:
             continue
         found = []
         for acc in _accelerators(system, server):
+            card_type, per = _cards(system, server, acc)
+            if capacity is not None and capacity.get(card_type, 0) < per:
+                dropped.setdefault(name, {})[acc] = f"no replica fits the capacity ({per} {card_type} needed)"
+                continue
             sized = _sized(system, server, acc, bounds, None, time_limit_s)
             if sized is None:
                 dropped.setdefault(name, {})[acc] = "no perfParms or the ILP serves no class"

@@ -358,7 +358,8 @@ def _candidates(system: SystemData, defaults: SolverDefaults) -> tuple[Candidate
     accelerator serving every class, docs/model.md s13) in one set, so that the solvers weigh pools as servers
     like the others; the pools' options are returned too, to turn a chosen pool candidate into its allocation."""
     cs = build_candidates(system)
-    pools = pool_candidates(system, time_limit(system.optimizer, defaults))
+    capacity = None if system.optimizer.unlimited else system.capacity.counts
+    pools = pool_candidates(system, time_limit(system.optimizer, defaults), capacity)
     if not pools.servers:
         return cs, pools
     merged = replace(cs, options={**cs.options, **pools.options}, priorities={**cs.priorities, **pools.priorities},

@@ -146,3 +146,6 @@ def test_a_pools_candidates_are_one_per_accelerator_serving_every_class():
         assert (c.num_replicas, c.cost_per_hour) == (alloc.num_replicas, pytest.approx(alloc.cost_per_hour))
         assert not alloc.saturated
     assert opts.priorities["pool"] == 1
+    on_g2 = pool_candidates(system, time_limit(system.optimizer), {"G2": 8})  # only G2 cards: others not tried
+    assert [c.accelerator for c in on_g2.options["pool"]] == ["G2"]
+    assert "no replica fits the capacity" in on_g2.dropped["pool"]["A100"]
