@@ -26,16 +26,9 @@ from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass, field
 
 from services.core.model import LOWEST_PRIORITY, Allocation, Server, SystemData
+from services.optimizer import pools as pool_ilp
 from services.optimizer.candidates import MS_PER_MINUTE, Candidate, transition_value
-from services.optimizer.pools import (
-    InstanceType,
-    Policy,
-    PoolAnswer,
-    PriorityModel,
-    QueueingCurve,
-    ServiceClass,
-    solve_pool,
-)
+from services.optimizer.pools import InstanceType, PoolAnswer, QueueingCurve, ServiceClass, solve_pool
 from services.optimizer.sizing import batch_size
 from services.perfmodel.queueing import analyze_point
 from services.perfmodel.servicetime import default_queue, replica_model_for
@@ -117,8 +110,8 @@ def _sized(system: SystemData, server: Server, name: str, bounds: list[float], a
     cost = acc.cost_per_hour * max(perf.acc_count, 1)
     if available is not None:
         available = max(available, 0)
-    itype = InstanceType(name, curve.max_rate_rpm(), curve, cost, available, PriorityModel.CONSERVATIVE)
-    answer = solve_pool([itype], classes, Policy.PRIORITY, time_limit_s)
+    itype = InstanceType(name, curve.max_rate_rpm(), curve, cost, available, pool_ilp.PriorityModel.CONSERVATIVE)
+    answer = solve_pool([itype], classes, pool_ilp.Policy.PRIORITY, time_limit_s)
     if answer.status == "INFEASIBLE":
         return None
     return answer, _allocation(server, itype, answer, batch, queue, available)
