@@ -14,7 +14,15 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from services.optimizer.percentiles import percentile_per_row, subset
-from services.optimizer.sizing import HIGH_FRACTION, REL_TOLERANCE, TPS_FRACTION, Targets, size_replicas
+from services.optimizer.sizing import (
+    HIGH_FRACTION,
+    REL_TOLERANCE,
+    TPS_FRACTION,
+    Demand,
+    Targets,
+    replica_counts,
+    size_replicas,
+)
 from services.perfmodel.queueing import ChainBatch, chain_metrics, latency_parts
 from services.perfmodel.servicetime import QUEUE_TO_BATCH_RATIO, ReplicaModel, prefill_ms, service_time_ms
 
@@ -42,14 +50,6 @@ def with_batch(model: ReplicaModel, batch: int, fixed_queue: bool) -> ReplicaMod
     ratio = model.max_queue // model.max_batch if model.max_batch > 0 else QUEUE_TO_BATCH_RATIO
     queue = model.max_queue if fixed_queue else ratio * batch
     return replace(model, max_batch=batch, max_queue=queue)
-
-
-def _replicas(rate_per_ms: np.ndarray, capacity_per_ms: np.ndarray, min_replicas: np.ndarray) -> np.ndarray:
-    """max(ceil(rate / capacity), min, 1); +inf where the capacity is NaN or 0 (infeasible)."""
-    with np.errstate(divide="ignore", invalid="ignore"):
-        needed = np.ceil(rate_per_ms / capacity_per_ms)
-    needed = np.where(np.isfinite(needed) & (capacity_per_ms > 0), needed, np.inf)
-    return np.maximum(np.maximum(needed, min_replicas), 1)
 
 
 def _meets(chains: ChainBatch, targets: Sequence[Targets], rate_per_ms: np.ndarray) -> np.ndarray:
@@ -102,7 +102,7 @@ def fewest_replica_batches(problems: Sequence[BatchProblem]) -> list[int]:
     floor = np.array([p.min_replicas for p in problems], dtype=float)
     top = ChainBatch.build([p.model for p in problems])
     targets = [p.targets for p in problems]
-    best = _replicas(rate, size_replicas(top, targets).capacity_per_ms, floor)
+    best = replica_counts(top, targets, Demand(rate, floor))
     lo = np.ones(len(problems), dtype=int)
     hi = np.array([p.model.max_batch for p in problems], dtype=int)
     lo[~np.isfinite(best)] = hi[~np.isfinite(best)]

@@ -2,7 +2,10 @@
 once its bracket is two adjacent floats) gives the straightforward path's answers: here the straightforward
 path is written out (every figure from predict_percentiles / latency_ms, one row at a time, all 100 bisection
 steps, batch sizes tried on chains built at that size) and compared on a grid of models, batch sizes, targets
-and loads: the same replica counts and batch sizes, rates and percentiles equal to float tolerance."""
+and loads: the same replica counts and batch sizes, rates and percentiles equal to float tolerance. The batch
+search's sizing at the largest batch stops each bisection once the replica count is known (replica_counts): its
+counts, the batch sizes and the demo's solutions (harness/scenario.py) at several loads are those of the fully
+bisected sizing."""
 
 from __future__ import annotations
 
@@ -12,7 +15,10 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
+from harness.scenario import Scenario, static_system
+from services.core import model as m
 from services.core.model import PerfParms, ServiceModel
+from services.optimizer import batchsearch, sizing
 from services.optimizer.batchsearch import BatchProblem, fewest_replica_batches, with_batch
 from services.optimizer.percentiles import percentile_per_row, predict_percentiles
 from services.optimizer.sizing import (
@@ -21,9 +27,13 @@ from services.optimizer.sizing import (
     MAX_STEPS,
     REL_TOLERANCE,
     TPS_FRACTION,
+    Demand,
     Targets,
+    replica_counts,
+    replicas_needed,
     size_replicas,
 )
+from services.optimizer.solver import solve
 from services.perfmodel.queueing import ChainBatch, chain_metrics, latency_ms
 from services.perfmodel.servicetime import ReplicaModel
 
@@ -44,6 +54,7 @@ TARGETS = (
     Targets(percentiles=(("itl", 90.0, 15.0),)),  # below one iteration at any batch (alpha 17.15 ms): infeasible
 )
 LOADS_PER_MS = (0.0005, 0.003, 0.02, 0.1)
+SCENARIO = Scenario()
 
 
 def _figure(chains: ChainBatch, row: int, rate: float, kind: str, level: float) -> float:
@@ -177,3 +188,54 @@ def test_percentiles_per_row_with_reused_metrics_are_predict_percentiles() -> No
             full = predict_percentiles(chains, rate[k:k + 1], [level[k]], np.array([row]))
             want = (full.itl_ms if itl[k] else full.ttft_ms)[0, 0]
             assert got[k] == pytest.approx(want, rel=1e-12), (k, row, itl[k], level[k])
+
+
+def _exact_counts(chains: ChainBatch, targets: list[Targets], demand: Demand) -> np.ndarray:
+    """The replica counts of the fully bisected sizing (size_replicas' capacity)."""
+    return replicas_needed(demand.load_per_ms, size_replicas(chains, targets).capacity_per_ms, demand.min_replicas)
+
+
+def test_replica_counts_stopped_once_known_are_those_of_the_full_sizing() -> None:
+    grid = _grid()
+    chains = ChainBatch.build([model for model, _ in grid])
+    targets = [t for _, t in grid]
+    full = size_replicas(chains, targets)
+    stopped = 0
+    for load in (*LOADS_PER_MS, 0.0):
+        for floor in (0, 3):
+            demand = Demand(np.full(len(grid), load), np.full(len(grid), float(floor)))
+            got = replica_counts(chains, targets, demand)
+            assert got.tolist() == _exact_counts(chains, targets, demand).tolist(), (load, floor)
+            sized = sizing._sized_rates(chains, targets, demand)
+            assert np.array_equal(np.isnan(sized), np.isnan(full.rate_per_ms))
+            stopped += int(np.sum(sized[~np.isnan(sized)] != full.rate_per_ms[~np.isnan(sized)]))
+    assert stopped > 0  # some bisections did stop before the full answer
+
+
+def _demo_system(rpm: dict[str, float]) -> m.SystemData:
+    servers = tuple(m.Server(d.name, d.service_class, d.model, current=m.Allocation(
+        "G2", 1, d.max_batch, load=m.Load(rpm[d.name], SCENARIO.in_tokens, SCENARIO.out_tokens, 0.0)))
+        for d in SCENARIO.servers)
+    return replace(static_system(SCENARIO), servers=servers)
+
+
+def _answers(system: m.SystemData) -> dict[str, tuple[str, int, int]]:
+    allocations = solve(system).solution.allocations
+    return {name: (a.accelerator, a.num_replicas, a.max_batch) for name, a in allocations.items()}
+
+
+def test_batches_and_the_demo_solution_are_those_of_the_full_sizing(monkeypatch: pytest.MonkeyPatch) -> None:
+    problems = [BatchProblem(replace(model, max_batch=batch, max_queue=batch * model.max_queue // model.max_batch),
+                             targets, load, floor, False)
+                for model in MODELS.values() for batch in (16, 256) for targets in TARGETS
+                for load, floor in ((0.0005, 0), (0.003, 2), (0.02, 0), (0.1, 0), (0.4, 1))]
+    scales = (0.3, 1.0, 2.0, 3.0, 4.5, 6.0)
+    base = {d.name: d.base_rps * 60.0 for d in SCENARIO.servers}
+    systems = [_demo_system({name: rpm * scale for name, rpm in base.items()}) for scale in scales]
+    systems += [_demo_system({**base, SCENARIO.stepped: rpm}) for rpm in (244.0, 270.0, 290.0, 300.0, 330.0)]
+    stopped_batches = fewest_replica_batches(problems)
+    stopped_answers = [_answers(system) for system in systems]
+    monkeypatch.setattr(batchsearch, "replica_counts", _exact_counts)
+    assert stopped_batches == fewest_replica_batches(problems)
+    assert stopped_answers == [_answers(system) for system in systems]
+    assert len({a[SCENARIO.stepped][1:] for a in stopped_answers}) > 3  # several replica counts and batches
