@@ -144,8 +144,8 @@ class KubeActuator:
                 hold_at = self._window.highest(key, now_s, state.replicas, remember=not dry_run)
                 change = plan_deployment(name, ref, state, allocation, server, self._settings, hold_at,
                                          record.load_measured, record.ready_replicas)
-                if change.desired_replicas is not None and not dry_run:  # a dry run leaves no trace
-                    self._window.record(key, change.desired_replicas, now_s)
+                if change.hold_replicas is not None and not dry_run:  # a dry run leaves no trace
+                    self._window.record(key, change.hold_replicas, now_s)
                 if not dry_run and change.outcome is ActuationOutcome.CHANGED:
                     self._write(ref, change)
                 if not dry_run:

@@ -4,8 +4,12 @@ Pure: every safety rule is decided here, the kube module only reads and writes. 
 - a server absent from the solution (or with an empty allocation) keeps its replicas;
 - zero replicas only when the allocation says zero and the server's min replicas (known) allow it;
 - never below the min replicas; at most ``max_replica_change`` replicas per cycle (0 = unlimited);
-- a scale-down stops at the highest desired count of the stabilization window (``hold_at``, see
-  stabilize.py), never above the current replicas;
+- a scale-down stops at the highest count of the stabilization window (``hold_at``, see stabilize.py), never
+  above the current replicas; with a load forecast (issue 22, docs/contract.md s9) the allocation is sized for
+  the forecast's upper bound when it rises (scale-up), while the window remembers the count for the point
+  forecast (``Change.hold_replicas``, point_replicas): a scale-down goes no lower than this cycle's allocation
+  nor than the highest point-forecast count of the window, so a replica the coming load needs stays, and the
+  upper bounds of a rise that has ended do not hold replicas for the whole window;
 - no scale-down while the load forecast rises (issue 22: a replica removed now, Ready or starting, is one the
   coming load needs);
 - no scale-down on a load that was not measured (``ManagedServer.load_measured``, decided by the collector:
@@ -22,6 +26,7 @@ Changes come out sorted by (namespace, Deployment, server), so the order is stab
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
@@ -105,7 +110,9 @@ class PlanSettings:
 class Change(DeploymentOutcome):
     """The plan for one Deployment and, after actuation, its outcome.
 
-    ``desired_replicas`` is the target before the per-cycle limit (None without an allocation); ``labels``
+    ``desired_replicas`` is the target before the per-cycle limit (None without an allocation);
+    ``hold_replicas`` the count the stabilization window remembers for this cycle: ``desired_replicas`` sized
+    for the point forecast instead of its upper bound (point_replicas; the same without a forecast); ``labels``
     are labels to set; ``node_selector`` maps keys to set (None = remove); ``container`` carries the new args
     of the container to rewrite (None = leave the template's containers alone); ``annotations`` are the
     Deployment's annotations to set (a pool's routing weights, docs/contract.md s10).
@@ -118,6 +125,7 @@ class Change(DeploymentOutcome):
     container: Container | None = None
     resource_version: str = ""
     annotations: Mapping[str, str] = field(default_factory=dict)
+    hold_replicas: int | None = None
 
     @property
     def scales(self) -> bool:
@@ -318,7 +326,8 @@ def refused(server_name: str, ref: KubeRef, state: DeploymentState | None, reaso
 def _skip(server_name: str, ref: KubeRef, state: DeploymentState, reason: str,
           allocation: Allocation | None = None, desired: int | None = None) -> Change:
     return Change(server_name, ref, ActuationOutcome.SKIPPED, reason, state.replicas, state.replicas,
-                  desired_replicas=desired, accelerator=allocation.accelerator if allocation else "",
+                  desired_replicas=desired, hold_replicas=desired,
+                  accelerator=allocation.accelerator if allocation else "",
                   resource_version=state.resource_version)
 
 
@@ -326,10 +335,10 @@ def plan_deployment(server_name: str, ref: KubeRef, state: DeploymentState | Non
                     server: Server | None, settings: PlanSettings, hold_at: int = 0,
                     load_measured: bool = True, ready_replicas: int | None = None) -> Change:
     """The change for one Deployment of server ``server_name``; ``state`` None means the Deployment is gone;
-    ``hold_at`` is the stabilization window's highest desired count (0 = none); ``load_measured`` False holds
-    any scale-down, and so does a rising load forecast (the server's observed forecast_rising: a replica
-    removed now, Ready or starting, is one the coming load needs); ``ready_replicas``
-    (when known) names the replicas still starting in the reason.
+    ``hold_at`` is the stabilization window's highest count (0 = none; the caller records the change's
+    ``hold_replicas`` there); ``load_measured`` False holds any scale-down, and so does a rising load forecast
+    (the server's observed forecast_rising: a replica removed now, Ready or starting, is one the coming load
+    needs); ``ready_replicas`` (when known) names the replicas still starting in the reason.
 
     Outcome: SKIPPED (vanished, no allocation, owned by another autoscaler), UNCHANGED (already as allocated)
     or CHANGED (replicas, labels or pod template to write); the reason says why, in words.
@@ -339,7 +348,8 @@ def plan_deployment(server_name: str, ref: KubeRef, state: DeploymentState | Non
     if allocation is None or allocation.is_empty:
         return _skip(server_name, ref, state, "server absent from the solution: replicas kept")
     cap, _ = lb.max_replicas_of(state.labels, settings.max_replicas)
-    desired, target, notes = target_replicas(allocation.num_replicas, min_replicas(server, state), state.replicas,
+    minimum = min_replicas(server, state)
+    desired, target, notes = target_replicas(allocation.num_replicas, minimum, state.replicas,
                                              settings.max_replica_change, hold_at, cap)
     if state.owner:
         return _skip(server_name, ref, state, f"replicas owned by {state.owner}", allocation, desired)
@@ -351,13 +361,15 @@ def plan_deployment(server_name: str, ref: KubeRef, state: DeploymentState | Non
             ready_replicas is not None and ready_replicas < state.replicas) else ""
         notes.append(f"scale-down to {target} held: the load forecast rises{starting}")
         target = state.replicas
+    hold = min(max(point_replicas(allocation.num_replicas, server), 1 if minimum is None else minimum), desired)
     batch = bounded_batch(allocation.max_batch, pod_max_num_seqs(state.containers), notes)
     labels = _label_patch(allocation, batch, state.labels, target != state.replicas)
     selector = node_selector_patch(allocation.accelerator, state.node_selector, settings.accelerator_node_labels)
     container = _container_patch(state.containers, batch) if settings.set_max_num_seqs else None
     notes_of_routing = routing_patch(ref, state, allocation, server)
     change = Change(server_name, ref, ActuationOutcome.UNCHANGED, "", state.replicas, target, desired,
-                    allocation.accelerator, labels, selector, container, state.resource_version, notes_of_routing)
+                    allocation.accelerator, labels, selector, container, state.resource_version, notes_of_routing,
+                    hold_replicas=hold)
     if change.scales:
         notes.insert(0, f"replicas {state.replicas} -> {target}")
     if labels:
@@ -390,6 +402,28 @@ def routing_patch(ref: KubeRef, state: DeploymentState, allocation: Allocation,
 def _rising(server: Server | None) -> bool:
     observed = server.observed if server is not None else None
     return observed is not None and observed.forecast_rising
+
+
+def point_replicas(allocated: int, server: Server | None) -> int:
+    """The replicas for the point forecast, from ``allocated``, the optimizer's count for the server's load
+    (req/min: the rate the collector sized for, services/collector/forecast.py sizing_rate, i.e. the upper
+    bound when the forecast rises, else the current rate, plus any backlog rate): ``ceil(allocated x point
+    load / load)``, the point load replacing the sized rate by the point forecast, or by the current rate when
+    the point is lower (a falling forecast does not remove capacity the current load needs); so at most
+    ``allocated``, and ``allocated`` whenever the forecast does not rise. The per-replica rate the optimizer
+    found for the accelerator and batch it chose is kept: this is its count for the point load, rounded up.
+    Without a forecast (no ``forecast_method``) or a load, ``allocated``. docs/contract.md s9."""
+    observed = server.observed if server is not None else None
+    if (allocated <= 0 or observed is None or not observed.forecast_method or observed.forecast_rpm is None
+            or observed.measured_rate_rpm is None):
+        return allocated
+    load = server.load.arrival_rate_rpm
+    current = observed.measured_rate_rpm
+    sized = max(observed.forecast_upper_rpm or 0.0, current) if observed.forecast_rising else current
+    if load <= 0:
+        return allocated
+    point_load = load - max(sized - max(observed.forecast_rpm, current), 0.0)
+    return min(max(math.ceil(allocated * max(point_load, 0.0) / load - 1e-9), 0), allocated)
 
 
 def plan(managed: Iterable[ManagedServer], states: Mapping[KubeRef, DeploymentState | None],

@@ -1,11 +1,12 @@
 """Scale-down stabilization, as the HPA's behavior.scaleDown.stabilizationWindowSeconds.
 
-Every cycle's desired replicas per Deployment are remembered for ``window_s`` seconds; a scale-down goes no
-lower than the highest desired count of that window (never above the current replicas), so a brief dip in
-load does not remove a replica that the next cycle would add back. Scaling up is never delayed. The memory
-is the actuator process's own; a Deployment seen for the first time (also after a restart) enters the window
-with its current replicas, as the HPA controller's first recommendation does, so a restart does not let
-a scale-down through unheld.
+Every cycle's desired replicas per Deployment are remembered for ``window_s`` seconds (with a rising load
+forecast, the count for its point forecast rather than for the upper bound sized: plan.Change.hold_replicas);
+a scale-down goes no lower than the highest count of that window (never above the current replicas), so
+a brief dip in load does not remove a replica that the next cycle would add back. Scaling up is never
+delayed. The memory is the actuator process's own; a Deployment seen for the first time (also after a
+restart) enters the window with its current replicas, as the HPA controller's first recommendation does, so a
+restart does not let a scale-down through unheld.
 
 Pure: the caller passes the time (seconds on any monotonic clock).
 """

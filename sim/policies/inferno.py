@@ -96,8 +96,8 @@ class _SimClients:
             hold_at = policy.window.highest(key, now_s, state.replicas)
             change = plan_deployment(record.name, record.ref, state, allocations.get(record.name), record.server,
                                      policy.settings, hold_at, record.load_measured, record.ready_replicas)
-            if change.desired_replicas is not None:
-                policy.window.record(key, change.desired_replicas, now_s)
+            if change.hold_replicas is not None:
+                policy.window.record(key, change.hold_replicas, now_s)
             if change.outcome is m.ActuationOutcome.CHANGED and not dry_run:
                 policy.labels.update(change.labels)
                 if change.scales:

@@ -163,6 +163,22 @@ def test_scale_down_waits_for_the_stabilization_window_scale_up_does_not(cluster
     assert first.outcome is OK.UNCHANGED
 
 
+def test_the_window_remembers_the_point_forecast_count_not_the_upper_bound_one(cluster) -> None:
+    from services.core.model import Load, ObservedMetrics
+
+    create(cluster, deployment("granite", 4))
+    now = [0.0]
+    actuator = KubeActuator(cluster, p.PlanSettings(scale_down_stabilization_s=300), clock=lambda: now[0])
+    rising = ObservedMetrics(measured_rate_rpm=300.0, forecast_rpm=420.0, forecast_lower_rpm=300.0,
+                             forecast_upper_rpm=490.0, forecast_method="local-linear-trend", forecast_rising=True)
+    sized = Server("granite", min_replicas=1, current=Allocation(load=Load(490.0)), observed=rising)
+    [up] = actuate(cluster, {"granite": a100(7)}, servers={"granite": sized}, actuator=actuator)
+    assert (up.replicas_to, up.hold_replicas) == (7, 6)  # up to the upper bound's 7; 6 for the point, 420
+    now[0] = 60.0
+    [down] = actuate(cluster, {"granite": a100(5)}, actuator=actuator)  # no forecast now: 5 wanted
+    assert "held at 6 (stabilization window)" in down.reason and read(cluster, "granite")["spec"]["replicas"] == 6
+
+
 class ConcurrentWriter(KubeActuator):
     """A KubeActuator with another writer that bumps the named Deployments right after each read."""
 

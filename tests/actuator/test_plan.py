@@ -249,3 +249,49 @@ def test_a_pool_deployment_gets_its_routing_weights_as_an_annotation_only_when_t
     # no pool label, or no per-class rates: no annotation
     assert decide(state(2), allocation, server).annotations == {}
     assert decide(state(2, labels=pool_labels), alloc(2), server).annotations == {}
+
+
+def _sized(rising: bool, current: float, point: float, upper: float, backlog: float = 0.0) -> Server:
+    """A server as the collector sends it with a forecast: its load is the rate sized for (the upper bound when
+    rising, else the current rate) plus the backlog rate."""
+    from services.core.model import ObservedMetrics
+
+    observed = ObservedMetrics(measured_rate_rpm=current, forecast_rpm=point, forecast_lower_rpm=current,
+                               forecast_upper_rpm=upper, forecast_method="local-linear-trend", forecast_rising=rising)
+    sized = max(upper, current) if rising else current
+    return Server("granite", min_replicas=1, current=Allocation(load=Load(sized + backlog)), observed=observed)
+
+
+@pytest.mark.parametrize(("allocated", "server", "expected"), [
+    pytest.param(7, _sized(True, 300.0, 420.0, 490.0), 6, id="rising_point_below_upper"),
+    pytest.param(8, _sized(True, 300.0, 420.0, 490.0, backlog=70.0), 7, id="backlog_kept"),
+    pytest.param(7, _sized(True, 300.0, 280.0, 490.0), 5, id="point_below_current_counts_the_current_rate"),
+    pytest.param(5, _sized(False, 300.0, 250.0, 330.0), 5, id="falling_forecast_keeps_the_current_answer"),
+    pytest.param(5, _sized(False, 300.0, 340.0, 380.0), 5, id="not_rising_sized_on_current"),
+    pytest.param(5, Server("granite", current=Allocation(load=Load(300.0))), 5, id="no_forecast"),
+    pytest.param(0, _sized(True, 300.0, 420.0, 490.0), 0, id="zero_stays_zero"),
+])
+def test_point_replicas_scale_the_allocation_to_the_point_forecast(allocated: int, server: Server,
+                                                                    expected: int) -> None:
+    assert p.point_replicas(allocated, server) == expected
+
+
+def test_scale_up_follows_the_upper_bound_and_scale_down_the_point_forecast() -> None:
+    from services.actuator.stabilize import ScaleDownWindow
+
+    window, replicas = ScaleDownWindow(300.0), 4
+    # (t, server as forecast, optimizer's replicas for the load sized for: ~70 req/min per replica)
+    cycles = [(0.0, _sized(True, 300.0, 420.0, 490.0), 7),   # a rise: sized for its upper bound 490
+              (60.0, _sized(False, 410.0, 400.0, 470.0), 6),  # the rise ended near the point forecast
+              (120.0, _sized(False, 340.0, 330.0, 400.0), 5)]  # a dip
+    went = []
+    for now_s, server, allocated in cycles:
+        hold_at = window.highest(REF, now_s, replicas)
+        change = p.plan_deployment("granite", REF, state(replicas), alloc(allocated), server, p.PlanSettings(),
+                                   hold_at)
+        window.record(REF, change.hold_replicas, now_s)
+        replicas = change.replicas_to
+        went.append((change.desired_replicas, change.hold_replicas, replicas))
+    # scale-up to the upper bound's 7; the window remembers the point forecast's 6 (ceil(7 x 420 / 490)): once
+    # the load settles at 6 replicas' worth the 7th goes without waiting out the window, and a dip is held at 6
+    assert went == [(7, 6, 7), (6, 6, 6), (5, 5, 6)]
