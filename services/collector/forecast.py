@@ -11,14 +11,17 @@ Kalman filter", 1989, s2.3), forecast ``horizon / spacing`` steps ahead with a `
 
 The rate to size (``sizing_rate``): the upper bound for scale-up, never less than the current rate:
 - rising (the fitted trend is positive beyond RISE_Z standard errors, the point forecast is above the
-  current rate and the last RECENT samples still climb at RECENT_SHARE of that trend or more): the upper
-  bound, so the replicas that start now are enough when they are Ready even if the rise runs a little
-  steeper;
+  current rate and the last RECENT samples still climb at RECENT_SHARE of that trend or more; or the current
+  sample is a level shift upwards, ``jumped``): the upper bound, so the replicas that start now are enough
+  when they are Ready even if the rise runs a little steeper. At a level shift the upper bound is raised to
+  the last RECENT samples' slope carried to the horizon when that is higher: the first samples of a rise
+  leave the fitted trend small, and a step cannot yet be told from a ramp;
 - otherwise the current rate: a noisy flat load sizes as without a forecast, a step already seen is followed
   without the overshoot a trend fitted across the step would add (its drift stays positive for as long as the
   step is in the history), and a falling forecast never removes capacity the current load still needs (a
-  removed pod stops serving at once; the point forecast is reported, and scale-down follows the current rate
-  through the stabilization window).
+  removed pod stops serving at once).
+Scale-down follows the point forecast: the actuator's stabilization window remembers the count for the point
+(services/actuator/plan.py point_replicas), not for the upper bound sized here.
 Too short a history (fewer than ``min_points`` samples), a flat-zero one or a fit that fails fall back to the
 current rate, with ``method`` saying so.
 """
@@ -46,6 +49,12 @@ RECENT_SHARE = 0.5
 RECENT_SHARE x the fitted trend. A level shift (a step, a load starting from zero) drags a trend fitted across
 it upwards for as long as it stays in the history, while the samples after it are flat: without this, a step
 already followed was sized again for a rise that had ended."""
+JUMP_ALPHA = 0.01
+"""A level shift: the current sample lies above the (1 - JUMP_ALPHA) two-sided prediction interval of a straight
+line fitted (ordinary least squares) to the JUMP_POINTS samples before it, i.e. beyond its 99.5th percentile.
+It catches the first samples of a rise, before the fitted trend is significant (a ramp's trend passes RISE_Z
+only three or four samples in, one start-up delay late): noise stays inside the interval."""
+JUMP_POINTS = 10
 METHOD_TREND = "local-linear-trend"
 METHOD_SHORT = "current (history short)"
 METHOD_FLAT = "current (history constant)"
@@ -55,8 +64,9 @@ METHOD_FAILED = "current (fit failed)"
 @dataclass(frozen=True, slots=True)
 class Forecast:
     """A forecast of one series ``horizon_s`` ahead of its last sample: the point, the prediction interval
-    [lower, upper] (same unit as the series; never negative), the current value (the last sample), how it was
-    made (``method``, one of the METHOD_* strings) and whether the series is rising."""
+    [lower, upper] (same unit as the series; never negative; at a level shift ``upper`` is raised to the recent
+    slope's extrapolation, module docstring), the current value (the last sample), how it was made
+    (``method``, one of the METHOD_* strings) and whether the series is rising."""
 
     current: float
     point: float
@@ -65,8 +75,9 @@ class Forecast:
     horizon_s: float
     method: str
     rising: bool = False
-    """The fitted trend is significantly positive (one-sided test at RISE_Z) and the point is above the current
-    value: a rise, not noise and not a step already taken."""
+    """The fitted trend is significantly positive (one-sided test at RISE_Z), the point is above the current
+    value and the last samples still climb, or the current value is a level shift upwards (``jumped``): a rise,
+    not noise and not a step already taken."""
 
     @property
     def fitted(self) -> bool:
@@ -117,8 +128,27 @@ def forecast(values: Sequence[float], step_s: float, horizon_s: float, *, covera
         return carried(current, horizon_s, METHOD_FAILED)
     recent = series[-RECENT:]
     recent_slope = float(np.polyfit(np.arange(len(recent)), recent, 1)[0])
-    rising = t_value > RISE_Z and point > current and recent_slope >= RECENT_SHARE * trend
+    jump = jumped(series)
+    rising = (t_value > RISE_Z and point > current and recent_slope >= RECENT_SHARE * trend) or jump
+    if jump:
+        upper = max(upper, current + recent_slope * steps)
     return Forecast(current, max(point, 0.0), max(lower, 0.0), max(upper, 0.0), horizon_s, METHOD_TREND, rising)
+
+
+def jumped(series: np.ndarray) -> bool:
+    """True when the last sample of ``series`` (oldest first) is a level shift upwards: above the upper end of
+    the JUMP_ALPHA prediction interval of an OLS line through the JUMP_POINTS samples before it (statsmodels;
+    needs at least MIN_POINTS - 1 of them, and some spread among them)."""
+    import statsmodels.api as sm
+
+    before = series[-JUMP_POINTS - 1:-1]
+    if len(before) < MIN_POINTS - 1 or float(np.ptp(before)) <= 1e-9 * max(float(np.max(before)), 1.0):
+        return False
+    steps = np.arange(len(before), dtype=float)
+    fitted = sm.OLS(before, sm.add_constant(steps)).fit()
+    interval = fitted.get_prediction(np.array([[1.0, float(len(before))]])).conf_int(obs=True, alpha=JUMP_ALPHA)
+    upper = float(interval[0, 1])
+    return math.isfinite(upper) and float(series[-1]) > upper
 
 
 def _trend_forecast(series: np.ndarray, steps: int,
@@ -141,9 +171,9 @@ def _trend_forecast(series: np.ndarray, steps: int,
 
 
 def sizing_rate(fc: Forecast) -> float:
-    """The rate to size replicas for: the upper bound when the forecast is rising, else the current value
-    (module docstring)."""
-    return fc.upper if fc.rising else fc.current
+    """The rate to size replicas for: the upper bound (never below the current value) when the forecast is
+    rising, else the current value (module docstring)."""
+    return max(fc.upper, fc.current) if fc.rising else fc.current
 
 
 def arrival_rpm(completions_rpm: float, growth_rpm: float | None) -> float:

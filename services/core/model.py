@@ -233,7 +233,7 @@ class ObservedMetrics:
     """Forecast arrival rate ``forecast_horizon_s`` ahead (INFERNO_FORECAST=on; docs/contract.md s9)."""
     forecast_lower_rpm: float | None = None
     forecast_upper_rpm: float | None = None
-    """The forecast's prediction interval."""
+    """The forecast's prediction interval (the upper bound raised at a level shift, docs/contract.md s9)."""
     forecast_horizon_s: float | None = None
     """Pod start-up delay plus one control period: when replicas requested now have served one period."""
     forecast_method: str = ""

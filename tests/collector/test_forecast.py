@@ -91,3 +91,27 @@ def test_without_a_usable_history_the_current_rate_is_carried(history: list[floa
 def test_bad_input_is_refused_naming_the_argument(args: tuple, field: str) -> None:
     with pytest.raises(ValueError, match=field):
         fc.forecast(*args)
+
+
+@pytest.mark.parametrize("seed", range(1, 9))
+def test_a_ramp_is_sized_ahead_within_its_first_two_samples(seed: int) -> None:
+    # a ramp of +48 req/min per minute: its fitted trend is significant only 3-4 samples in (one start-up delay
+    # late); the level shift is seen at once, and the recent slope is carried to the horizon
+    history = _poisson([144.0] * 10 + [144.0 + 48.0 * i for i in (1, 2)], seed)
+    first = next((got for got in (fc.forecast(history[:end], STEP_S, HORIZON_S) for end in (11, 12)) if got.rising),
+                 None)
+    assert first is not None
+    assert fc.sizing_rate(first) >= first.current + 48.0  # at least a minute of the rise ahead of the load
+
+
+def test_a_level_shift_is_a_jump_and_the_samples_after_it_are_not() -> None:
+    flat = _poisson([90.0] * 10, 5)
+    assert fc.jumped(np.asarray([*flat, 180.0]))
+    assert not fc.jumped(np.asarray([*flat, 180.0, 181.0]))  # the step is in the line's history now
+    assert not fc.jumped(np.asarray([*flat[:4], 180.0]))  # too few samples before it to tell
+
+
+@pytest.mark.parametrize("seed", range(1, 9))
+def test_noise_on_a_flat_load_is_never_a_jump(seed: int) -> None:
+    history = np.asarray(_poisson([90.0] * 25, seed))
+    assert not any(fc.jumped(history[:end]) for end in range(6, len(history) + 1))
