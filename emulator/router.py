@@ -23,6 +23,7 @@ import itertools
 import random
 import threading
 from collections.abc import Callable, Sequence
+from typing import TypeVar
 from wsgiref.simple_server import WSGIServer
 
 from prometheus_client import CollectorRegistry, Counter, start_http_server
@@ -33,6 +34,8 @@ from services.core.errors import InvalidInputError
 ReadAnnotations = Callable[[], dict[str, str]]
 """The pool's Deployments' ``inferno.routing/weights`` values, by Deployment name (absent ones left out)."""
 Endpoints = Callable[[str], Sequence[str]]
+
+T = TypeVar("T")
 
 
 REQUESTS_METRIC = "inference_objective_request"
@@ -76,9 +79,9 @@ class PoolRouter:
                     self.malformed += 1
             return self._table
 
-    def _next(self, key: str, urls: Sequence[str]) -> str:
+    def _next(self, key: str, choices: Sequence[T]) -> T:
         turn = self._turns.setdefault(key, itertools.count())
-        return urls[next(turn) % len(urls)]
+        return choices[next(turn) % len(choices)]
 
     def pick(self, service_class: str) -> str | None:
         """A ready replica's base URL for a request of ``service_class``; None when the pool has none."""
@@ -105,8 +108,7 @@ class PoolRouter:
         if not everything:
             return None
         with self._lock:
-            url = self._next("*", [u for u, _ in everything])
-        owner = dict(everything)[url]
+            url, owner = self._next("*", everything)
         self._count(service_class, route.priority if route is not None else self._position(service_class), owner)
         return url
 

@@ -94,8 +94,9 @@ def _reach(run: ScenarioRun) -> list[str]:
     """Where the attainment target is physically reachable: the unannounced rises, the share of requests that
     arrive within one start-up delay after one, and ``causal``'s attainment (sim/causal.py)."""
     s = run.scenario
-    found = rises(s.load.schedule, sizer(s))
-    share = at_risk_share(s.load.schedule, sizer(s), s.cluster.startup_s)
+    size = sizer(s)  # one cache: at_risk_share finds the same rises with it
+    found = rises(s.load.schedule, size)
+    share = at_risk_share(s.load.schedule, size, s.cluster.startup_s)
     text = (f"Without foreknowledge: {len(found)} unannounced rise{'s' if len(found) != 1 else ''} (a jump of the "
             f"rate that needs more replicas), {100 * share:.1f}% of the requests arrive within one start-up delay "
             f"after one")

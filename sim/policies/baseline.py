@@ -79,7 +79,7 @@ class CausalPolicy:
         self.scenario = scenario
         self.period_s = CAUSAL_PERIOD_S
         self._oracle = OraclePolicy(scenario)
-        self._rises = [t for t, _, _ in rises(scenario.load.schedule, sizer(scenario))]
+        self._rises = [t for t, _, _ in rises(scenario.load.schedule, self._oracle._size)]
         self._burst_until_s = -1.0
 
     def _horizon(self, now_s: float) -> float:
