@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import bisect
 import enum
+import functools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -341,11 +342,16 @@ class InstanceType:
         """min(A, rmax(L)): the most a replica takes while a class with bound ``latency_s`` keeps it."""
         return min(self.capacity_rpm, self.curve.rmax_rpm(latency_s))
 
+    @functools.cached_property
+    def cobham(self) -> CobhamLatency:
+        """The conservative model's table for this type (CobhamLatency.of), built once per instance."""
+        return CobhamLatency.of(self.curve, self.capacity_rpm)
+
     def priority_latency(self, rates_rpm: Sequence[float]) -> tuple[float | None, ...]:
         """Each class's predicted latency (s) on one priority replica of this type carrying ``rates_rpm``
         (priority order) under the type's priority model; None for a class without traffic there."""
         if self.priority_model == PriorityModel.CONSERVATIVE:
-            return CobhamLatency.of(self.curve, self.capacity_rpm).latency_s(rates_rpm)
+            return self.cobham.latency_s(rates_rpm)
         return predicted_latency_s(self.curve, rates_rpm, Policy.PRIORITY)
 
 
@@ -480,7 +486,7 @@ def solve_pool(types: Sequence[InstanceType], classes: Sequence[ServiceClass], p
         raise InvalidInputError("instances: need at least one instance type")
     if not classes:
         raise InvalidInputError("request_rates: need at least one class")
-    cobham = {k: CobhamLatency.of(t.curve, t.capacity_rpm) for k, t in enumerate(types)
+    cobham = {k: t.cobham for k, t in enumerate(types)
               if policy == Policy.PRIORITY and t.priority_model == PriorityModel.CONSERVATIVE}
     prefix = [[t.cap_rpm(c.latency_s) for c in classes] for t in types]
     if not cobham:

@@ -26,9 +26,9 @@ import numpy as np
 
 from services.core.model import Allocation, Robustness, SystemData
 from services.optimizer.candidates import MS_PER_MINUTE, Candidate, CandidateSet, transition_value
-from services.optimizer.percentiles import percentile_per_row
+from services.optimizer.percentiles import percentile_per_row, subset
 from services.optimizer.sizing import Targets, size_replicas
-from services.perfmodel.queueing import ChainBatch, chain_metrics, latency_ms
+from services.perfmodel.queueing import ChainBatch, chain_metrics, latency_ms, latency_parts
 from services.perfmodel.servicetime import ReplicaModel
 
 UNITS_PER_RPM = 1000
@@ -164,8 +164,9 @@ def _percentile_targets(system: SystemData, cs: CandidateSet) -> dict[str, tuple
     for name, server in cs.servers.items():
         svc = system.service_class(server.service_class)
         target = svc.target_for(server.model) if svc is not None else None
-        if target is not None and target.percentile_targets():
-            found[name] = target.percentile_targets()
+        wanted = target.percentile_targets() if target is not None else ()
+        if wanted:
+            found[name] = wanted
     return found
 
 
@@ -215,7 +216,8 @@ def worst_case(rs: RobustSet, allocations: Mapping[str, Allocation]) -> dict[str
         return {}
     rows = np.array([rs.worst_rows[key] for _, key in keys])
     metrics = chain_metrics(rs.worst_chains, np.array(rates), rows)  # type: ignore[arg-type]
-    itl, ttft = latency_ms(rs.worst_chains, metrics, rows)  # type: ignore[arg-type]
+    parts = latency_parts(rs.worst_chains, metrics, rows)  # type: ignore[arg-type]
+    itl, ttft = parts.itl_ms, parts.ttft_ms
     percentiles: dict[str, dict[str, float]] = {}
     entries = [(k, metric, q, value) for k, (name, _) in enumerate(keys)
                for metric, q, value in rs.percentile_targets.get(name, ())]
@@ -223,7 +225,8 @@ def worst_case(rs: RobustSet, allocations: Mapping[str, Allocation]) -> dict[str
         ks = np.array([k for k, *_ in entries])
         got = percentile_per_row(rs.worst_chains, rows[ks], np.array(rates)[ks],  # type: ignore[arg-type]
                                  np.array([metric == "itl" for _, metric, _, _ in entries]),
-                                 np.array([q for _, _, q, _ in entries], dtype=float))
+                                 np.array([q for _, _, q, _ in entries], dtype=float),
+                                 subset(metrics, ks), subset(parts, ks))
         for (k, metric, q, _), value in zip(entries, got, strict=True):
             percentiles.setdefault(keys[k][0], {})[f"{metric}_ms_p{q}"] = float(value)
     return {name: WorstCase(float(itl[k]), float(ttft[k]), rs.nominal_replicas.get((name, key[1]), 0),
