@@ -42,6 +42,7 @@ from services.core.model import (
     KubeRef,
     ManagedServer,
     Server,
+    forecast_sizing_rpm,
 )
 
 MAX_NUM_SEQS = "--max-num-seqs"
@@ -176,6 +177,12 @@ def min_replicas(server: Server | None, state: DeploymentState) -> int | None:
         return None
 
 
+def replica_floor(minimum: int | None) -> int:
+    """The fewest replicas an allocation may ask for: the server's min replicas, 1 when unknown (so zero
+    needs a known minimum of 0)."""
+    return 1 if minimum is None else minimum
+
+
 def target_replicas(allocated: int, minimum: int | None, current: int, max_change: int,
                     hold_at: int = 0, maximum: int = 0) -> tuple[int, int, list[str]]:
     """(desired, target this cycle, notes): desired is ``allocated`` raised to ``minimum`` (unknown = 1, so
@@ -184,8 +191,7 @@ def target_replicas(allocated: int, minimum: int | None, current: int, max_chang
     desired count; 0 = none) but never rises above ``current``; the target moves from ``current`` by at most
     ``max_change`` (0 = no limit)."""
     notes = []
-    floor = 1 if minimum is None else minimum
-    desired = max(allocated, floor)
+    desired = max(allocated, replica_floor(minimum))
     if desired != allocated:
         why = "min replicas unknown" if minimum is None else f"min replicas {minimum}"
         notes.append(f"allocation of {allocated} raised to {desired} ({why})")
@@ -361,7 +367,7 @@ def plan_deployment(server_name: str, ref: KubeRef, state: DeploymentState | Non
             ready_replicas is not None and ready_replicas < state.replicas) else ""
         notes.append(f"scale-down to {target} held: the load forecast rises{starting}")
         target = state.replicas
-    hold = min(max(point_replicas(allocation.num_replicas, server), 1 if minimum is None else minimum), desired)
+    hold = min(max(point_replicas(allocation.num_replicas, server), replica_floor(minimum)), desired)
     batch = bounded_batch(allocation.max_batch, pod_max_num_seqs(state.containers), notes)
     labels = _label_patch(allocation, batch, state.labels, target != state.replicas)
     selector = node_selector_patch(allocation.accelerator, state.node_selector, settings.accelerator_node_labels)
@@ -419,7 +425,7 @@ def point_replicas(allocated: int, server: Server | None) -> int:
         return allocated
     load = server.load.arrival_rate_rpm
     current = observed.measured_rate_rpm
-    sized = max(observed.forecast_upper_rpm or 0.0, current) if observed.forecast_rising else current
+    sized = forecast_sizing_rpm(current, observed.forecast_upper_rpm, observed.forecast_rising)
     if load <= 0:
         return allocated
     point_load = load - max(sized - max(observed.forecast_rpm, current), 0.0)

@@ -173,7 +173,7 @@ def _trend_forecast(series: np.ndarray, steps: int,
 def sizing_rate(fc: Forecast) -> float:
     """The rate to size replicas for: the upper bound (never below the current value) when the forecast is
     rising, else the current value (module docstring)."""
-    return max(fc.upper, fc.current) if fc.rising else fc.current
+    return m.forecast_sizing_rpm(fc.current, fc.upper, fc.rising)
 
 
 def arrival_rpm(completions_rpm: float, growth_rpm: float | None) -> float:

@@ -211,6 +211,14 @@ class Allocation:
         return self.accelerator == ""
 
 
+def forecast_sizing_rpm(current_rpm: float, upper_rpm: float | None, rising: bool) -> float:
+    """The arrival rate (req/min) a server is sized for under a forecast (docs/contract.md s9): the upper bound
+    of the prediction interval, never below the current rate, when the forecast rises; else the current
+    rate. One rule for the collector (which sizes for it) and the actuator (which reads the point forecast
+    against it)."""
+    return max(upper_rpm or 0.0, current_rpm) if rising else current_rpm
+
+
 @dataclass(frozen=True, slots=True)
 class ObservedMetrics:
     """What the collector measured for a server over its window; None where no figure was available.
